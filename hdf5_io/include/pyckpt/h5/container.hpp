@@ -1,0 +1,211 @@
+// pyckpt::h5 -- the checkpoint container.
+//
+// One HDF5 file per checkpoint epoch, written by all ranks of a communicator
+// collectively through MPI-IO, committed atomically into a checkpoint
+// directory. This layer knows nothing of Python or of the snapshot protocol:
+// callers hand it named byte blobs and typed N-d arrays (by pointer, zero-copy)
+// and get them back. doc/format.md specifies the file layout.
+//
+//   pyckpt::h5::CheckpointDir dir("ckpt", /*keep=*/2);
+//   pyckpt::h5::CheckpointWriter w(dir, epoch, pyckpt::h5::Comm(MPI_COMM_WORLD));
+//   w.add_blob("pickle", bytes);              // memory must stay valid ...
+//   w.add_array("u", view);                   // ... until commit() returns
+//   w.commit();                               // collective; atomic
+//
+//   pyckpt::h5::CheckpointReader r("ckpt");   // directory -> its `latest`
+//   r.read_array(rank, "u", dest_view);       // checksum verified
+#pragma once
+
+#include <pyckpt/h5/types.hpp>
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace pyckpt::h5 {
+
+// The communicator a checkpoint is written with. Comm::serial() is for a
+// process that has not initialised MPI (a plain Python program): it writes
+// through the POSIX driver as rank 0 of 1, in the same format.
+class Comm {
+ public:
+  static Comm serial() { return Comm(); }
+  explicit Comm(MPI_Comm comm);
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool is_mpi() const { return mpi_; }
+  MPI_Comm get() const { return comm_; }
+
+ private:
+  Comm() = default;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  bool mpi_ = false;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+// A committed checkpoint as listed in a directory.
+struct CheckpointEntry {
+  std::uint64_t epoch = 0;
+  std::filesystem::path path;
+  std::int64_t mtime_unix = 0;  // seconds
+  std::uint64_t bytes = 0;
+  bool is_latest = false;
+};
+
+// A checkpoint directory: committed files are `ckpt.<epoch, 8 digits>.h5`,
+// in-flight ones `<same>.tmp`, and `latest` is a symlink to the newest
+// committed file. Creating the object does not touch the file system; the
+// writer creates the directory on first commit.
+class CheckpointDir {
+ public:
+  explicit CheckpointDir(std::filesystem::path dir, int keep = 2);
+  const std::filesystem::path& path() const { return dir_; }
+  int keep() const { return keep_; }
+  std::filesystem::path file_for(std::uint64_t epoch) const;
+  // Committed checkpoints, oldest first. Stray *.tmp files are not listed.
+  std::vector<CheckpointEntry> list() const;
+  // The file `latest` points to, if any. Throws FormatError if `latest`
+  // points to a missing file.
+  std::optional<std::filesystem::path> latest() const;
+  // The epoch after the newest committed one (1 for an empty directory).
+  std::uint64_t next_epoch() const;
+
+ private:
+  std::filesystem::path dir_;
+  int keep_;
+};
+
+// Attribute values stored on the root group, a rank group or a dataset.
+using AttrMap = std::map<std::string, AttrValue>;
+
+// What commit() measured, also stored as attributes of the root group.
+struct CommitInfo {
+  std::filesystem::path path;
+  std::uint64_t epoch = 0;
+  std::uint64_t bytes_written = 0;  // payload of this rank
+  std::uint64_t bytes_total = 0;    // payload of all ranks
+  double seconds_prepare = 0;       // checksums, descriptor exchange
+  double seconds_write = 0;         // file creation and raw data
+  double seconds_commit = 0;        // fsync, rename, latest, retention
+};
+
+// Collective writer of one checkpoint epoch. Every add_* call records a
+// pointer to caller memory; nothing is copied and nothing is written before
+// commit(), which all ranks of the communicator must call. Ranks may add
+// different sets of blobs and arrays. If commit() fails on any rank it fails
+// on all, the partial file is removed, and the previous committed checkpoint
+// and `latest` are untouched. Destroying an uncommitted writer discards it.
+class CheckpointWriter {
+ public:
+  CheckpointWriter(const CheckpointDir& dir, std::uint64_t epoch, Comm comm);
+  ~CheckpointWriter();
+  CheckpointWriter(const CheckpointWriter&) = delete;
+  CheckpointWriter& operator=(const CheckpointWriter&) = delete;
+
+  // Root-group attributes. Values set by rank 0 are the ones stored.
+  void set_attribute(const std::string& name, AttrValue value);
+  // Attributes of this rank's group.
+  void set_rank_attribute(const std::string& name, AttrValue value);
+
+  // A byte string of this rank (e.g. a pickle stream), a 1-D uint8 dataset.
+  void add_blob(const std::string& name, std::span<const std::byte> bytes, AttrMap attrs = {});
+  // An N-d array of this rank, stored in its own element type and shape.
+  void add_array(const std::string& name, const ArrayView& array, AttrMap attrs = {});
+  // This rank's slab of a global distributed array. Every rank that holds a
+  // part calls it with the same name, type and global shape; slabs must not
+  // overlap. Ranks without a part need not call it.
+  void add_global_slab(const std::string& name, const std::vector<std::uint64_t>& global_shape,
+                       const std::vector<std::uint64_t>& offset, const ArrayView& slab,
+                       AttrMap attrs = {});
+
+  CommitInfo commit();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+enum class DatasetKind { Blob, Array };
+
+struct DatasetInfo {
+  std::string name;
+  DatasetKind kind = DatasetKind::Array;
+  ElementType type;
+  std::vector<std::uint64_t> shape;  // logical shape (as the caller gave it)
+  StorageOrder order = StorageOrder::C;
+  std::uint64_t bytes = 0;
+  std::uint64_t checksum = 0;
+  AttrMap attrs;                     // caller attributes
+};
+
+struct SlabInfo {
+  int rank = 0;
+  std::vector<std::uint64_t> offset;
+  std::vector<std::uint64_t> count;
+  std::uint64_t checksum = 0;
+};
+
+struct GlobalArrayInfo {
+  std::string name;
+  ElementType type;
+  std::vector<std::uint64_t> shape;
+  std::vector<SlabInfo> slabs;  // as written, by rank
+  AttrMap attrs;
+};
+
+struct VerifyResult {
+  std::string dataset;  // full HDF5 path
+  bool ok = false;
+  std::string message;
+};
+
+// Reader of one committed checkpoint file, usable by any number of processes
+// at once (each opens the file read-only, independently). Every read of a
+// dataset verifies its checksum and throws ChecksumError on a mismatch.
+class CheckpointReader {
+ public:
+  // A file, or a directory (then its `latest`).
+  explicit CheckpointReader(const std::filesystem::path& file_or_dir);
+  ~CheckpointReader();
+  CheckpointReader(CheckpointReader&&) noexcept;
+  CheckpointReader& operator=(CheckpointReader&&) noexcept;
+
+  const std::filesystem::path& file() const;
+  std::uint64_t epoch() const;
+  int world_size() const;
+  const AttrMap& attributes() const;
+  AttrMap rank_attributes(int rank) const;
+
+  std::vector<DatasetInfo> datasets(int rank) const;
+  DatasetInfo dataset(int rank, const std::string& name) const;
+  bool has_dataset(int rank, const std::string& name) const;
+
+  std::vector<std::byte> read_blob(int rank, const std::string& name) const;
+  // Reads into caller memory; dest must have the stored shape and a type
+  // convertible from the stored one, and be contiguous in C or F order.
+  void read_array(int rank, const std::string& name, const MutableArrayView& dest) const;
+
+  std::vector<GlobalArrayInfo> global_arrays() const;
+  GlobalArrayInfo global_array(const std::string& name) const;
+  // Any box of a global array, e.g. this rank's slab under a new rank count.
+  // The written slabs it overlaps are checksum-verified.
+  void read_global_slab(const std::string& name, const std::vector<std::uint64_t>& offset,
+                        const std::vector<std::uint64_t>& count, const MutableArrayView& dest) const;
+
+  // Verifies every dataset's checksum; does not throw on a mismatch.
+  std::vector<VerifyResult> verify() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pyckpt::h5

@@ -1,0 +1,1 @@
+"""pyckpt: checkpoint/restart of Python HPC applications."""

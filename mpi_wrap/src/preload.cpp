@@ -1,0 +1,1 @@
+// Placeholder translation unit; the interposer lands here (issue: MPI layer).

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pyckpt builds and tests with, and only those
+# that are missing, so that a second run costs a dpkg query and nothing else.
+# There is no PyPI here: every Python dependency is a Debian python3-* package
+# living in the system interpreter /usr/bin/python3.
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  openmpi-bin libopenmpi-dev
+  libhdf5-openmpi-dev hdf5-tools
+  libxxhash-dev
+  python3-dev python3-numpy python3-mpi4py python3-h5py-mpi python3-xxhash python3-pytest
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, configures, builds, runs CTest.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${PYCKPT_BUILD_DIR:-$root/build}
+
+"$root/tools/build.sh"
+cd "$build"
+ctest --output-on-failure --timeout 600 "$@"
