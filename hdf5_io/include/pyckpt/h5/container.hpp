@@ -97,6 +97,16 @@ struct CommitInfo {
   double seconds_commit = 0;        // fsync, rename, latest, retention
 };
 
+// Tuning of a writer; the defaults suit a parallel file system and a laptop.
+struct WriterOptions {
+  // MPI-IO collective transfers for raw data (every rank takes part in every
+  // dataset write). Independent transfers, the default, need no coordination
+  // and were as fast or faster in benchmarks/ (see benchmarks/README.md).
+  bool collective_io = false;
+  // Bound of the buffer non-contiguous arrays are staged through.
+  std::size_t staging_bytes = std::size_t{32} << 20;
+};
+
 // Collective writer of one checkpoint epoch. Every add_* call records a
 // pointer to caller memory; nothing is copied and nothing is written before
 // commit(), which all ranks of the communicator must call. Ranks may add
@@ -105,7 +115,7 @@ struct CommitInfo {
 // and `latest` are untouched. Destroying an uncommitted writer discards it.
 class CheckpointWriter {
  public:
-  CheckpointWriter(const CheckpointDir& dir, std::uint64_t epoch, Comm comm);
+  CheckpointWriter(const CheckpointDir& dir, std::uint64_t epoch, Comm comm, WriterOptions options = {});
   ~CheckpointWriter();
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;

@@ -1,0 +1,80 @@
+// CheckpointDir: naming and listing of committed checkpoints.
+#include "detail.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+namespace fs = std::filesystem;
+
+namespace pyckpt::h5 {
+
+namespace detail {
+
+std::optional<std::uint64_t> parse_checkpoint_name(std::string_view name, std::string_view suffix) {
+  constexpr std::string_view prefix = "ckpt.";
+  if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) || !name.ends_with(suffix)) {
+    return std::nullopt;
+  }
+  const std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  std::uint64_t epoch = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), epoch);
+  if (ec != std::errc() || end != digits.data() + digits.size() || digits.size() < 8) return std::nullopt;
+  return epoch;
+}
+
+}  // namespace detail
+
+CheckpointDir::CheckpointDir(fs::path dir, int keep) : dir_(std::move(dir)), keep_(keep) {
+  if (keep_ < 1) throw UsageError(dir_.string(), "", "keep must be at least 1, got " + std::to_string(keep_));
+}
+
+fs::path CheckpointDir::file_for(std::uint64_t epoch) const {
+  char name[40];
+  std::snprintf(name, sizeof name, "ckpt.%08llu.h5", static_cast<unsigned long long>(epoch));
+  return dir_ / name;
+}
+
+std::optional<fs::path> CheckpointDir::latest() const {
+  const fs::path link = dir_ / "latest";
+  std::error_code ec;
+  if (!fs::is_symlink(fs::symlink_status(link, ec))) return std::nullopt;
+  const fs::path target = fs::read_symlink(link, ec);
+  if (ec) throw IoError(link.string(), "", "cannot read symlink: " + ec.message());
+  const fs::path file = target.is_absolute() ? target : dir_ / target;
+  if (!fs::is_regular_file(file, ec)) {
+    throw FormatError(link.string(), "", "`latest` points to a missing file " + file.string());
+  }
+  return file;
+}
+
+std::vector<CheckpointEntry> CheckpointDir::list() const {
+  std::vector<CheckpointEntry> out;
+  std::error_code ec;
+  fs::directory_iterator it(dir_, ec);
+  if (ec) return out;  // a directory not created yet holds no checkpoints
+  std::optional<fs::path> newest;
+  try {
+    newest = latest();
+  } catch (const Error&) {
+    // A dangling `latest` marks nothing; listing still works.
+  }
+  for (const fs::directory_entry& e : it) {
+    const std::optional<std::uint64_t> epoch = detail::parse_checkpoint_name(e.path().filename().string(), ".h5");
+    struct stat st {};
+    if (!epoch || ::lstat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    out.push_back({*epoch, e.path(), static_cast<std::int64_t>(st.st_mtime), static_cast<std::uint64_t>(st.st_size),
+                   newest && newest->filename() == e.path().filename()});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.epoch < b.epoch; });
+  return out;
+}
+
+std::uint64_t CheckpointDir::next_epoch() const {
+  const std::vector<CheckpointEntry> all = list();
+  return all.empty() ? 1 : all.back().epoch + 1;
+}
+
+}  // namespace pyckpt::h5

@@ -1,0 +1,734 @@
+// CheckpointWriter: the collective commit of one checkpoint file.
+//
+// commit() runs in phases; after each one every rank learns whether any rank
+// failed (detail::agree), so all ranks leave together with the same error and
+// no rank is left waiting in a collective HDF5 call:
+//   1. exchange: every rank learns every rank's dataset descriptors
+//   2. rank 0 creates the directory and probes that it can create the file
+//   3. all ranks create the file, then all groups, datasets and attributes
+//      (collective in parallel HDF5: every rank makes the same calls)
+//   4. every rank writes its own raw data, starts the kernel's write-back of
+//      it, and computes its checksums while the disk works (staged arrays
+//      are checksummed piece by piece as they are staged)
+//   5. the checksums are exchanged and written as attributes (collective);
+//      flush (MPI_File_sync), close
+//   6. rank 0 fsyncs, renames, repoints `latest`, fsyncs the directory,
+//      applies retention
+#include "detail.hpp"
+#include "encoding.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <set>
+
+namespace fs = std::filesystem;
+
+namespace pyckpt::h5 {
+
+using namespace detail;
+
+namespace {
+
+// Zero-copy writes go in pieces of at most this size: MPI-IO counts are ints.
+constexpr std::size_t kPieceBytes = std::size_t{1} << 30;
+// Datasets of at least kAlignThreshold bytes start on a kAlignment boundary,
+// so large transfers are page- and stripe-aligned.
+constexpr hsize_t kAlignThreshold = hsize_t{1} << 20;
+constexpr hsize_t kAlignment = hsize_t{1} << 20;
+
+enum class EntryKind : std::uint64_t { Blob, Array, Global };
+
+// What every rank must know about one dataset part to create it.
+struct Entry {
+  EntryKind kind = EntryKind::Array;
+  std::string name;
+  ElementType type;
+  Dims shape;         // logical (caller's) shape; the slab's for Global
+  Dims stored;        // dims of this part in the file
+  StorageOrder order = StorageOrder::C;
+  Dims global_shape;  // Global: logical shape of the whole array
+  Dims global_stored; // Global: dims of the whole dataset in the file
+  Dims offset;        // Global: stored offset of the slab
+  bool staged = false;
+  std::uint64_t checksum = 0;
+  AttrMap attrs;
+
+  std::size_t elsize() const { return storage_type(type).size; }
+  std::uint64_t pieces(std::size_t staging) const {
+    return piece_count(stored, elsize(), staged ? staging : kPieceBytes);
+  }
+};
+
+void encode(Encoder& enc, const Entry& e) {
+  enc.u64(static_cast<std::uint64_t>(e.kind));
+  enc.str(e.name);
+  enc.type(e.type);
+  enc.dims(e.shape);
+  enc.dims(e.stored);
+  enc.u64(static_cast<std::uint64_t>(e.order));
+  enc.dims(e.global_shape);
+  enc.dims(e.global_stored);
+  enc.dims(e.offset);
+  enc.u64(e.staged);
+  enc.u64(e.checksum);
+  enc.attrs(e.attrs);
+}
+
+Entry decode_entry(Decoder& dec) {
+  Entry e;
+  e.kind = static_cast<EntryKind>(dec.u64());
+  e.name = dec.str();
+  e.type = dec.type();
+  e.shape = dec.dims();
+  e.stored = dec.dims();
+  e.order = static_cast<StorageOrder>(dec.u64());
+  e.global_shape = dec.dims();
+  e.global_stored = dec.dims();
+  e.offset = dec.dims();
+  e.staged = dec.u64() != 0;
+  e.checksum = dec.u64();
+  e.attrs = dec.attrs();
+  return e;
+}
+
+// One rank's part of the exchange.
+struct RankMessage {
+  std::string host;
+  double created_unix = 0;  // rank 0's is stored
+  std::string byte_order;   // rank 0's is stored
+  AttrMap root_attrs;       // rank 0's are stored
+  AttrMap rank_attrs;
+  std::vector<Entry> entries;
+};
+
+std::string host_name() {
+  char buf[256] = {};
+  return ::gethostname(buf, sizeof buf - 1) == 0 ? buf : "unknown";
+}
+
+double now_unix() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+class Stopwatch {
+ public:
+  double seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point start_ = Clock::now();
+};
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// fsync of a file or directory by path.
+void fsync_path(const fs::path& path, bool directory) {
+  const int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw IoError(path.string(), "", "cannot open for fsync: " + errno_text(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw IoError(path.string(), "", "fsync failed: " + errno_text(err));
+}
+
+// Removes the partial file when commit fails (rank 0 only); declared before
+// the file handle so the file is closed first.
+class TmpFileGuard {
+ public:
+  TmpFileGuard(fs::path path, bool owner) : path_(std::move(path)), owner_(owner) {}
+  ~TmpFileGuard() {
+    std::error_code ec;
+    if (owner_ && armed_) fs::remove(path_, ec);
+  }
+  void disarm() { armed_ = false; }
+
+ private:
+  fs::path path_;
+  bool owner_;
+  bool armed_ = true;
+};
+
+// Runs fn and returns the exception it threw, for agree().
+template <class Fn>
+std::exception_ptr attempt(Fn&& fn) {
+  try {
+    fn();
+    return nullptr;
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
+void check_attr_names(const AttrMap& attrs, const std::string& dataset) {
+  for (const auto& [name, value] : attrs) {
+    if (is_reserved_dataset_attr(name)) throw UsageError("", dataset, "attribute name '" + name + "' is reserved");
+  }
+}
+
+// The staged pieces of a non-contiguous view: each gathered into buf.
+void for_each_staged_piece(const StoredView& v, std::size_t budget, std::vector<std::byte>& buf,
+                           const std::function<void(const Dims&, const Dims&)>& fn) {
+  // A piece is at most max(budget, one element), and never more than the view.
+  buf.resize(std::min<std::uint64_t>(std::max(budget, v.elsize), std::max<std::uint64_t>(v.bytes(), v.elsize)));
+  for_each_piece(v.shape, v.elsize, budget, [&](const Dims& off, const Dims& cnt) {
+    copy_box(v.data + byte_offset(off, v.strides), v.strides, buf.data(), c_strides(cnt, v.elsize), cnt, v.elsize);
+    fn(off, cnt);
+  });
+}
+
+}  // namespace
+
+struct CheckpointWriter::Impl {
+  CheckpointDir dir;
+  std::uint64_t epoch;
+  Comm comm;
+  WriterOptions options;
+  AttrMap root_attrs, rank_attrs;
+  std::vector<Entry> entries;
+  std::vector<StoredView> views;  // parallel to entries
+  std::set<std::string> names, global_names;
+  bool committed = false;
+
+  std::string path_of(const Entry& e, int rank) const {
+    return e.kind == EntryKind::Global ? global_path(e.name)
+                                       : dataset_path(rank, e.kind == EntryKind::Blob ? DatasetKind::Blob
+                                                                                      : DatasetKind::Array,
+                                                      e.name);
+  }
+
+  void add(Entry e, const StoredView& v) {
+    auto& namespace_ = e.kind == EntryKind::Global ? global_names : names;
+    const std::string path = path_of(e, comm.rank());
+    if (committed) throw UsageError("", path, "the writer has already committed");
+    if (e.name.empty()) throw UsageError("", path, "empty dataset name");
+    if (!namespace_.insert(e.name).second) throw UsageError("", path, "dataset name used twice");
+    check_attr_names(e.attrs, path);
+    e.staged = !v.contiguous;
+    entries.push_back(std::move(e));
+    views.push_back(v);
+  }
+
+  StoredView view_of(const ArrayView& a, const std::string& dataset, bool allow_f) const {
+    try {
+      if (a.type.kind == ElementType::Kind::Unicode && (a.type.size == 0 || a.type.size % 4 != 0)) {
+        throw H5Failure("a UCS-4 string type needs a size that is a positive multiple of 4");
+      }
+      h5_type_of(storage_type(a.type));  // rejects what cannot be stored, now rather than in commit()
+      if (a.data == nullptr && element_count(a.shape) != 0) throw H5Failure("null data for a non-empty array");
+      return stored_view(const_cast<void*>(a.data), a.type, a.shape, a.strides, allow_f);
+    } catch (const H5Failure& e) {
+      throw UsageError("", dataset, e.what());
+    }
+  }
+
+  // -------------------------------------------------------- commit ---
+
+  std::vector<std::byte> describe() const {
+    Encoder enc;
+    enc.str(host_name());
+    enc.f64(now_unix());
+    enc.str(native_byte_order() == ByteOrder::Little ? "little" : "big");
+    enc.attrs(comm.rank() == 0 ? root_attrs : AttrMap{});
+    enc.attrs(rank_attrs);
+    enc.list(entries, [&](const Entry& e) { encode(enc, e); });
+    return std::move(enc.bytes());
+  }
+
+  static std::vector<RankMessage> decode_all(const std::vector<std::vector<std::byte>>& all) {
+    std::vector<RankMessage> out;
+    for (const auto& bytes : all) {
+      Decoder dec(bytes);
+      RankMessage m;
+      m.host = dec.str();
+      m.created_unix = dec.f64();
+      m.byte_order = dec.str();
+      m.root_attrs = dec.attrs();
+      m.rank_attrs = dec.attrs();
+      m.entries = dec.list([&] { return decode_entry(dec); });
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  struct SlabRef {
+    int rank;
+    const Entry* entry;
+  };
+  // Global arrays by name, with their slabs by rank. Every rank computes the
+  // same result from the same messages, so a UsageError here is thrown by
+  // all ranks alike.
+  static std::map<std::string, std::vector<SlabRef>> plan_globals(const std::vector<RankMessage>& ranks) {
+    std::map<std::string, std::vector<SlabRef>> globals;
+    for (std::size_t r = 0; r < ranks.size(); ++r) {
+      for (const Entry& e : ranks[r].entries) {
+        if (e.kind == EntryKind::Global) globals[e.name].push_back({static_cast<int>(r), &e});
+      }
+    }
+    for (const auto& [name, slabs] : globals) {
+      const Entry& first = *slabs.front().entry;
+      for (std::size_t i = 0; i < slabs.size(); ++i) {
+        const Entry& e = *slabs[i].entry;
+        if (!(e.type == first.type) || e.global_shape != first.global_shape) {
+          throw UsageError("", global_path(name),
+                           "rank " + std::to_string(slabs[i].rank) + " gives type " + e.type.str() +
+                               " or a global shape that differs from rank " + std::to_string(slabs.front().rank));
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+          const Entry& o = *slabs[j].entry;
+          bool overlap = element_count(e.shape) != 0 && element_count(o.shape) != 0;
+          for (std::size_t d = 0; overlap && d < e.shape.size(); ++d) {
+            overlap = e.offset[d] < o.offset[d] + o.shape[d] && o.offset[d] < e.offset[d] + e.shape[d];
+          }
+          if (overlap) {
+            throw UsageError("", global_path(name),
+                             "slabs of ranks " + std::to_string(slabs[j].rank) + " and " +
+                                 std::to_string(slabs[i].rank) + " overlap");
+          }
+        }
+      }
+    }
+    return globals;
+  }
+
+  static Hid create_file(const fs::path& path, const Comm& comm) {
+    Hid fapl = plist_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate");
+    if (comm.is_mpi()) {
+      checked_status(H5Pset_fapl_mpio(fapl.get(), comm.get(), MPI_INFO_NULL), "H5Pset_fapl_mpio");
+      // Metadata is written by rank 0 in one collective operation at close
+      // rather than by every rank in small pieces.
+      checked_status(H5Pset_coll_metadata_write(fapl.get(), 1), "H5Pset_coll_metadata_write");
+    }
+    // The 1.8 object format: readable by any HDF5 >= 1.8, and it lets large
+    // attributes (hosts of many ranks, slab tables) move to dense storage.
+    checked_status(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18), "H5Pset_libver_bounds");
+    checked_status(H5Pset_alignment(fapl.get(), kAlignThreshold, kAlignment), "H5Pset_alignment");
+    // Atomic rename gives readers a complete file; locks would only fail on
+    // file systems without flock.
+    checked_status(H5Pset_file_locking(fapl.get(), 0, 1), "H5Pset_file_locking");
+    return file_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "cannot create the file");
+  }
+
+  static Hid create_group(hid_t parent, const std::string& name) {
+    return group_id(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "H5Gcreate2");
+  }
+
+  // Creates one dataset (collective) with its format and caller attributes.
+  static Hid create_dataset(hid_t file, const std::string& path, const Entry& e, const Dims& dims,
+                            hid_t dcpl) {
+    Hid type = h5_type_of(storage_type(e.type));
+    Hid space = simple_space(dims);
+    Hid dset = dataset_id(H5Dcreate2(file, path.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                          "cannot create the dataset");
+    if (e.kind != EntryKind::Blob) write_attr(dset.get(), kAttrOrder, std::string(e.order == StorageOrder::F ? "F" : "C"));
+    if (e.type.kind == ElementType::Kind::Unicode) {
+      write_attr(dset.get(), kAttrUnicode, static_cast<std::int64_t>(e.type.size / 4));
+    }
+    for (const auto& [name, value] : e.attrs) write_attr(dset.get(), name, value);
+    return dset;
+  }
+
+  static void write_slab_table(hid_t dset, const std::vector<SlabRef>& slabs) {
+    const std::size_t ndim = slabs.front().entry->global_shape.size();
+    const std::size_t rec = slab_record_size(ndim);
+    std::vector<std::byte> table(rec * slabs.size());
+    for (std::size_t i = 0; i < slabs.size(); ++i) {
+      std::byte* p = table.data() + i * rec;
+      const std::int32_t rank = slabs[i].rank;
+      std::memcpy(p, &rank, 4);
+      // Logical dims: a 'U' array's character dim is implicit.
+      std::memcpy(p + 4, slabs[i].entry->offset.data(), 8 * ndim);
+      std::memcpy(p + 4 + 8 * ndim, slabs[i].entry->shape.data(), 8 * ndim);
+      std::memcpy(p + 4 + 16 * ndim, &slabs[i].entry->checksum, 8);
+    }
+    Hid file_type = slab_table_type(ndim, false), mem_type = slab_table_type(ndim, true);
+    Hid space = simple_space({slabs.size()});
+    Hid attr = attr_id(H5Acreate2(dset, kAttrSlabs, file_type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                       "slabs attribute");
+    checked_status(H5Awrite(attr.get(), mem_type.get(), table.data()), "slabs attribute");
+  }
+
+  // Writes this rank's part of a dataset in `calls` H5Dwrite calls; a rank
+  // with fewer pieces (or none) makes empty calls, as collective transfers
+  // need every rank in every call.
+  // Staged data is checksummed into `staged_sum` as it passes the buffer.
+  void write_data(hid_t dset, const Entry* e, const StoredView* v, hid_t xfer, std::uint64_t calls,
+                  std::vector<std::byte>& buf, Checksum* staged_sum) const {
+    Hid file_space = space_id(H5Dget_space(dset), "H5Dget_space");
+    Hid mem_type = type_id(H5Dget_type(dset), "H5Dget_type");
+    std::uint64_t made = 0;
+    const auto write = [&](hid_t mem_space, const Dims& off, const Dims& cnt, const void* data) {
+      Dims file_off = off;
+      for (std::size_t d = 0; d < e->offset.size(); ++d) file_off[d] += e->offset[d];
+      Hid file_sel = select_box(file_space.get(), file_off, cnt);
+      checked_status(H5Dwrite(dset, mem_type.get(), mem_space, file_sel.get(), xfer, data), "H5Dwrite");
+      ++made;
+    };
+    if (e != nullptr && !e->staged) {
+      Hid mem_space = simple_space(v->shape);
+      for_each_piece(v->shape, v->elsize, kPieceBytes, [&](const Dims& off, const Dims& cnt) {
+        Hid mem_sel = select_box(mem_space.get(), off, cnt);
+        write(mem_sel.get(), off, cnt, v->data);
+      });
+    } else if (e != nullptr) {
+      for_each_staged_piece(*v, options.staging_bytes, buf, [&](const Dims& off, const Dims& cnt) {
+        Hid mem_space = simple_space(cnt);
+        write(mem_space.get(), off, cnt, buf.data());
+        staged_sum->update(buf.data(), element_count(cnt) * v->elsize);
+      });
+    }
+    for (; made < calls; ++made) {
+      Hid none_file = space_id(H5Scopy(file_space.get()), "H5Scopy");
+      Hid none_mem = space_id(H5Scopy(file_space.get()), "H5Scopy");
+      checked_status(H5Sselect_none(none_file.get()), "H5Sselect_none");
+      checked_status(H5Sselect_none(none_mem.get()), "H5Sselect_none");
+      const std::byte dummy{};
+      checked_status(H5Dwrite(dset, mem_type.get(), none_mem.get(), none_file.get(), xfer, &dummy), "H5Dwrite");
+    }
+  }
+
+  void publish(const fs::path& tmp, const fs::path& final_path) const {
+    fsync_path(tmp, false);
+    if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+      throw IoError(final_path.string(), "", "cannot rename " + tmp.filename().string() + ": " + errno_text(errno));
+    }
+    // A new symlink renamed over the old one: `latest` always names a
+    // complete checkpoint, the old or the new one.
+    const fs::path link = dir.path() / "latest", link_tmp = dir.path() / "latest.tmp";
+    ::unlink(link_tmp.c_str());
+    if (::symlink(final_path.filename().c_str(), link_tmp.c_str()) != 0 || ::rename(link_tmp.c_str(), link.c_str()) != 0) {
+      throw IoError(link.string(), "", "cannot point `latest` at " + final_path.filename().string() + ": " +
+                                           errno_text(errno));
+    }
+    fsync_path(dir.path(), true);
+    retain(final_path);
+  }
+
+  // Keeps the newest `keep` checkpoints and the one just committed (which
+  // `latest` names), and removes in-flight files of crashed earlier commits.
+  void retain(const fs::path& final_path) const {
+    std::vector<CheckpointEntry> all = dir.list();
+    std::error_code ec;
+    const std::size_t keep = static_cast<std::size_t>(dir.keep());
+    for (std::size_t i = 0; i + keep < all.size(); ++i) {
+      if (all[i].path.filename() != final_path.filename()) fs::remove(all[i].path, ec);
+    }
+    for (const fs::directory_entry& f : fs::directory_iterator(dir.path(), ec)) {
+      const auto e = parse_checkpoint_name(f.path().filename().string(), ".h5.tmp");
+      if (e && *e < epoch) fs::remove(f.path(), ec);
+    }
+  }
+
+  CommitInfo commit() {
+    if (committed) throw UsageError(dir.file_for(epoch).string(), "", "commit() called twice");
+    committed = true;
+    quiet_hdf5();
+    CommitInfo info;
+    info.epoch = epoch;
+    info.path = dir.file_for(epoch);
+    const fs::path tmp = fs::path(info.path.string() + ".tmp");
+    const std::string tmp_name = tmp.string();
+    const bool root = comm.rank() == 0;
+
+    // 1. exchange
+    Stopwatch prepare_clock;
+    std::vector<std::byte> mine;
+    agree(comm, attempt([&] { mine = describe(); }));
+    std::vector<RankMessage> ranks = decode_all(allgather_bytes(comm, mine));
+    const auto globals = plan_globals(ranks);
+    for (const Entry& e : entries) info.bytes_written += element_count(e.stored) * e.elsize();
+    info.bytes_total = allreduce_sum(comm, info.bytes_written);
+    info.seconds_prepare = prepare_clock.seconds();
+
+    // 3. directory and a probe of the file
+    Stopwatch write_clock; double write_clock_start = MPI_Wtime();
+    agree(comm, attempt([&] {
+      if (!root) return;
+      std::error_code ec;
+      fs::create_directories(dir.path(), ec);
+      if (ec) throw IoError(dir.path().string(), "", "cannot create the checkpoint directory: " + ec.message());
+      const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd < 0) throw IoError(dir.path().string(), "", "cannot create " + tmp.filename().string() + ": " + errno_text(errno));
+      ::close(fd);
+    }));
+
+    TmpFileGuard guard(tmp, root);
+    {
+      // 4. file, groups, datasets, attributes -- collective
+      Hid file;
+      agree(comm, attempt([&] { file = in_context<IoError>(tmp_name, "", [&] { return create_file(tmp, comm); }); }));
+      // Datasets by rank and entry; all stay open for the checksum attributes.
+      const bool collective = comm.is_mpi() && options.collective_io;
+      std::vector<std::vector<Hid>> dsets(ranks.size());
+      std::map<std::string, Hid> global_dsets;
+      agree(comm, attempt([&] {
+        in_context<IoError>(tmp_name, "", [&] {
+          write_root_attrs(file.get(), ranks, info.bytes_total);
+          Hid dcpl = plist_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate");
+          checked_status(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS), "H5Pset_layout");
+          // Every byte gets written; filling first would write it all twice.
+          checked_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time");
+          checked_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time");
+          Hid ranks_group = create_group(file.get(), "ranks");
+          for (std::size_t r = 0; r < ranks.size(); ++r) {
+            const int rank = static_cast<int>(r);
+            Hid g = create_group(ranks_group.get(), std::to_string(r));
+            for (const auto& [name, value] : ranks[r].rank_attrs) write_attr(g.get(), name, value);
+            Hid blobs = create_group(g.get(), "blobs"), arrays = create_group(g.get(), "arrays");
+            dsets[r].resize(ranks[r].entries.size());
+            for (std::size_t i = 0; i < ranks[r].entries.size(); ++i) {
+              const Entry& e = ranks[r].entries[i];
+              if (e.kind == EntryKind::Global) continue;
+              const std::string path = path_of(e, rank);
+              dsets[r][i] = in_context<IoError>(tmp_name, path, [&] {
+                return create_dataset(file.get(), path, e, e.stored, dcpl.get());
+              });
+            }
+          }
+          Hid global_group = create_group(file.get(), "global");
+          for (const auto& [name, slabs] : globals) {
+            const std::string path = global_path(name);
+            in_context<IoError>(tmp_name, path, [&] {
+              const Entry& first = *slabs.front().entry;
+              global_dsets.emplace(name, create_dataset(file.get(), path, first, first.global_stored, dcpl.get()));
+            });
+          }
+        });
+      }));
+
+      // 4. raw data and checksums
+      agree(comm, attempt([&] {
+        double T0 = MPI_Wtime();
+        write_all_data(tmp_name, ranks, globals, dsets, global_dsets, collective);
+        double T1 = MPI_Wtime();
+        start_writeback(tmp, dsets[static_cast<std::size_t>(comm.rank())], global_dsets);
+        double T2 = MPI_Wtime();
+        checksum_contiguous();
+        double T3 = MPI_Wtime();
+        fprintf(stderr, "rank %d create->%.3f write %.3f kick %.3f sum %.3f\n", comm.rank(), T0 - write_clock_start, T1-T0, T2-T1, T3-T2);
+      }));
+
+      // 5. checksum attributes, flush, close
+      agree(comm, attempt([&] {
+        exchange_checksums(ranks);
+        in_context<IoError>(tmp_name, "", [&] {
+          for (std::size_t r = 0; r < ranks.size(); ++r) {
+            for (std::size_t i = 0; i < ranks[r].entries.size(); ++i) {
+              if (ranks[r].entries[i].kind != EntryKind::Global) {
+                write_u64_attr(dsets[r][i].get(), kAttrChecksum, ranks[r].entries[i].checksum);
+              }
+            }
+          }
+          for (const auto& [name, slabs] : globals) write_slab_table(global_dsets.at(name).get(), slabs);
+        });
+      }));
+      dsets.clear();
+      global_dsets.clear();
+      info.seconds_write = write_clock.seconds();
+      agree(comm, attempt([&] {
+        in_context<IoError>(tmp_name, "", [&] {
+          write_attr(file.get(), "seconds_prepare", allreduce_max(comm, info.seconds_prepare));
+          write_attr(file.get(), "seconds_write", allreduce_max(comm, info.seconds_write));
+          // In parallel this is MPI_File_sync: each rank's data reaches storage
+          // even when ranks sit on different nodes.
+          double T4 = MPI_Wtime();
+          checked_status(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "flushing the file");
+          double T5 = MPI_Wtime();
+          file.close("closing the file");
+          fprintf(stderr, "rank %d attrs->%.3f flush %.3f close %.3f\n", comm.rank(), T4 - write_clock_start, T5-T4, MPI_Wtime()-T5);
+        });
+      }));
+    }
+
+    // 6. publish
+    Stopwatch commit_clock;
+    agree(comm, attempt([&] {
+      if (!root) return;
+      publish(tmp, info.path);
+      guard.disarm();
+    }));
+    guard.disarm();
+    info.seconds_commit = commit_clock.seconds();
+    info.seconds_write = write_clock.seconds() - info.seconds_commit;
+    return info;
+  }
+
+  // Asks the kernel to start writing this rank's data to disk now (without
+  // waiting), so the disk works while the checksums are computed and the
+  // final fsync has less left to do. An optimisation only: errors are
+  // ignored here and surface in the flush.
+  void start_writeback(const fs::path& tmp, const std::vector<Hid>& own,
+                       const std::map<std::string, Hid>& global_dsets) const {
+    const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    const auto kick = [&](hid_t dset) {
+      const haddr_t offset = H5Dget_offset(dset);
+      const hsize_t size = H5Dget_storage_size(dset);
+      if (offset != HADDR_UNDEF && size > 0) {
+        ::sync_file_range(fd, static_cast<off64_t>(offset), static_cast<off64_t>(size), SYNC_FILE_RANGE_WRITE);
+      }
+    };
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      kick(entries[i].kind == EntryKind::Global ? global_dsets.at(entries[i].name).get() : own[i].get());
+    }
+    H5Eclear2(H5E_DEFAULT);
+    ::close(fd);
+  }
+
+  void checksum_contiguous() {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (!entries[i].staged) entries[i].checksum = checksum_of(views[i].data, views[i].bytes());
+    }
+  }
+
+  // Every rank learns every rank's checksums (the attributes are written
+  // collectively, by all ranks alike).
+  void exchange_checksums(std::vector<RankMessage>& ranks) const {
+    Encoder enc;
+    enc.list(entries, [&](const Entry& e) { enc.u64(e.checksum); });
+    const std::vector<std::vector<std::byte>> all = allgather_bytes(comm, enc.bytes());
+    for (std::size_t r = 0; r < ranks.size(); ++r) {
+      Decoder dec(all[r]);
+      const std::vector<std::uint64_t> sums = dec.dims();
+      for (std::size_t i = 0; i < sums.size(); ++i) ranks[r].entries.at(i).checksum = sums[i];
+    }
+  }
+
+  void write_root_attrs(hid_t file, const std::vector<RankMessage>& ranks, std::uint64_t bytes_total) const {
+    std::vector<std::string> hosts;
+    for (const RankMessage& m : ranks) hosts.push_back(m.host);
+    write_attr(file, "format", std::string(kFormatName));
+    write_attr(file, "format_version", kFormatVersion);
+    write_attr(file, "epoch", static_cast<std::int64_t>(epoch));
+    write_attr(file, "world_size", static_cast<std::int64_t>(ranks.size()));
+    write_attr(file, "hosts", hosts);
+    write_attr(file, "created_unix", ranks.front().created_unix);
+    write_attr(file, "byte_order", ranks.front().byte_order);
+    write_attr(file, "bytes_total", static_cast<std::int64_t>(bytes_total));
+    for (const auto& [name, value] : ranks.front().root_attrs) write_attr(file, name, value);
+  }
+
+  void write_all_data(const std::string& file_name, const std::vector<RankMessage>& ranks,
+                      const std::map<std::string, std::vector<SlabRef>>& globals,
+                      const std::vector<std::vector<Hid>>& dsets, const std::map<std::string, Hid>& global_dsets,
+                      bool collective) {
+    Hid xfer = plist_id(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate");
+    if (comm.is_mpi()) {
+      checked_status(H5Pset_dxpl_mpio(xfer.get(), collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT),
+                     "H5Pset_dxpl_mpio");
+    }
+    std::vector<std::byte> buf;
+    const auto write_one = [&](hid_t dset, const std::string& path, Entry* e, const StoredView* v,
+                               std::uint64_t calls) {
+      Checksum staged_sum;
+      in_context<IoError>(file_name, path, [&] { write_data(dset, e, v, xfer.get(), calls, buf, &staged_sum); });
+      if (e != nullptr && e->staged) e->checksum = staged_sum.digest();
+    };
+    // Per-rank datasets: independently, only one's own; collectively, every
+    // rank joins every write, in the same order.
+    for (std::size_t r = 0; r < ranks.size(); ++r) {
+      const bool mine = static_cast<int>(r) == comm.rank();
+      if (!mine && !collective) continue;
+      for (std::size_t i = 0; i < ranks[r].entries.size(); ++i) {
+        const Entry& e = ranks[r].entries[i];
+        if (e.kind == EntryKind::Global) continue;
+        // Another rank's dataset: take part in its calls with empty selections.
+        write_one(dsets[r][i].get(), path_of(e, static_cast<int>(r)), mine ? &entries[i] : nullptr,
+                  mine ? &views[i] : nullptr, e.pieces(options.staging_bytes));
+      }
+    }
+    for (const auto& [name, slabs] : globals) {
+      std::uint64_t calls = 0;
+      for (const SlabRef& s : slabs) calls = std::max(calls, s.entry->pieces(options.staging_bytes));
+      Entry* mine = nullptr;
+      const StoredView* view = nullptr;
+      for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (entries[i].kind == EntryKind::Global && entries[i].name == name) {
+          mine = &entries[i];
+          view = &views[i];
+        }
+      }
+      if (mine == nullptr && !collective) continue;
+      write_one(global_dsets.at(name).get(), global_path(name), mine, view, collective ? calls : 0);
+    }
+  }
+};
+
+CheckpointWriter::CheckpointWriter(const CheckpointDir& dir, std::uint64_t epoch, Comm comm, WriterOptions options)
+    : impl_(std::make_unique<Impl>(Impl{dir, epoch, comm, options, {}, {}, {}, {}, {}, {}, false})) {}
+
+CheckpointWriter::~CheckpointWriter() = default;
+
+void CheckpointWriter::set_attribute(const std::string& name, AttrValue value) {
+  if (is_reserved_root_attr(name)) throw UsageError("", "/", "attribute name '" + name + "' is reserved");
+  impl_->root_attrs[name] = std::move(value);
+}
+
+void CheckpointWriter::set_rank_attribute(const std::string& name, AttrValue value) {
+  impl_->rank_attrs[name] = std::move(value);
+}
+
+void CheckpointWriter::add_blob(const std::string& name, std::span<const std::byte> bytes, AttrMap attrs) {
+  Entry e;
+  e.kind = EntryKind::Blob;
+  e.name = name;
+  e.type = ElementType::unsigned_integer(1);
+  e.shape = e.stored = {bytes.size()};
+  e.attrs = std::move(attrs);
+  const StoredView v = stored_view(const_cast<std::byte*>(bytes.data()), e.type, e.shape, {}, false);
+  impl_->add(std::move(e), v);
+}
+
+void CheckpointWriter::add_array(const std::string& name, const ArrayView& array, AttrMap attrs) {
+  const std::string path = dataset_path(impl_->comm.rank(), DatasetKind::Array, name);
+  const StoredView v = impl_->view_of(array, path, true);
+  Entry e;
+  e.kind = EntryKind::Array;
+  e.name = name;
+  e.type = array.type;
+  e.shape = array.shape;
+  e.stored = v.shape;
+  e.order = v.order;
+  e.attrs = std::move(attrs);
+  impl_->add(std::move(e), v);
+}
+
+void CheckpointWriter::add_global_slab(const std::string& name, const std::vector<std::uint64_t>& global_shape,
+                                       const std::vector<std::uint64_t>& offset, const ArrayView& slab,
+                                       AttrMap attrs) {
+  const std::string path = global_path(name);
+  if (global_shape.empty()) throw UsageError("", path, "a global array needs at least one dimension");
+  if (offset.size() != global_shape.size() || slab.shape.size() != global_shape.size()) {
+    throw UsageError("", path, "global shape, offset and slab shape differ in rank");
+  }
+  for (std::size_t d = 0; d < global_shape.size(); ++d) {
+    if (offset[d] > global_shape[d] || slab.shape[d] > global_shape[d] - offset[d]) {
+      throw UsageError("", path, "slab exceeds the global shape in dimension " + std::to_string(d));
+    }
+  }
+  const StoredView v = impl_->view_of(slab, path, false);
+  Entry e;
+  e.kind = EntryKind::Global;
+  e.name = name;
+  e.type = slab.type;
+  e.shape = slab.shape;
+  e.stored = v.shape;
+  e.global_shape = global_shape;
+  e.global_stored = global_shape;
+  e.offset = offset;
+  if (slab.type.kind == ElementType::Kind::Unicode) {
+    e.global_stored.push_back(slab.type.size / 4);
+    e.offset.push_back(0);
+  }
+  e.attrs = std::move(attrs);
+  impl_->add(std::move(e), v);
+}
+
+CommitInfo CheckpointWriter::commit() { return impl_->commit(); }
+
+}  // namespace pyckpt::h5

@@ -1,0 +1,750 @@
+// Python view of the hdf5_io checkpoint container: pyckpt._core.Writer and
+// pyckpt._core.Reader. NumPy arrays go to and come from the container by
+// pointer (the writer keeps a reference to each array until commit, the reader
+// fills arrays the caller allocated), so no array data is copied here.
+#include "module.hpp"
+#include "numpy_api.hpp"
+#include "pyref.hpp"
+
+#include <pyckpt/h5/container.hpp>
+
+#include <dlfcn.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pyckpt::core {
+namespace {
+
+namespace h5 = pyckpt::h5;
+
+// Raised from C++ code that has already set a Python exception.
+struct PythonErrorSet {};
+
+// ---------------------------------------------------------------- errors ---
+
+// pyckpt.errors classes, looked up once at module init.
+struct ErrorClasses {
+  Ref checkpoint_error;
+  Ref file_error;
+  Ref checksum_error;
+} errors;
+
+int load_error_classes() {
+  Ref mod = Ref::steal(PyImport_ImportModule("pyckpt.errors"));
+  if (!mod) return -1;
+  errors.checkpoint_error = Ref::steal(PyObject_GetAttrString(mod.get(), "CheckpointError"));
+  errors.file_error = Ref::steal(PyObject_GetAttrString(mod.get(), "CheckpointFileError"));
+  errors.checksum_error = Ref::steal(PyObject_GetAttrString(mod.get(), "ChecksumError"));
+  return errors.checkpoint_error && errors.file_error && errors.checksum_error ? 0 : -1;
+}
+
+// Runs fn, turning C++ exceptions into the matching Python exception.
+// fn returns a new reference, or null with a Python error set.
+template <class Fn>
+PyObject* guarded(Fn&& fn) {
+  try {
+    return fn();
+  } catch (const PythonErrorSet&) {
+    return nullptr;
+  } catch (const h5::ChecksumError& e) {
+    PyErr_SetString(errors.checksum_error.get(), e.what());
+  } catch (const h5::UsageError& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const h5::Error& e) {  // IoError, FormatError
+    PyErr_SetString(errors.file_error.get(), e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(errors.checkpoint_error.get(), e.what());
+  }
+  return nullptr;
+}
+
+Ref check(PyObject* obj) {
+  if (obj == nullptr) throw PythonErrorSet{};
+  return Ref::steal(obj);
+}
+
+std::string to_string(PyObject* obj) {
+  Py_ssize_t len = 0;
+  const char* s = PyUnicode_AsUTF8AndSize(obj, &len);
+  if (s == nullptr) throw PythonErrorSet{};
+  return std::string(s, static_cast<std::size_t>(len));
+}
+
+// ------------------------------------------------------- dtype <-> type ---
+
+h5::ByteOrder byte_order_of(const PyArray_Descr* d) {
+  switch (d->byteorder) {
+    case '<': return h5::ByteOrder::Little;
+    case '>': return h5::ByteOrder::Big;
+    case '=': return h5::native_byte_order();
+    default: return h5::ByteOrder::NotApplicable;
+  }
+}
+
+h5::ElementType element_type_of(PyArray_Descr* d);
+
+std::vector<h5::ElementType::Field> fields_of(PyArray_Descr* d) {
+  std::vector<h5::ElementType::Field> fields;
+  const Py_ssize_t n = PyTuple_GET_SIZE(d->names);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* name = PyTuple_GET_ITEM(d->names, i);
+    // fields[name] = (dtype, offset[, title])
+    PyObject* info = PyDict_GetItem(d->fields, name);
+    auto* fd = reinterpret_cast<PyArray_Descr*>(PyTuple_GET_ITEM(info, 0));
+    h5::ElementType::Field f;
+    f.name = to_string(name);
+    f.offset = PyLong_AsSize_t(PyTuple_GET_ITEM(info, 1));
+    if (fd->subarray != nullptr) {
+      Ref shape = Ref::borrow(fd->subarray->shape);
+      if (PyLong_Check(shape.get())) shape = check(PyTuple_Pack(1, shape.get()));
+      for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(shape.get()); ++k)
+        f.shape.push_back(PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(shape.get(), k)));
+      f.type = element_type_of(fd->subarray->base);
+    } else {
+      f.type = element_type_of(fd);
+    }
+    fields.push_back(std::move(f));
+  }
+  return fields;
+}
+
+// The container type of a NumPy dtype. datetime64/timedelta64 are stored as
+// 8-byte integers; the Python layer records the exact dtype as an attribute.
+h5::ElementType element_type_of(PyArray_Descr* d) {
+  using T = h5::ElementType;
+  const auto size = static_cast<std::size_t>(d->elsize);
+  const h5::ByteOrder order = byte_order_of(d);
+  if (d->names != nullptr && d->names != Py_None) return T::compound(size, fields_of(d));
+  switch (d->kind) {
+    case 'b': return T::boolean();
+    case 'i': case 'M': case 'm': return T::integer(size, order);
+    case 'u': return T::unsigned_integer(size, order);
+    case 'f': return T::floating(size, order);
+    case 'c': return T::complex(size, order);
+    case 'S': return T::bytes(size);
+    case 'U': return T::unicode(size / 4, order);
+    case 'V': return T::opaque(size);
+    default: break;
+  }
+  Ref repr = check(PyObject_Repr(reinterpret_cast<PyObject*>(d)));
+  PyErr_Format(PyExc_TypeError, "the checkpoint container cannot store arrays of %s as a dataset",
+               to_string(repr.get()).c_str());
+  throw PythonErrorSet{};
+}
+
+// A NumPy dtype description (string or dict) for a container type.
+Ref dtype_descr_of(const h5::ElementType& t) {
+  if (t.kind != h5::ElementType::Kind::Compound) return check(PyUnicode_FromString(t.str().c_str()));
+  Ref names = check(PyList_New(0)), formats = check(PyList_New(0)), offsets = check(PyList_New(0));
+  for (const auto& f : t.fields) {
+    Ref format = dtype_descr_of(f.type);
+    if (!f.shape.empty()) {
+      Ref shape = check(PyTuple_New(static_cast<Py_ssize_t>(f.shape.size())));
+      for (std::size_t k = 0; k < f.shape.size(); ++k)
+        PyTuple_SET_ITEM(shape.get(), k, check(PyLong_FromUnsignedLongLong(f.shape[k])).release());
+      format = check(PyTuple_Pack(2, format.get(), shape.get()));
+    }
+    if (PyList_Append(names.get(), check(PyUnicode_FromString(f.name.c_str())).get()) < 0 ||
+        PyList_Append(formats.get(), format.get()) < 0 ||
+        PyList_Append(offsets.get(), check(PyLong_FromSize_t(f.offset)).get()) < 0)
+      throw PythonErrorSet{};
+  }
+  Ref itemsize = check(PyLong_FromSize_t(t.size));
+  return check(Py_BuildValue("{sOsOsOsO}", "names", names.get(), "formats", formats.get(), "offsets",
+                             offsets.get(), "itemsize", itemsize.get()));
+}
+
+Ref dtype_of(const h5::ElementType& t) {
+  Ref descr = dtype_descr_of(t);
+  PyArray_Descr* d = nullptr;
+  if (!PyArray_DescrConverter(descr.get(), &d)) throw PythonErrorSet{};
+  return Ref::steal(reinterpret_cast<PyObject*>(d));
+}
+
+// ------------------------------------------------------------ attributes ---
+
+h5::AttrValue attr_value_of(PyObject* v) {
+  if (PyBool_Check(v) || PyLong_Check(v)) {
+    const long long x = PyLong_AsLongLong(v);
+    if (x == -1 && PyErr_Occurred()) throw PythonErrorSet{};
+    return std::int64_t{x};
+  }
+  if (PyFloat_Check(v)) return PyFloat_AS_DOUBLE(v);
+  if (PyUnicode_Check(v)) return to_string(v);
+  if (PyList_Check(v) || PyTuple_Check(v)) {
+    Ref seq = check(PySequence_Fast(v, "attribute value"));
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
+    PyObject** items = PySequence_Fast_ITEMS(seq.get());
+    if (n > 0 && PyUnicode_Check(items[0])) {
+      std::vector<std::string> out;
+      for (Py_ssize_t i = 0; i < n; ++i) out.push_back(to_string(items[i]));
+      return out;
+    }
+    if (n > 0 && PyFloat_Check(items[0])) {
+      std::vector<double> out;
+      for (Py_ssize_t i = 0; i < n; ++i) {
+        out.push_back(PyFloat_AsDouble(items[i]));
+        if (PyErr_Occurred()) throw PythonErrorSet{};
+      }
+      return out;
+    }
+    std::vector<std::int64_t> out;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      out.push_back(PyLong_AsLongLong(items[i]));
+      if (PyErr_Occurred()) throw PythonErrorSet{};
+    }
+    return out;
+  }
+  PyErr_Format(PyExc_TypeError, "attribute values are int, float, str or lists of them, not %s",
+               Py_TYPE(v)->tp_name);
+  throw PythonErrorSet{};
+}
+
+h5::AttrMap attr_map_of(PyObject* dict) {
+  h5::AttrMap out;
+  if (dict == nullptr || dict == Py_None) return out;
+  if (!PyDict_Check(dict)) {
+    PyErr_SetString(PyExc_TypeError, "attrs must be a dict");
+    throw PythonErrorSet{};
+  }
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(dict, &pos, &key, &value)) out.emplace(to_string(key), attr_value_of(value));
+  return out;
+}
+
+template <class T>
+Ref list_of(const std::vector<T>& values, PyObject* (*make)(T)) {
+  Ref list = check(PyList_New(static_cast<Py_ssize_t>(values.size())));
+  for (std::size_t i = 0; i < values.size(); ++i)
+    PyList_SET_ITEM(list.get(), i, check(make(values[i])).release());
+  return list;
+}
+
+PyObject* str_from(std::string s) { return PyUnicode_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size())); }
+PyObject* int_from(std::int64_t v) { return PyLong_FromLongLong(v); }
+
+Ref py_value_of(const h5::AttrValue& v) {
+  struct Visitor {
+    Ref operator()(std::int64_t x) const { return check(PyLong_FromLongLong(x)); }
+    Ref operator()(double x) const { return check(PyFloat_FromDouble(x)); }
+    Ref operator()(const std::string& x) const { return check(str_from(x)); }
+    Ref operator()(const std::vector<std::int64_t>& x) const { return list_of(x, int_from); }
+    Ref operator()(const std::vector<double>& x) const { return list_of(x, PyFloat_FromDouble); }
+    Ref operator()(const std::vector<std::string>& x) const { return list_of(x, str_from); }
+  };
+  return std::visit(Visitor{}, v);
+}
+
+Ref py_dict_of(const h5::AttrMap& attrs) {
+  Ref dict = check(PyDict_New());
+  for (const auto& [k, v] : attrs)
+    if (PyDict_SetItemString(dict.get(), k.c_str(), py_value_of(v).get()) < 0) throw PythonErrorSet{};
+  return dict;
+}
+
+std::vector<std::uint64_t> u64_vector_of(PyObject* seq_obj, const char* what) {
+  Ref seq = check(PySequence_Fast(seq_obj, what));
+  std::vector<std::uint64_t> out;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
+    // PyNumber_Index accepts NumPy integers as well as ints.
+    Ref index = check(PyNumber_Index(PySequence_Fast_GET_ITEM(seq.get(), i)));
+    out.push_back(PyLong_AsUnsignedLongLong(index.get()));
+    if (PyErr_Occurred()) throw PythonErrorSet{};
+  }
+  return out;
+}
+
+// Runs fn without the GIL, so other Python threads go on during file I/O.
+// The caller pins every Python object fn touches.
+template <class Fn>
+void without_gil(Fn&& fn) {
+  PyThreadState* saved = PyEval_SaveThread();
+  try {
+    fn();
+  } catch (...) {
+    PyEval_RestoreThread(saved);
+    throw;
+  }
+  PyEval_RestoreThread(saved);
+}
+
+// ---------------------------------------------------------- array views ---
+
+PyArrayObject* as_array(PyObject* obj, const char* what) {
+  if (!PyArray_Check(obj)) {
+    PyErr_Format(PyExc_TypeError, "%s must be a numpy.ndarray, not %s", what, Py_TYPE(obj)->tp_name);
+    throw PythonErrorSet{};
+  }
+  return reinterpret_cast<PyArrayObject*>(obj);
+}
+
+template <class View>
+View view_of(PyArrayObject* a) {
+  View v;
+  v.data = PyArray_DATA(a);
+  v.type = element_type_of(PyArray_DESCR(a));
+  for (int k = 0; k < PyArray_NDIM(a); ++k) {
+    v.shape.push_back(static_cast<std::uint64_t>(PyArray_DIM(a, k)));
+    v.strides.push_back(PyArray_STRIDE(a, k));
+  }
+  return v;
+}
+
+// A destination array for the reader: writeable, contiguous.
+h5::MutableArrayView dest_view_of(PyObject* obj) {
+  PyArrayObject* a = as_array(obj, "out");
+  if (!PyArray_ISWRITEABLE(a) || !(PyArray_IS_C_CONTIGUOUS(a) || PyArray_IS_F_CONTIGUOUS(a))) {
+    PyErr_SetString(PyExc_ValueError, "out must be a writeable C- or F-contiguous array");
+    throw PythonErrorSet{};
+  }
+  return view_of<h5::MutableArrayView>(a);
+}
+
+// Frees an instance of one of the heap types below; the instance holds a
+// reference to its type.
+void free_heap_instance(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+// -------------------------------------------------------------- Writer ---
+
+// A Python buffer held open until the writer commits (blob data by pointer).
+struct HeldBuffer {
+  Py_buffer view{};
+  explicit HeldBuffer(PyObject* obj) {
+    if (PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS) < 0) throw PythonErrorSet{};
+  }
+  HeldBuffer(const HeldBuffer&) = delete;
+  HeldBuffer& operator=(const HeldBuffer&) = delete;
+  ~HeldBuffer() { PyBuffer_Release(&view); }
+};
+
+struct WriterObject {
+  PyObject_HEAD
+  struct State {
+    h5::CheckpointDir dir;
+    h5::CheckpointWriter writer;
+    std::vector<std::unique_ptr<HeldBuffer>> blobs;
+    std::vector<Ref> arrays;  // keeps every added array alive until commit
+    bool committed = false;
+  };
+  State* state;
+};
+
+WriterObject::State& writer_state(WriterObject* self) {
+  if (self->state == nullptr || self->state->committed) {
+    PyErr_SetString(PyExc_ValueError, "this checkpoint Writer has already committed");
+    throw PythonErrorSet{};
+  }
+  return *self->state;
+}
+
+h5::Comm comm_of(PyObject* comm) {
+  if (comm == nullptr || comm == Py_None) return h5::Comm::serial();
+  // mpi4py communicators hand out their Fortran handle, which MPI converts
+  // back to the C handle; this avoids a build dependency on mpi4py's headers.
+  Ref handle = check(PyObject_CallMethod(comm, "py2f", nullptr));
+  const long f = PyLong_AsLong(handle.get());
+  if (f == -1 && PyErr_Occurred()) throw PythonErrorSet{};
+  return h5::Comm(MPI_Comm_f2c(static_cast<MPI_Fint>(f)));
+}
+
+int writer_init(WriterObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"directory", "epoch", "comm", "keep", nullptr};
+  PyObject* directory = nullptr;
+  unsigned long long epoch = 0;
+  PyObject* comm = Py_None;
+  int keep = 2;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&K|Oi:Writer", const_cast<char**>(kwlist),
+                                   PyUnicode_FSConverter, &directory, &epoch, &comm, &keep))
+    return -1;
+  Ref dir_bytes = Ref::steal(directory);
+  PyObject* ok = guarded([&]() -> PyObject* {
+    h5::CheckpointDir dir(PyBytes_AS_STRING(dir_bytes.get()), keep);
+    delete self->state;
+    self->state = nullptr;
+    auto* state = new WriterObject::State{dir, h5::CheckpointWriter(dir, epoch, comm_of(comm)), {}, {}, false};
+    self->state = state;
+    Py_RETURN_NONE;
+  });
+  Py_XDECREF(ok);
+  return ok ? 0 : -1;
+}
+
+void writer_dealloc(WriterObject* self) {
+  delete self->state;
+  free_heap_instance(reinterpret_cast<PyObject*>(self));
+}
+
+PyObject* writer_set_attribute(WriterObject* self, PyObject* args) {
+  const char* name;
+  PyObject* value;
+  if (!PyArg_ParseTuple(args, "sO:set_attribute", &name, &value)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    writer_state(self).writer.set_attribute(name, attr_value_of(value));
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* writer_set_rank_attribute(WriterObject* self, PyObject* args) {
+  const char* name;
+  PyObject* value;
+  if (!PyArg_ParseTuple(args, "sO:set_rank_attribute", &name, &value)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    writer_state(self).writer.set_rank_attribute(name, attr_value_of(value));
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* writer_add_blob(WriterObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"name", "data", "attrs", nullptr};
+  const char* name;
+  PyObject* data;
+  PyObject* attrs = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|O:add_blob", const_cast<char**>(kwlist), &name, &data, &attrs))
+    return nullptr;
+  return guarded([&]() -> PyObject* {
+    auto& state = writer_state(self);
+    auto held = std::make_unique<HeldBuffer>(data);
+    std::span<const std::byte> bytes(static_cast<const std::byte*>(held->view.buf),
+                                     static_cast<std::size_t>(held->view.len));
+    state.writer.add_blob(name, bytes, attr_map_of(attrs));
+    state.blobs.push_back(std::move(held));
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* writer_add_array(WriterObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"name", "array", "attrs", nullptr};
+  const char* name;
+  PyObject* array;
+  PyObject* attrs = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|O:add_array", const_cast<char**>(kwlist), &name, &array, &attrs))
+    return nullptr;
+  return guarded([&]() -> PyObject* {
+    auto& state = writer_state(self);
+    state.writer.add_array(name, view_of<h5::ArrayView>(as_array(array, "array")), attr_map_of(attrs));
+    state.arrays.push_back(Ref::borrow(array));
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* writer_add_global_slab(WriterObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"name", "global_shape", "offset", "slab", "attrs", nullptr};
+  const char* name;
+  PyObject *global_shape, *offset, *slab;
+  PyObject* attrs = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO|O:add_global_slab", const_cast<char**>(kwlist), &name,
+                                   &global_shape, &offset, &slab, &attrs))
+    return nullptr;
+  return guarded([&]() -> PyObject* {
+    auto& state = writer_state(self);
+    state.writer.add_global_slab(name, u64_vector_of(global_shape, "global_shape"), u64_vector_of(offset, "offset"),
+                                 view_of<h5::ArrayView>(as_array(slab, "slab")), attr_map_of(attrs));
+    state.arrays.push_back(Ref::borrow(slab));
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* commit_info_dict(const h5::CommitInfo& info) {
+  return Py_BuildValue("{sNsKsKsKsdsdsd}", "path", PyUnicode_DecodeFSDefault(info.path.c_str()), "epoch",
+                       static_cast<unsigned long long>(info.epoch), "bytes_written",
+                       static_cast<unsigned long long>(info.bytes_written), "bytes_total",
+                       static_cast<unsigned long long>(info.bytes_total), "seconds_prepare", info.seconds_prepare,
+                       "seconds_write", info.seconds_write, "seconds_commit", info.seconds_commit);
+}
+
+PyObject* writer_commit(WriterObject* self, PyObject*) {
+  return guarded([&]() -> PyObject* {
+    auto& state = writer_state(self);
+    h5::CommitInfo info;
+    without_gil([&] { info = state.writer.commit(); });  // arrays pinned by state
+    state.committed = true;
+    state.blobs.clear();
+    state.arrays.clear();
+    return commit_info_dict(info);
+  });
+}
+
+PyMethodDef writer_methods[] = {
+    {"set_attribute", reinterpret_cast<PyCFunction>(writer_set_attribute), METH_VARARGS,
+     "set_attribute(name, value): root attribute (rank 0's value is stored)."},
+    {"set_rank_attribute", reinterpret_cast<PyCFunction>(writer_set_rank_attribute), METH_VARARGS,
+     "set_rank_attribute(name, value): attribute of this rank's group."},
+    {"add_blob", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(writer_add_blob)),
+     METH_VARARGS | METH_KEYWORDS, "add_blob(name, data, attrs=None): a bytes-like object, held until commit."},
+    {"add_array", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(writer_add_array)),
+     METH_VARARGS | METH_KEYWORDS, "add_array(name, array, attrs=None): an ndarray, written zero-copy at commit."},
+    {"add_global_slab", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(writer_add_global_slab)),
+     METH_VARARGS | METH_KEYWORDS,
+     "add_global_slab(name, global_shape, offset, slab, attrs=None): this rank's part of a distributed array."},
+    {"commit", reinterpret_cast<PyCFunction>(writer_commit), METH_NOARGS,
+     "commit() -> dict: collective write and atomic commit; returns path, sizes and timings."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot writer_slots[] = {
+    {Py_tp_doc, const_cast<char*>(
+                    "Writer(directory, epoch, comm=None, keep=2): collective writer of one checkpoint epoch.\n"
+                    "comm is an mpi4py communicator (all its ranks write one file) or None for a serial process.")},
+    {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
+    {Py_tp_init, reinterpret_cast<void*>(writer_init)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(writer_dealloc)},
+    {Py_tp_methods, writer_methods},
+    {0, nullptr},
+};
+PyType_Spec writer_spec = {"pyckpt._core.Writer", sizeof(WriterObject), 0, Py_TPFLAGS_DEFAULT, writer_slots};
+
+// -------------------------------------------------------------- Reader ---
+
+struct ReaderObject {
+  PyObject_HEAD
+  h5::CheckpointReader* reader;
+};
+
+h5::CheckpointReader& reader_of(ReaderObject* self) {
+  if (self->reader == nullptr) {
+    PyErr_SetString(PyExc_ValueError, "Reader is not open");
+    throw PythonErrorSet{};
+  }
+  return *self->reader;
+}
+
+int reader_init(ReaderObject* self, PyObject* args, PyObject*) {
+  PyObject* path = nullptr;
+  if (!PyArg_ParseTuple(args, "O&:Reader", PyUnicode_FSConverter, &path)) return -1;
+  Ref path_bytes = Ref::steal(path);
+  PyObject* ok = guarded([&]() -> PyObject* {
+    delete self->reader;
+    self->reader = nullptr;
+    self->reader = new h5::CheckpointReader(PyBytes_AS_STRING(path_bytes.get()));
+    Py_RETURN_NONE;
+  });
+  Py_XDECREF(ok);
+  return ok ? 0 : -1;
+}
+
+void reader_dealloc(ReaderObject* self) {
+  delete self->reader;
+  free_heap_instance(reinterpret_cast<PyObject*>(self));
+}
+
+Ref shape_tuple(const std::vector<std::uint64_t>& shape) {
+  Ref t = check(PyTuple_New(static_cast<Py_ssize_t>(shape.size())));
+  for (std::size_t k = 0; k < shape.size(); ++k)
+    PyTuple_SET_ITEM(t.get(), k, check(PyLong_FromUnsignedLongLong(shape[k])).release());
+  return t;
+}
+
+Ref dataset_dict(const h5::DatasetInfo& d) {
+  return check(Py_BuildValue(
+      "{sNsssNsNsssKsKsN}", "name", str_from(d.name), "kind", d.kind == h5::DatasetKind::Blob ? "blob" : "array",
+      "dtype", dtype_of(d.type).release(), "shape", shape_tuple(d.shape).release(), "order",
+      d.order == h5::StorageOrder::F ? "F" : "C", "bytes", static_cast<unsigned long long>(d.bytes), "checksum",
+      static_cast<unsigned long long>(d.checksum), "attrs", py_dict_of(d.attrs).release()));
+}
+
+Ref global_array_dict(const h5::GlobalArrayInfo& g) {
+  Ref slabs = check(PyList_New(0));
+  for (const auto& s : g.slabs) {
+    Ref slab = check(Py_BuildValue("{sisNsNsK}", "rank", s.rank, "offset", shape_tuple(s.offset).release(), "count",
+                                   shape_tuple(s.count).release(), "checksum",
+                                   static_cast<unsigned long long>(s.checksum)));
+    if (PyList_Append(slabs.get(), slab.get()) < 0) throw PythonErrorSet{};
+  }
+  return check(Py_BuildValue("{sNsNsNsOsN}", "name", str_from(g.name), "dtype", dtype_of(g.type).release(), "shape",
+                             shape_tuple(g.shape).release(), "slabs", slabs.get(), "attrs",
+                             py_dict_of(g.attrs).release()));
+}
+
+PyObject* reader_get_file(ReaderObject* self, void*) {
+  return guarded([&] { return PyUnicode_DecodeFSDefault(reader_of(self).file().c_str()); });
+}
+PyObject* reader_get_epoch(ReaderObject* self, void*) {
+  return guarded([&] { return PyLong_FromUnsignedLongLong(reader_of(self).epoch()); });
+}
+PyObject* reader_get_world_size(ReaderObject* self, void*) {
+  return guarded([&] { return PyLong_FromLong(reader_of(self).world_size()); });
+}
+PyObject* reader_get_attributes(ReaderObject* self, void*) {
+  return guarded([&] { return py_dict_of(reader_of(self).attributes()).release(); });
+}
+
+PyObject* reader_rank_attributes(ReaderObject* self, PyObject* arg) {
+  const long rank = PyLong_AsLong(arg);
+  if (rank == -1 && PyErr_Occurred()) return nullptr;
+  return guarded([&] { return py_dict_of(reader_of(self).rank_attributes(static_cast<int>(rank))).release(); });
+}
+
+PyObject* reader_datasets(ReaderObject* self, PyObject* arg) {
+  const long rank = PyLong_AsLong(arg);
+  if (rank == -1 && PyErr_Occurred()) return nullptr;
+  return guarded([&]() -> PyObject* {
+    Ref list = check(PyList_New(0));
+    for (const auto& d : reader_of(self).datasets(static_cast<int>(rank)))
+      if (PyList_Append(list.get(), dataset_dict(d).get()) < 0) throw PythonErrorSet{};
+    return list.release();
+  });
+}
+
+PyObject* reader_read_blob(ReaderObject* self, PyObject* args) {
+  int rank;
+  const char* name;
+  if (!PyArg_ParseTuple(args, "is:read_blob", &rank, &name)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    std::vector<std::byte> data;
+    without_gil([&] { data = reader_of(self).read_blob(rank, name); });
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(data.data()), static_cast<Py_ssize_t>(data.size()));
+  });
+}
+
+PyObject* reader_read_array(ReaderObject* self, PyObject* args) {
+  int rank;
+  const char* name;
+  PyObject* out;
+  if (!PyArg_ParseTuple(args, "isO:read_array", &rank, &name, &out)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    const h5::MutableArrayView dest = dest_view_of(out);
+    without_gil([&] { reader_of(self).read_array(rank, name, dest); });
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* reader_global_arrays(ReaderObject* self, PyObject*) {
+  return guarded([&]() -> PyObject* {
+    Ref list = check(PyList_New(0));
+    for (const auto& g : reader_of(self).global_arrays())
+      if (PyList_Append(list.get(), global_array_dict(g).get()) < 0) throw PythonErrorSet{};
+    return list.release();
+  });
+}
+
+PyObject* reader_read_global_slab(ReaderObject* self, PyObject* args) {
+  const char* name;
+  PyObject *offset, *count, *out;
+  if (!PyArg_ParseTuple(args, "sOOO:read_global_slab", &name, &offset, &count, &out)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    const auto off = u64_vector_of(offset, "offset");
+    const auto cnt = u64_vector_of(count, "count");
+    const h5::MutableArrayView dest = dest_view_of(out);
+    without_gil([&] { reader_of(self).read_global_slab(name, off, cnt, dest); });
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* reader_verify(ReaderObject* self, PyObject*) {
+  return guarded([&]() -> PyObject* {
+    std::vector<h5::VerifyResult> results;
+    without_gil([&] { results = reader_of(self).verify(); });
+    Ref list = check(PyList_New(0));
+    for (const auto& r : results) {
+      Ref item = check(Py_BuildValue("(NON)", str_from(r.dataset), r.ok ? Py_True : Py_False, str_from(r.message)));
+      if (PyList_Append(list.get(), item.get()) < 0) throw PythonErrorSet{};
+    }
+    return list.release();
+  });
+}
+
+PyGetSetDef reader_getset[] = {
+    {"file", reinterpret_cast<getter>(reader_get_file), nullptr, "path of the checkpoint file", nullptr},
+    {"epoch", reinterpret_cast<getter>(reader_get_epoch), nullptr, "checkpoint epoch", nullptr},
+    {"world_size", reinterpret_cast<getter>(reader_get_world_size), nullptr, "number of ranks that wrote it", nullptr},
+    {"attributes", reinterpret_cast<getter>(reader_get_attributes), nullptr, "root attributes (dict)", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMethodDef reader_methods[] = {
+    {"rank_attributes", reinterpret_cast<PyCFunction>(reader_rank_attributes), METH_O,
+     "rank_attributes(rank) -> dict"},
+    {"datasets", reinterpret_cast<PyCFunction>(reader_datasets), METH_O,
+     "datasets(rank) -> list of dicts (name, kind, dtype, shape, order, bytes, checksum, attrs)"},
+    {"read_blob", reinterpret_cast<PyCFunction>(reader_read_blob), METH_VARARGS,
+     "read_blob(rank, name) -> bytes, checksum verified"},
+    {"read_array", reinterpret_cast<PyCFunction>(reader_read_array), METH_VARARGS,
+     "read_array(rank, name, out): fills the contiguous ndarray out, checksum verified"},
+    {"global_arrays", reinterpret_cast<PyCFunction>(reader_global_arrays), METH_NOARGS,
+     "global_arrays() -> list of dicts (name, dtype, shape, slabs, attrs)"},
+    {"read_global_slab", reinterpret_cast<PyCFunction>(reader_read_global_slab), METH_VARARGS,
+     "read_global_slab(name, offset, count, out): any box of a global array"},
+    {"verify", reinterpret_cast<PyCFunction>(reader_verify), METH_NOARGS,
+     "verify() -> list of (dataset, ok, message) for every dataset"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot reader_slots[] = {
+    {Py_tp_doc, const_cast<char*>("Reader(path): a committed checkpoint file, or a directory (its `latest`).")},
+    {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
+    {Py_tp_init, reinterpret_cast<void*>(reader_init)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(reader_dealloc)},
+    {Py_tp_methods, reader_methods},
+    {Py_tp_getset, reader_getset},
+    {0, nullptr},
+};
+PyType_Spec reader_spec = {"pyckpt._core.Reader", sizeof(ReaderObject), 0, Py_TPFLAGS_DEFAULT, reader_slots};
+
+// ------------------------------------------------------------ functions ---
+
+PyObject* list_checkpoints(PyObject*, PyObject* arg) {
+  PyObject* path = nullptr;
+  if (!PyUnicode_FSConverter(arg, &path)) return nullptr;
+  Ref path_bytes = Ref::steal(path);
+  return guarded([&]() -> PyObject* {
+    Ref list = check(PyList_New(0));
+    for (const auto& e : h5::CheckpointDir(PyBytes_AS_STRING(path_bytes.get())).list()) {
+      Ref item = check(Py_BuildValue("{sKsNsLsKsO}", "epoch", static_cast<unsigned long long>(e.epoch), "path",
+                                     PyUnicode_DecodeFSDefault(e.path.c_str()), "mtime",
+                                     static_cast<long long>(e.mtime_unix), "bytes",
+                                     static_cast<unsigned long long>(e.bytes), "latest",
+                                     e.is_latest ? Py_True : Py_False));
+      if (PyList_Append(list.get(), item.get()) < 0) throw PythonErrorSet{};
+    }
+    return list.release();
+  });
+}
+
+// Directory holding libpyckpt_h5.so; libpyckpt_mpi.so is installed beside it
+// in both the build and the install tree.
+PyObject* library_dir(PyObject*, PyObject*) {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&h5::native_byte_order), &info) == 0 || info.dli_fname == nullptr) {
+    PyErr_SetString(PyExc_OSError, "cannot locate libpyckpt_h5");
+    return nullptr;
+  }
+  std::string path = info.dli_fname;
+  return PyUnicode_DecodeFSDefault(path.substr(0, path.rfind('/')).c_str());
+}
+
+PyMethodDef container_functions[] = {
+    {"list_checkpoints", list_checkpoints, METH_O,
+     "list_checkpoints(directory) -> committed checkpoints, oldest first (epoch, path, mtime, bytes, latest)"},
+    {"library_dir", library_dir, METH_NOARGS, "library_dir() -> directory of pyckpt's shared libraries"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+int add_type(PyObject* module, PyType_Spec* spec, const char* name) {
+  PyObject* type = PyType_FromSpec(spec);
+  if (type == nullptr) return -1;
+  if (PyModule_AddObject(module, name, type) < 0) {
+    Py_DECREF(type);
+    return -1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int add_container_api(PyObject* module) {
+  if (load_error_classes() < 0) return -1;
+  if (add_type(module, &writer_spec, "Writer") < 0 || add_type(module, &reader_spec, "Reader") < 0) return -1;
+  return PyModule_AddFunctions(module, container_functions);
+}
+
+}  // namespace pyckpt::core

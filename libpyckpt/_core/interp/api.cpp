@@ -1,0 +1,98 @@
+// Python-facing functions of the interp part (documented in doc/interp.md).
+#include "interp/errors.hpp"
+#include "interp/interp.hpp"
+#include "module.hpp"
+
+namespace pyckpt::core::interp {
+namespace {
+
+PyObject* g_null = nullptr;
+
+PyObject* null_reduce(PyObject*, PyObject*) { return PyUnicode_FromString("NULL"); }
+PyObject* null_repr(PyObject*) { return PyUnicode_FromString("pyckpt._core.NULL"); }
+
+PyMethodDef g_null_methods[] = {
+    {"__reduce__", null_reduce, METH_NOARGS, "Pickles by reference to pyckpt._core.NULL."},
+    {nullptr, nullptr, 0, nullptr},
+};
+PyType_Slot g_null_slots[] = {
+    {Py_tp_methods, g_null_methods},
+    {Py_tp_repr, reinterpret_cast<void*>(null_repr)},
+    {Py_tp_doc, const_cast<char*>("Marks an unbound local or a NULL value-stack slot in captured frames.")},
+    {0, nullptr},
+};
+PyType_Spec g_null_spec = {"pyckpt._core.NullType", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, g_null_slots};
+
+PyObject* py_capture_stack(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* names[] = {"base", nullptr};
+  PyObject* base = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:capture_stack", const_cast<char**>(names), &base)) return nullptr;
+  return guarded_ref([&] { return capture_stack(base, CaptureMode::kAfterCall); });
+}
+
+PyObject* py_resume_stack(PyObject*, PyObject* args) {
+  PyObject *state, *result;
+  if (!PyArg_ParseTuple(args, "OO:resume_stack", &state, &result)) return nullptr;
+  return guarded_ref([&] { return resume_stack(state, result); });
+}
+
+PyObject* py_capture_generator(PyObject*, PyObject* gen) {
+  return guarded_ref([&] { return capture_generator(gen); });
+}
+
+PyObject* py_rebuild_generator(PyObject*, PyObject* state) {
+  return guarded_ref([&] { return rebuild_generator(state); });
+}
+
+PyObject* py_stack_depths(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* names[] = {"code", "live", nullptr};
+  PyObject* code;
+  int live = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p:stack_depths", const_cast<char**>(names), &code, &live)) return nullptr;
+  return guarded_ref([&] { return stack_depths(code, live != 0); });
+}
+
+PyObject* py_verify_stack_depths(PyObject*, PyObject* callable) {
+  return guarded_ref([&] { return verify_stack_depths(callable); });
+}
+
+PyMethodDef g_methods[] = {
+    {"capture_stack", as_method(py_capture_stack), METH_VARARGS | METH_KEYWORDS,
+     "capture_stack(base=None) -> state\n\nCaptures the calling thread's Python frames, from `base` (a frame object;\n"
+     "default: the outermost frame, or the outermost resumed frame) down to the\ncaller. See doc/interp.md."},
+    {"resume_stack", py_resume_stack, METH_VARARGS,
+     "resume_stack(state, result) -> object\n\nResumes captured frames; the innermost capture_stack() call returns\n"
+     "`result`. Returns what the outermost frame returns."},
+    {"capture_generator", py_capture_generator, METH_O, "capture_generator(gen) -> state of a generator."},
+    {"rebuild_generator", py_rebuild_generator, METH_O, "rebuild_generator(state) -> a new generator."},
+    {"stack_depths", as_method(py_stack_depths), METH_VARARGS | METH_KEYWORDS,
+     "stack_depths(code, live=False) -> list: value-stack depth before each code unit (None where no\n"
+     "instruction starts). `live` analyses the quickened bytecode in memory."},
+    {"_verify_stack_depths", py_verify_stack_depths, METH_O,
+     "_verify_stack_depths(callable) -> (checked, mismatches): runs callable() under opcode tracing and\n"
+     "compares the static depth with the interpreter's at every instruction (test hook)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+PyObject* null_marker() { return g_null; }
+
+}  // namespace pyckpt::core::interp
+
+namespace pyckpt::core {
+
+int add_interp_api(PyObject* module) {
+  using namespace interp;
+  Ref null_type = Ref::steal(PyType_FromModuleAndSpec(module, &g_null_spec, nullptr));
+  if (!null_type) return -1;
+  g_null = PyObject_CallNoArgs(null_type.get());  // immortal for the process: states refer to it
+  if (g_null == nullptr) return -1;
+  if (PyModule_AddObjectRef(module, "NULL", g_null) < 0) return -1;
+  if (PyModule_AddStringConstant(module, "INTERP_FORMAT", state_format()) < 0) return -1;
+  if (PyModule_AddFunctions(module, g_methods) < 0) return -1;
+  if (!backend_init(module) || !add_safepoint_api(module)) return -1;
+  return 0;
+}
+
+}  // namespace pyckpt::core

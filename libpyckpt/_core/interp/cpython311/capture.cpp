@@ -1,0 +1,313 @@
+// Capture of CPython 3.11 frames and generators into plain Python data.
+//
+// A frame that is not the innermost one is suspended inside an instruction
+// that led (possibly through C) to its child frame. Resume re-executes that
+// instruction, so capture records the value stack *below* the operands the
+// instruction consumes and a "link" saying which operands resume pushes back
+// (a runtime thunk in place of the callable, placeholders for arguments) --
+// or keeps the operands when the instruction must run on the very same
+// objects (FOR_ITER/next() on the generator that owns the child frame).
+#include "interp/cpython311/py311.hpp"
+#ifdef PYCKPT_INTERP_PY311
+
+#include <stdexcept>
+#include <vector>
+
+namespace pyckpt::core::interp::py311 {
+
+bool is_resume_thunk(PyObject* obj);  // resume.cpp
+
+namespace {
+
+// Callables through which a parent frame legitimately runs a generator frame.
+PyObject* g_builtin_next = nullptr;
+PyObject* g_gen_send = nullptr;
+PyObject* g_gen_next = nullptr;
+
+constexpr int kUnsupportedFlags = CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE;
+
+// What the pending instruction of a frame needs on resume.
+struct Pending {
+  int resume_unit;     // where execution continues
+  int keep;            // captured value-stack items
+  const char* link;    // kLink*
+  int link_arg = -1;   // oparg-derived count for call links
+};
+
+PyObject* code_obj(Frame* f) { return reinterpret_cast<PyObject*>(f->f_code); }
+
+[[noreturn]] void between(Frame* parent, Frame* child, const std::string& what, bool transient = true) {
+  throw UnsupportedState{"cannot capture the stack: " + what + " sits between frame " + describe_frame(parent) +
+                             " and frame " + describe_frame(child) +
+                             " (only Python-to-Python calls, generators and __getitem__ can be resumed)",
+                         transient, child};
+}
+
+const char* frame_kind(Frame* f) {
+  PyCodeObject* co = f->f_code;
+  if (co->co_flags & kUnsupportedFlags)
+    throw UnsupportedState{"cannot capture coroutine or async frame " + describe_frame(f) + ": not supported", false};
+  if (f->owner == FRAME_OWNED_BY_GENERATOR) return "generator";
+  return (co->co_flags & CO_OPTIMIZED) ? "function" : "module";
+}
+
+// The callable runs the child's code object directly (Python function, bound
+// method, or the thunk of an earlier resume).
+bool calls_directly(PyObject* callable, Frame* child) {
+  if (callable == nullptr) return false;
+  if (is_resume_thunk(callable)) return true;
+  if (PyMethod_Check(callable)) callable = PyMethod_GET_FUNCTION(callable);
+  return PyFunction_Check(callable) && PyFunction_GET_CODE(callable) == code_obj(child);
+}
+
+// `callable(self, ...)` resumes generator `gen` (next(gen), gen.send(v), gen.__next__()).
+bool resumes_generator(PyObject* callable, PyObject* self, PyGenObject* gen) {
+  auto* g = reinterpret_cast<PyObject*>(gen);
+  if (callable == nullptr || gen == nullptr) return false;
+  if (callable == g_builtin_next || callable == g_gen_send || callable == g_gen_next) return self == g;
+  return PyCFunction_Check(callable) && PyCFunction_GET_SELF(callable) == g;
+}
+
+// Group start of a CALL: [KW_NAMES] PRECALL CALL, each possibly with EXTENDED_ARG.
+const Instr& call_group_start(const CodeInfo& info, const Instr& call) {
+  const Instr* first = &call;
+  if (const Instr* p = info.prev(*first); p && p->opcode == PRECALL) first = p;
+  if (const Instr* p = info.prev(*first); p && p->opcode == KW_NAMES) first = p;
+  return *first;
+}
+
+// The CALL that `in` (PRECALL or CALL) belongs to, or nullptr.
+const Instr* call_of(const CodeInfo& info, const Instr& in) {
+  if (in.opcode == CALL) return &in;
+  if (in.opcode == PRECALL) {
+    const Instr* next = info.next(in);
+    if (next && next->opcode == CALL) return next;
+  }
+  return nullptr;
+}
+
+Pending parent_pending(Frame* parent, Frame* child) {
+  const CodeInfo& info = code_info(parent->f_code);
+  const Instr& in = info.at_unit(prev_unit(parent));
+  PyObject** stack = parent->localsplus + parent->f_code->co_nlocalsplus;
+  const bool inlined = !child->is_entry;  // CALL_PY_* / BINARY_SUBSCR_GETITEM pushed it directly
+  PyGenObject* child_gen = generator_of(child);
+  auto* child_gen_obj = reinterpret_cast<PyObject*>(child_gen);
+  auto check_inlined_depth = [&](int base) {
+    // An inlining instruction saved the stack pointer after removing its operands.
+    if (parent->stacktop - parent->f_code->co_nlocalsplus != base)
+      throw std::runtime_error("stack analysis disagrees with the interpreter at " + describe_frame(parent));
+  };
+  if (const Instr* call = call_of(info, in)) {
+    const Instr& first = call_group_start(info, *call);
+    const int nargs = call->oparg;
+    const int base = first.depth - (nargs + 2);
+    if (inlined) {
+      check_inlined_depth(base);
+      return {first.start, base, kLinkCall, nargs};
+    }
+    PyObject* meth = stack[base];
+    PyObject* callable = meth ? meth : stack[base + 1];
+    PyObject* self = meth ? stack[base + 1] : (nargs > 0 ? stack[base + 2] : nullptr);
+    if (child_gen) {
+      if (resumes_generator(callable, self, child_gen)) return {first.start, first.depth, kLinkNone};
+    } else if (calls_directly(callable, child)) {
+      return {first.start, base, kLinkCall, nargs};
+    }
+    between(parent, child, "C function " + describe_object(callable));
+  }
+  const int d = in.depth;
+  switch (in.opcode) {
+    case CALL_FUNCTION_EX: {
+      const int base = d - (3 + (in.oparg & 1));
+      if (!child_gen && calls_directly(stack[base + 1], child)) return {in.start, base, kLinkCallEx, in.oparg & 1};
+      between(parent, child, "C function " + describe_object(stack[base + 1]));
+    }
+    case BINARY_SUBSCR: {
+      const int base = d - 2;
+      if (inlined) {
+        check_inlined_depth(base);
+        return {in.start, base, kLinkSubscr};
+      }
+      PyObject* container = stack[base];
+      if (is_resume_thunk(container)) return {in.start, base, kLinkSubscr};
+      static PyObject* name = PyUnicode_InternFromString("__getitem__");
+      PyObject* getitem = _PyType_Lookup(Py_TYPE(container), name);
+      if (!child_gen && calls_directly(getitem, child)) return {in.start, base, kLinkSubscr};
+      between(parent, child, "__getitem__ of " + describe_object(reinterpret_cast<PyObject*>(Py_TYPE(container))));
+    }
+    case FOR_ITER:
+      if (child_gen && stack[d - 1] == child_gen_obj) return {in.start, d, kLinkNone};
+      between(parent, child, "iterator " + describe_object(stack[d - 1]));
+    case SEND:
+      if (child_gen && stack[d - 2] == child_gen_obj) return {in.start, d - 1, kLinkSend};
+      between(parent, child, "iterator " + describe_object(stack[d - 2]));
+    default:
+      between(parent, child, std::string("instruction ") + opname(in.opcode));
+  }
+}
+
+Pending innermost_pending(Frame* f, CaptureMode mode) {
+  const CodeInfo& info = code_info(f->f_code);
+  const Instr& in = info.at_unit(prev_unit(f));
+  if (mode == CaptureMode::kAtTraceEvent) {
+    // In a trace callback prev_instr points at the instruction about to run
+    // and the stack pointer is saved.
+    const int depth = f->stacktop - f->f_code->co_nlocalsplus;
+    if (depth != in.depth)
+      throw std::runtime_error("stack analysis (" + std::to_string(in.depth) + ") disagrees with the interpreter (" +
+                               std::to_string(depth) + ") at " + describe_frame(f));
+    return {in.start, depth, kLinkNone};
+  }
+  const Instr* call = in.opcode == CALL_FUNCTION_EX ? &in : call_of(info, in);
+  const Instr* after = call ? info.next(*call) : nullptr;
+  if (after == nullptr || after->depth < 1)
+    throw UnsupportedState{"cannot capture frame " + describe_frame(f) + ": it is not calling the capture function (" +
+                           opname(in.opcode) + ")"};
+  return {after->start, after->depth - 1, kLinkResult};
+}
+
+Ref slots_tuple(PyObject** slots, int n) {
+  Ref tuple = check_new(PyTuple_New(n));
+  for (int i = 0; i < n; ++i) PyTuple_SET_ITEM(tuple.get(), i, Py_NewRef(to_state(slots[i])));
+  return tuple;
+}
+
+Ref link_tuple(const Pending& p) {
+  if (p.link_arg < 0) return check_new(Py_BuildValue("(s)", p.link));
+  return check_new(Py_BuildValue("(si)", p.link, p.link_arg));
+}
+
+PyObject* or_none(PyObject* obj) { return obj ? obj : Py_None; }
+
+Ref frame_state(Frame* f, const Pending& p, PyObject* exc) {
+  PyCodeObject* co = f->f_code;
+  const char* kind = frame_kind(f);
+  const bool is_module = kind[0] == 'm';
+  PyObject* gen = reinterpret_cast<PyObject*>(generator_of(f));
+  return check_new(Py_BuildValue("(OsOONNiNOO)", co, kind, f->f_globals, is_module ? or_none(f->f_locals) : Py_None,
+                                 slots_tuple(f->localsplus, co->co_nlocalsplus).release(),
+                                 slots_tuple(f->localsplus + co->co_nlocalsplus, p.keep).release(),
+                                 p.resume_unit * 2, link_tuple(p).release(), or_none(exc), or_none(gen)));
+}
+
+}  // namespace
+
+std::string describe_frame(Frame* f) {
+  int unit = prev_unit(f);
+  return describe_code_at(code_obj(f), unit < 0 ? 0 : unit * 2);
+}
+
+bool init_capture() {
+  Ref builtins = Ref::steal(PyImport_ImportModule("builtins"));
+  if (!builtins) return false;
+  g_builtin_next = PyObject_GetAttrString(builtins.get(), "next");
+  PyObject* gen_dict = PyGen_Type.tp_dict;
+  g_gen_send = Py_XNewRef(PyDict_GetItemString(gen_dict, "send"));
+  g_gen_next = Py_XNewRef(PyDict_GetItemString(gen_dict, "__next__"));
+  return g_builtin_next && g_gen_send && g_gen_next;
+}
+
+Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
+  if (!_PyOS_IsMainThread())
+    throw UnsupportedState{"cannot capture the stack of a thread other than the main thread"};
+  PyThreadState* tstate = PyThreadState_Get();
+  Frame* base = nullptr;
+  if (base_obj != nullptr && base_obj != Py_None) {
+    if (!PyFrame_Check(base_obj)) {
+      PyErr_SetString(PyExc_TypeError, "capture_stack(): base must be a frame object");
+      throw PythonError{};
+    }
+    base = reinterpret_cast<PyFrameObject*>(base_obj)->f_frame;
+  } else {
+    base = resumed_root_frame();
+  }
+  // Innermost first; frames not yet past their prologue are not on the
+  // Python-visible stack.
+  std::vector<Frame*> frames;
+  for (Frame* f = innermost; f != nullptr; f = f->previous) {
+    if (_PyFrame_IsIncomplete(f)) continue;
+    frames.push_back(f);
+    if (f == base) break;
+  }
+  if (frames.empty()) throw UnsupportedState{"cannot capture the stack: no Python frame"};
+  if (base != nullptr && frames.back() != base)
+    throw UnsupportedState{"cannot capture the stack: the base frame is not on the current thread's stack"};
+  if (generator_of(frames.back()))
+    throw UnsupportedState{"cannot capture the stack: outermost frame " + describe_frame(frames.back()) +
+                           " is a generator"};
+  std::vector<Pending> pending;
+  pending.reserve(frames.size());
+  pending.push_back(innermost_pending(frames[0], mode));
+  for (size_t i = 1; i < frames.size(); ++i) pending.push_back(parent_pending(frames[i], frames[i - 1]));
+  const auto n = static_cast<Py_ssize_t>(frames.size());
+  Ref states = check_new(PyTuple_New(n));
+  // Each generator on the stack installed its own handled-exception item.
+  _PyErr_StackItem* item = tstate->exc_info;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    Frame* f = frames[i];
+    PyObject* exc = item ? item->exc_value : nullptr;
+    if (PyGenObject* gen = generator_of(f)) {
+      if (item != &gen->gi_exc_state)
+        throw std::runtime_error("exception-state stack out of step at " + describe_frame(f));
+      item = item->previous_item;
+    }
+    PyTuple_SET_ITEM(states.get(), n - 1 - i, frame_state(f, pending[i], exc).release());
+  }
+  return check_new(Py_BuildValue("(sN)", state_format(), states.release()));
+}
+
+// --- generators -------------------------------------------------------------
+
+Ref capture_generator_impl(PyObject* obj) {
+  if (!PyGen_CheckExact(obj)) {
+    if (PyCoro_CheckExact(obj) || PyAsyncGen_CheckExact(obj))
+      throw UnsupportedState{"cannot capture " + describe_object(obj) + ": coroutines and async generators are not supported"};
+    PyErr_SetString(PyExc_TypeError, "capture_generator() needs a generator");
+    throw PythonError{};
+  }
+  auto* gen = reinterpret_cast<PyGenObject*>(obj);
+  Frame* f = frame_of(gen);
+  PyObject* code = reinterpret_cast<PyObject*>(gen->gi_code);
+  if (gen->gi_code->co_flags & kUnsupportedFlags)
+    throw UnsupportedState{"cannot capture generator " + describe_object(obj) + ": coroutine flags are not supported"};
+  const char* status;
+  switch (gen->gi_frame_state) {
+    case FRAME_CREATED: status = "created"; break;
+    case FRAME_SUSPENDED: status = "suspended"; break;
+    case FRAME_EXECUTING:
+      // Its frame is on the stack: capture_stack() holds it, resume fills it.
+      return check_new(Py_BuildValue("(sOOOOsOOOO)", state_format(), code, Py_None, gen->gi_name, gen->gi_qualname,
+                                     "running", Py_None, Py_None, Py_None, Py_None));
+    default:
+      return check_new(Py_BuildValue("(sOOOOsOOOO)", state_format(), code, Py_None, gen->gi_name, gen->gi_qualname,
+                                     "completed", Py_None, Py_None, Py_None, Py_None));
+  }
+  // Suspended at YIELD_VALUE (or created at RETURN_GENERATOR): the next send
+  // pushes its value and execution continues after prev_instr.
+  const int resume_unit = prev_unit(f) + 1;
+  const int depth = f->stacktop - gen->gi_code->co_nlocalsplus;
+  const CodeInfo& info = code_info(gen->gi_code);
+  const Instr& next = info.at_unit(resume_unit);
+  if (next.start != resume_unit || next.depth != depth + 1)
+    throw std::runtime_error("stack analysis disagrees with suspended generator " + describe_object(obj));
+  return check_new(Py_BuildValue("(sOOOOsNNiO)", state_format(), code, f->f_globals, gen->gi_name, gen->gi_qualname,
+                                 status, slots_tuple(f->localsplus, gen->gi_code->co_nlocalsplus).release(),
+                                 slots_tuple(f->localsplus + gen->gi_code->co_nlocalsplus, depth).release(),
+                                 resume_unit * 2, or_none(gen->gi_exc_state.exc_value)));
+}
+
+}  // namespace pyckpt::core::interp::py311
+
+namespace pyckpt::core::interp {
+
+Ref capture_stack(PyObject* base, CaptureMode mode) {
+  auto* innermost = PyThreadState_Get()->cframe->current_frame;
+  return py311::capture_stack_impl(base, mode, innermost);
+}
+const void* frame_key(PyFrameObject* frame) { return frame->f_frame; }
+Ref capture_generator(PyObject* gen) { return py311::capture_generator_impl(gen); }
+
+}  // namespace pyckpt::core::interp
+
+#endif

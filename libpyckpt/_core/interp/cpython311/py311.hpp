@@ -1,0 +1,96 @@
+// CPython 3.11 backend: access to interpreter internals. Only files in this
+// folder include internal headers; the rest of _core sees interp.hpp.
+#pragma once
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <opcode.h>
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#define PYCKPT_INTERP_PY311 1
+#define Py_BUILD_CORE
+#include <internal/pycore_frame.h>
+#undef Py_BUILD_CORE
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "interp/errors.hpp"
+#include "interp/interp.hpp"
+
+namespace pyckpt::core::interp::py311 {
+
+using Frame = _PyInterpreterFrame;
+
+inline PyCodeObject* code_of(const Frame* f) { return f->f_code; }
+inline const _Py_CODEUNIT* code_units(PyCodeObject* co) { return _PyCode_CODE(co); }
+inline int units_of(PyCodeObject* co) { return static_cast<int>(Py_SIZE(co)); }
+// Code-unit index of the unit before the next instruction.
+inline int prev_unit(const Frame* f) { return static_cast<int>(f->prev_instr - _PyCode_CODE(f->f_code)); }
+inline PyGenObject* generator_of(Frame* f) {
+  return f->owner == FRAME_OWNED_BY_GENERATOR ? _PyFrame_GetGenerator(f) : nullptr;
+}
+inline Frame* frame_of(PyGenObject* gen) { return reinterpret_cast<Frame*>(gen->gi_iframe); }
+
+// --- bytecode (bytecode.cpp) ----------------------------------------------
+
+// One decoded instruction. `start` is the first unit (its EXTENDED_ARG
+// prefix, if any), `op` the unit holding the opcode; the instruction ends
+// after its inline CACHE entries at `end`.
+struct Instr {
+  int start, op, end;
+  uint8_t opcode;  // de-specialised
+  int oparg;       // including EXTENDED_ARG prefixes
+  int depth;       // value-stack depth before it; -1 if unreachable
+};
+
+// Static analysis of one code object, cached on the code object (co_extra).
+struct CodeInfo {
+  std::vector<Instr> instrs;
+  std::vector<int> owner;  // code unit -> index into instrs
+
+  const Instr& at_unit(int unit) const { return instrs.at(owner.at(unit)); }
+  const Instr* next(const Instr& in) const {
+    size_t i = &in - instrs.data() + 1;
+    return i < instrs.size() ? &instrs[i] : nullptr;
+  }
+  const Instr* prev(const Instr& in) const { return &in == instrs.data() ? nullptr : &in - 1; }
+};
+
+bool init_opcode_tables();
+uint8_t deopt(uint8_t opcode);
+const char* opname(uint8_t opcode);
+// Analyses `units` (quickened or not). Throws on malformed bytecode.
+CodeInfo analyse(PyCodeObject* co, std::span<const _Py_CODEUNIT> units);
+// The cached analysis of the live bytecode.
+const CodeInfo& code_info(PyCodeObject* co);
+
+// --- shared by capture and resume ------------------------------------------
+
+// Frame-state tuple layout (see doc/interp.md).
+enum FrameField { kCode, kKind, kGlobals, kLocals, kLocalsplus, kStack, kOffset, kLink, kExc, kGenerator, kFrameFields };
+// Generator-state tuple layout.
+enum GenField { kGenFormat, kGenCode, kGenGlobals, kGenName, kGenQualname, kGenStatus, kGenLocalsplus, kGenStack, kGenOffset, kGenExc, kGenFields };
+
+// Link kinds: what a resumed frame's pending instruction gets on top of its
+// captured value stack.
+inline constexpr const char* kLinkResult = "result";    // the resume result
+inline constexpr const char* kLinkNone = "none";        // nothing: re-executes as captured
+inline constexpr const char* kLinkCall = "call";        // NULL, thunk, n placeholders
+inline constexpr const char* kLinkCallEx = "call_ex";   // NULL, thunk, (), {} if kw
+inline constexpr const char* kLinkSubscr = "subscr";    // thunk, placeholder
+inline constexpr const char* kLinkSend = "send";        // placeholder value to send
+
+std::string describe_frame(Frame* f);
+// Slot value <-> captured value (NULL becomes the marker).
+inline PyObject* to_state(PyObject* slot) { return slot ? slot : null_marker(); }
+inline PyObject* from_state(PyObject* value) { return value == null_marker() ? nullptr : value; }
+
+// The frame (f_code, exc_info item) of the resume currently in progress, for
+// the default capture base; nullptr if none.
+Frame* resumed_root_frame();
+
+}  // namespace pyckpt::core::interp::py311
+
+#endif

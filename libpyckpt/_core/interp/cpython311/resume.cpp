@@ -1,0 +1,374 @@
+// Resume of captured CPython 3.11 frames.
+//
+// Frames are resumed outermost first, each one truly nested in its parent:
+// the parent re-executes its pending instruction (CALL, CALL_FUNCTION_EX,
+// BINARY_SUBSCR, FOR_ITER, SEND) with a ResumeThunk in place of the callable
+// (or container), or on the same generator object; that enters the child
+// frame through the ordinary call machinery, and a PEP 523 eval-frame hook,
+// installed only while the chain is being rebuilt, overwrites the child's
+// fresh frame (locals, value stack, position, handled exception) with the
+// captured state before the default evaluator runs it.
+#include "interp/cpython311/py311.hpp"
+#ifdef PYCKPT_INTERP_PY311
+
+#include <stdexcept>
+#include <vector>
+
+namespace pyckpt::core::interp::py311 {
+
+bool init_capture();  // capture.cpp
+
+namespace {
+
+struct Resume {
+  Ref state;
+  std::vector<PyObject*> records;  // borrowed from `state`
+  PyObject* result = nullptr;      // borrowed from the caller of resume_stack
+  size_t next = 0;                 // the record the hook applies next
+  bool expect_call = false;        // a function frame for `next` is being entered
+  Frame* root = nullptr;
+};
+
+Resume* g_active = nullptr;
+_PyFrameEvalFunction g_previous_eval = nullptr;
+PyTypeObject* g_thunk_type = nullptr;
+
+struct Thunk {
+  PyObject_HEAD
+  Resume* resume;
+  size_t index;
+};
+
+PyObject* field(PyObject* record, int index) { return PyTuple_GET_ITEM(record, index); }
+bool is_kind(PyObject* record, const char* kind) { return PyUnicode_CompareWithASCIIString(field(record, kKind), kind) == 0; }
+std::string describe_record(PyObject* record) {
+  return describe_code_at(field(record, kCode), static_cast<int>(PyLong_AsLong(field(record, kOffset))));
+}
+
+[[noreturn]] void bad_state(const std::string& what) {
+  PyErr_SetString(PyExc_ValueError, ("invalid interpreter state: " + what).c_str());
+  throw PythonError{};
+}
+
+// A function object for the code, globals and free-variable cells of a
+// captured frame. Its closure is only read by a generator's prologue.
+Ref make_function(PyObject* code, PyObject* globals, PyObject* localsplus) {
+  auto* co = reinterpret_cast<PyCodeObject*>(code);
+  Ref func = check_new(PyFunction_New(code, globals));
+  const int nfree = co->co_nfreevars;
+  if (nfree > 0) {
+    Ref closure = check_new(PyTuple_New(nfree));
+    for (int i = 0; i < nfree; ++i) {
+      PyObject* cell = localsplus != nullptr ? from_state(PyTuple_GET_ITEM(localsplus, co->co_nlocalsplus - nfree + i)) : nullptr;
+      PyTuple_SET_ITEM(closure.get(), i, cell ? Py_NewRef(cell) : check(PyCell_New(nullptr)));
+    }
+    check_status(PyFunction_SetClosure(func.get(), closure.get()));
+  }
+  return func;
+}
+
+// Calls `func` with arguments that bind to every parameter (their values are
+// overwritten afterwards): None for each positional one, keyword-only ones by
+// name. Returns null with the call's exception set on failure.
+Ref call_with_placeholders(PyObject* func) {
+  auto* co = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(func));
+  const int npos = co->co_argcount;
+  const int nkw = co->co_kwonlyargcount;
+  std::vector<PyObject*> args(static_cast<size_t>(npos + nkw) + 1, Py_None);
+  Ref kwnames;
+  if (nkw > 0) {
+    Ref varnames = check_new(PyCode_GetVarnames(co));
+    kwnames = check_new(PyTuple_GetSlice(varnames.get(), npos, npos + nkw));
+  }
+  return Ref::steal(PyObject_Vectorcall(func, args.data() + 1, static_cast<size_t>(npos) | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                        kwnames.get()));
+}
+
+// Writes locals, value stack and position into a frame whose code matches.
+// Nothing can fail once writing starts.
+void fill_frame(Frame* f, PyObject* localsplus, PyObject* stack, std::vector<Ref>& extra, int offset) {
+  PyCodeObject* co = f->f_code;
+  const int nlocals = co->co_nlocalsplus;
+  const auto nstack = static_cast<int>(PyTuple_GET_SIZE(stack));
+  for (int i = 0; i < nlocals; ++i) {
+    PyObject* value = from_state(PyTuple_GET_ITEM(localsplus, i));
+    Py_XSETREF(f->localsplus[i], Py_XNewRef(value));
+  }
+  for (int i = nlocals; i < f->stacktop; ++i) Py_CLEAR(f->localsplus[i]);
+  PyObject** top = f->localsplus + nlocals;
+  for (int i = 0; i < nstack; ++i) *top++ = Py_XNewRef(from_state(PyTuple_GET_ITEM(stack, i)));
+  for (Ref& item : extra) *top++ = item.release();
+  f->stacktop = static_cast<int>(top - f->localsplus);
+  f->prev_instr = _PyCode_CODE(co) + offset / 2 - 1;
+}
+
+// Checks a captured (localsplus, stack, offset) against the code it resumes.
+void check_frame_data(PyCodeObject* co, PyObject* localsplus, PyObject* stack, int offset, size_t extra) {
+  if (!PyTuple_Check(localsplus) || PyTuple_GET_SIZE(localsplus) != co->co_nlocalsplus || !PyTuple_Check(stack))
+    bad_state("locals do not match " + describe_code_at(reinterpret_cast<PyObject*>(co), offset));
+  if (PyTuple_GET_SIZE(stack) + static_cast<Py_ssize_t>(extra) > co->co_stacksize)
+    bad_state("value stack deeper than co_stacksize at " + describe_code_at(reinterpret_cast<PyObject*>(co), offset));
+  const CodeInfo& info = code_info(co);
+  if (offset <= 0 || offset % 2 != 0 || offset / 2 >= units_of(co) || info.at_unit(offset / 2).start != offset / 2)
+    bad_state("offset " + std::to_string(offset) + " is not an instruction of " + describe_code_at(reinterpret_cast<PyObject*>(co), 0));
+}
+
+Ref new_thunk(Resume& r, size_t index) {
+  if (index >= r.records.size()) bad_state("a frame's call link has no callee frame");
+  auto* thunk = PyObject_New(Thunk, g_thunk_type);
+  if (thunk == nullptr) throw PythonError{};
+  thunk->resume = &r;
+  thunk->index = index;
+  return Ref::steal(reinterpret_cast<PyObject*>(thunk));
+}
+
+// The operands the pending instruction of record k finds on top of its stack.
+std::vector<Ref> link_operands(Resume& r, size_t k) {
+  PyObject* link = field(r.records[k], kLink);
+  if (!PyTuple_Check(link) || PyTuple_GET_SIZE(link) < 1) bad_state("malformed link");
+  const char* kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(link, 0));
+  if (kind == nullptr) throw PythonError{};
+  const long arg = PyTuple_GET_SIZE(link) > 1 ? PyLong_AsLong(PyTuple_GET_ITEM(link, 1)) : 0;
+  std::vector<Ref> ops;
+  const std::string_view name(kind);
+  const bool last = k + 1 == r.records.size();
+  auto none = [] { return Ref::borrow(Py_None); };
+  if (name == kLinkResult) {
+    if (!last) bad_state("only the innermost frame can receive the result");
+    ops.push_back(Ref::borrow(r.result));
+  } else if (name == kLinkNone) {
+    if (!last && field(r.records[k + 1], kGenerator) == Py_None) bad_state("frame resumes no generator");
+  } else if (name == kLinkCall) {
+    ops.emplace_back();  // NULL: no bound "self" below the callable
+    ops.push_back(new_thunk(r, k + 1));
+    for (long i = 0; i < arg; ++i) ops.push_back(none());
+  } else if (name == kLinkCallEx) {
+    ops.emplace_back();
+    ops.push_back(new_thunk(r, k + 1));
+    ops.push_back(check_new(PyTuple_New(0)));
+    if (arg) ops.push_back(check_new(PyDict_New()));
+  } else if (name == kLinkSubscr) {
+    ops.push_back(new_thunk(r, k + 1));
+    ops.push_back(none());
+  } else if (name == kLinkSend) {
+    ops.push_back(none());
+  } else {
+    bad_state(std::string("unknown link ") + kind);
+  }
+  return ops;
+}
+
+void uninstall_hook() {
+  PyInterpreterState* interp = PyInterpreterState_Get();
+  if (g_previous_eval != nullptr) _PyInterpreterState_SetEvalFrameFunc(interp, g_previous_eval);
+  g_previous_eval = nullptr;
+}
+
+// Applies record r.next to the frame about to be evaluated.
+void apply(Resume& r, Frame* f, PyThreadState* tstate) {
+  const size_t k = r.next;
+  PyObject* record = r.records[k];
+  auto* co = reinterpret_cast<PyCodeObject*>(field(record, kCode));
+  if (f->f_code != co) bad_state("code of " + describe_record(record) + " does not match its generator");
+  const int offset = static_cast<int>(PyLong_AsLong(field(record, kOffset)));
+  std::vector<Ref> operands = link_operands(r, k);
+  check_frame_data(co, field(record, kLocalsplus), field(record, kStack), offset, operands.size());
+  fill_frame(f, field(record, kLocalsplus), field(record, kStack), operands, offset);
+  // The thread's handled exception is owned by the outermost frame; each
+  // generator brings its own (gen_send_ex2 made it the current item).
+  if (k == 0 || f->owner == FRAME_OWNED_BY_GENERATOR) {
+    PyObject* exc = field(record, kExc);
+    Py_XSETREF(tstate->exc_info->exc_value, exc == Py_None ? nullptr : Py_NewRef(exc));
+  }
+  if (k == 0) r.root = f;
+  r.expect_call = false;
+  if (++r.next == r.records.size()) uninstall_hook();
+}
+
+bool matches(const Resume& r, Frame* f) {
+  PyObject* record = r.records[r.next];
+  PyObject* gen = field(record, kGenerator);
+  if (gen != Py_None) return PyGen_CheckExact(gen) && f == frame_of(reinterpret_cast<PyGenObject*>(gen));
+  return r.expect_call && reinterpret_cast<PyObject*>(f->f_code) == field(record, kCode) &&
+         f->owner != FRAME_OWNED_BY_GENERATOR;
+}
+
+PyObject* eval_hook(PyThreadState* tstate, Frame* f, int throwflag) {
+  Resume* r = g_active;
+  if (r != nullptr && r->next < r->records.size() && matches(*r, f)) {
+    bool ok = guarded([&] { apply(*r, f, tstate); return true; }, false);
+    // On failure the untouched frame unwinds the error like generator.throw().
+    return _PyEval_EvalFrameDefault(tstate, f, ok ? throwflag : 1);
+  }
+  return g_previous_eval ? g_previous_eval(tstate, f, throwflag) : _PyEval_EvalFrameDefault(tstate, f, throwflag);
+}
+
+// Enters the function or module frame of record r.next; the hook fills it.
+Ref enter_frame(Resume& r) {
+  const size_t k = r.next;
+  PyObject* record = r.records[k];
+  PyObject* code = field(record, kCode);
+  Ref result;
+  r.expect_call = true;
+  if (is_kind(record, "module")) {
+    PyObject* locals = field(record, kLocals);
+    auto* co = reinterpret_cast<PyCodeObject*>(code);
+    Ref func = make_function(code, field(record, kGlobals), field(record, kLocalsplus));
+    PyObject* closure = co->co_nfreevars ? PyFunction_GET_CLOSURE(func.get()) : nullptr;
+    result = Ref::steal(PyEval_EvalCodeEx(code, field(record, kGlobals), locals == Py_None ? field(record, kGlobals) : locals,
+                                          nullptr, 0, nullptr, 0, nullptr, 0, nullptr, closure));
+  } else if (is_kind(record, "function")) {
+    Ref func = make_function(code, field(record, kGlobals), field(record, kLocalsplus));
+    result = call_with_placeholders(func.get());
+  } else {
+    bad_state("generator frame " + describe_record(record) + " must be resumed by its parent");
+  }
+  r.expect_call = false;
+  if (r.next == k && !PyErr_Occurred()) bad_state("frame " + describe_record(record) + " was not resumed");
+  if (!result) throw PythonError{};
+  return result;
+}
+
+PyObject* thunk_enter(Thunk* self) {
+  return guarded_ref([&] {
+    Resume* r = self->resume;
+    if (r != g_active || r->next != self->index) {
+      PyErr_SetString(PyExc_RuntimeError, "pyckpt resume thunk called outside its resume");
+      throw PythonError{};
+    }
+    return enter_frame(*r);
+  });
+}
+PyObject* thunk_call(PyObject* self, PyObject*, PyObject*) { return thunk_enter(reinterpret_cast<Thunk*>(self)); }
+PyObject* thunk_subscript(PyObject* self, PyObject*) { return thunk_enter(reinterpret_cast<Thunk*>(self)); }
+
+PyType_Slot g_thunk_slots[] = {
+    {Py_tp_call, reinterpret_cast<void*>(thunk_call)},
+    {Py_mp_subscript, reinterpret_cast<void*>(thunk_subscript)},
+    {Py_tp_doc, const_cast<char*>("Stands for a resumed frame's callee while its parent's call is re-executed.")},
+    {0, nullptr},
+};
+PyType_Spec g_thunk_spec = {"pyckpt._core.ResumeThunk", sizeof(Thunk), 0, Py_TPFLAGS_DEFAULT, g_thunk_slots};
+
+// Restores the interpreter when resume_stack() returns or fails.
+class ActiveResume {
+ public:
+  explicit ActiveResume(Resume& r) : tstate_(PyThreadState_Get()), saved_exc_(Ref::borrow(tstate_->exc_info->exc_value)) {
+    PyInterpreterState* interp = PyInterpreterState_Get();
+    g_previous_eval = _PyInterpreterState_GetEvalFrameFunc(interp);
+    _PyInterpreterState_SetEvalFrameFunc(interp, eval_hook);
+    g_active = &r;
+  }
+  ~ActiveResume() {
+    if (g_previous_eval != nullptr) uninstall_hook();
+    g_active = nullptr;
+    Py_XSETREF(tstate_->exc_info->exc_value, saved_exc_.release());
+  }
+  ActiveResume(const ActiveResume&) = delete;
+  ActiveResume& operator=(const ActiveResume&) = delete;
+
+ private:
+  PyThreadState* tstate_;
+  Ref saved_exc_;
+};
+
+void check_format(PyObject* tag) {
+  if (!PyUnicode_Check(tag) || PyUnicode_CompareWithASCIIString(tag, state_format()) != 0)
+    bad_state("captured by " + describe_object(tag) + ", this interpreter resumes " + state_format());
+}
+
+Ref resume_stack_impl(PyObject* state, PyObject* result) {
+  if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 2) bad_state("expected (format, frames)");
+  check_format(PyTuple_GET_ITEM(state, 0));
+  PyObject* frames = PyTuple_GET_ITEM(state, 1);
+  if (!PyTuple_Check(frames) || PyTuple_GET_SIZE(frames) == 0) bad_state("no frames");
+  if (g_active != nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "resume_stack() is already running in this process");
+    throw PythonError{};
+  }
+  Resume r;
+  r.state = Ref::borrow(state);
+  r.result = result;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(frames); ++i) {
+    PyObject* record = PyTuple_GET_ITEM(frames, i);
+    if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != kFrameFields || !PyCode_Check(field(record, kCode)) ||
+        !PyDict_Check(field(record, kGlobals)) || !PyLong_Check(field(record, kOffset)))
+      bad_state("frame " + std::to_string(i) + " is malformed");
+    PyObject* gen = field(record, kGenerator);
+    if (gen != Py_None) {
+      auto* g = reinterpret_cast<PyGenObject*>(gen);
+      if (!PyGen_CheckExact(gen) || g->gi_frame_state != FRAME_CREATED || reinterpret_cast<PyObject*>(g->gi_code) != field(record, kCode))
+        bad_state("generator of frame " + describe_record(record) + " is not a rebuilt running generator");
+    }
+    r.records.push_back(record);
+  }
+  ActiveResume active(r);
+  return enter_frame(r);
+}
+
+// --- generators -------------------------------------------------------------
+
+Ref rebuild_generator_impl(PyObject* state) {
+  if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != kGenFields) bad_state("expected a generator state");
+  check_format(PyTuple_GET_ITEM(state, kGenFormat));
+  PyObject* code = PyTuple_GET_ITEM(state, kGenCode);
+  PyObject* status_obj = PyTuple_GET_ITEM(state, kGenStatus);
+  if (!PyCode_Check(code) || !PyUnicode_Check(status_obj) || !(reinterpret_cast<PyCodeObject*>(code)->co_flags & CO_GENERATOR))
+    bad_state("generator state without generator code");
+  const std::string status = PyUnicode_AsUTF8(status_obj);
+  PyObject* localsplus = PyTuple_GET_ITEM(state, kGenLocalsplus);
+  const bool has_frame = status == "created" || status == "suspended";
+  Ref globals = Ref::borrow(PyTuple_GET_ITEM(state, kGenGlobals));
+  if (!PyDict_Check(globals.get())) {
+    // Finished generators keep no frame, hence no globals; any will do.
+    globals = check_new(PyDict_New());
+    check_status(PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()));
+  }
+  Ref func = make_function(code, globals.get(), has_frame ? localsplus : nullptr);
+  Ref gen = call_with_placeholders(func.get());
+  if (!gen) throw PythonError{};
+  check_status(PyObject_SetAttrString(gen.get(), "__name__", PyTuple_GET_ITEM(state, kGenName)));
+  check_status(PyObject_SetAttrString(gen.get(), "__qualname__", PyTuple_GET_ITEM(state, kGenQualname)));
+  auto* g = reinterpret_cast<PyGenObject*>(gen.get());
+  if (status == "completed") {
+    check_new(PyObject_CallMethod(gen.get(), "close", nullptr));
+  } else if (has_frame) {
+    PyObject* stack = PyTuple_GET_ITEM(state, kGenStack);
+    const int offset = static_cast<int>(PyLong_AsLong(PyTuple_GET_ITEM(state, kGenOffset)));
+    // The next send pushes one value.
+    check_frame_data(g->gi_code, localsplus, stack, offset, 1);
+    std::vector<Ref> none;
+    fill_frame(frame_of(g), localsplus, stack, none, offset);
+    if (status == "suspended") g->gi_frame_state = FRAME_SUSPENDED;
+    PyObject* exc = PyTuple_GET_ITEM(state, kGenExc);
+    Py_XSETREF(g->gi_exc_state.exc_value, exc == Py_None ? nullptr : Py_NewRef(exc));
+  } else if (status != "running") {
+    bad_state("unknown generator status " + status);
+  }
+  return gen;
+}
+
+}  // namespace
+
+Frame* resumed_root_frame() { return g_active ? g_active->root : nullptr; }
+bool is_resume_thunk(PyObject* obj) { return Py_TYPE(obj) == g_thunk_type; }
+
+}  // namespace pyckpt::core::interp::py311
+
+namespace pyckpt::core::interp {
+
+const char* state_format() { return "cpython-3.11"; }
+
+bool backend_init(PyObject* module) {
+  using namespace py311;
+  if (!init_opcode_tables() || !init_capture()) return false;
+  g_thunk_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &g_thunk_spec, nullptr));
+  return g_thunk_type != nullptr;
+}
+
+Ref resume_stack(PyObject* state, PyObject* result) { return py311::resume_stack_impl(state, result); }
+Ref rebuild_generator(PyObject* state) { return py311::rebuild_generator_impl(state); }
+
+}  // namespace pyckpt::core::interp
+
+#endif

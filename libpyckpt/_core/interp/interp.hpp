@@ -1,0 +1,65 @@
+// Interpreter-state capture and resume: the version-independent interface.
+//
+// Everything that depends on the layout of one CPython version's frames,
+// bytecode and generators lives in a backend folder (cpython311/ for 3.11);
+// the Python-facing functions (api.cpp) and the safe-point machinery
+// (safepoint.cpp) only use what is declared here. Supporting 3.12 means adding
+// a cpython312/ backend that implements these functions, nothing else.
+#pragma once
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyref.hpp"
+
+namespace pyckpt::core::interp {
+
+// Where the innermost captured frame stands.
+enum class CaptureMode {
+  // It is inside a call to a C function (capture_stack() itself, or a Python
+  // function that led there): on resume the call returns the given result.
+  kAfterCall,
+  // It is at an instruction boundary reported by a C trace function ('line'
+  // event): on resume it executes that instruction.
+  kAtTraceEvent,
+};
+
+// --- backend (one implementation per CPython minor version) ---------------
+
+// Tag stored in every state; resume refuses states with another tag.
+const char* state_format();
+
+// One-time setup at module import (opcode tables, types); false with a Python
+// error set on failure.
+bool backend_init(PyObject* module);
+
+// The singleton that stands for an unbound slot (C NULL) in captured states.
+PyObject* null_marker();
+
+// Static value-stack depth of `code` before each code unit (None where no
+// instruction starts). `live` analyses the quickened in-memory bytecode
+// instead of the de-specialised co_code.
+Ref stack_depths(PyObject* code, bool live);
+
+// Captures the current thread's Python frames from `base` (a frame object, or
+// nullptr for the default base) down to the innermost frame.
+Ref capture_stack(PyObject* base, CaptureMode mode);
+
+// Resumes a captured stack; returns what the outermost frame returns.
+Ref resume_stack(PyObject* state, PyObject* result);
+
+// The interpreter frame behind a frame object (UnsupportedState::blocking_frame).
+const void* frame_key(PyFrameObject* frame);
+
+Ref capture_generator(PyObject* gen);
+Ref rebuild_generator(PyObject* state);
+
+// Test hook: runs `callable()` with opcode tracing and compares the static
+// depth with the interpreter's stack pointer at every instruction.
+Ref verify_stack_depths(PyObject* callable);
+
+// --- generic parts --------------------------------------------------------
+
+// Adds the safe-point functions to the module (safepoint.cpp).
+bool add_safepoint_api(PyObject* module);
+
+}  // namespace pyckpt::core::interp

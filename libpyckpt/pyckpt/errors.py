@@ -1,0 +1,21 @@
+"""The exceptions pyckpt raises. Every one is a CheckpointError."""
+
+
+class CheckpointError(Exception):
+    """Base of every pyckpt error."""
+
+
+class UnsupportedStateError(CheckpointError):
+    """The process holds state pyckpt cannot capture (a socket, a thread, a C
+    function between two Python frames, ...). The message names the object or
+    frame at fault; no checkpoint is written and the previous one is kept."""
+
+
+class CheckpointFileError(CheckpointError):
+    """A checkpoint file or directory cannot be used: missing, unwritable,
+    truncated, corrupt, foreign, of an unknown format version, or failing its
+    checksums. The message names the file and, where known, the dataset."""
+
+
+class ChecksumError(CheckpointFileError):
+    """A dataset's data does not match the checksum recorded when it was written."""

@@ -1,0 +1,95 @@
+"""Human-readable views of checkpoints: `pyckpt inspect`, `pyckpt ls`, `pyckpt verify`.
+
+Everything here reads through pyckpt._core.Reader, so what is shown is what a
+restart would read, checksums included.
+"""
+import datetime
+import os
+
+from . import _core
+from .errors import CheckpointFileError
+
+
+def human_bytes(n):
+    """1536 -> '1.5 KiB'."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def format_time(unix):
+    return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _shape(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _dataset_line(d, status):
+    if d["kind"] == "blob":
+        what = f"blob   {d['name']:<24} {human_bytes(d['bytes']):>10}"
+    else:
+        dtype = d["attrs"].get("numpy_dtype", str(d["dtype"]))
+        what = (f"array  {d['name']:<24} {human_bytes(d['bytes']):>10}  {dtype} {_shape(d['shape'])}"
+                f"{' F-order' if d['order'] == 'F' else ''}")
+    return f"    {what}  [{status}]"
+
+
+# Root attributes shown in this order first; the rest follow sorted.
+_HEADLINE_ATTRS = ("format", "format_version", "epoch", "world_size", "created_unix", "byte_order", "trigger",
+                   "argv", "python_version", "numpy_version", "hosts")
+
+
+def inspect_lines(path, verify=True):
+    """The report of `pyckpt inspect` as a list of lines, and whether every
+    checksum verified (None when not verified)."""
+    reader = _core.Reader(path)
+    attrs = reader.attributes
+    status = {}
+    all_ok = None
+    if verify:
+        results = reader.verify()
+        status = {name: ("checksum ok" if ok else f"BAD: {msg}") for name, ok, msg in results}
+        all_ok = all(ok for _, ok, _ in results)
+
+    lines = [f"checkpoint {reader.file}",
+             f"  epoch {reader.epoch}, {reader.world_size} rank(s), {human_bytes(os.path.getsize(reader.file))}"
+             + (f", written {format_time(attrs['created_unix'])}" if "created_unix" in attrs else "")]
+    for key in _HEADLINE_ATTRS + tuple(sorted(k for k in attrs if k not in _HEADLINE_ATTRS)):
+        if key in attrs and key not in ("epoch", "world_size", "created_unix"):
+            lines.append(f"  {key}: {attrs[key]}")
+    for rank in range(reader.world_size):
+        rank_attrs = reader.rank_attributes(rank)
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(rank_attrs.items()))
+        lines.append(f"  rank {rank}" + (f" ({extra})" if extra else "") + ":")
+        datasets = reader.datasets(rank)
+        if not datasets:
+            lines.append("    (no datasets)")
+        for d in datasets:
+            full = f"/ranks/{rank}/{'blobs' if d['kind'] == 'blob' else 'arrays'}/{d['name']}"
+            lines.append(_dataset_line(d, status.get(full, "not verified")))
+    for g in reader.global_arrays():
+        lines.append(f"  global array {g['name']}: {g['dtype']} {_shape(g['shape'])}, "
+                     f"{len(g['slabs'])} slab(s) from rank(s) {sorted({s['rank'] for s in g['slabs']})}")
+    if verify:
+        bad = [name for name, text in status.items() if not text.startswith("checksum ok")]
+        lines.append(f"  checksums: {len(status) - len(bad)} ok, {len(bad)} failed")
+        lines.extend(f"    {name}: {status[name]}" for name in bad)
+    return lines, all_ok
+
+
+def list_lines(directory):
+    """The report of `pyckpt ls`: one line per committed checkpoint."""
+    if not os.path.isdir(directory):
+        raise CheckpointFileError(f"{directory}: no such checkpoint directory")
+    entries = _core.list_checkpoints(directory)
+    if not entries:
+        return [f"{directory}: no committed checkpoints"]
+    lines = [f"{'epoch':>8}  {'written':<23}  {'size':>10}  file"]
+    for e in entries:
+        lines.append(f"{e['epoch']:>8}  {format_time(e['mtime']):<23}  {human_bytes(e['bytes']):>10}  "
+                     f"{os.path.basename(e['path'])}{'  <- latest' if e['latest'] else ''}")
+    return lines

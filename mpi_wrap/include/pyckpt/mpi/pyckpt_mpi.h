@@ -1,0 +1,107 @@
+/* pyckpt_mpi.h -- C ABI of libpyckpt_mpi.so, the PMPI interposer.
+ *
+ * The library is loaded with LD_PRELOAD (or linked first) and interposes the
+ * MPI C API. The layer above (pyckpt's Python runtime, or a C/C++ program)
+ * uses these functions to
+ *   - register what to do at a consistent cut (capture) and at restart,
+ *   - request checkpoints (async-signal-safe) and serve them at safe points,
+ *   - save/restore this layer's own state (handle lineage, channel messages)
+ *     as an opaque byte string that it stores with hdf5_io,
+ *   - map application MPI handles to stable ids and back after a restart.
+ * Upper layers should look these up with dlsym(RTLD_DEFAULT, ...) so that they
+ * work (doing nothing) when the interposer is not preloaded.
+ * doc/mpi.md describes the protocol. All functions return 0 on success and a
+ * nonzero PYCKPT_MPI_E* code on failure; pyckpt_mpi_last_error() says why. */
+#ifndef PYCKPT_MPI_H
+#define PYCKPT_MPI_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+  PYCKPT_MPI_OK = 0,
+  PYCKPT_MPI_EINVAL = 1,       /* bad argument, unknown id, corrupt state bytes */
+  PYCKPT_MPI_ESTATE = 2,       /* called at the wrong time (not initialised, not in a cut) */
+  PYCKPT_MPI_EUNSUPPORTED = 3, /* the job used an MPI feature a checkpoint cannot capture */
+  PYCKPT_MPI_ECALLBACK = 4,    /* the capture/restore callback failed */
+  PYCKPT_MPI_EMPI = 5          /* an MPI call made by the protocol failed */
+};
+
+/* Called on every rank inside the consistent cut, after the channels were
+ * drained: the callback captures local state (and typically calls
+ * pyckpt_mpi_state_save and writes everything collectively with hdf5_io;
+ * its MPI calls are not counted). Return 0 on success; a failure on any rank
+ * fails the checkpoint on all ranks. */
+typedef int (*pyckpt_mpi_capture_fn)(void* user, uint64_t epoch);
+/* Called at the end of MPI_Init/MPI_Init_thread of every process, so that a
+ * restarted job can call pyckpt_mpi_state_restore before the app runs. */
+typedef int (*pyckpt_mpi_restore_fn)(void* user);
+
+int pyckpt_mpi_set_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_restore_fn restore,
+                             void* user);
+
+/* Ask for a checkpoint. Async-signal-safe; any one rank suffices, the others
+ * learn of it at their next safe point (any MPI call, or pyckpt_mpi_poll). */
+void pyckpt_mpi_request_checkpoint(void);
+/* Install a handler for signo that calls pyckpt_mpi_request_checkpoint. */
+int pyckpt_mpi_install_signal_trigger(int signo);
+/* A safe point for long computations without MPI calls: serves a pending
+ * checkpoint if every rank is ready, else returns at once. */
+int pyckpt_mpi_poll(void);
+/* Collective over MPI_COMM_WORLD: take a checkpoint now and return when it
+ * is complete (or failed). */
+int pyckpt_mpi_checkpoint(void);
+
+/* Inside the capture callback: this layer's state as bytes (malloc'ed, free
+ * with pyckpt_mpi_free). Portable: fixed-width little-endian integers. */
+int pyckpt_mpi_state_save(void** data, size_t* len);
+void pyckpt_mpi_free(void* data);
+/* Collective over MPI_COMM_WORLD, after MPI_Init of a restarted job:
+ * re-create communicators and datatypes from their lineage, load channel
+ * messages for re-delivery, re-post pending receives. */
+int pyckpt_mpi_state_restore(const void* data, size_t len);
+
+/* Stable ids of application handles (equal on all members for a
+ * communicator, per rank for datatypes and requests; the same after a
+ * restart). 0 means unknown. Predefined handles have fixed ids. */
+uint64_t pyckpt_mpi_comm_id(MPI_Comm comm);
+MPI_Comm pyckpt_mpi_comm_from_id(uint64_t id);
+uint64_t pyckpt_mpi_type_id(MPI_Datatype type);
+MPI_Datatype pyckpt_mpi_type_from_id(uint64_t id);
+uint64_t pyckpt_mpi_request_id(MPI_Request request);
+MPI_Request pyckpt_mpi_request_from_id(uint64_t id);
+
+/* MPI calls between begin and end (on this thread) pass straight through:
+ * not counted, not cut, no lineage. Nests. For hdf5_io writing a checkpoint
+ * and for any private traffic of the upper layer. */
+void pyckpt_mpi_internal_begin(void);
+void pyckpt_mpi_internal_end(void);
+
+/* Counters, for tests and `pyckpt inspect`. */
+typedef struct pyckpt_mpi_stats {
+  uint64_t intercepted;      /* application MPI calls seen */
+  uint64_t sent;             /* application messages sent (counted) */
+  uint64_t received;         /* application messages received (counted) */
+  uint64_t collectives;      /* application collectives entered */
+  uint64_t checkpoints;      /* completed cuts */
+  uint64_t drained;          /* messages drained into channel state, total */
+  uint64_t channel_pending;  /* drained messages not yet delivered */
+  uint64_t replayed;         /* drained messages delivered to the app */
+} pyckpt_mpi_stats;
+int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out);
+/* Messages counted on comm to/from peer (a rank of comm) since the last cut. */
+int pyckpt_mpi_channel_counts(MPI_Comm comm, int peer, uint64_t* sent, uint64_t* received);
+/* NUL-terminated description of the last error on this thread. */
+const char* pyckpt_mpi_last_error(void);
+/* Unsupported calls the job made (comma-separated names), "" if none. */
+const char* pyckpt_mpi_unsupported_calls(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,173 @@
+// The C ABI of pyckpt_mpi.h: exceptions become error codes plus
+// pyckpt_mpi_last_error().
+#include "runtime.hpp"
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+
+using namespace pyckpt::mpi;
+
+namespace {
+
+template <typename F>
+int guarded(F f) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    set_last_error(e.what());
+    return e.code;
+  } catch (const std::exception& e) {
+    set_last_error(std::string("pyckpt_mpi: ") + e.what());
+    return PYCKPT_MPI_EINVAL;
+  }
+}
+
+Runtime& running() {
+  Runtime* rt = Runtime::get();
+  if (!rt) throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi: MPI is not initialised (or already finalised)");
+  return *rt;
+}
+
+constexpr std::uint64_t kPredefinedTypeBit = 1ull << 63;
+
+extern "C" void on_trigger_signal(int) { pyckpt_mpi_request_checkpoint(); }
+
+}  // namespace
+
+
+extern "C" {
+
+int pyckpt_mpi_set_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_restore_fn restore, void* user) {
+  callbacks = Callbacks{capture, restore, user};
+  return PYCKPT_MPI_OK;
+}
+
+void pyckpt_mpi_request_checkpoint(void) { Runtime::request(); }
+
+int pyckpt_mpi_install_signal_trigger(int signo) {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_trigger_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(signo, &sa, nullptr) != 0) {
+    set_last_error("pyckpt_mpi: cannot install a handler for signal " + std::to_string(signo));
+    return PYCKPT_MPI_EINVAL;
+  }
+  return PYCKPT_MPI_OK;
+}
+
+int pyckpt_mpi_poll(void) {
+  return guarded([] {
+    running().poll_blocked();
+    return PYCKPT_MPI_OK;
+  });
+}
+
+int pyckpt_mpi_checkpoint(void) {
+  return guarded([] {
+    Runtime& rt = running();
+    int rc = rt.checkpoint_now();
+    if (rc != PYCKPT_MPI_OK) set_last_error(rt.last_message());
+    return rc;
+  });
+}
+
+int pyckpt_mpi_state_save(void** data, size_t* len) {
+  return guarded([&] {
+    auto bytes = running().save();
+    *data = std::malloc(bytes.empty() ? 1 : bytes.size());
+    if (!*data) throw std::bad_alloc();
+    std::memcpy(*data, bytes.data(), bytes.size());
+    *len = bytes.size();
+    return PYCKPT_MPI_OK;
+  });
+}
+
+void pyckpt_mpi_free(void* data) { std::free(data); }
+
+int pyckpt_mpi_state_restore(const void* data, size_t len) {
+  return guarded([&] {
+    running().restore(static_cast<const std::byte*>(data), len);
+    return PYCKPT_MPI_OK;
+  });
+}
+
+uint64_t pyckpt_mpi_comm_id(MPI_Comm comm) {
+  Runtime* rt = Runtime::get();
+  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  return c ? c->id : 0;
+}
+
+MPI_Comm pyckpt_mpi_comm_from_id(uint64_t id) {
+  Runtime* rt = Runtime::get();
+  CommRec* c = rt ? rt->comm_by_id(id) : nullptr;
+  return c ? c->real : MPI_COMM_NULL;
+}
+
+uint64_t pyckpt_mpi_type_id(MPI_Datatype type) {
+  Runtime* rt = Runtime::get();
+  if (!rt) return 0;
+  if (auto id = rt->type_id(type)) return id;
+  int ni, na, nd, comb = 0;
+  if (PMPI_Type_get_envelope(type, &ni, &na, &nd, &comb) != MPI_SUCCESS || comb != MPI_COMBINER_NAMED) return 0;
+  const auto& pre = predefined_types();
+  for (std::size_t i = 0; i < pre.size(); ++i)
+    if (pre[i] == type) return kPredefinedTypeBit | i;
+  return 0;
+}
+
+MPI_Datatype pyckpt_mpi_type_from_id(uint64_t id) {
+  if (id & kPredefinedTypeBit) {
+    const auto& pre = predefined_types();
+    const auto idx = id & ~kPredefinedTypeBit;
+    return idx < pre.size() ? pre[idx] : MPI_DATATYPE_NULL;
+  }
+  Runtime* rt = Runtime::get();
+  return rt ? rt->type_from_id(id) : MPI_DATATYPE_NULL;
+}
+
+uint64_t pyckpt_mpi_request_id(MPI_Request request) {
+  Runtime* rt = Runtime::get();
+  return rt ? rt->request_id(request) : 0;
+}
+
+MPI_Request pyckpt_mpi_request_from_id(uint64_t id) {
+  Runtime* rt = Runtime::get();
+  return rt ? rt->request_from_id(id) : MPI_REQUEST_NULL;
+}
+
+void pyckpt_mpi_internal_begin(void) { ++internal_depth; }
+void pyckpt_mpi_internal_end(void) { --internal_depth; }
+
+int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out) {
+  return guarded([&] {
+    const Runtime& rt = running();
+    const Stats& s = rt.stats;
+    *out = pyckpt_mpi_stats{s.intercepted, s.sent,    s.received, s.collectives,
+                            s.checkpoints, s.drained, static_cast<uint64_t>(Runtime::get()->channel().size()),
+                            s.replayed};
+    return PYCKPT_MPI_OK;
+  });
+}
+
+int pyckpt_mpi_channel_counts(MPI_Comm comm, int peer, uint64_t* sent, uint64_t* received) {
+  return guarded([&] {
+    CommRec* c = running().comm(comm);
+    if (!c || peer < 0 || peer >= c->size)
+      throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_channel_counts: unknown communicator or peer");
+    *sent = c->sent[static_cast<std::size_t>(peer)];
+    *received = c->received[static_cast<std::size_t>(peer)];
+    return PYCKPT_MPI_OK;
+  });
+}
+
+const char* pyckpt_mpi_last_error(void) { return last_error_cstr(); }
+
+const char* pyckpt_mpi_unsupported_calls(void) {
+  Runtime* rt = Runtime::get();
+  return rt ? rt->unsupported().c_str() : "";
+}
+
+}  // extern "C"

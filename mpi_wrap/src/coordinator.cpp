@@ -1,0 +1,261 @@
+// The snapshot coordinator: a Chandy-Lamport style consistent cut for MPI
+// (doc/mpi.md). Phases, all driven from safe points (MPI calls of the app,
+// progress loops of blocking calls, pyckpt_mpi_poll):
+//   Idle -> Agreeing : a local trigger or a REQ message from another rank;
+//                      REQ goes to every rank on the private control comm,
+//                      and per communicator an Iallreduce(MAX) of the
+//                      collective sequence numbers is posted on its shadow.
+//   Agreeing -> Reaching : targets known; lagging ranks keep running the app
+//                      until they entered as many collectives as the others;
+//                      ranks at the target park at their next collective.
+//   Reaching -> Ready : this rank is at every target; Ibarrier on control.
+//   Ready -> cut     : everyone is at its targets: exchange per-peer counts
+//                      on the shadows, drain the difference into channel
+//                      state, capture, reset counters.
+#include "runtime.hpp"
+
+#include <cstdio>
+
+namespace pyckpt::mpi {
+
+namespace {
+constexpr int kTagRequest = 1;
+}
+
+void Runtime::poll_slow(bool cut_allowed) {
+  if (in_cut_) return;
+  InternalScope internal;
+  try {
+    step(cut_allowed);
+  } catch (const Error& e) {
+    // The protocol's own MPI traffic failed: the job cannot continue
+    // consistently, and this runs inside an app MPI call that cannot throw.
+    std::fprintf(stderr, "%s\n", e.what());
+    PMPI_Abort(MPI_COMM_WORLD, 70);
+  }
+}
+
+void Runtime::step(bool cut_allowed) {
+  if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed)) begin_epoch();
+  for (;;) {
+    int flag = 0;
+    MPI_Status st;
+    PMPI_Iprobe(MPI_ANY_SOURCE, kTagRequest, ctl_, &flag, &st);
+    if (!flag) break;
+    std::uint64_t e = 0;
+    PMPI_Recv(&e, 1, MPI_UINT64_T, st.MPI_SOURCE, kTagRequest, ctl_, MPI_STATUS_IGNORE);
+    if (e != epoch + 1) throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi: checkpoint request for an unexpected epoch");
+    ++req_received_;
+    if (phase_ == Phase::Idle) begin_epoch();
+  }
+  if (phase_ == Phase::Agreeing) {
+    int done = 0;
+    PMPI_Testall(static_cast<int>(agree_reqs_.size()), agree_reqs_.data(), &done, MPI_STATUSES_IGNORE);
+    if (!done) return;
+    for (std::size_t i = 0; i < agree_comms_.size(); ++i) agree_comms_[i]->coll_target = agree_buf_[i];
+    phase_ = Phase::Reaching;
+  }
+  if (phase_ == Phase::Reaching && at_targets()) {
+    check(PMPI_Ibarrier(ctl_, &ready_req_), "MPI_Ibarrier (ready)");
+    phase_ = Phase::Ready;
+  }
+  if (phase_ == Phase::Ready && cut_allowed) {
+    int done = 0;
+    PMPI_Test(&ready_req_, &done, MPI_STATUS_IGNORE);
+    if (done) run_cut();
+  }
+}
+
+void Runtime::begin_epoch() {
+  const std::uint64_t e = epoch + 1;
+  for (int r = 0; r < world_size; ++r)
+    if (r != world_rank) check(PMPI_Send(&e, 1, MPI_UINT64_T, r, kTagRequest, ctl_), "MPI_Send (request)");
+  agree_comms_.clear();
+  for (auto& c : comms_)
+    if (c->real != MPI_COMM_NULL) agree_comms_.push_back(c.get());
+  agree_buf_.resize(agree_comms_.size());
+  agree_reqs_.assign(agree_comms_.size(), MPI_REQUEST_NULL);
+  for (std::size_t i = 0; i < agree_comms_.size(); ++i) {
+    agree_buf_[i] = agree_comms_[i]->coll_seq;
+    check(PMPI_Iallreduce(MPI_IN_PLACE, &agree_buf_[i], 1, MPI_UINT64_T, MPI_MAX, agree_comms_[i]->shadow,
+                          &agree_reqs_[i]),
+          "MPI_Iallreduce (collective sequence numbers)");
+  }
+  phase_ = Phase::Agreeing;
+}
+
+bool Runtime::at_targets() const {
+  for (CommRec* c : agree_comms_)
+    if (c->real != MPI_COMM_NULL && c->coll_seq < c->coll_target) return false;
+  return true;
+}
+
+void Runtime::enter_collective(CommRec* c) {
+  poll();
+  // Entering now would pass the agreed cut point (or the point is not known
+  // yet): wait here, serving the protocol, until the cut is done.
+  while (phase_ == Phase::Agreeing || (phase_ != Phase::Idle && c->coll_seq >= c->coll_target))
+    poll_blocked(true);
+  ++c->coll_seq;
+  ++stats.collectives;
+}
+
+void Runtime::synchronize(CommRec* c) {
+  enter_collective(c);
+  InternalScope internal;
+  MPI_Request req;
+  check(PMPI_Ibarrier(c->shadow, &req), "MPI_Ibarrier (synchronize)");
+  for (int flag = 0;;) {
+    PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+    if (flag) return;
+    poll_blocked(/*cut_allowed=*/false);
+  }
+}
+
+void Runtime::test_pending_receives() {
+  MPI_Status st;
+  for (auto& [handle, rec] : requests_) {
+    if (!rec.is_recv || rec.counted) continue;
+    int flag = 0;
+    PMPI_Request_get_status(handle, &flag, &st);
+    if (flag) {
+      count_recv(rec.comm, st.MPI_SOURCE);
+      rec.counted = true;
+    }
+  }
+  if (in_call && in_call->is_recv && !in_call->counted && *in_call_request != MPI_REQUEST_NULL) {
+    int flag = 0;
+    PMPI_Request_get_status(*in_call_request, &flag, &st);
+    if (flag) {
+      count_recv(in_call->comm, st.MPI_SOURCE);
+      in_call->counted = true;
+    }
+  }
+}
+
+void Runtime::drain(const std::vector<CommRec*>& live, const std::vector<std::size_t>& offsets) {
+  for (;;) {
+    test_pending_receives();
+    bool deficit = false;
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      CommRec* c = live[i];
+      bool short_here = false;
+      for (int p = 0; p < c->size; ++p) short_here |= c->received[p] < expected_[offsets[i] + p];
+      if (!short_here) continue;
+      deficit = true;
+      // Everything unexpected on an app communicator now was sent before the
+      // cut: no rank sends app messages until the final agreement below.
+      int flag = 0;
+      MPI_Message msg;
+      MPI_Status st;
+      check(PMPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->real, &flag, &msg, &st), "MPI_Improbe (drain)");
+      if (!flag) continue;
+      int bytes = 0;
+      PMPI_Get_count(&st, MPI_BYTE, &bytes);
+      ChannelMsg m{c->id, st.MPI_SOURCE, st.MPI_TAG, std::vector<std::byte>(static_cast<std::size_t>(bytes))};
+      check(PMPI_Mrecv(m.data.data(), bytes, MPI_BYTE, &msg, MPI_STATUS_IGNORE), "MPI_Mrecv (drain)");
+      count_recv(c, st.MPI_SOURCE);
+      channel_.push_back(std::move(m));
+      ++stats.drained;
+    }
+    if (!deficit) return;
+  }
+}
+
+void Runtime::run_cut() {
+  in_cut_ = true;
+  struct Leave {
+    Runtime& rt;
+    ~Leave() { rt.in_cut_ = false; }
+  } leave{*this};
+
+  // 1. What every peer sent me, per communicator (on the shadows, so this
+  //    traffic is never counted and cannot match app receives).
+  std::vector<CommRec*> live;
+  std::vector<std::size_t> offsets;
+  std::size_t total = 0;
+  for (auto& c : comms_)
+    if (c->real != MPI_COMM_NULL) {
+      live.push_back(c.get());
+      offsets.push_back(total);
+      total += static_cast<std::size_t>(c->size);
+    }
+  expected_.assign(total, 0);
+  std::vector<MPI_Request> reqs(live.size(), MPI_REQUEST_NULL);
+  for (std::size_t i = 0; i < live.size(); ++i)
+    check(PMPI_Ialltoall(live[i]->sent.data(), 1, MPI_UINT64_T, &expected_[offsets[i]], 1, MPI_UINT64_T,
+                         live[i]->shadow, &reqs[i]),
+          "MPI_Ialltoall (message counts)");
+  check(PMPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE), "MPI_Waitall (counts)");
+
+  // 2. Drain in-flight messages into channel state.
+  drain(live, offsets);
+
+  // 3. Every rank sent one REQ to every other rank for this epoch; take the
+  //    rest so the control comm is empty for the next epoch.
+  for (; req_received_ < world_size - 1; ++req_received_) {
+    std::uint64_t e = 0;
+    check(PMPI_Recv(&e, 1, MPI_UINT64_T, MPI_ANY_SOURCE, kTagRequest, ctl_, MPI_STATUS_IGNORE), "MPI_Recv (request)");
+  }
+
+  // 4. Can this rank's state be captured? The allreduce doubles as the
+  //    barrier that keeps post-cut messages out of everyone's drain.
+  std::string why;
+  if (!unsupported_.empty())
+    why = "the job used MPI calls a checkpoint cannot capture: " + unsupported_;
+  else if (outstanding_messages > 0)
+    why = "a message matched by MPI_Mprobe/MPI_Improbe was not yet received";
+  int fail = why.empty() ? 0 : 1;
+  check(PMPI_Allreduce(MPI_IN_PLACE, &fail, 1, MPI_INT, MPI_MAX, ctl_), "MPI_Allreduce (cut check)");
+  if (fail && why.empty()) why = "another rank cannot be captured (see its error)";
+
+  // 5. Capture.
+  if (!fail && callbacks.capture) {
+    int rc = 0;
+    try {
+      rc = callbacks.capture(callbacks.user, epoch + 1);
+    } catch (...) {
+      rc = -1;
+    }
+    fail = rc != 0;
+    check(PMPI_Allreduce(MPI_IN_PLACE, &fail, 1, MPI_INT, MPI_MAX, ctl_), "MPI_Allreduce (capture result)");
+    if (fail) why = rc ? "the capture callback failed" : "the capture callback failed on another rank";
+  }
+
+  // 6. The drained messages now belong to channel state: counting restarts.
+  for (CommRec* c : live) {
+    std::fill(c->sent.begin(), c->sent.end(), 0);
+    std::fill(c->received.begin(), c->received.end(), 0);
+    c->coll_seq = c->coll_target = 0;
+  }
+  req_received_ = 0;
+  phase_ = Phase::Idle;
+  requested_.store(false, std::memory_order_relaxed);
+  ++cuts_done_;
+  if (fail) {
+    last_result_ = why.find("capture callback") != std::string::npos ? PYCKPT_MPI_ECALLBACK : PYCKPT_MPI_EUNSUPPORTED;
+    last_message_ = "pyckpt_mpi: checkpoint " + std::to_string(epoch + 1) + " failed on rank " +
+                    std::to_string(world_rank) + ": " + why;
+    std::fprintf(stderr, "%s\n", last_message_.c_str());
+    return;
+  }
+  last_result_ = PYCKPT_MPI_OK;
+  ++epoch;
+  ++stats.checkpoints;
+}
+
+int Runtime::checkpoint_now() {
+  if (in_cut_) {
+    last_message_ = "pyckpt_mpi_checkpoint called from inside a checkpoint";
+    return PYCKPT_MPI_ESTATE;
+  }
+  // Collective: without this barrier a rank could be cut (at an earlier
+  // safe point) by a peer's call, then start a second epoch with its own.
+  synchronize(comm(MPI_COMM_WORLD));
+  const std::uint64_t before = cuts_done_;
+  request();
+  while (cuts_done_ == before) poll_blocked(true);
+  return last_result_;
+}
+
+}  // namespace pyckpt::mpi

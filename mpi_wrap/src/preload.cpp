@@ -1,1 +1,0 @@
-// Placeholder translation unit; the interposer lands here (issue: MPI layer).

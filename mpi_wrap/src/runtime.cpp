@@ -1,0 +1,215 @@
+// Tables of the interposer: communicators (with lineage), datatypes,
+// requests, channel state; error plumbing.
+#include "runtime.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace pyckpt::mpi {
+
+std::unique_ptr<Runtime> Runtime::instance_;
+std::atomic<bool> Runtime::requested_{false};
+
+namespace {
+thread_local std::string last_error;
+
+// Child communicator ids must be equal on every member without talking: the
+// k-th communicator made from a parent is the same object on all members,
+// because creation is collective over the parent.
+std::uint64_t child_id(std::uint64_t parent, std::uint64_t k) {
+  std::uint64_t z = parent * 0x9E3779B97F4A7C15ull + k + 1;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return z < 16 ? z + 16 : z;  // never collides with predefined ids
+}
+}  // namespace
+
+void set_last_error(const std::string& msg) { last_error = msg; }
+const char* last_error_cstr() { return last_error.c_str(); }
+
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  PMPI_Error_string(rc, text, &len);
+  throw Error(PYCKPT_MPI_EMPI, std::string("pyckpt_mpi: ") + what + " failed: " + std::string(text, len));
+}
+
+void Runtime::start() {
+  InternalScope internal;
+  auto rt = std::make_unique<Runtime>();
+  PMPI_Comm_rank(MPI_COMM_WORLD, &rt->world_rank);
+  PMPI_Comm_size(MPI_COMM_WORLD, &rt->world_size);
+  for (auto [id, op, handle] : {std::tuple{kWorldId, LineageOp::World, MPI_COMM_WORLD},
+                                std::tuple{kSelfId, LineageOp::Self, MPI_COMM_SELF}}) {
+    auto rec = std::make_unique<CommRec>();
+    rec->id = id;
+    rec->op = op;
+    rec->real = handle;
+    check(PMPI_Comm_dup(handle, &rec->shadow), "MPI_Comm_dup (shadow)");
+    rt->insert_comm(std::move(rec));
+  }
+  check(PMPI_Comm_dup(MPI_COMM_WORLD, &rt->ctl_), "MPI_Comm_dup (control)");
+  instance_ = std::move(rt);
+}
+
+void Runtime::stop() {
+  InternalScope internal;
+  if (!instance_) return;
+  for (auto& c : instance_->comms_)
+    if (c->shadow != MPI_COMM_NULL) PMPI_Comm_free(&c->shadow);
+  PMPI_Comm_free(&instance_->ctl_);
+  instance_.reset();
+}
+
+CommRec* Runtime::insert_comm(std::unique_ptr<CommRec> rec) {
+  if (rec->real != MPI_COMM_NULL) {
+    PMPI_Comm_rank(rec->real, &rec->rank);
+    PMPI_Comm_size(rec->real, &rec->size);
+    rec->sent.assign(rec->size, 0);
+    rec->received.assign(rec->size, 0);
+    comms_by_handle_[rec->real] = rec.get();
+  }
+  comms_.push_back(std::move(rec));
+  return comms_.back().get();
+}
+
+CommRec* Runtime::comm_by_id(std::uint64_t id) {
+  for (auto& c : comms_)
+    if (c->id == id && c->real != MPI_COMM_NULL) return c.get();
+  return nullptr;
+}
+
+void Runtime::add_comm(CommRec* parent, LineageOp op, std::vector<std::int32_t> args, MPI_Comm made) {
+  InternalScope internal;
+  auto rec = std::make_unique<CommRec>();
+  rec->id = child_id(parent->id, parent->children++);
+  rec->op = op;
+  rec->parent = parent->id;
+  rec->args = std::move(args);
+  rec->real = made;
+  // A member that got MPI_COMM_NULL (split colour MPI_UNDEFINED, not in the
+  // group) still took part in the creation: the record keeps it in lineage.
+  rec->freed = made == MPI_COMM_NULL;
+  if (made != MPI_COMM_NULL) check(PMPI_Comm_dup(made, &rec->shadow), "MPI_Comm_dup (shadow)");
+  insert_comm(std::move(rec));
+}
+
+void Runtime::free_comm(MPI_Comm c) {
+  CommRec* rec = comm(c);
+  if (!rec) return;
+  InternalScope internal;
+  comms_by_handle_.erase(c);
+  last_comm_handle_ = MPI_COMM_NULL;
+  last_comm_ = nullptr;
+  // Messages counted on a freed communicator can no longer be drained; the
+  // app must have completed them (MPI requires it before MPI_Comm_free).
+  if (rec->shadow != MPI_COMM_NULL) PMPI_Comm_free(&rec->shadow);
+  rec->real = MPI_COMM_NULL;
+  rec->freed = true;
+}
+
+std::uint64_t Runtime::add_type(MPI_Datatype t) {
+  auto [it, inserted] = types_.try_emplace(t, next_type_id_);
+  if (inserted) ++next_type_id_;
+  return it->second;
+}
+
+void Runtime::free_type(MPI_Datatype t) { types_.erase(t); }
+
+std::uint64_t Runtime::type_id(MPI_Datatype t) const {
+  auto it = types_.find(t);
+  return it == types_.end() ? 0 : it->second;
+}
+
+MPI_Datatype Runtime::type_from_id(std::uint64_t id) const {
+  for (auto& [h, i] : types_)
+    if (i == id) return h;
+  return MPI_DATATYPE_NULL;
+}
+
+ReqRec& Runtime::add_request(MPI_Request r, ReqRec rec) {
+  rec.id = next_request_id_++;
+  return requests_.insert_or_assign(r, rec).first->second;
+}
+
+void Runtime::on_complete(MPI_Request r, const MPI_Status& st, bool release) {
+  auto it = requests_.find(r);
+  if (it == requests_.end()) return;
+  ReqRec& rec = it->second;
+  if (rec.is_recv && !rec.counted) {
+    count_recv(rec.comm, st.MPI_SOURCE);
+    rec.counted = true;
+  }
+  if (release) requests_.erase(it);
+}
+
+void Runtime::forget_request(MPI_Request r) {
+  auto it = requests_.find(r);
+  if (it == requests_.end()) return;
+  // A receive freed while pending completes unseen: its count would be
+  // missing at the next cut and the drain could not finish.
+  if (it->second.is_recv && !it->second.counted) mark_unsupported("MPI_Request_free of a pending receive");
+  requests_.erase(it);
+}
+
+std::uint64_t Runtime::request_id(MPI_Request r) const {
+  auto it = requests_.find(r);
+  return it == requests_.end() ? 0 : it->second.id;
+}
+
+MPI_Request Runtime::request_from_id(std::uint64_t id) const {
+  for (auto& [h, rec] : requests_)
+    if (rec.id == id) return h;
+  return MPI_REQUEST_NULL;
+}
+
+std::deque<ChannelMsg>::iterator Runtime::channel_match(std::uint64_t comm, int source, int tag) {
+  // Drained messages are kept in arrival order, so the first match is the
+  // one MPI's non-overtaking rule would deliver first.
+  return std::find_if(channel_.begin(), channel_.end(), [&](const ChannelMsg& m) {
+    return m.comm == comm && (source == MPI_ANY_SOURCE || source == m.source) &&
+           (tag == MPI_ANY_TAG || tag == m.tag);
+  });
+}
+
+void Runtime::fill_status(const ChannelMsg& m, MPI_Status* status) const {
+  if (status == MPI_STATUS_IGNORE) return;
+  status->MPI_SOURCE = m.source;
+  status->MPI_TAG = m.tag;
+  status->MPI_ERROR = MPI_SUCCESS;
+  PMPI_Status_set_elements_x(status, MPI_BYTE, static_cast<MPI_Count>(m.data.size()));
+  PMPI_Status_set_cancelled(status, 0);
+}
+
+int Runtime::channel_deliver(std::deque<ChannelMsg>::iterator m, void* buf, int count, MPI_Datatype type,
+                             MPI_Status* status) {
+  InternalScope internal;
+  int type_size = 0;
+  PMPI_Type_size(type, &type_size);
+  const auto bytes = m->data.size();
+  int rc = MPI_SUCCESS;
+  if (bytes > static_cast<std::size_t>(type_size) * static_cast<std::size_t>(count)) {
+    rc = MPI_ERR_TRUNCATE;
+  } else if (bytes > 0) {
+    // The bytes are the sender's data in native packed form (received as
+    // MPI_BYTE); unpacking lays them out like a direct receive would.
+    int pos = 0;
+    rc = PMPI_Unpack(m->data.data(), static_cast<int>(bytes), &pos, buf,
+                     static_cast<int>(bytes / static_cast<std::size_t>(type_size)), type, MPI_COMM_SELF);
+  }
+  fill_status(*m, status);
+  if (status != MPI_STATUS_IGNORE) status->MPI_ERROR = rc;
+  channel_.erase(m);
+  ++stats.replayed;
+  return rc;
+}
+
+void Runtime::mark_unsupported(const char* call) {
+  if (unsupported_.find(call) != std::string::npos) return;
+  if (!unsupported_.empty()) unsupported_ += ", ";
+  unsupported_ += call;
+}
+
+}  // namespace pyckpt::mpi

@@ -1,0 +1,275 @@
+// Internal state of the interposer: communicator table with lineage,
+// per-(communicator, peer) message counts, request table, channel state
+// (drained messages awaiting re-delivery) and the snapshot coordinator.
+//
+// Threading: the bookkeeping assumes application MPI calls come from one
+// thread at a time (MPI_THREAD_SINGLE/FUNNELED/SERIALIZED, what mpi4py apps
+// use); MPI_THREAD_MULTIPLE is recorded as unsupported for checkpoints.
+#pragma once
+
+#include <pyckpt/mpi/pyckpt_mpi.h>
+
+#include <mpi.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace pyckpt::mpi {
+
+// Thrown inside the library; the C ABI turns it into an error code.
+struct Error : std::runtime_error {
+  int code;
+  Error(int c, const std::string& what) : std::runtime_error(what), code(c) {}
+};
+
+// While > 0 on a thread, its MPI calls pass straight through: the library's
+// own protocol traffic, callbacks, and hdf5_io writing a checkpoint.
+inline thread_local int internal_depth = 0;
+class InternalScope {
+ public:
+  InternalScope() { ++internal_depth; }
+  ~InternalScope() { --internal_depth; }
+  InternalScope(const InternalScope&) = delete;
+  InternalScope& operator=(const InternalScope&) = delete;
+};
+
+// How a communicator was made from its parent; replayed at restart.
+enum class LineageOp : std::int32_t { World, Self, Dup, Split, SplitType, Create, Cart, CartSub };
+
+inline constexpr std::uint64_t kWorldId = 1;
+inline constexpr std::uint64_t kSelfId = 2;
+
+struct CommRec {
+  std::uint64_t id = 0;  // same on every member, derived from lineage
+  LineageOp op = LineageOp::World;
+  std::uint64_t parent = 0;
+  std::vector<std::int32_t> args;  // op arguments (see lineage.cpp)
+  MPI_Comm real = MPI_COMM_NULL;   // app-visible handle in this incarnation
+  MPI_Comm shadow = MPI_COMM_NULL;  // private dup for the coordinator
+  int rank = 0, size = 0;
+  std::vector<std::uint64_t> sent, received;  // per peer rank, since last cut
+  std::uint64_t coll_seq = 0;     // collectives entered since last cut
+  std::uint64_t coll_target = 0;  // agreed cut point during a snapshot
+  std::uint64_t children = 0;     // comms created from this one (for child ids)
+  bool freed = false;             // kept while it is an ancestor in lineage
+};
+
+struct ChannelMsg {
+  std::uint64_t comm = 0;
+  std::int32_t source = 0, tag = 0;  // source is a rank of comm
+  std::vector<std::byte> data;       // native packed bytes (homogeneous job)
+};
+
+// An application request the library must see complete (to count a receive)
+// or re-post after a restart (a receive still pending at the cut).
+struct ReqRec {
+  std::uint64_t id = 0;
+  bool is_recv = false;
+  bool counted = false;  // receive already counted (seen complete in a drain)
+  CommRec* comm = nullptr;
+  void* buf = nullptr;
+  int count = 0;
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+  int source = 0, tag = 0;
+};
+
+// Registered by the upper layer, possibly before MPI_Init.
+struct Callbacks {
+  pyckpt_mpi_capture_fn capture = nullptr;
+  pyckpt_mpi_restore_fn restore = nullptr;
+  void* user = nullptr;
+};
+inline Callbacks callbacks;
+
+struct Stats {
+  std::uint64_t intercepted = 0, sent = 0, received = 0, collectives = 0, checkpoints = 0,
+                drained = 0, replayed = 0;
+};
+
+class Runtime {
+ public:
+  // --- lifetime ------------------------------------------------------------
+  static void start();   // after PMPI_Init*: world/self records, private comms
+  static void stop();    // before PMPI_Finalize
+  static Runtime* get() { return instance_.get(); }
+
+  // --- communicators -------------------------------------------------------
+  CommRec* comm(MPI_Comm c) {
+    if (c == last_comm_handle_) return last_comm_;
+    auto it = comms_by_handle_.find(c);
+    if (it == comms_by_handle_.end()) return nullptr;
+    last_comm_handle_ = c;
+    last_comm_ = it->second;
+    return last_comm_;
+  }
+  CommRec* comm_by_id(std::uint64_t id);
+  // Record a communicator made by `op` on `parent` (collective on parent;
+  // called on every member, also where the result is MPI_COMM_NULL).
+  void add_comm(CommRec* parent, LineageOp op, std::vector<std::int32_t> args, MPI_Comm made);
+  void free_comm(MPI_Comm c);
+  const std::vector<std::unique_ptr<CommRec>>& comms() const { return comms_; }
+
+  // --- datatypes -----------------------------------------------------------
+  std::uint64_t add_type(MPI_Datatype t);
+  void free_type(MPI_Datatype t);
+  std::uint64_t type_id(MPI_Datatype t) const;
+  MPI_Datatype type_from_id(std::uint64_t id) const;
+
+  // --- requests ------------------------------------------------------------
+  ReqRec& add_request(MPI_Request r, ReqRec rec);
+  // A request completed (or was freed) in the app's view: count it.
+  // release: the handle is gone (Wait/Test); else only observed complete
+  // (MPI_Request_get_status), counted once either way.
+  void on_complete(MPI_Request r, const MPI_Status& st, bool release = true);
+  // The app freed a request it will never complete through us.
+  void forget_request(MPI_Request r);
+  std::uint64_t request_id(MPI_Request r) const;
+  MPI_Request request_from_id(std::uint64_t id) const;
+  // The operation of a blocking call in progress (tested during drains).
+  ReqRec* in_call = nullptr;
+  MPI_Request* in_call_request = nullptr;
+
+  // --- counting ------------------------------------------------------------
+  void count_send(CommRec* c, int dest) {
+    if (c && dest >= 0) { ++c->sent[dest]; ++stats.sent; }
+  }
+  void count_recv(CommRec* c, int source) {
+    if (c && source >= 0) { ++c->received[source]; ++stats.received; }
+  }
+
+  // --- channel state (drained messages) ------------------------------------
+  bool channel_empty() const { return channel_.empty(); }
+  // First drained message matching (comm, source, tag), honouring
+  // MPI_ANY_SOURCE/MPI_ANY_TAG; channel_.end() if none.
+  std::deque<ChannelMsg>::iterator channel_match(std::uint64_t comm, int source, int tag);
+  // Deliver it into (buf, count, type); fills status; erases it.
+  int channel_deliver(std::deque<ChannelMsg>::iterator m, void* buf, int count, MPI_Datatype type,
+                      MPI_Status* status);
+  void fill_status(const ChannelMsg& m, MPI_Status* status) const;
+  std::deque<ChannelMsg>& channel() { return channel_; }
+
+  // --- checkpoint coordination (coordinator.cpp) ---------------------------
+  // Safe point: cheap unless a checkpoint is pending. May run a whole cut.
+  void poll() {
+    if (requested_.load(std::memory_order_relaxed) || phase_ != Phase::Idle ||
+        (++poll_tick_ & 63) == 0)
+      poll_slow(true);
+  }
+  // Safe point inside a progress loop (blocked rank): polls more eagerly.
+  // cut_allowed is false inside a collective that is still in flight: the
+  // cut never splits a collective (see doc/mpi.md).
+  void poll_blocked(bool cut_allowed = true) { poll_slow(cut_allowed); }
+  // At entry of a collective on c: waits while entering it would pass the
+  // cut point agreed for c. Then counts it.
+  void enter_collective(CommRec* c);
+  // Enter a blocking collective on c that has no nonblocking form: counts it
+  // and waits, serving the protocol, in an Ibarrier on c's shadow until all
+  // members arrived, so the blocking call that follows cannot wait for a
+  // rank parked in the protocol.
+  void synchronize(CommRec* c);
+  // Async-signal-safe: a lock-free atomic store, usable before MPI_Init.
+  static void request() { requested_.store(true, std::memory_order_relaxed); }
+  int checkpoint_now();
+  const std::string& last_message() const { return last_message_; }
+
+  // Unsupported features the job used; a checkpoint fails naming them.
+  void mark_unsupported(const char* call);
+  const std::string& unsupported() const { return unsupported_; }
+
+  Stats stats;
+  std::uint64_t epoch = 0;       // last completed checkpoint epoch
+  int outstanding_messages = 0;  // matched by Mprobe/Improbe, not yet received
+  // Drained messages matched by MPI_Mprobe/MPI_Improbe, under fake handles
+  // that are non-canonical addresses (never a real Open MPI message).
+  std::unordered_map<MPI_Message, ChannelMsg> matched;
+  std::uint64_t next_fake_message = 1;
+
+  // --- restart (lineage.cpp) -----------------------------------------------
+  std::vector<std::byte> save() const;
+  void restore(const std::byte* data, std::size_t len);
+
+  int world_rank = 0, world_size = 1;
+
+ private:
+  enum class Phase { Idle, Agreeing, Reaching, Ready };
+  void poll_slow(bool cut_allowed);
+  void step(bool cut_allowed);
+  void begin_epoch();
+  bool at_targets() const;
+  void run_cut();
+  void drain(const std::vector<CommRec*>& live, const std::vector<std::size_t>& offsets);
+  void test_pending_receives();
+  CommRec* insert_comm(std::unique_ptr<CommRec> rec);
+
+  static std::unique_ptr<Runtime> instance_;
+  static std::atomic<bool> requested_;
+
+  std::vector<std::unique_ptr<CommRec>> comms_;  // creation order = lineage order
+  std::unordered_map<MPI_Comm, CommRec*> comms_by_handle_;
+  MPI_Comm last_comm_handle_ = MPI_COMM_NULL;
+  CommRec* last_comm_ = nullptr;
+
+  std::unordered_map<MPI_Datatype, std::uint64_t> types_;
+  std::uint64_t next_type_id_ = 1;
+
+  std::unordered_map<MPI_Request, ReqRec> requests_;
+  std::uint64_t next_request_id_ = 1;
+
+  std::deque<ChannelMsg> channel_;
+
+  MPI_Comm ctl_ = MPI_COMM_NULL;  // private dup of world: checkpoint requests
+  Phase phase_ = Phase::Idle;
+  std::uint64_t poll_tick_ = 0;
+  int req_received_ = 0;  // REQ messages of the current epoch consumed
+  std::vector<CommRec*> agree_comms_;         // comms in the seq agreement
+  std::vector<std::uint64_t> agree_buf_;      // per comm: seq in, max out
+  std::vector<MPI_Request> agree_reqs_;
+  std::uint64_t cuts_done_ = 0;               // attempted cuts, failed ones too
+  MPI_Request ready_req_ = MPI_REQUEST_NULL;
+  bool ready_posted_ = false;
+  bool in_cut_ = false;
+  int last_result_ = PYCKPT_MPI_OK;
+  std::string last_message_;
+  std::vector<std::uint64_t> expected_;  // flattened per comm, per peer
+  std::string unsupported_;
+};
+
+// RAII: marks the operation of a blocking call so drains can see it.
+class InCall {
+ public:
+  InCall(Runtime& rt, ReqRec* rec, MPI_Request* req) : rt_(rt) {
+    rt_.in_call = rec;
+    rt_.in_call_request = req;
+  }
+  ~InCall() {
+    rt_.in_call = nullptr;
+    rt_.in_call_request = nullptr;
+  }
+  InCall(const InCall&) = delete;
+  InCall& operator=(const InCall&) = delete;
+
+ private:
+  Runtime& rt_;
+};
+
+// The runtime if this call is the application's (to be tracked), else null.
+inline Runtime* app_call() {
+  Runtime* rt = Runtime::get();
+  if (!rt || internal_depth > 0) return nullptr;
+  ++rt->stats.intercepted;
+  return rt;
+}
+
+void set_last_error(const std::string& msg);
+const char* last_error_cstr();
+const std::vector<MPI_Datatype>& predefined_types();
+void check(int rc, const char* what);  // throws Error(PYCKPT_MPI_EMPI) on failure
+
+}  // namespace pyckpt::mpi

@@ -1,0 +1,258 @@
+// Interposition of MPI_Init*/MPI_Finalize, collectives, communicator
+// management and datatype commit/free; unsupported entry points.
+#include "runtime.hpp"
+
+#include <vector>
+
+using namespace pyckpt::mpi;
+
+namespace {
+
+void after_init() {
+  Runtime::start();
+  if (callbacks.restore) callbacks.restore(callbacks.user);
+}
+
+// A blocking collective as its nonblocking twin plus a progress loop, so a
+// rank waiting in it still serves the protocol; the cut never falls inside
+// it (cut_allowed = false): all members have entered, it completes first.
+template <typename Direct, typename Post>
+int collective(MPI_Comm comm, Direct direct, Post post) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  if (!c) return direct();
+  rt->enter_collective(c);
+  MPI_Request req;
+  int rc = post(&req);
+  if (rc != MPI_SUCCESS) return rc;
+  for (;;) {
+    int flag = 0;
+    rc = PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS || flag) return rc;
+    rt->poll_blocked(/*cut_allowed=*/false);
+  }
+}
+
+// Communicator creation is collective over the parent but has no
+// nonblocking form in MPI 3.1 (see Runtime::synchronize).
+template <typename Make>
+int create_comm(MPI_Comm parent, MPI_Comm* made, LineageOp op, std::vector<std::int32_t> args, Make make) {
+  Runtime* rt = app_call();
+  CommRec* p = rt ? rt->comm(parent) : nullptr;
+  if (!p) return make();
+  rt->synchronize(p);
+  int rc = make();
+  if (rc == MPI_SUCCESS) rt->add_comm(p, op, std::move(args), *made);
+  return rc;
+}
+
+}  // namespace
+
+extern "C" {
+
+int MPI_Init(int* argc, char*** argv) {
+  int rc = PMPI_Init(argc, argv);
+  if (rc == MPI_SUCCESS) after_init();
+  return rc;
+}
+
+int MPI_Init_thread(int* argc, char*** argv, int required, int* provided) {
+  int rc = PMPI_Init_thread(argc, argv, required, provided);
+  if (rc == MPI_SUCCESS) after_init();
+  return rc;
+}
+
+int MPI_Finalize(void) {
+  Runtime::stop();
+  return PMPI_Finalize();
+}
+
+// --- collectives: blocking ones become nonblocking + progress; the
+// nonblocking ones of the app pass through but are not checkpointable yet.
+#define PYCKPT_COLLECTIVE(name, iname, params, args)                                                        \
+  int MPI_##name params {                                                                             \
+    return collective(                                                                                \
+        comm, [&] { return PMPI_##name args; },                                                       \
+        [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                  \
+  }                                                                                                   \
+  int MPI_##iname(PYCKPT_UNPAREN params, MPI_Request* request) {                                      \
+    if (Runtime* rt = app_call()) rt->mark_unsupported("MPI_" #iname);                                \
+    return PMPI_##iname(PYCKPT_UNPAREN args, request);                                                \
+  }
+#define PYCKPT_UNPAREN(...) __VA_ARGS__
+
+PYCKPT_COLLECTIVE(Barrier, Ibarrier, (MPI_Comm comm), (comm))
+PYCKPT_COLLECTIVE(Bcast, Ibcast, (void* b, int n, MPI_Datatype t, int root, MPI_Comm comm), (b, n, t, root, comm))
+PYCKPT_COLLECTIVE(Reduce, Ireduce,
+                  (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm),
+                  (s, r, n, t, op, root, comm))
+PYCKPT_COLLECTIVE(Allreduce, Iallreduce, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
+                  (s, r, n, t, op, comm))
+PYCKPT_COLLECTIVE(Scan, Iscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
+                  (s, r, n, t, op, comm))
+PYCKPT_COLLECTIVE(Exscan, Iexscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
+                  (s, r, n, t, op, comm))
+PYCKPT_COLLECTIVE(Gather, Igather,
+                  (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, int root,
+                   MPI_Comm comm),
+                  (s, sn, st, r, rn, rt_, root, comm))
+PYCKPT_COLLECTIVE(Gatherv, Igatherv,
+                  (const void* s, int sn, MPI_Datatype st, void* r, const int rn[], const int rd[],
+                   MPI_Datatype rt_, int root, MPI_Comm comm),
+                  (s, sn, st, r, rn, rd, rt_, root, comm))
+PYCKPT_COLLECTIVE(Scatter, Iscatter,
+                  (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, int root,
+                   MPI_Comm comm),
+                  (s, sn, st, r, rn, rt_, root, comm))
+PYCKPT_COLLECTIVE(Scatterv, Iscatterv,
+                  (const void* s, const int sn[], const int sd[], MPI_Datatype st, void* r, int rn,
+                   MPI_Datatype rt_, int root, MPI_Comm comm),
+                  (s, sn, sd, st, r, rn, rt_, root, comm))
+PYCKPT_COLLECTIVE(Allgather, Iallgather,
+                  (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, MPI_Comm comm),
+                  (s, sn, st, r, rn, rt_, comm))
+PYCKPT_COLLECTIVE(Allgatherv, Iallgatherv,
+                  (const void* s, int sn, MPI_Datatype st, void* r, const int rn[], const int rd[],
+                   MPI_Datatype rt_, MPI_Comm comm),
+                  (s, sn, st, r, rn, rd, rt_, comm))
+PYCKPT_COLLECTIVE(Alltoall, Ialltoall,
+                  (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, MPI_Comm comm),
+                  (s, sn, st, r, rn, rt_, comm))
+PYCKPT_COLLECTIVE(Alltoallv, Ialltoallv,
+                  (const void* s, const int sn[], const int sd[], MPI_Datatype st, void* r, const int rn[],
+                   const int rd[], MPI_Datatype rt_, MPI_Comm comm),
+                  (s, sn, sd, st, r, rn, rd, rt_, comm))
+PYCKPT_COLLECTIVE(Alltoallw, Ialltoallw,
+                  (const void* s, const int sn[], const int sd[], const MPI_Datatype st[], void* r,
+                   const int rn[], const int rd[], const MPI_Datatype rt_[], MPI_Comm comm),
+                  (s, sn, sd, st, r, rn, rd, rt_, comm))
+PYCKPT_COLLECTIVE(Reduce_scatter, Ireduce_scatter,
+                  (const void* s, void* r, const int rn[], MPI_Datatype t, MPI_Op op, MPI_Comm comm),
+                  (s, r, rn, t, op, comm))
+PYCKPT_COLLECTIVE(Reduce_scatter_block, Ireduce_scatter_block,
+                  (const void* s, void* r, int rn, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
+                  (s, r, rn, t, op, comm))
+
+// --- communicator management ------------------------------------------------
+
+int MPI_Comm_dup(MPI_Comm comm, MPI_Comm* newcomm) {
+  return create_comm(comm, newcomm, LineageOp::Dup, {}, [&] { return PMPI_Comm_dup(comm, newcomm); });
+}
+int MPI_Comm_dup_with_info(MPI_Comm comm, MPI_Info info, MPI_Comm* newcomm) {
+  return create_comm(comm, newcomm, LineageOp::Dup, {},
+                     [&] { return PMPI_Comm_dup_with_info(comm, info, newcomm); });
+}
+int MPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm* newcomm) {
+  return create_comm(comm, newcomm, LineageOp::Split, {color, key},
+                     [&] { return PMPI_Comm_split(comm, color, key, newcomm); });
+}
+int MPI_Comm_split_type(MPI_Comm comm, int type, int key, MPI_Info info, MPI_Comm* newcomm) {
+  return create_comm(comm, newcomm, LineageOp::SplitType, {type, key},
+                     [&] { return PMPI_Comm_split_type(comm, type, key, info, newcomm); });
+}
+int MPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm* newcomm) {
+  // Lineage keeps the group as ranks of the parent: groups are local objects
+  // that do not survive a restart.
+  std::vector<std::int32_t> ranks;
+  if (Runtime::get() && internal_depth == 0) {
+    InternalScope internal;
+    MPI_Group parent_group;
+    int n = 0;
+    PMPI_Comm_group(comm, &parent_group);
+    PMPI_Group_size(group, &n);
+    std::vector<int> in(static_cast<std::size_t>(n)), out(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) in[static_cast<std::size_t>(i)] = i;
+    PMPI_Group_translate_ranks(group, n, in.data(), parent_group, out.data());
+    PMPI_Group_free(&parent_group);
+    ranks.assign(out.begin(), out.end());
+  }
+  return create_comm(comm, newcomm, LineageOp::Create, std::move(ranks),
+                     [&] { return PMPI_Comm_create(comm, group, newcomm); });
+}
+int MPI_Cart_create(MPI_Comm comm, int ndims, const int dims[], const int periods[], int reorder,
+                    MPI_Comm* newcomm) {
+  std::vector<std::int32_t> args{ndims, reorder};
+  args.insert(args.end(), dims, dims + ndims);
+  args.insert(args.end(), periods, periods + ndims);
+  return create_comm(comm, newcomm, LineageOp::Cart, std::move(args),
+                     [&] { return PMPI_Cart_create(comm, ndims, dims, periods, reorder, newcomm); });
+}
+int MPI_Cart_sub(MPI_Comm comm, const int remain_dims[], MPI_Comm* newcomm) {
+  int ndims = 0;
+  PMPI_Cartdim_get(comm, &ndims);
+  std::vector<std::int32_t> args(remain_dims, remain_dims + ndims);
+  return create_comm(comm, newcomm, LineageOp::CartSub, std::move(args),
+                     [&] { return PMPI_Cart_sub(comm, remain_dims, newcomm); });
+}
+int MPI_Comm_free(MPI_Comm* comm) {
+  if (Runtime* rt = app_call()) rt->free_comm(*comm);
+  return PMPI_Comm_free(comm);
+}
+
+// --- datatypes: committed types get ids; lineage is read back from MPI
+// (MPI_Type_get_contents) when the state is saved.
+int MPI_Type_commit(MPI_Datatype* type) {
+  int rc = PMPI_Type_commit(type);
+  if (Runtime* rt = app_call(); rt && rc == MPI_SUCCESS) rt->add_type(*type);
+  return rc;
+}
+int MPI_Type_free(MPI_Datatype* type) {
+  if (Runtime* rt = app_call()) rt->free_type(*type);
+  return PMPI_Type_free(type);
+}
+
+// --- unsupported: pass through, but a later checkpoint fails naming them.
+#define PYCKPT_UNSUPPORTED(name, params, args)                               \
+  int MPI_##name params {                                                    \
+    if (Runtime* rt = app_call()) rt->mark_unsupported("MPI_" #name);        \
+    return PMPI_##name args;                                                 \
+  }
+
+PYCKPT_UNSUPPORTED(Win_create, (void* b, MPI_Aint s, int d, MPI_Info i, MPI_Comm c, MPI_Win* w),
+                   (b, s, d, i, c, w))
+PYCKPT_UNSUPPORTED(Win_allocate, (MPI_Aint s, int d, MPI_Info i, MPI_Comm c, void* b, MPI_Win* w),
+                   (s, d, i, c, b, w))
+PYCKPT_UNSUPPORTED(Win_allocate_shared, (MPI_Aint s, int d, MPI_Info i, MPI_Comm c, void* b, MPI_Win* w),
+                   (s, d, i, c, b, w))
+PYCKPT_UNSUPPORTED(Win_create_dynamic, (MPI_Info i, MPI_Comm c, MPI_Win* w), (i, c, w))
+PYCKPT_UNSUPPORTED(File_open, (MPI_Comm c, const char* f, int m, MPI_Info i, MPI_File* h), (c, f, m, i, h))
+PYCKPT_UNSUPPORTED(Comm_spawn,
+                   (const char* cmd, char* argv[], int n, MPI_Info i, int root, MPI_Comm c, MPI_Comm* ic,
+                    int errs[]),
+                   (cmd, argv, n, i, root, c, ic, errs))
+PYCKPT_UNSUPPORTED(Comm_spawn_multiple,
+                   (int n, char* cmds[], char** argvs[], const int np[], const MPI_Info i[], int root,
+                    MPI_Comm c, MPI_Comm* ic, int errs[]),
+                   (n, cmds, argvs, np, i, root, c, ic, errs))
+PYCKPT_UNSUPPORTED(Comm_connect, (const char* p, MPI_Info i, int root, MPI_Comm c, MPI_Comm* n),
+                   (p, i, root, c, n))
+PYCKPT_UNSUPPORTED(Comm_accept, (const char* p, MPI_Info i, int root, MPI_Comm c, MPI_Comm* n),
+                   (p, i, root, c, n))
+PYCKPT_UNSUPPORTED(Comm_join, (int fd, MPI_Comm* n), (fd, n))
+PYCKPT_UNSUPPORTED(Comm_idup, (MPI_Comm c, MPI_Comm* n, MPI_Request* r), (c, n, r))
+PYCKPT_UNSUPPORTED(Comm_create_group, (MPI_Comm c, MPI_Group g, int t, MPI_Comm* n), (c, g, t, n))
+PYCKPT_UNSUPPORTED(Intercomm_create, (MPI_Comm l, int lr, MPI_Comm p, int rr, int t, MPI_Comm* n),
+                   (l, lr, p, rr, t, n))
+PYCKPT_UNSUPPORTED(Intercomm_merge, (MPI_Comm c, int high, MPI_Comm* n), (c, high, n))
+PYCKPT_UNSUPPORTED(Graph_create, (MPI_Comm c, int n, const int i[], const int e[], int r, MPI_Comm* g),
+                   (c, n, i, e, r, g))
+PYCKPT_UNSUPPORTED(Dist_graph_create_adjacent,
+                   (MPI_Comm c, int in, const int s[], const int sw[], int out, const int d[],
+                    const int dw[], MPI_Info i, int r, MPI_Comm* g),
+                   (c, in, s, sw, out, d, dw, i, r, g))
+PYCKPT_UNSUPPORTED(Dist_graph_create,
+                   (MPI_Comm c, int n, const int s[], const int deg[], const int d[], const int w[],
+                    MPI_Info i, int r, MPI_Comm* g),
+                   (c, n, s, deg, d, w, i, r, g))
+PYCKPT_UNSUPPORTED(Send_init, (const void* b, int n, MPI_Datatype t, int d, int tag, MPI_Comm c, MPI_Request* r),
+                   (b, n, t, d, tag, c, r))
+PYCKPT_UNSUPPORTED(Ssend_init, (const void* b, int n, MPI_Datatype t, int d, int tag, MPI_Comm c, MPI_Request* r),
+                   (b, n, t, d, tag, c, r))
+PYCKPT_UNSUPPORTED(Bsend_init, (const void* b, int n, MPI_Datatype t, int d, int tag, MPI_Comm c, MPI_Request* r),
+                   (b, n, t, d, tag, c, r))
+PYCKPT_UNSUPPORTED(Rsend_init, (const void* b, int n, MPI_Datatype t, int d, int tag, MPI_Comm c, MPI_Request* r),
+                   (b, n, t, d, tag, c, r))
+PYCKPT_UNSUPPORTED(Recv_init, (void* b, int n, MPI_Datatype t, int s, int tag, MPI_Comm c, MPI_Request* r),
+                   (b, n, t, s, tag, c, r))
+
+}  // extern "C"

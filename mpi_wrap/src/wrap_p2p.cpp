@@ -1,0 +1,478 @@
+// Point-to-point interposition: counting per (communicator, peer), channel
+// state delivered to matching receives first, blocking calls as nonblocking
+// operations plus a progress loop that serves checkpoints.
+#include "runtime.hpp"
+
+#include <cstdlib>
+#include <vector>
+
+using namespace pyckpt::mpi;
+
+namespace {
+
+// Sends of at most this many bytes go to the plain blocking call: they are
+// eager in every Open MPI transport (vader/sm 4 KiB, tcp 64 KiB, UCX) and so
+// complete without the receiver, i.e. cannot block a rank the cut needs.
+// Larger ones use Isend + progress loop. PYCKPT_MPI_EAGER_BYTES overrides.
+std::size_t eager_bytes() {
+  static const std::size_t v = [] {
+    const char* e = std::getenv("PYCKPT_MPI_EAGER_BYTES");
+    return e ? static_cast<std::size_t>(std::strtoull(e, nullptr, 10)) : std::size_t{1024};
+  }();
+  return v;
+}
+
+bool completes_locally(int count, MPI_Datatype type) {
+  int size = 0;
+  PMPI_Type_size(type, &size);
+  return static_cast<std::size_t>(size) * static_cast<std::size_t>(count) <= eager_bytes();
+}
+
+// Drives reqs[0..n) to completion, serving checkpoints meanwhile. If rec is
+// given, the last request is the receive it describes (drains test it).
+int progress(Runtime& rt, ReqRec* rec, MPI_Request* reqs, int n, MPI_Status* statuses) {
+  InCall in_call(rt, rec, &reqs[n - 1]);
+  for (;;) {
+    int flag = 0;
+    int rc = PMPI_Testall(n, reqs, &flag, statuses);
+    if (rc != MPI_SUCCESS || flag) return rc;
+    rt.poll_blocked();
+  }
+}
+
+// Non-canonical x86-64 address: can never be a real MPI_Message.
+MPI_Message fake_message(std::uint64_t n) {
+  return reinterpret_cast<MPI_Message>(static_cast<std::uintptr_t>(0x5043000000000000ull | n));
+}
+
+// A receive satisfied from channel state, as a generalized request that is
+// already complete: MPI_Wait/Test then work on it unchanged.
+struct Delivered {
+  int source, tag, error;
+  MPI_Count bytes;
+};
+int delivered_query(void* extra, MPI_Status* s) {
+  auto* d = static_cast<Delivered*>(extra);
+  s->MPI_SOURCE = d->source;
+  s->MPI_TAG = d->tag;
+  s->MPI_ERROR = d->error;
+  PMPI_Status_set_elements_x(s, MPI_BYTE, d->bytes);
+  PMPI_Status_set_cancelled(s, 0);
+  return MPI_SUCCESS;
+}
+int delivered_free(void* extra) {
+  delete static_cast<Delivered*>(extra);
+  return MPI_SUCCESS;
+}
+int delivered_cancel(void*, int) { return MPI_SUCCESS; }
+
+int deliver_as_request(Runtime& rt, std::deque<ChannelMsg>::iterator m, void* buf, int count, MPI_Datatype type,
+                       MPI_Request* request) {
+  auto* d = new Delivered{m->source, m->tag, MPI_SUCCESS, static_cast<MPI_Count>(m->data.size())};
+  d->error = rt.channel_deliver(m, buf, count, type, MPI_STATUS_IGNORE);
+  InternalScope internal;
+  int rc = PMPI_Grequest_start(delivered_query, delivered_free, delivered_cancel, d, request);
+  if (rc != MPI_SUCCESS) {
+    delete d;
+    return rc;
+  }
+  return PMPI_Grequest_complete(*request);
+}
+
+using SendFn = int (*)(const void*, int, MPI_Datatype, int, int, MPI_Comm);
+using PostSendFn = int (*)(const void*, int, MPI_Datatype, int, int, MPI_Comm, MPI_Request*);
+
+template <SendFn Direct, PostSendFn Post, bool MayBeLocal>
+int blocking_send(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm) {
+  Runtime* rt = app_call();
+  if (!rt) return Direct(buf, count, type, dest, tag, comm);
+  rt->poll();
+  CommRec* c = rt->comm(comm);
+  if (!c) return Direct(buf, count, type, dest, tag, comm);
+  rt->count_send(c, dest);
+  if (MayBeLocal && completes_locally(count, type)) return Direct(buf, count, type, dest, tag, comm);
+  MPI_Request req;
+  int rc = Post(buf, count, type, dest, tag, comm, &req);
+  return rc != MPI_SUCCESS ? rc : progress(*rt, nullptr, &req, 1, MPI_STATUSES_IGNORE);
+}
+
+template <PostSendFn Post>
+int nonblocking_send(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm,
+                     MPI_Request* request) {
+  Runtime* rt = app_call();
+  if (!rt) return Post(buf, count, type, dest, tag, comm, request);
+  rt->poll();
+  CommRec* c = rt->comm(comm);
+  if (!c) return Post(buf, count, type, dest, tag, comm, request);
+  rt->count_send(c, dest);
+  int rc = Post(buf, count, type, dest, tag, comm, request);
+  if (rc == MPI_SUCCESS) rt->add_request(*request, ReqRec{.comm = c});
+  return rc;
+}
+
+// Send (optional) + receive as one blocking operation: MPI_Sendrecv and
+// MPI_Sendrecv_replace (which sends from a packed copy).
+int send_recv(Runtime& rt, CommRec* c, const void* sbuf, int scount, MPI_Datatype stype, int dest, int stag,
+              void* rbuf, int rcount, MPI_Datatype rtype, int source, int rtag, MPI_Comm comm, MPI_Status* status) {
+  rt.count_send(c, dest);
+  MPI_Request reqs[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  MPI_Status sts[2];
+  int rc = PMPI_Isend(sbuf, scount, stype, dest, stag, comm, &reqs[0]);
+  if (rc != MPI_SUCCESS) return rc;
+  ReqRec rec{.is_recv = true, .comm = c};
+  if (!rt.channel_empty()) {
+    if (auto m = rt.channel_match(c->id, source, rtag); m != rt.channel().end()) {
+      int drc = rt.channel_deliver(m, rbuf, rcount, rtype, status);
+      rc = progress(rt, nullptr, reqs, 1, sts);
+      return drc != MPI_SUCCESS ? drc : rc;
+    }
+  }
+  rc = PMPI_Irecv(rbuf, rcount, rtype, source, rtag, comm, &reqs[1]);
+  if (rc != MPI_SUCCESS) return rc;
+  rc = progress(rt, &rec, reqs, 2, sts);
+  if (!rec.counted) rt.count_recv(c, sts[1].MPI_SOURCE);
+  if (status != MPI_STATUS_IGNORE) *status = sts[1];
+  return rc;
+}
+
+template <typename F>
+int with_statuses(int n, MPI_Status* given, F f) {
+  if (given != MPI_STATUSES_IGNORE) return f(given);
+  std::vector<MPI_Status> local(static_cast<std::size_t>(n));
+  return f(local.data());
+}
+
+}  // namespace
+
+extern "C" {
+
+int MPI_Send(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm) {
+  return blocking_send<PMPI_Send, PMPI_Isend, true>(buf, count, type, dest, tag, comm);
+}
+int MPI_Bsend(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm) {
+  return blocking_send<PMPI_Bsend, PMPI_Ibsend, true>(buf, count, type, dest, tag, comm);
+}
+int MPI_Rsend(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm) {
+  return blocking_send<PMPI_Rsend, PMPI_Irsend, true>(buf, count, type, dest, tag, comm);
+}
+int MPI_Ssend(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm) {
+  return blocking_send<PMPI_Ssend, PMPI_Issend, false>(buf, count, type, dest, tag, comm);
+}
+int MPI_Isend(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm, MPI_Request* r) {
+  return nonblocking_send<PMPI_Isend>(buf, count, type, dest, tag, comm, r);
+}
+int MPI_Ibsend(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm, MPI_Request* r) {
+  return nonblocking_send<PMPI_Ibsend>(buf, count, type, dest, tag, comm, r);
+}
+int MPI_Irsend(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm, MPI_Request* r) {
+  return nonblocking_send<PMPI_Irsend>(buf, count, type, dest, tag, comm, r);
+}
+int MPI_Issend(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm, MPI_Request* r) {
+  return nonblocking_send<PMPI_Issend>(buf, count, type, dest, tag, comm, r);
+}
+
+int MPI_Recv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_Comm comm, MPI_Status* status) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Recv(buf, count, type, source, tag, comm, status);
+  rt->poll();
+  CommRec* c = rt->comm(comm);
+  if (!c) return PMPI_Recv(buf, count, type, source, tag, comm, status);
+  if (!rt->channel_empty())
+    if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end())
+      return rt->channel_deliver(m, buf, count, type, status);
+  MPI_Request req;
+  int rc = PMPI_Irecv(buf, count, type, source, tag, comm, &req);
+  if (rc != MPI_SUCCESS) return rc;
+  ReqRec rec{.is_recv = true, .comm = c};
+  MPI_Status st;
+  rc = progress(*rt, &rec, &req, 1, &st);
+  if (!rec.counted) rt->count_recv(c, st.MPI_SOURCE);
+  if (status != MPI_STATUS_IGNORE) *status = st;
+  return rc;
+}
+
+int MPI_Irecv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_Comm comm, MPI_Request* request) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Irecv(buf, count, type, source, tag, comm, request);
+  rt->poll();
+  CommRec* c = rt->comm(comm);
+  if (!c) return PMPI_Irecv(buf, count, type, source, tag, comm, request);
+  if (!rt->channel_empty())
+    if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end())
+      return deliver_as_request(*rt, m, buf, count, type, request);
+  int rc = PMPI_Irecv(buf, count, type, source, tag, comm, request);
+  if (rc == MPI_SUCCESS)
+    rt->add_request(*request, ReqRec{.is_recv = true, .comm = c, .buf = buf, .count = count, .type = type,
+                                     .source = source, .tag = tag});
+  return rc;
+}
+
+int MPI_Sendrecv(const void* sbuf, int scount, MPI_Datatype stype, int dest, int stag, void* rbuf, int rcount,
+                 MPI_Datatype rtype, int source, int rtag, MPI_Comm comm, MPI_Status* status) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  if (!c) return PMPI_Sendrecv(sbuf, scount, stype, dest, stag, rbuf, rcount, rtype, source, rtag, comm, status);
+  rt->poll();
+  return send_recv(*rt, c, sbuf, scount, stype, dest, stag, rbuf, rcount, rtype, source, rtag, comm, status);
+}
+
+int MPI_Sendrecv_replace(void* buf, int count, MPI_Datatype type, int dest, int stag, int source, int rtag,
+                         MPI_Comm comm, MPI_Status* status) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  if (!c) return PMPI_Sendrecv_replace(buf, count, type, dest, stag, source, rtag, comm, status);
+  rt->poll();
+  int size = 0, pos = 0;
+  PMPI_Pack_size(count, type, comm, &size);
+  std::vector<std::byte> packed(static_cast<std::size_t>(size));
+  int rc = PMPI_Pack(buf, count, type, packed.data(), size, &pos, comm);
+  if (rc != MPI_SUCCESS) return rc;
+  return send_recv(*rt, c, packed.data(), pos, MPI_PACKED, dest, stag, buf, count, type, source, rtag, comm, status);
+}
+
+int MPI_Iprobe(int source, int tag, MPI_Comm comm, int* flag, MPI_Status* status) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  if (!c) return PMPI_Iprobe(source, tag, comm, flag, status);
+  rt->poll();
+  if (!rt->channel_empty())
+    if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end()) {
+      *flag = 1;
+      rt->fill_status(*m, status);
+      return MPI_SUCCESS;
+    }
+  return PMPI_Iprobe(source, tag, comm, flag, status);
+}
+
+int MPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status* status) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  if (!c) return PMPI_Probe(source, tag, comm, status);
+  rt->poll();
+  for (;;) {
+    // Checked every round: a cut inside poll_blocked may drain the message.
+    if (!rt->channel_empty())
+      if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end()) {
+        rt->fill_status(*m, status);
+        return MPI_SUCCESS;
+      }
+    int flag = 0;
+    int rc = PMPI_Iprobe(source, tag, comm, &flag, status);
+    if (rc != MPI_SUCCESS || flag) return rc;
+    rt->poll_blocked();
+  }
+}
+
+int MPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Message* message, MPI_Status* status) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  if (!c) return PMPI_Improbe(source, tag, comm, flag, message, status);
+  rt->poll();
+  if (!rt->channel_empty())
+    if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end()) {
+      *flag = 1;
+      rt->fill_status(*m, status);
+      *message = fake_message(rt->next_fake_message++);
+      rt->matched.emplace(*message, std::move(*m));
+      rt->channel().erase(m);
+      return MPI_SUCCESS;
+    }
+  MPI_Status st;
+  int rc = PMPI_Improbe(source, tag, comm, flag, message, &st);
+  if (rc == MPI_SUCCESS && *flag && st.MPI_SOURCE >= 0) {
+    // Matched messages leave MPI's matching queue, so a drain cannot see
+    // them: they count as received now.
+    rt->count_recv(c, st.MPI_SOURCE);
+    ++rt->outstanding_messages;
+  }
+  if (status != MPI_STATUS_IGNORE) *status = st;
+  return rc;
+}
+
+int MPI_Mprobe(int source, int tag, MPI_Comm comm, MPI_Message* message, MPI_Status* status) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  if (!c) return PMPI_Mprobe(source, tag, comm, message, status);
+  --rt->stats.intercepted;  // counted again by each MPI_Improbe round
+  for (;;) {
+    int flag = 0;
+    int rc = MPI_Improbe(source, tag, comm, &flag, message, status);
+    if (rc != MPI_SUCCESS || flag) return rc;
+    rt->poll_blocked();
+  }
+}
+
+int MPI_Mrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI_Status* status) {
+  Runtime* rt = app_call();
+  if (rt) {
+    if (auto it = rt->matched.find(*message); it != rt->matched.end()) {
+      rt->channel().push_front(std::move(it->second));
+      rt->matched.erase(it);
+      *message = MPI_MESSAGE_NULL;
+      return rt->channel_deliver(rt->channel().begin(), buf, count, type, status);
+    }
+    if (*message != MPI_MESSAGE_NO_PROC && *message != MPI_MESSAGE_NULL) --rt->outstanding_messages;
+  }
+  return PMPI_Mrecv(buf, count, type, message, status);
+}
+
+int MPI_Imrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI_Request* request) {
+  Runtime* rt = app_call();
+  if (rt) {
+    if (auto it = rt->matched.find(*message); it != rt->matched.end()) {
+      rt->channel().push_front(std::move(it->second));
+      rt->matched.erase(it);
+      *message = MPI_MESSAGE_NULL;
+      return deliver_as_request(*rt, rt->channel().begin(), buf, count, type, request);
+    }
+    if (*message != MPI_MESSAGE_NO_PROC && *message != MPI_MESSAGE_NULL) --rt->outstanding_messages;
+  }
+  return PMPI_Imrecv(buf, count, type, message, request);
+}
+
+// --- completion ------------------------------------------------------------
+
+int MPI_Wait(MPI_Request* request, MPI_Status* status) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Wait(request, status);
+  rt->poll();
+  const MPI_Request orig = *request;
+  MPI_Status st;
+  int rc;
+  for (;;) {
+    int flag = 0;
+    rc = PMPI_Test(request, &flag, &st);
+    if (rc != MPI_SUCCESS || flag) break;
+    rt->poll_blocked();
+  }
+  rt->on_complete(orig, st);
+  if (status != MPI_STATUS_IGNORE) *status = st;
+  return rc;
+}
+
+int MPI_Test(MPI_Request* request, int* flag, MPI_Status* status) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Test(request, flag, status);
+  rt->poll();
+  const MPI_Request orig = *request;
+  MPI_Status st;
+  int rc = PMPI_Test(request, flag, &st);
+  if (*flag) rt->on_complete(orig, st);
+  if (status != MPI_STATUS_IGNORE) *status = st;
+  return rc;
+}
+
+int MPI_Waitall(int n, MPI_Request* requests, MPI_Status* statuses) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Waitall(n, requests, statuses);
+  rt->poll();
+  std::vector<MPI_Request> orig(requests, requests + n);
+  return with_statuses(n, statuses, [&](MPI_Status* sts) {
+    int rc;
+    for (;;) {
+      int flag = 0;
+      rc = PMPI_Testall(n, requests, &flag, sts);
+      if (rc != MPI_SUCCESS || flag) break;
+      rt->poll_blocked();
+    }
+    for (int i = 0; i < n; ++i) rt->on_complete(orig[i], sts[i]);
+    return rc;
+  });
+}
+
+int MPI_Testall(int n, MPI_Request* requests, int* flag, MPI_Status* statuses) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Testall(n, requests, flag, statuses);
+  rt->poll();
+  std::vector<MPI_Request> orig(requests, requests + n);
+  return with_statuses(n, statuses, [&](MPI_Status* sts) {
+    int rc = PMPI_Testall(n, requests, flag, sts);
+    if (*flag)
+      for (int i = 0; i < n; ++i) rt->on_complete(orig[i], sts[i]);
+    return rc;
+  });
+}
+
+int MPI_Waitany(int n, MPI_Request* requests, int* index, MPI_Status* status) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Waitany(n, requests, index, status);
+  rt->poll();
+  std::vector<MPI_Request> orig(requests, requests + n);
+  MPI_Status st;
+  int rc;
+  for (;;) {
+    int flag = 0;
+    rc = PMPI_Testany(n, requests, index, &flag, &st);
+    if (rc != MPI_SUCCESS || flag) break;
+    rt->poll_blocked();
+  }
+  if (*index != MPI_UNDEFINED) rt->on_complete(orig[static_cast<std::size_t>(*index)], st);
+  if (status != MPI_STATUS_IGNORE) *status = st;
+  return rc;
+}
+
+int MPI_Testany(int n, MPI_Request* requests, int* index, int* flag, MPI_Status* status) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Testany(n, requests, index, flag, status);
+  rt->poll();
+  std::vector<MPI_Request> orig(requests, requests + n);
+  MPI_Status st;
+  int rc = PMPI_Testany(n, requests, index, flag, &st);
+  if (*flag && *index != MPI_UNDEFINED) rt->on_complete(orig[static_cast<std::size_t>(*index)], st);
+  if (status != MPI_STATUS_IGNORE) *status = st;
+  return rc;
+}
+
+int MPI_Waitsome(int n, MPI_Request* requests, int* outcount, int* indices, MPI_Status* statuses) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Waitsome(n, requests, outcount, indices, statuses);
+  rt->poll();
+  std::vector<MPI_Request> orig(requests, requests + n);
+  return with_statuses(n, statuses, [&](MPI_Status* sts) {
+    int rc;
+    for (;;) {
+      rc = PMPI_Testsome(n, requests, outcount, indices, sts);
+      if (rc != MPI_SUCCESS || *outcount != 0) break;
+      rt->poll_blocked();
+    }
+    for (int i = 0; i < *outcount && *outcount != MPI_UNDEFINED; ++i)
+      rt->on_complete(orig[static_cast<std::size_t>(indices[i])], sts[i]);
+    return rc;
+  });
+}
+
+int MPI_Testsome(int n, MPI_Request* requests, int* outcount, int* indices, MPI_Status* statuses) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Testsome(n, requests, outcount, indices, statuses);
+  rt->poll();
+  std::vector<MPI_Request> orig(requests, requests + n);
+  return with_statuses(n, statuses, [&](MPI_Status* sts) {
+    int rc = PMPI_Testsome(n, requests, outcount, indices, sts);
+    for (int i = 0; i < *outcount && *outcount != MPI_UNDEFINED; ++i)
+      rt->on_complete(orig[static_cast<std::size_t>(indices[i])], sts[i]);
+    return rc;
+  });
+}
+
+int MPI_Request_get_status(MPI_Request request, int* flag, MPI_Status* status) {
+  Runtime* rt = app_call();
+  if (!rt) return PMPI_Request_get_status(request, flag, status);
+  MPI_Status st;
+  int rc = PMPI_Request_get_status(request, flag, &st);
+  if (*flag) rt->on_complete(request, st, /*release=*/false);
+  if (status != MPI_STATUS_IGNORE) *status = st;
+  return rc;
+}
+
+int MPI_Request_free(MPI_Request* request) {
+  if (Runtime* rt = app_call()) rt->forget_request(*request);
+  return PMPI_Request_free(request);
+}
+
+int MPI_Cancel(MPI_Request* request) {
+  // A cancelled send would leave a count no receiver can match.
+  if (Runtime* rt = app_call()) rt->mark_unsupported("MPI_Cancel");
+  return PMPI_Cancel(request);
+}
+
+}  // extern "C"
