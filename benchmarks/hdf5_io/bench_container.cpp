@@ -150,7 +150,10 @@ void container(benchmark::State& state) {
   state.counters["GB/s"] = total / container_sum / 1e9;
   state.counters["base_GB/s"] = total / baseline_sum / 1e9;
   state.counters["x_base"] = baseline_sum / container_sum;
-  g_results[name] = {container_sum, baseline_sum, total};
+  Result& r = g_results[name];  // summed over repetitions
+  r.container += container_sum;
+  r.baseline += baseline_sum;
+  r.bytes += total;
 }
 
 class QuietReporter : public benchmark::BenchmarkReporter {

@@ -1,8 +1,16 @@
 """pyckpt: checkpoint/restart of Python HPC applications.
 
-See the README and doc/ for the design; the public names are exported here.
+    import pyckpt
+    if pyckpt.checkpoint():      # False after writing; True once restarted
+        print("resumed")
+
+`pyckpt run script.py` checkpoints an unmodified script preemptively and
+`pyckpt restart DIR` resumes it; see the README and doc/.
 """
 from .errors import CheckpointError, CheckpointFileError, ChecksumError, UnsupportedStateError
+from .heap import register_reducer
+from .process import checkpoint
 
-__all__ = ["CheckpointError", "CheckpointFileError", "ChecksumError", "UnsupportedStateError"]
+__all__ = ["CheckpointError", "CheckpointFileError", "ChecksumError", "UnsupportedStateError", "checkpoint",
+           "register_reducer"]
 __version__ = "0.1.0"

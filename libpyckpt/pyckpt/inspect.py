@@ -4,9 +4,12 @@ Everything here reads through pyckpt._core.Reader, so what is shown is what a
 restart would read, checksums included.
 """
 import datetime
+import json
 import os
+import re
 
 from . import _core
+from .container import dtype_of
 from .errors import CheckpointFileError
 
 
@@ -28,11 +31,33 @@ def _shape(shape):
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _escape(name):
+    """A dataset name as the container stores it (doc/format.md, "Names")."""
+    name = re.sub(r"[%/\x00]", lambda m: "%{:02X}".format(ord(m.group())), name)
+    return "%2E" + name[1:] if name.startswith(".") else name
+
+
+def _frame_lines(summary, arrays):
+    """A rank's stack like a Python traceback, each frame with its locals, then
+    the arrays by the variables that hold them."""
+    lines = ["    Traceback at the checkpoint (most recent call last):"]
+    for f in summary["frames"]:
+        lines.append(f'      File "{f["file"]}", line {f["line"]}, in {f["function"]}')
+        for name, value in f["locals"].items():
+            lines.append(f"        {name} = {value}")
+    for key, refs in sorted(summary.get("arrays", {}).items()):
+        d = arrays.get(key)
+        if d is not None:
+            lines.append(f"      array {', '.join(refs)}: {dtype_of(d)} {_shape(d['shape'])} "
+                         f"{human_bytes(d['bytes'])} (dataset {key})")
+    return lines
+
+
 def _dataset_line(d, status):
     if d["kind"] == "blob":
         what = f"blob   {d['name']:<24} {human_bytes(d['bytes']):>10}"
     else:
-        dtype = d["attrs"].get("numpy_dtype", str(d["dtype"]))
+        dtype = dtype_of(d).str if dtype_of(d).names is None else "structured"
         what = (f"array  {d['name']:<24} {human_bytes(d['bytes']):>10}  {dtype} {_shape(d['shape'])}"
                 f"{' F-order' if d['order'] == 'F' else ''}")
     return f"    {what}  [{status}]"
@@ -66,10 +91,13 @@ def inspect_lines(path, verify=True):
         extra = ", ".join(f"{k}={v}" for k, v in sorted(rank_attrs.items()))
         lines.append(f"  rank {rank}" + (f" ({extra})" if extra else "") + ":")
         datasets = reader.datasets(rank)
+        if any(d["kind"] == "blob" and d["name"] == "frames.json" for d in datasets):
+            summary = json.loads(reader.read_blob(rank, "frames.json"))
+            lines.extend(_frame_lines(summary, {d["name"]: d for d in datasets if d["kind"] == "array"}))
         if not datasets:
             lines.append("    (no datasets)")
         for d in datasets:
-            full = f"/ranks/{rank}/{'blobs' if d['kind'] == 'blob' else 'arrays'}/{d['name']}"
+            full = f"/ranks/{rank}/{'blobs' if d['kind'] == 'blob' else 'arrays'}/{_escape(d['name'])}"
             lines.append(_dataset_line(d, status.get(full, "not verified")))
     for g in reader.global_arrays():
         lines.append(f"  global array {g['name']}: {g['dtype']} {_shape(g['shape'])}, "

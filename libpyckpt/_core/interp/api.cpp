@@ -58,8 +58,9 @@ PyObject* py_verify_stack_depths(PyObject*, PyObject* callable) {
 
 PyMethodDef g_methods[] = {
     {"capture_stack", as_method(py_capture_stack), METH_VARARGS | METH_KEYWORDS,
-     "capture_stack(base=None) -> state\n\nCaptures the calling thread's Python frames, from `base` (a frame object;\n"
-     "default: the outermost frame, or the outermost resumed frame) down to the\ncaller. See doc/interp.md."},
+     "capture_stack(base=None) -> state\n\nCaptures the calling thread's Python frames, from `base` (a frame object,\n"
+     "or a code object: the outermost frame running it; default: the outermost frame,\n"
+     "or the outermost resumed frame) down to the caller. See doc/interp.md."},
     {"resume_stack", py_resume_stack, METH_VARARGS,
      "resume_stack(state, result) -> object\n\nResumes captured frames; the innermost capture_stack() call returns\n"
      "`result`. Returns what the outermost frame returns."},

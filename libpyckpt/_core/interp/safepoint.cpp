@@ -136,8 +136,8 @@ PyObject* py_set_callback(PyObject*, PyObject* args, PyObject* kwargs) {
     PyErr_SetString(PyExc_TypeError, "set_safe_point_callback(): callback must be callable or None");
     return nullptr;
   }
-  if (base != Py_None && !PyFrame_Check(base)) {
-    PyErr_SetString(PyExc_TypeError, "set_safe_point_callback(): base must be a frame object or None");
+  if (base != Py_None && !PyFrame_Check(base) && !PyCode_Check(base)) {
+    PyErr_SetString(PyExc_TypeError, "set_safe_point_callback(): base must be a frame or code object, or None");
     return nullptr;
   }
   g_sp.callback = callback == Py_None ? Ref() : Ref::borrow(callback);

@@ -52,6 +52,7 @@ def global_part(rank, size):
 def main():
     directory, epoch = sys.argv[1], int(sys.argv[2])
     from pyckpt import _core
+    from pyckpt.container import add_array
     if "--serial" in sys.argv:
         comm, rank, size = None, 0, 1
     else:
@@ -64,7 +65,7 @@ def main():
     w.set_rank_attribute("note", f"rank {rank}")
     keep = arrays_for(rank)
     for name, a in keep.items():
-        w.add_array(name, a, attrs={"numpy_dtype": a.dtype.str} if a.dtype.names is None else None)
+        add_array(w, name, a)
     w.add_blob("stream", blob_for(rank))
     lo, part = global_part(rank, size)
     w.add_global_slab("field", GLOBAL_SHAPE, [lo, 0], part)

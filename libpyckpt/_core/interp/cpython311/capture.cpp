@@ -213,9 +213,16 @@ Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
     throw UnsupportedState{"cannot capture the stack of a thread other than the main thread"};
   PyThreadState* tstate = PyThreadState_Get();
   Frame* base = nullptr;
-  if (base_obj != nullptr && base_obj != Py_None) {
+  if (base_obj != nullptr && PyCode_Check(base_obj)) {
+    // The outermost frame running this code: how `pyckpt run` names the
+    // script's module frame before it exists.
+    for (Frame* f = innermost; f != nullptr; f = f->previous)
+      if (reinterpret_cast<PyObject*>(f->f_code) == base_obj && !_PyFrame_IsIncomplete(f)) base = f;
+    if (base == nullptr)
+      throw UnsupportedState{"cannot capture the stack: no frame of the base code object is running"};
+  } else if (base_obj != nullptr && base_obj != Py_None) {
     if (!PyFrame_Check(base_obj)) {
-      PyErr_SetString(PyExc_TypeError, "capture_stack(): base must be a frame object");
+      PyErr_SetString(PyExc_TypeError, "capture_stack(): base must be a frame or code object");
       throw PythonError{};
     }
     base = reinterpret_cast<PyFrameObject*>(base_obj)->f_frame;

@@ -1,0 +1,417 @@
+"""Checkpoint and restart of a whole Python process.
+
+The glue between the three parts that do the work: the interpreter layer
+(pyckpt._core: frames, generators, safe points), the object graph
+(pyckpt.heap) and the container (pyckpt._core.Writer/Reader). One checkpoint
+of a rank is:
+
+- blob ``process``: the heap pickle of the process state (frames, __main__,
+  argv, working directory, how to resume);
+- array datasets named by the pickle's keys (``a0``, ``a1``, ...): the NumPy
+  arrays the pickle refers to, written zero-copy, each in its own dtype and
+  shape, with the variables that hold them in the attribute ``refs``;
+- blob ``frames.json``: a readable summary of the stack for ``pyckpt inspect``
+  (file, line, function, locals' reprs, which variables hold which array).
+
+How a checkpoint is triggered (API, signal, timer) and resumed is in
+doc/process.md.
+"""
+import hashlib
+import json
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+import types
+
+import numpy as np
+
+from . import _core, heap
+from .container import ArrayLoader, add_array
+from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
+
+PROCESS_BLOB = "process"
+SUMMARY_BLOB = "frames.json"
+DEFAULT_DIRECTORY = "pyckpt.d"
+
+
+class _Session:
+    """How this process checkpoints: set by `pyckpt run`/`restart`, else the
+    defaults of a plain `python3 app.py` that calls pyckpt.checkpoint()."""
+
+    def __init__(self):
+        self.directory = None   # None: $PYCKPT_DIR, else ./pyckpt.d
+        self.keep = 2
+        self.interval = None    # seconds between preemptive checkpoints
+        self.signal_name = None  # signal that triggers a checkpoint
+        # Outermost frame to capture: the script's code object under
+        # `pyckpt run` (its frame sits below the runner's), None otherwise
+        # (the outermost frame, or in a restarted process the outermost
+        # resumed one).
+        self.base = None
+        self.timer = None
+
+    def resolved_directory(self, directory=None):
+        return directory or self.directory or os.environ.get("PYCKPT_DIR") or DEFAULT_DIRECTORY
+
+    def options(self):
+        """What a restarted process needs to go on checkpointing the same way."""
+        return {"directory": self.directory, "keep": self.keep, "interval": self.interval,
+                "signal": self.signal_name}
+
+
+_session = _Session()
+
+
+# --- what the pickler needs to know about interpreter objects ---------------
+
+class _ModuleDict:
+    """Stands for a module's __dict__ (a frame's globals) in a captured state:
+    a plain dict would be pickled by value, detaching the resumed frame from its
+    module. Restored as the dict of the restored (or reimported) module."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __reduce__(self):
+        return vars, (self.module,)
+
+
+def _module_of(globals_):
+    name = globals_.get("__name__")
+    module = sys.modules.get(name)
+    if module is None or vars(module) is not globals_:
+        raise UnsupportedStateError(f"a frame runs in globals of module {name!r}, which is not in sys.modules")
+    return module
+
+
+def _encode_state(state):
+    """The interp state with module globals replaced by _ModuleDict markers."""
+    fmt, frames = state
+    encoded = []
+    for frame in frames:
+        frame = list(frame)
+        globals_ = frame[2]
+        marker = _ModuleDict(_module_of(globals_))
+        frame[2] = marker
+        if frame[3] is globals_:
+            frame[3] = marker
+        encoded.append(tuple(frame))
+    return fmt, tuple(encoded)
+
+
+def _reduce_generator(gen):
+    return _core.rebuild_generator, (_core.capture_generator(gen),)
+
+
+def _reduce_traceback(_tb):
+    # Tracebacks hold frames, which only make sense as part of a stack state;
+    # a saved exception comes back without its traceback.
+    return type(None), ()
+
+
+heap.register_reduce(types.GeneratorType, _reduce_generator)
+heap.register_reduce(types.TracebackType, _reduce_traceback)
+
+
+# --- readable summary -------------------------------------------------------
+
+def _line_of(code, offset):
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line
+    return code.co_firstlineno
+
+
+def _local_names(code, count):
+    """Names of the localsplus slots: fast locals, then cells that are not
+    also arguments, then free variables (CPython 3.11's layout)."""
+    names = list(code.co_varnames)
+    names += [c for c in code.co_cellvars if c not in code.co_varnames]
+    names += list(code.co_freevars)
+    return names if len(names) == count else [f"slot{i}" for i in range(count)]
+
+
+def _short_repr(value, limit=80):
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not break a checkpoint
+        text = f"<{type(value).__name__}: repr failed: {exc!r}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _root_array(value):
+    while isinstance(value.base, np.ndarray):
+        value = value.base
+    return value
+
+
+def _summary(state, arrays):
+    """frames.json: the stack outermost first, and the variables holding each array."""
+    by_pointer = {}
+    for key, a in arrays:
+        by_pointer[(a.__array_interface__["data"][0], a.nbytes)] = key
+    array_refs = {}
+    null = _core.NULL
+    frames = []
+    for code, kind, globals_, locals_, localsplus, *_rest in state[1]:
+        offset = _rest[1]
+        if kind == "module":
+            items = [(k, v) for k, v in (locals_ or globals_).items()
+                     if not k.startswith("__") and not isinstance(v, types.ModuleType)]
+        else:
+            items = list(zip(_local_names(code, len(localsplus)), localsplus))
+        shown = {}
+        for name, value in items:
+            if isinstance(value, types.CellType):
+                try:
+                    value = value.cell_contents
+                except ValueError:
+                    continue
+            if value is null:
+                continue
+            if isinstance(value, np.ndarray):
+                root = _root_array(value)
+                key = by_pointer.get((root.__array_interface__["data"][0], root.nbytes))
+                if key is not None:
+                    array_refs.setdefault(key, []).append(f"{code.co_qualname}:{name}")
+            if len(shown) < 40:
+                shown[name] = _short_repr(value)
+        frames.append({"file": code.co_filename, "line": _line_of(code, offset), "function": code.co_qualname,
+                       "kind": kind, "locals": shown})
+    return {"frames": frames, "arrays": array_refs}
+
+
+# --- writing ------------------------------------------------------------------
+
+def _stream_positions():
+    """For stdout and stderr redirected to regular files: (device, inode,
+    length) after flushing, so that a restart writing to the same file can cut
+    off what the killed run printed after this checkpoint."""
+    positions = {}
+    for fd in (1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            positions[fd] = (st.st_dev, st.st_ino, st.st_size)
+    return positions
+
+
+def _source_digests():
+    """sha256 of the __main__ script and of the user's own modules, so a
+    restart can warn about sources edited since the checkpoint."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not main_file:
+        return {}
+    user_dir = os.path.join(os.path.dirname(os.path.realpath(main_file)), "")
+    digests = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and path.endswith(".py") and os.path.realpath(path).startswith(user_dir):
+            try:
+                with open(path, "rb") as f:
+                    digests[os.path.realpath(path)] = hashlib.sha256(f.read()).hexdigest()
+            except OSError:
+                pass
+    return digests
+
+
+def _next_epoch(directory):
+    if not os.path.isdir(directory):
+        return 1
+    return max((e["epoch"] for e in _core.list_checkpoints(directory)), default=0) + 1
+
+
+def write_checkpoint(state, directory, trigger, resume_result):
+    """Writes and commits one checkpoint of this process from an interp state.
+    Returns the commit information (path, bytes, timings)."""
+    started = time.perf_counter()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    root = {
+        "state": _encode_state(state),
+        "resume_result": resume_result,
+        "main": sys.modules["__main__"],
+        "argv": list(sys.argv),
+        "cwd": os.getcwd(),
+        "session": _session.options(),
+        "streams": _stream_positions(),
+    }
+    data, arrays = heap.dumps(root)
+    summary = json.dumps(_summary(state, arrays)).encode()
+    captured = time.perf_counter()
+
+    writer = _core.Writer(directory, _next_epoch(directory), keep=_session.keep)
+    writer.set_attribute("trigger", trigger)
+    writer.set_attribute("argv", list(sys.argv) or [""])
+    writer.set_attribute("python_version", sys.version.split()[0])
+    writer.set_attribute("numpy_version", np.__version__)
+    writer.set_attribute("hash_seed", os.environ.get("PYTHONHASHSEED", "random"))
+    writer.set_attribute("interp_format", _core.INTERP_FORMAT)
+    digests = _source_digests()
+    if digests:
+        writer.set_attribute("sources", [f"{digest} {path}" for path, digest in sorted(digests.items())])
+    writer.set_rank_attribute("pid", os.getpid())
+    writer.add_blob(PROCESS_BLOB, data)
+    writer.add_blob(SUMMARY_BLOB, summary)
+    refs = json.loads(summary)["arrays"]
+    for key, array in arrays:
+        attrs = {"refs": refs[key]} if key in refs else None
+        add_array(writer, key, array, attrs)
+    info = writer.commit()
+    info["seconds_capture"] = captured - started
+    return info
+
+
+def checkpoint(directory=None):
+    """Writes a checkpoint of the whole process and returns False; in a process
+    restarted from that checkpoint, the same call returns True.
+
+    directory: where checkpoints go; default the `pyckpt run --dir`, else
+    $PYCKPT_DIR, else ./pyckpt.d. Raises UnsupportedStateError if the process
+    holds state that cannot be captured (e.g. this call is made from a function
+    that a C function such as sorted() called); no checkpoint is written then.
+    """
+    state = _core.capture_stack(_session.base)
+    if state is True:  # resumed: capture_stack returned resume_stack's result
+        return True
+    write_checkpoint(state, _session.resolved_directory(directory), "api", True)
+    return False
+
+
+# --- preemptive triggers --------------------------------------------------------
+
+def _on_safe_point(state):
+    """Safe-point callback: write a checkpoint, or say why none could be."""
+    if isinstance(state, BaseException):
+        print(f"pyckpt: checkpoint skipped: {state}", file=sys.stderr, flush=True)
+        return
+    try:
+        write_checkpoint(state, _session.resolved_directory(), "preemptive", None)
+    except CheckpointError as exc:
+        # A failed preemptive checkpoint must not kill the application: the
+        # previous checkpoint is intact, the next trigger tries again.
+        print(f"pyckpt: checkpoint failed: {exc}", file=sys.stderr, flush=True)
+
+
+def _timer_loop(interval):
+    while True:
+        time.sleep(interval)
+        if not _core.safe_point_pending():
+            _core.request_safe_point()
+
+
+def arm_triggers():
+    """Installs the session's signal handler and interval timer."""
+    _core.set_safe_point_callback(_on_safe_point, base=_session.base)
+    if _session.signal_name:
+        signum = signal.Signals[_session.signal_name]
+        signal.signal(signum, lambda _signum, _frame: _core.request_safe_point())
+    if _session.interval and _session.timer is None:
+        _session.timer = threading.Thread(target=_timer_loop, args=(_session.interval,),
+                                          name="pyckpt-timer", daemon=True)
+        _session.timer.start()
+
+
+def configure(directory=None, keep=2, interval=None, signal_name=None):
+    """Sets how this process checkpoints (used by `pyckpt run` and restart)."""
+    _session.directory = directory
+    _session.keep = keep
+    _session.interval = interval
+    _session.signal_name = signal_name
+
+
+def run_script(path, args):
+    """Runs the script at `path` as __main__ with argv [path, *args], with the
+    session's triggers armed. Returns when the script finishes."""
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec")
+    sys.argv = [path, *args]
+    sys.path[0] = os.path.dirname(os.path.abspath(path))
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    _session.base = code
+    arm_triggers()
+    exec(code, vars(main))
+
+
+# --- restart --------------------------------------------------------------------
+
+def _check_compatible(reader):
+    attrs = reader.attributes
+    if reader.world_size != 1:
+        raise CheckpointFileError(f"{reader.file}: written by {reader.world_size} MPI ranks; restart it with "
+                                  f"`pyckpt restart --mpirun -np {reader.world_size}`")
+    if attrs.get("interp_format") != _core.INTERP_FORMAT:
+        raise CheckpointFileError(f"{reader.file}: frames of interpreter {attrs.get('interp_format')!r}, "
+                                  f"this is {_core.INTERP_FORMAT!r} (Python {sys.version.split()[0]})")
+    if not any(d["name"] == PROCESS_BLOB for d in reader.datasets(0)):
+        raise CheckpointFileError(f"{reader.file}: holds no Python process state (blob {PROCESS_BLOB!r})")
+
+
+def _warn_changed_sources(reader):
+    for entry in reader.attributes.get("sources", []):
+        digest, path = entry.split(" ", 1)
+        try:
+            with open(path, "rb") as f:
+                current = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            current = None
+        if current != digest:
+            what = "is gone" if current is None else "changed"
+            print(f"pyckpt restart: warning: {path} {what} since the checkpoint; resuming the code saved in it",
+                  file=sys.stderr, flush=True)
+
+
+def _cut_streams(positions):
+    """Cuts stdout/stderr files back to their length at the checkpoint, if this
+    process writes to the very same files (Slurm output, `>> out`)."""
+    for fd, (dev, ino, length) in positions.items():
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (dev, ino) and st.st_size >= length:
+            os.ftruncate(fd, length)
+            os.lseek(fd, length, os.SEEK_SET)
+
+
+def open_checkpoint(path):
+    """The Reader of the checkpoint to restart from `path` (file or directory)."""
+    reader = _core.Reader(path)
+    _check_compatible(reader)
+    return reader
+
+
+def restart(reader):
+    """Resumes the process state of `reader`'s checkpoint in this process;
+    returns when the resumed program's main module finishes (its exceptions,
+    SystemExit included, propagate)."""
+    _warn_changed_sources(reader)
+    main = types.ModuleType("__main__")
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    root = heap.loads(reader.read_blob(0, PROCESS_BLOB), ArrayLoader(reader, 0), main_module=main)
+    sys.argv = root["argv"]
+    if root["argv"] and root["argv"][0]:
+        sys.path[0] = os.path.dirname(os.path.abspath(root["argv"][0]))
+    try:
+        os.chdir(root["cwd"])
+    except OSError:
+        print(f"pyckpt restart: warning: cannot enter the original working directory {root['cwd']}; "
+              f"staying in {os.getcwd()}", file=sys.stderr, flush=True)
+    options = root["session"]
+    configure(options["directory"] or os.path.dirname(os.path.abspath(reader.file)), options["keep"],
+              options["interval"], options["signal"])
+    _session.base = None
+    _cut_streams(root["streams"])
+    fmt, frames = root["state"]
+    arm_triggers()
+    return _core.resume_stack((fmt, frames), root["resume_result"])
+
