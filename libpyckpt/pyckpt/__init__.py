@@ -9,8 +9,8 @@
 """
 from .errors import CheckpointError, CheckpointFileError, ChecksumError, UnsupportedStateError
 from .heap import register_reducer
-from .process import checkpoint
+from .process import checkpoint, wait
 
 __all__ = ["CheckpointError", "CheckpointFileError", "ChecksumError", "UnsupportedStateError", "checkpoint",
-           "register_reducer"]
+           "register_reducer", "wait"]
 __version__ = "0.1.0"

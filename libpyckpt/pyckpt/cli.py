@@ -58,7 +58,7 @@ def _cmd_run(args):
         _reexec_with_hash_seed(int.from_bytes(os.urandom(4), "little"))
     if not os.path.isfile(args.script):
         raise CheckpointError(f"{args.script}: no such script")
-    process.configure(os.path.abspath(args.dir), args.keep, args.interval, args.signal)
+    process.configure(os.path.abspath(args.dir), args.keep, args.interval, args.signal, not args.sync)
     process.run_script(args.script, args.args)
     return 0
 
@@ -92,6 +92,8 @@ def build_parser():
     p.add_argument("--signal", type=_signal_name, default="SIGUSR1", metavar="SIGNAME",
                    help="checkpoint when the process receives this signal (default SIGUSR1)")
     p.add_argument("--keep", type=int, default=2, metavar="K", help="committed checkpoints kept (default 2)")
+    p.add_argument("--sync", action="store_true",
+                   help="commit each checkpoint before the script goes on (default: a forked writer commits it)")
     p.add_argument("script")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_run)

@@ -16,6 +16,7 @@ of a rank is:
 How a checkpoint is triggered (API, signal, timer) and resumed is in
 doc/process.md.
 """
+import atexit
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ class _Session:
         self.keep = 2
         self.interval = None    # seconds between preemptive checkpoints
         self.signal_name = None  # signal that triggers a checkpoint
+        self.asynchronous = False  # commit in a forked writer (see below)
         # Outermost frame to capture: the script's code object under
         # `pyckpt run` (its frame sits below the runner's), None otherwise
         # (the outermost frame, or in a restarted process the outermost
@@ -59,7 +61,7 @@ class _Session:
     def options(self):
         """What a restarted process needs to go on checkpointing the same way."""
         return {"directory": self.directory, "keep": self.keep, "interval": self.interval,
-                "signal": self.signal_name}
+                "signal": self.signal_name, "asynchronous": self.asynchronous}
 
 
 _session = _Session()
@@ -226,10 +228,11 @@ def _next_epoch(directory):
     return max((e["epoch"] for e in _core.list_checkpoints(directory)), default=0) + 1
 
 
-def write_checkpoint(state, directory, trigger, resume_result):
-    """Writes and commits one checkpoint of this process from an interp state.
-    Returns the commit information (path, bytes, timings)."""
-    started = time.perf_counter()
+def _capture(state, resume_result):
+    """Pickles the process state: (pickle bytes, [(key, ndarray)], summary bytes).
+    The arrays are the program's own (zero-copy): they must not change until
+    the commit is done, which holds for a synchronous write and for a forked
+    writer (its memory is a copy-on-write snapshot)."""
     sys.stdout.flush()
     sys.stderr.flush()
     root = {
@@ -242,10 +245,11 @@ def write_checkpoint(state, directory, trigger, resume_result):
         "streams": _stream_positions(),
     }
     data, arrays = heap.dumps(root)
-    summary = json.dumps(_summary(state, arrays)).encode()
-    captured = time.perf_counter()
+    return data, arrays, json.dumps(_summary(state, arrays)).encode()
 
-    writer = _core.Writer(directory, _next_epoch(directory), keep=_session.keep)
+
+def _commit(directory, epoch, trigger, data, arrays, summary):
+    writer = _core.Writer(directory, epoch, keep=_session.keep)
     writer.set_attribute("trigger", trigger)
     writer.set_attribute("argv", list(sys.argv) or [""])
     writer.set_attribute("python_version", sys.version.split()[0])
@@ -260,27 +264,173 @@ def write_checkpoint(state, directory, trigger, resume_result):
     writer.add_blob(SUMMARY_BLOB, summary)
     refs = json.loads(summary)["arrays"]
     for key, array in arrays:
-        attrs = {"refs": refs[key]} if key in refs else None
-        add_array(writer, key, array, attrs)
-    info = writer.commit()
-    info["seconds_capture"] = captured - started
-    return info
+        add_array(writer, key, array, {"refs": refs[key]} if key in refs else None)
+    return writer.commit()
 
 
-def checkpoint(directory=None):
+# --- asynchronous commit by a forked writer -------------------------------------
+#
+# fork() gives the writer a copy-on-write snapshot of the whole process: the
+# application goes on at once and only the pages it modifies meanwhile are
+# copied by the kernel, so the arrays are still written zero-copy. One writer
+# at a time, so that epochs commit in order. While it writes, the marker
+# DIR/.writing.<epoch> holds its pid: `pyckpt restart` waits for a live writer
+# instead of restarting from the previous checkpoint.
+
+WRITING_MARKER = ".writing."
+
+
+class _Writer:
+    pid = None
+    epoch = None
+    marker = None
+
+
+_writer = _Writer()
+
+
+def wait():
+    """Waits until a checkpoint being written in the background is committed.
+    Returns False if that write failed (the reason is on stderr; the previous
+    checkpoint is intact), True otherwise."""
+    pid, _writer.pid = _writer.pid, None
+    if pid is None:
+        return True
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        try:
+            os.unlink(_writer.marker)  # the writer died before removing it
+        except OSError:
+            pass
+        return False
+    return True
+
+
+def _write_in_child(directory, epoch, trigger, data, arrays, summary, marker):
+    """Body of the forked writer; never returns."""
+    status = 1
+    try:
+        _core.set_safe_point_callback(None)
+        _core.cancel_safe_point()
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        _commit(directory, epoch, trigger, data, arrays, summary)
+        status = 0
+    except BaseException as exc:  # noqa: B902 -- reported, then the child exits
+        print(f"pyckpt: checkpoint {epoch} in {directory} failed: {exc}", file=sys.stderr, flush=True)
+    finally:
+        try:
+            os.unlink(marker)
+        except OSError:
+            pass
+        os._exit(status)
+
+
+def write_checkpoint(state, directory, trigger, resume_result, asynchronous=False):
+    """Writes and commits one checkpoint of this process from an interp state.
+    Synchronous: returns the commit information (path, bytes, timings).
+    Asynchronous: returns None once a forked writer has taken over."""
+    if not wait():
+        print("pyckpt: the previous background checkpoint failed", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    data, arrays, summary = _capture(state, resume_result)
+    epoch = _next_epoch(directory)
+    if not asynchronous:
+        info = _commit(directory, epoch, trigger, data, arrays, summary)
+        info["seconds_capture"] = time.perf_counter() - started
+        return info
+    try:
+        os.makedirs(directory, exist_ok=True)
+        marker = os.path.join(directory, f"{WRITING_MARKER}{epoch}")
+        open(marker, "w").close()
+    except OSError as exc:
+        raise CheckpointFileError(f"{directory}: cannot write a checkpoint there: {exc.strerror}") from exc
+    pid = os.fork()
+    if pid == 0:
+        _write_in_child(directory, epoch, trigger, data, arrays, summary, marker)
+    _writer.pid, _writer.epoch, _writer.marker = pid, epoch, marker
+    return None
+
+
+def wait_for_writers(directory, timeout=600.0):
+    """Before a restart: waits while a background writer of `directory` is
+    alive, and removes the markers of writers that died."""
+    deadline = time.monotonic() + timeout
+    announced = set()
+    while True:
+        live = []
+        for name in os.listdir(directory) if os.path.isdir(directory) else ():
+            if not name.startswith(WRITING_MARKER):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                with open(path) as f:
+                    text = f.read().strip()
+                age = time.time() - os.path.getmtime(path)
+            except OSError:
+                continue
+            if text.isdigit() and _alive(int(text)) or not text and age < 10:
+                live.append((name, text))
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        if not live or time.monotonic() > deadline:
+            return
+        for name, pid in live:
+            if name not in announced:
+                announced.add(name)
+                print(f"pyckpt restart: waiting for checkpoint {name[len(WRITING_MARKER):]} "
+                      f"being written by pid {pid or '?'}", file=sys.stderr, flush=True)
+        time.sleep(0.05)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (dead, not yet reaped by its killed parent's reaper) is gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def checkpoint(directory=None, *, asynchronous=None):
     """Writes a checkpoint of the whole process and returns False; in a process
     restarted from that checkpoint, the same call returns True.
 
     directory: where checkpoints go; default the `pyckpt run --dir`, else
-    $PYCKPT_DIR, else ./pyckpt.d. Raises UnsupportedStateError if the process
-    holds state that cannot be captured (e.g. this call is made from a function
-    that a C function such as sorted() called); no checkpoint is written then.
+    $PYCKPT_DIR, else ./pyckpt.d. asynchronous: return as soon as the state is
+    captured and let a forked writer commit it (pyckpt.wait() waits for it);
+    default: as `pyckpt run` was told (asynchronous unless --sync), else False.
+    Raises UnsupportedStateError if the process holds state that cannot be
+    captured (e.g. this call is made from a function that a C function such as
+    sorted() called); no checkpoint is written then.
     """
     state = _core.capture_stack(_session.base)
     if state is True:  # resumed: capture_stack returned resume_stack's result
         return True
-    write_checkpoint(state, _session.resolved_directory(directory), "api", True)
+    if asynchronous is None:
+        asynchronous = _session.asynchronous
+    write_checkpoint(state, _session.resolved_directory(directory), "api", True, asynchronous)
     return False
+
+
+def _at_exit():
+    """The program is done: no more checkpoints; the last one gets committed."""
+    _core.set_safe_point_callback(None)
+    _core.cancel_safe_point()
+    if not wait():
+        print("pyckpt: the last background checkpoint failed", file=sys.stderr, flush=True)
+
+
+atexit.register(_at_exit)
 
 
 # --- preemptive triggers --------------------------------------------------------
@@ -291,7 +441,7 @@ def _on_safe_point(state):
         print(f"pyckpt: checkpoint skipped: {state}", file=sys.stderr, flush=True)
         return
     try:
-        write_checkpoint(state, _session.resolved_directory(), "preemptive", None)
+        write_checkpoint(state, _session.resolved_directory(), "preemptive", None, _session.asynchronous)
     except CheckpointError as exc:
         # A failed preemptive checkpoint must not kill the application: the
         # previous checkpoint is intact, the next trigger tries again.
@@ -317,12 +467,13 @@ def arm_triggers():
         _session.timer.start()
 
 
-def configure(directory=None, keep=2, interval=None, signal_name=None):
+def configure(directory=None, keep=2, interval=None, signal_name=None, asynchronous=False):
     """Sets how this process checkpoints (used by `pyckpt run` and restart)."""
     _session.directory = directory
     _session.keep = keep
     _session.interval = interval
     _session.signal_name = signal_name
+    _session.asynchronous = asynchronous
 
 
 def run_script(path, args):
@@ -383,7 +534,9 @@ def _cut_streams(positions):
 
 
 def open_checkpoint(path):
-    """The Reader of the checkpoint to restart from `path` (file or directory)."""
+    """The Reader of the checkpoint to restart from `path` (file or directory),
+    once a background writer of that directory has committed."""
+    wait_for_writers(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
     reader = _core.Reader(path)
     _check_compatible(reader)
     return reader
@@ -408,7 +561,7 @@ def restart(reader):
               f"staying in {os.getcwd()}", file=sys.stderr, flush=True)
     options = root["session"]
     configure(options["directory"] or os.path.dirname(os.path.abspath(reader.file)), options["keep"],
-              options["interval"], options["signal"])
+              options["interval"], options["signal"], options["asynchronous"])
     _session.base = None
     _cut_streams(root["streams"])
     fmt, frames = root["state"]
