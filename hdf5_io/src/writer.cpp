@@ -174,10 +174,10 @@ class RawFile {
   RawFile& operator=(const RawFile&) = delete;
 
   // Writes in chunks, and after each chunk starts its write-back (without
-  // waiting) and checksums it: the disk works while the CPU hashes, and the
-  // final fdatasync has less left to do.
+  // waiting) and checksums it: the disk works while the CPU hashes, and
+  // sync() has less left to wait for.
   void write(const std::byte* data, std::uint64_t size, std::uint64_t offset, const std::string& dataset,
-             Checksum& sum) const {
+             Checksum& sum) {
     while (size > 0) {
       const std::uint64_t chunk = std::min(size, kChunk);
       for (std::uint64_t done = 0; done < chunk;) {
@@ -189,18 +189,29 @@ class RawFile {
       // An optimisation only: its errors surface in sync().
       ::sync_file_range(fd_, static_cast<off64_t>(offset), static_cast<off64_t>(chunk), SYNC_FILE_RANGE_WRITE);
       sum.update(data, chunk);
+      lo_ = std::min(lo_, offset);
+      hi_ = std::max(hi_, offset + chunk);
       data += chunk;
       size -= chunk;
       offset += chunk;
     }
   }
+  // Waits until this rank's data is written to the device. Only its own
+  // range: ranks do not wait for each other's pages, as they would in
+  // concurrent fsyncs of one file. The device cache flush and the file's
+  // metadata follow in MPI_File_sync and rank 0's fsync.
   void sync() const {
-    if (::fdatasync(fd_) != 0) throw IoError(name_, "", "fdatasync failed: " + errno_text(errno));
+    if (hi_ <= lo_) return;
+    if (::sync_file_range(fd_, static_cast<off64_t>(lo_), static_cast<off64_t>(hi_ - lo_),
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+      throw IoError(name_, "", "writing back the data failed: " + errno_text(errno));
+    }
   }
 
  private:
   std::string name_;
   int fd_;
+  std::uint64_t lo_ = UINT64_MAX, hi_ = 0;  // span of what this rank wrote
 };
 
 // Runs fn and returns the exception it threw, for agree().
@@ -547,6 +558,11 @@ struct CheckpointWriter::Impl {
               global_dsets.emplace(name, create_dataset(file.get(), path, first, first.global_stored, dcpl.get()));
             });
           }
+          // Metadata goes out now, so that if the data phase fails (disk
+          // full) closing the file has nothing left to write: in HDF5 1.10 a
+          // failed H5Fclose leaves a dangling file ID that crashes the
+          // library when it shuts down at exit.
+          checked_status(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "flushing the file's metadata");
         });
       }));
 
@@ -626,7 +642,7 @@ struct CheckpointWriter::Impl {
 
   // One per-rank dataset of this rank through the RawFile; staged pieces are
   // contiguous runs of the dataset's C order, so each is one pwrite.
-  void write_posix(const RawFile& raw, hid_t dset, Entry& e, const StoredView& v, const std::string& path,
+  void write_posix(RawFile& raw, hid_t dset, Entry& e, const StoredView& v, const std::string& path,
                    std::vector<std::byte>& buf) const {
     Checksum sum;
     if (v.bytes() != 0) {

@@ -92,16 +92,18 @@ struct CommitInfo {
   std::uint64_t epoch = 0;
   std::uint64_t bytes_written = 0;  // payload of this rank
   std::uint64_t bytes_total = 0;    // payload of all ranks
-  double seconds_prepare = 0;       // checksums, descriptor exchange
-  double seconds_write = 0;         // file creation and raw data
+  double seconds_prepare = 0;       // descriptor exchange
+  double seconds_write = 0;         // file creation, raw data, checksums, sync, close
   double seconds_commit = 0;        // fsync, rename, latest, retention
 };
 
 // Tuning of a writer; the defaults suit a parallel file system and a laptop.
 struct WriterOptions {
-  // MPI-IO collective transfers for raw data (every rank takes part in every
-  // dataset write). Independent transfers, the default, need no coordination
-  // and were as fast or faster in benchmarks/ (see benchmarks/README.md).
+  // Raw data through MPI-IO collective transfers (every rank takes part in
+  // every dataset write). By default each rank writes its per-rank datasets
+  // with pwrite at their place in the file and its global-array slabs with
+  // independent MPI-IO, which was faster on one node (benchmarks/README.md);
+  // collective transfers are for parallel file systems that want them.
   bool collective_io = false;
   // Bound of the buffer non-contiguous arrays are staged through.
   std::size_t staging_bytes = std::size_t{32} << 20;
