@@ -134,6 +134,18 @@ def checkpoint():
     os._exit(0)
 
 
+def checkpoint_in_c_call():
+    """Called back from a C function: saves the stack down to the frame that
+    called that C function and dies; the resumed process runs the C call
+    again (so this returns normally only in an uninterrupted run)."""
+    path = os.environ.get("INTERP_STATE")
+    if not path:
+        return
+    save(_core.capture_stack(reissue_c_call=True), path)
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def resume_main(path):
     """Body of the fresh process: resume the saved stack."""
     _core.resume_stack(load(path), True)
@@ -141,7 +153,7 @@ def resume_main(path):
 
 # --- harness ------------------------------------------------------------------
 
-PRELUDE = f"import sys\nsys.path.insert(0, {str(HERE)!r})\nfrom test_interp_resume import checkpoint\n"
+PRELUDE = f"import sys\nsys.path.insert(0, {str(HERE)!r})\nfrom test_interp_resume import checkpoint, checkpoint_in_c_call\n"
 
 
 def _run(args, env_extra, cwd):
@@ -396,3 +408,21 @@ def test_restart_chain(tmp_path):
             x += step(i)
         print("acc", acc, x)
     """, restarts=3)
+
+
+def test_reissue_c_call(tmp_path):
+    # The frame that called sorted()/max() is captured mid-call; on resume
+    # the C function runs again from the start with the same arguments.
+    check_program(tmp_path, """
+        seen = []
+        def key(x):
+            if x == 2 and len(seen) < 2:
+                seen.append(x)
+                checkpoint_in_c_call()
+            return -x
+        def outer(values, **kw):
+            total = 100 + len(sorted(values, key=key))
+            return total, max(*values, **kw)
+        print("start")
+        print(outer([1, 2, 3]), outer([4, 2, 5], key=key), seen)
+    """, restarts=2)

@@ -24,10 +24,13 @@ PyType_Slot g_null_slots[] = {
 PyType_Spec g_null_spec = {"pyckpt._core.NullType", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, g_null_slots};
 
 PyObject* py_capture_stack(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* names[] = {"base", nullptr};
+  static const char* names[] = {"base", "reissue_c_call", nullptr};
   PyObject* base = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:capture_stack", const_cast<char**>(names), &base)) return nullptr;
-  return guarded_ref([&] { return capture_stack(base, CaptureMode::kAfterCall); });
+  int reissue = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$p:capture_stack", const_cast<char**>(names), &base, &reissue))
+    return nullptr;
+  const CaptureMode mode = reissue ? CaptureMode::kReissueCall : CaptureMode::kAfterCall;
+  return guarded_ref([&] { return capture_stack(base, mode); });
 }
 
 PyObject* py_resume_stack(PyObject*, PyObject* args) {
@@ -58,9 +61,11 @@ PyObject* py_verify_stack_depths(PyObject*, PyObject* callable) {
 
 PyMethodDef g_methods[] = {
     {"capture_stack", as_method(py_capture_stack), METH_VARARGS | METH_KEYWORDS,
-     "capture_stack(base=None) -> state\n\nCaptures the calling thread's Python frames, from `base` (a frame object,\n"
-     "or a code object: the outermost frame running it; default: the outermost frame,\n"
-     "or the outermost resumed frame) down to the caller. See doc/interp.md."},
+     "capture_stack(base=None, *, reissue_c_call=False) -> state\n\nCaptures the calling thread's Python frames, from\n"
+     "`base` (a frame object, or a code object: the outermost frame running it; default: the outermost\n"
+     "frame, or the outermost resumed frame) down to the caller. With reissue_c_call, down to the frame\n"
+     "that called the C function through which this code was entered; on resume that frame runs the\n"
+     "same C call again (resume_stack's result is unused). See doc/interp.md."},
     {"resume_stack", py_resume_stack, METH_VARARGS,
      "resume_stack(state, result) -> object\n\nResumes captured frames; the innermost capture_stack() call returns\n"
      "`result`. Returns what the outermost frame returns."},

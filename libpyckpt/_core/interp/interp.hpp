@@ -21,6 +21,12 @@ enum class CaptureMode {
   // It is at an instruction boundary reported by a C trace function ('line'
   // event): on resume it executes that instruction.
   kAtTraceEvent,
+  // It called a C function that called back into Python to capture (an MPI
+  // call serving a checkpoint from its progress loop): capture stops at that
+  // frame, and on resume it runs the same call again, with the captured
+  // callable and arguments (the C function's effects are the caller's
+  // business: mpi_wrap makes a re-issued MPI call complete as the cut needs).
+  kReissueCall,
 };
 
 // --- backend (one implementation per CPython minor version) ---------------
@@ -40,8 +46,9 @@ PyObject* null_marker();
 // instead of the de-specialised co_code.
 Ref stack_depths(PyObject* code, bool live);
 
-// Captures the current thread's Python frames from `base` (a frame object, or
-// nullptr for the default base) down to the innermost frame.
+// Captures the current thread's Python frames from `base` (a frame or code
+// object, or nullptr for the default base) down to the innermost frame, or
+// with kReissueCall down to the frame whose C call led to the capture.
 Ref capture_stack(PyObject* base, CaptureMode mode);
 
 // Resumes a captured stack; returns what the outermost frame returns.

@@ -159,6 +159,17 @@ Pending innermost_pending(Frame* f, CaptureMode mode) {
                                std::to_string(depth) + ") at " + describe_frame(f));
     return {in.start, depth, kLinkNone};
   }
+  if (mode == CaptureMode::kReissueCall) {
+    // In a call to a C function: its operands are still on the stack (they
+    // are popped when it returns), so the whole call can run again.
+    if (in.opcode == CALL_FUNCTION_EX) return {in.start, in.depth, kLinkNone};
+    if (const Instr* call = call_of(info, in)) {
+      const Instr& first = call_group_start(info, *call);
+      return {first.start, first.depth, kLinkNone};
+    }
+    throw UnsupportedState{"cannot capture frame " + describe_frame(f) + ": it is not calling a C function (" +
+                           opname(in.opcode) + ")"};
+  }
   const Instr* call = in.opcode == CALL_FUNCTION_EX ? &in : call_of(info, in);
   const Instr* after = call ? info.next(*call) : nullptr;
   if (after == nullptr || after->depth < 1)
@@ -310,6 +321,14 @@ namespace pyckpt::core::interp {
 
 Ref capture_stack(PyObject* base, CaptureMode mode) {
   auto* innermost = PyThreadState_Get()->cframe->current_frame;
+  if (mode == CaptureMode::kReissueCall) {
+    // Skip the frames run by the C function's callback: up to the most
+    // recent frame entered from C, whose previous frame made the C call.
+    while (innermost != nullptr && !innermost->is_entry) innermost = innermost->previous;
+    if (innermost != nullptr) innermost = innermost->previous;
+    while (innermost != nullptr && _PyFrame_IsIncomplete(innermost)) innermost = innermost->previous;
+    if (innermost == nullptr) throw UnsupportedState{"cannot capture the stack: no Python frame called into C"};
+  }
   return py311::capture_stack_impl(base, mode, innermost);
 }
 const void* frame_key(PyFrameObject* frame) { return frame->f_frame; }
