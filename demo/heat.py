@@ -59,6 +59,7 @@ def main():
     # u has one ghost cell at each end during the update.
     work = np.empty(n + 2)
     written = 0
+    n_written = 0
     write_seconds = 0.0
     while step < args.steps:
         work[1:-1] = u
@@ -75,6 +76,7 @@ def main():
             w.add_array("u", u)
             info = w.commit()
             written += info["bytes_total"]
+            n_written += 1
             write_seconds += info["seconds_prepare"] + info["seconds_write"] + info["seconds_commit"]
             if rank == 0:
                 print(f"step {step}: checkpoint {info['path']}", flush=True)
@@ -84,8 +86,8 @@ def main():
     if rank == 0:
         print(f"final step {step} heat {total:.12e} moment {checksum:.12e}")
         if written:
-            print(f"checkpoints: {human(written)} written in {write_seconds:.2f} s "
-                  f"({written / write_seconds / 1e9:.2f} GB/s)")
+            print(f"this run wrote {n_written} checkpoint(s) of {size} ranks: {human(written)} of arrays "
+                  f"in {write_seconds:.2f} s ({written / write_seconds / 1e9:.2f} GB/s)")
 
 
 def human(n):
