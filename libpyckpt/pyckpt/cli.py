@@ -65,12 +65,89 @@ def _cmd_run(args):
 
 def _cmd_restart(args):
     from . import process
+    if args.mpirun is not None:
+        return _restart_mpirun(args.mpirun)
     reader = process.open_checkpoint(args.path)
     seed = reader.attributes.get("hash_seed", "random")
     if seed != "random" and os.environ.get("PYTHONHASHSEED") != seed:
         _reexec_with_hash_seed(seed)
     process.restart(reader)
     return 0
+
+
+def _cmd_resume_rank(args):
+    from . import mpi, process
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    reader = process.open_checkpoint(os.environ["PYCKPT_RESUME_DIR"], world_size=None)
+    seed = reader.attributes.get("hash_seed", "random")
+    if seed != "random" and os.environ.get("PYTHONHASHSEED") != seed:
+        _reexec_with_hash_seed(seed)
+    mpi.resume_rank(reader, command)
+    return 0
+
+
+def _cmd_request(args):
+    from . import mpi
+    mpi.request(args.directory)
+    print(f"pyckpt: checkpoint requested from the job checkpointing into {os.path.abspath(args.directory)}")
+    return 0
+
+
+def _mpirun(mpirun_args, program, environment):
+    """Runs mpirun with the interposer preloaded and `environment` exported to
+    the ranks; returns its exit status."""
+    import subprocess
+    from . import _core
+    command = ["mpirun"]
+    if os.geteuid() == 0 and "--allow-run-as-root" not in mpirun_args:
+        command.append("--allow-run-as-root")
+    environment = dict(environment, LD_PRELOAD=os.path.join(_core.library_dir(), "libpyckpt_mpi.so"))
+    for name, value in environment.items():
+        command += ["-x", f"{name}={value}"]
+    command += [*mpirun_args, *program]
+    sys.stdout.flush()
+    return subprocess.call(command)
+
+
+def _job_environment(directory, keep, interval=None, signal_name=None):
+    env = {"PYCKPT_DIR": os.path.abspath(directory), "PYCKPT_KEEP": str(keep),
+           # Restart resumes with the original seed (the checkpoint records it).
+           "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED") or str(int.from_bytes(os.urandom(4), "little"))}
+    if interval:
+        env["PYCKPT_INTERVAL"] = str(interval)
+    if signal_name:
+        env["PYCKPT_SIGNAL"] = signal_name
+    return env
+
+
+def _cmd_mpirun(args):
+    rest = list(args.mpirun_args)
+    # The first *.py is the application: run it with this interpreter (the
+    # one that has pyckpt and mpi4py), unless an interpreter is named.
+    script = next((i for i, a in enumerate(rest) if a.endswith(".py")), None)
+    if script is not None and (script == 0 or "python" not in os.path.basename(rest[script - 1])):
+        rest.insert(script, sys.executable)
+    env = _job_environment(args.dir, args.keep, args.interval, args.signal)
+    return _mpirun(rest, [], env)
+
+
+def _restart_mpirun(tokens):
+    """`pyckpt restart --mpirun [MPIRUN_OPTIONS] DIR`: the original command of
+    the checkpoint in DIR, run again; its ranks resume (PYCKPT_RESTART=auto)."""
+    from . import process
+    if not tokens or not os.path.isdir(tokens[-1]):
+        raise CheckpointError("restart --mpirun needs the checkpoint directory as its last argument")
+    directory = tokens[-1]
+    reader = process.open_checkpoint(directory, world_size=None)
+    command = list(reader.attributes.get("command", []))
+    if not command:
+        raise CheckpointError(f"{reader.file}: not written by an MPI job (no command recorded); "
+                              f"use `pyckpt restart {directory}`")
+    env = _job_environment(directory, reader.attributes.get("keep", 2))
+    env.update(PYCKPT_RESTART="auto", PYTHONHASHSEED=reader.attributes.get("hash_seed", "random"))
+    if env["PYTHONHASHSEED"] == "random":
+        del env["PYTHONHASHSEED"]
+    return _mpirun(tokens[:-1], [sys.executable, *command], env)
 
 
 def _signal_name(text):
@@ -100,7 +177,29 @@ def build_parser():
 
     p = sub.add_parser("restart", help="resume a process from its latest (or a given) checkpoint")
     p.add_argument("path", metavar="DIR_OR_FILE", nargs="?", default=os.environ.get("PYCKPT_DIR", "pyckpt.d"))
+    p.add_argument("--mpirun", nargs=argparse.REMAINDER, metavar="MPIRUN_OPTIONS DIR",
+                   help="resume an MPI job: mpirun options (e.g. -np 4), then the checkpoint directory")
     p.set_defaults(func=_cmd_restart)
+
+    p = sub.add_parser("mpirun", help="run an mpi4py job under mpirun with checkpoints (LD_PRELOAD set up)")
+    p.add_argument("--dir", default=os.environ.get("PYCKPT_DIR", "pyckpt.d"),
+                   help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d); a job whose directory "
+                        "holds a checkpoint resumes from it")
+    p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS")
+    p.add_argument("--signal", type=_signal_name, default="SIGUSR1", metavar="SIGNAME",
+                   help="checkpoint when mpirun or any rank receives this signal (default SIGUSR1)")
+    p.add_argument("--keep", type=int, default=2, metavar="K", help="committed checkpoints kept (default 2)")
+    p.add_argument("mpirun_args", nargs=argparse.REMAINDER, metavar="MPIRUN_ARGS",
+                   help="mpirun options, the script and its arguments, e.g. -np 4 app.py")
+    p.set_defaults(func=_cmd_mpirun)
+
+    p = sub.add_parser("request", help="ask the MPI job checkpointing into DIR for a checkpoint now")
+    p.add_argument("directory", metavar="DIR")
+    p.set_defaults(func=_cmd_request)
+
+    p = sub.add_parser("resume-rank", help="(run by libpyckpt_mpi.so) resume one rank of an MPI job")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_resume_rank)
 
     p = sub.add_parser("inspect", help="show what a checkpoint holds and verify its checksums")
     p.add_argument("path", metavar="FILE_OR_DIR", help="a checkpoint file, or a directory (its latest)")
@@ -121,7 +220,12 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "mpirun":  # mpirun's own options pass through, in order
+        args.mpirun_args = unknown + args.mpirun_args
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except CheckpointError as e:

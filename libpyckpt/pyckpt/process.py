@@ -54,6 +54,8 @@ class _Session:
         # resumed one).
         self.base = None
         self.timer = None
+        # In an MPI job (pyckpt.mpi attached), checkpoint() is collective.
+        self.collective_checkpoint = None
 
     def resolved_directory(self, directory=None):
         return directory or self.directory or os.environ.get("PYCKPT_DIR") or DEFAULT_DIRECTORY
@@ -65,6 +67,16 @@ class _Session:
 
 
 _session = _Session()
+
+
+def session_base():
+    """The outermost frame a capture starts from (see _Session.base)."""
+    return _session.base
+
+
+def set_collective_checkpoint(function):
+    """pyckpt.mpi: checkpoint() calls `function(directory)` instead."""
+    _session.collective_checkpoint = function
 
 
 # --- what the pickler needs to know about interpreter objects ---------------
@@ -222,13 +234,13 @@ def _source_digests():
     return digests
 
 
-def _next_epoch(directory):
+def next_epoch(directory):
     if not os.path.isdir(directory):
         return 1
     return max((e["epoch"] for e in _core.list_checkpoints(directory)), default=0) + 1
 
 
-def _capture(state, resume_result):
+def capture_state(state, resume_result):
     """Pickles the process state: (pickle bytes, [(key, ndarray)], summary bytes).
     The arrays are the program's own (zero-copy): they must not change until
     the commit is done, which holds for a synchronous write and for a forked
@@ -248,8 +260,12 @@ def _capture(state, resume_result):
     return data, arrays, json.dumps(_summary(state, arrays)).encode()
 
 
-def _commit(directory, epoch, trigger, data, arrays, summary):
-    writer = _core.Writer(directory, epoch, keep=_session.keep)
+def commit_state(directory, epoch, trigger, data, arrays, summary, *, comm=None, extra_blobs=None,
+                 attributes=None, rank_attributes=None):
+    """Writes what capture_state() returned as checkpoint `epoch` of
+    `directory` and commits it; with an mpi4py `comm`, collectively (every rank
+    its own state). Returns the commit information."""
+    writer = _core.Writer(directory, epoch, comm=comm, keep=_session.keep)
     writer.set_attribute("trigger", trigger)
     writer.set_attribute("argv", list(sys.argv) or [""])
     writer.set_attribute("python_version", sys.version.split()[0])
@@ -259,9 +275,15 @@ def _commit(directory, epoch, trigger, data, arrays, summary):
     digests = _source_digests()
     if digests:
         writer.set_attribute("sources", [f"{digest} {path}" for path, digest in sorted(digests.items())])
+    for name, value in (attributes or {}).items():
+        writer.set_attribute(name, value)
     writer.set_rank_attribute("pid", os.getpid())
+    for name, value in (rank_attributes or {}).items():
+        writer.set_rank_attribute(name, value)
     writer.add_blob(PROCESS_BLOB, data)
     writer.add_blob(SUMMARY_BLOB, summary)
+    for name, blob in (extra_blobs or {}).items():
+        writer.add_blob(name, blob)
     refs = json.loads(summary)["arrays"]
     for key, array in arrays:
         add_array(writer, key, array, {"refs": refs[key]} if key in refs else None)
@@ -314,7 +336,7 @@ def _write_in_child(directory, epoch, trigger, data, arrays, summary, marker):
         _core.cancel_safe_point()
         with open(marker, "w") as f:
             f.write(str(os.getpid()))
-        _commit(directory, epoch, trigger, data, arrays, summary)
+        commit_state(directory, epoch, trigger, data, arrays, summary)
         status = 0
     except BaseException as exc:  # noqa: B902 -- reported, then the child exits
         print(f"pyckpt: checkpoint {epoch} in {directory} failed: {exc}", file=sys.stderr, flush=True)
@@ -333,10 +355,10 @@ def write_checkpoint(state, directory, trigger, resume_result, asynchronous=Fals
     if not wait():
         print("pyckpt: the previous background checkpoint failed", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    data, arrays, summary = _capture(state, resume_result)
-    epoch = _next_epoch(directory)
+    data, arrays, summary = capture_state(state, resume_result)
+    epoch = next_epoch(directory)
     if not asynchronous:
-        info = _commit(directory, epoch, trigger, data, arrays, summary)
+        info = commit_state(directory, epoch, trigger, data, arrays, summary)
         info["seconds_capture"] = time.perf_counter() - started
         return info
     try:
@@ -413,6 +435,8 @@ def checkpoint(directory=None, *, asynchronous=None):
     captured (e.g. this call is made from a function that a C function such as
     sorted() called); no checkpoint is written then.
     """
+    if _session.collective_checkpoint is not None:
+        return _session.collective_checkpoint(directory)
     state = _core.capture_stack(_session.base)
     if state is True:  # resumed: capture_stack returned resume_stack's result
         return True
@@ -494,9 +518,9 @@ def run_script(path, args):
 
 # --- restart --------------------------------------------------------------------
 
-def _check_compatible(reader):
+def _check_compatible(reader, world_size):
     attrs = reader.attributes
-    if reader.world_size != 1:
+    if world_size is not None and reader.world_size != world_size:
         raise CheckpointFileError(f"{reader.file}: written by {reader.world_size} MPI ranks; restart it with "
                                   f"`pyckpt restart --mpirun -np {reader.world_size}`")
     if attrs.get("interp_format") != _core.INTERP_FORMAT:
@@ -533,24 +557,36 @@ def _cut_streams(positions):
             os.lseek(fd, length, os.SEEK_SET)
 
 
-def open_checkpoint(path):
+def open_checkpoint(path, world_size=1):
     """The Reader of the checkpoint to restart from `path` (file or directory),
-    once a background writer of that directory has committed."""
+    once a background writer of that directory has committed. world_size: the
+    rank count it must have been written by (None: pyckpt.mpi checks)."""
     wait_for_writers(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
     reader = _core.Reader(path)
-    _check_compatible(reader)
+    _check_compatible(reader, world_size)
     return reader
 
 
-def restart(reader):
-    """Resumes the process state of `reader`'s checkpoint in this process;
-    returns when the resumed program's main module finishes (its exceptions,
-    SystemExit included, propagate)."""
+def restart(reader, rank=0, after_load=None):
+    """Resumes the process state of rank `rank` of `reader`'s checkpoint in
+    this process; returns when the resumed program's main module finishes (its
+    exceptions, SystemExit included, propagate). after_load(arrays): called
+    with {key: restored ndarray} once the heap is rebuilt, before the frames
+    resume (pyckpt.mpi re-posts receives into them)."""
     _warn_changed_sources(reader)
     main = types.ModuleType("__main__")
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
-    root = heap.loads(reader.read_blob(0, PROCESS_BLOB), ArrayLoader(reader, 0), main_module=main)
+    loader = ArrayLoader(reader, rank)
+    arrays = {}
+
+    def read_array(key):
+        arrays[key] = loader(key)
+        return arrays[key]
+
+    root = heap.loads(reader.read_blob(rank, PROCESS_BLOB), read_array, main_module=main)
+    if after_load is not None:
+        after_load(arrays)
     sys.argv = root["argv"]
     if root["argv"] and root["argv"][0]:
         sys.path[0] = os.path.dirname(os.path.abspath(root["argv"][0]))

@@ -1,5 +1,6 @@
 // Interposition of MPI_Init*/MPI_Finalize, collectives, communicator
 // management and datatype commit/free; unsupported entry points.
+#include "python_hook.hpp"
 #include "runtime.hpp"
 
 #include <vector>
@@ -10,6 +11,7 @@ namespace {
 
 void after_init() {
   Runtime::start();
+  attach_python(Runtime::get()->world_rank, Runtime::get()->world_size);  // a Python rank registers its callbacks
   if (callbacks.restore) callbacks.restore(callbacks.user);
 }
 
