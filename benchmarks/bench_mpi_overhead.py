@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Interposition overhead of libpyckpt_mpi.so: ping-pong latency and
+bandwidth with and without LD_PRELOAD, interleaved in one run.
+
+Two ping-pongs between 2 ranks, each run in both configurations in every
+round, the order alternating from round to round so that load from other
+processes hits both sides alike:
+
+* mpi4py: the `ringtest` of `python -m mpi4py.bench` (mpi4py 3.1 has no
+  `pingpong` command; with 2 ranks its ring is a ping-pong of
+  comm.Send/comm.Recv), called for several sizes in one process;
+* C++: bin/mpi_pingpong (Google Benchmark, MPI_Send/MPI_Recv).
+
+For each size and round: ratio = with / without (latency) and
+without / with (bandwidth, i.e. time ratio inverted); the report gives the
+medians over rounds. Targets (issue 4): small-message latency <= 1.05x,
+large-message bandwidth >= 0.98x.
+
+    python3 benchmarks/bench_mpi_overhead.py --build /tmp/build-h5 [--rounds 7]
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
+PY_SIZES = [8, 1024, 65536, 1 << 20, 4 << 20]
+SMALL, LARGE = 8, 4 << 20  # the sizes the targets are checked on
+
+
+def label(n):
+    if n >= 1 << 20:
+        return f"{n >> 20}MiB"
+    if n >= 1024:
+        return f"{n >> 10}KiB"
+    return f"{n}B"
+
+
+# --- worker: runs under mpirun, 2 ranks -------------------------------------
+
+def worker(sizes, seconds, repeats):
+    """mpi4py.bench's ringtest for each size; rank 0 prints JSON: per size
+    the median seconds per round trip over `repeats` timed runs."""
+    from mpi4py import MPI, bench
+    comm = MPI.COMM_WORLD
+    out = {}
+    for n in sizes:
+        # Calibrate the loop count to ~`seconds` per timed run (rank 0 decides).
+        loop = 16
+        while True:
+            t = bench.ringtest(comm, ["-q", "-n", str(n), "-l", str(loop), "-s", "2"])
+            t = comm.bcast(t, root=0)
+            if t >= seconds / 4 or loop >= 1 << 22:
+                break
+            loop *= 4
+        loop = max(4, int(loop * seconds / max(t, 1e-9)))
+        times = []
+        for _ in range(repeats):
+            t = bench.ringtest(comm, ["-q", "-n", str(n), "-l", str(loop), "-s", str(max(2, loop // 20))])
+            times.append(comm.bcast(t, root=0) / loop)
+        out[n] = statistics.median(times)
+    if comm.rank == 0:
+        print("PYCKPT_BENCH " + json.dumps({"preloaded": "LD_PRELOAD" in os.environ and
+                                            "pyckpt_mpi" in os.environ["LD_PRELOAD"], "rt": out}))
+
+
+# --- driver -------------------------------------------------------------------
+
+def run(cmd, timeout):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if p.returncode != 0:
+        sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout[-3000:]}")
+    return p.stdout
+
+
+def mpirun_prefix(args, preload):
+    cmd = MPIRUN + ["--bind-to", args.bind, "-np", "2"]
+    if preload:
+        cmd += ["-x", f"LD_PRELOAD={args.lib}"]
+    return cmd
+
+
+def run_mpi4py(args, preload):
+    cmd = mpirun_prefix(args, preload) + [args.python, os.path.abspath(__file__), "--worker",
+                                          "--seconds", str(args.seconds), "--repeats", "3"]
+    for line in run(cmd, 600).splitlines():
+        if line.startswith("PYCKPT_BENCH "):
+            d = json.loads(line[len("PYCKPT_BENCH "):])
+            if d["preloaded"] != preload:
+                sys.exit("mpi4py worker: preload state is not what was asked for")
+            return {int(k): v for k, v in d["rt"].items()}
+    sys.exit("mpi4py worker printed no result")
+
+
+def run_cpp(args, preload):
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        cmd = mpirun_prefix(args, preload) + [args.pingpong, f"--benchmark_out={f.name}",
+                                              "--benchmark_out_format=json",
+                                              f"--benchmark_min_time={args.seconds}"]
+        run(cmd, 600)
+        d = json.load(open(f.name))
+    if d["context"].get("interposer") != ("preloaded" if preload else "absent"):
+        sys.exit("mpi_pingpong: preload state is not what was asked for")
+    rt = {}
+    for b in d["benchmarks"]:
+        size = b["name"].split("/")[1]
+        assert b["time_unit"] == "ns"
+        rt[size] = b["real_time"] * 1e-9
+    return rt
+
+
+def size_bytes(lbl):
+    mult = {"MiB": 1 << 20, "KiB": 1024, "B": 1}
+    for suf, m in mult.items():
+        if lbl.endswith(suf):
+            return int(lbl[: -len(suf)]) * m
+    raise ValueError(lbl)
+
+
+def report(title, rounds, sizes):
+    """rounds: list of (without, with) dicts size -> seconds per round trip."""
+    print(f"\n{title}: medians over {len(rounds)} rounds")
+    print(f"{'size':>7} {'lat_us off':>11} {'lat_us on':>10} {'lat x':>7} "
+          f"{'GB/s off':>9} {'GB/s on':>8} {'bw x':>7}  {'lat x min..max':>14}")
+    summary = {}
+    for s in sizes:
+        n = s if isinstance(s, int) else size_bytes(s)
+        off = [r[0][s] for r in rounds]
+        on = [r[1][s] for r in rounds]
+        ratios = [b / a for a, b in zip(off, on)]
+        lat_x = statistics.median(ratios)
+        bw_x = statistics.median([1 / x for x in ratios])
+        moff, mon = statistics.median(off), statistics.median(on)
+        print(f"{label(n):>7} {moff / 2 * 1e6:11.3f} {mon / 2 * 1e6:10.3f} {lat_x:7.3f} "
+              f"{2 * n / moff / 1e9:9.3f} {2 * n / mon / 1e9:8.3f} {bw_x:7.3f}  "
+              f"{min(ratios):6.3f}..{max(ratios):.3f}")
+        summary[n] = (lat_x, bw_x)
+    ok_lat = summary[SMALL][0] <= 1.05
+    ok_bw = summary[LARGE][1] >= 0.98
+    print(f"  small ({label(SMALL)}) latency ratio {summary[SMALL][0]:.3f} (target <= 1.05: "
+          f"{'met' if ok_lat else 'MISSED'}); large ({label(LARGE)}) bandwidth ratio "
+          f"{summary[LARGE][1]:.3f} (target >= 0.98: {'met' if ok_bw else 'MISSED'})")
+    return ok_lat and ok_bw
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=".", help="build directory (has lib/libpyckpt_mpi.so, bin/mpi_pingpong)")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--seconds", type=float, default=0.3, help="timed seconds per size and run")
+    ap.add_argument("--bind", default="core", help="mpirun --bind-to (core: Open MPI's default for 2 ranks)")
+    ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with mpi4py")
+    ap.add_argument("--only", choices=["mpi4py", "cpp"], help="run one of the two ping-pongs")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(PY_SIZES, args.seconds, args.repeats)
+
+    args.lib = os.path.abspath(os.path.join(args.build, "lib", "libpyckpt_mpi.so"))
+    args.pingpong = os.path.abspath(os.path.join(args.build, "bin", "mpi_pingpong"))
+    for p in (args.lib, args.pingpong):
+        if not os.path.exists(p):
+            sys.exit(f"not found: {p} (build the project, or pass --build)")
+    print(f"{datetime.datetime.now().isoformat(timespec='seconds')}  {os.uname().nodename}  "
+          f"{os.cpu_count()} CPUs  load {os.getloadavg()[0]:.2f}")
+    print(f"preload: {args.lib}; mpirun --bind-to {args.bind} -np 2; {args.rounds} rounds, "
+          f"order alternating")
+    t0 = time.time()
+    py_rounds, cpp_rounds = [], []
+    for r in range(args.rounds):
+        order = [False, True] if r % 2 == 0 else [True, False]
+        if args.only != "cpp":
+            res = {p: run_mpi4py(args, p) for p in order}
+            py_rounds.append((res[False], res[True]))
+        if args.only != "mpi4py":
+            res = {p: run_cpp(args, p) for p in order}
+            cpp_rounds.append((res[False], res[True]))
+        print(f"  round {r + 1}/{args.rounds} done ({time.time() - t0:.0f} s, load "
+              f"{os.getloadavg()[0]:.2f})", flush=True)
+    ok = True
+    if py_rounds:
+        ok &= report("mpi4py.bench ringtest, 2 ranks (comm.Send/comm.Recv)", py_rounds, PY_SIZES)
+    if cpp_rounds:
+        ok &= report("C++ mpi_pingpong (MPI_Send/MPI_Recv)", cpp_rounds,
+                     [s for s in cpp_rounds[0][0] if s in cpp_rounds[0][1]])
+    print(f"\nload at end {os.getloadavg()[0]:.2f}; lat x = with/without time, "
+          f"bw x = without/with time (> 1: faster with the preload)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
