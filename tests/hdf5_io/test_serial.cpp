@@ -389,6 +389,49 @@ TEST(Commit, UnwritableDirectoryIsAnIoErrorNamingIt) {
   }
 }
 
+TEST(Commit, ExistingUnwritableDirectoryIsAnIoErrorAndKeepsThePreviousCheckpoint) {
+  // A directory that exists but refuses new files: a read-only mount (which
+  // stops root too), or else a mode-0500 directory for a non-root user.
+  ScratchDir tmp;
+  const fs::path d = tmp / "ro";
+  fs::create_directory(d);
+  const bool mounted = ::mount("tmpfs", d.c_str(), "tmpfs", 0, "size=2m") == 0;
+  struct Cleanup {
+    fs::path p;
+    bool mounted;
+    ~Cleanup() {
+      if (mounted) {
+        ::umount2(p.c_str(), MNT_DETACH);
+      } else {
+        ::chmod(p.c_str(), 0755);
+      }
+    }
+  } cleanup{d, mounted};
+  CheckpointDir dir(d);
+  const std::int64_t v = 42;
+  write_one(dir, 1, "v", view(&v, ElementType::integer(8), {}));
+  if (mounted) {
+    if (::mount("tmpfs", d.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, "size=2m") != 0) {
+      GTEST_SKIP() << "cannot remount read-only";
+    }
+  } else {
+    if (::geteuid() == 0) GTEST_SKIP() << "root without mount: no directory is unwritable";
+    ::chmod(d.c_str(), 0500);
+  }
+  try {
+    write_one(dir, 2, "v", view(&v, ElementType::integer(8), {}));
+    FAIL() << "no exception";
+  } catch (const IoError& e) {
+    EXPECT_TRUE(contains(e.what(), d.string())) << e.what();
+    EXPECT_TRUE(contains(e.what(), "ckpt.00000002.h5.tmp")) << e.what();
+  }
+  CheckpointReader r(d);
+  EXPECT_EQ(r.epoch(), 1u);
+  std::int64_t back = 0;
+  r.read_array(0, "v", dest(&back, ElementType::integer(8), {}));
+  EXPECT_EQ(back, 42);
+}
+
 TEST(Commit, DiskFullIsAnIoErrorAndKeepsThePreviousCheckpoint) {
   ScratchDir tmp;
   const fs::path mnt = tmp / "small";
@@ -407,6 +450,7 @@ TEST(Commit, DiskFullIsAnIoErrorAndKeepsThePreviousCheckpoint) {
     FAIL() << "no exception";
   } catch (const IoError& e) {
     EXPECT_TRUE(contains(e.what(), "ckpt.00000002.h5.tmp")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "/ranks/0/arrays/big")) << e.what();
   }
   EXPECT_FALSE(fs::exists(mnt / "ckpt.00000002.h5.tmp"));
   CheckpointReader r(mnt);
