@@ -31,7 +31,11 @@ struct Error : std::runtime_error {
 
 // While > 0 on a thread, its MPI calls pass straight through: the library's
 // own protocol traffic, callbacks, and hdf5_io writing a checkpoint.
-inline thread_local int internal_depth = 0;
+// initial-exec: read on every intercepted call; the default model for a
+// shared library costs a __tls_get_addr call per access. The library is
+// preloaded or linked, so its TLS is in the static block (a dlopen would use
+// glibc's static TLS surplus, which an int fits in).
+[[gnu::tls_model("initial-exec")]] inline thread_local int internal_depth = 0;
 class InternalScope {
  public:
   InternalScope() { ++internal_depth; }
@@ -166,6 +170,16 @@ class Runtime {
   // cut_allowed is false inside a collective that is still in flight: the
   // cut never splits a collective (see doc/mpi.md).
   void poll_blocked(bool cut_allowed = true) { poll_slow(cut_allowed); }
+  // Safe point in the spin loop of a blocking app call (its request is not
+  // complete yet). While no checkpoint is pending it looks for requests of
+  // other ranks (an Iprobe on the control comm, ~3x the cost of the Testall
+  // that drives the operation) only every 16th round, so the loop runs about
+  // as fast as MPI's own wait loop; detecting a REQ takes at most 15 more
+  // rounds (< 1 us). Pending or in progress: every round, as poll_blocked.
+  void poll_spin() {
+    if (requested_.load(std::memory_order_relaxed) || phase_ != Phase::Idle || (++spin_tick_ & 15) == 0)
+      poll_slow(true);
+  }
   // At entry of a collective on c: waits while entering it would pass the
   // cut point agreed for c. Then counts it.
   void enter_collective(CommRec* c);
@@ -227,6 +241,7 @@ class Runtime {
   MPI_Comm ctl_ = MPI_COMM_NULL;  // private dup of world: checkpoint requests
   Phase phase_ = Phase::Idle;
   std::uint64_t poll_tick_ = 0;
+  std::uint32_t spin_tick_ = 0;
   int req_received_ = 0;  // REQ messages of the current epoch consumed
   std::vector<CommRec*> agree_comms_;         // comms in the seq agreement
   std::vector<std::uint64_t> agree_buf_;      // per comm: seq in, max out

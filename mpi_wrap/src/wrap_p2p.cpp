@@ -36,7 +36,7 @@ int progress(Runtime& rt, ReqRec* rec, MPI_Request* reqs, int n, MPI_Status* sta
     int flag = 0;
     int rc = PMPI_Testall(n, reqs, &flag, statuses);
     if (rc != MPI_SUCCESS || flag) return rc;
-    rt.poll_blocked();
+    rt.poll_spin();
   }
 }
 
@@ -250,7 +250,7 @@ int MPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status* status) {
   if (!c) return PMPI_Probe(source, tag, comm, status);
   rt->poll();
   for (;;) {
-    // Checked every round: a cut inside poll_blocked may drain the message.
+    // Checked every round: a cut inside poll_spin may drain the message.
     if (!rt->channel_empty())
       if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end()) {
         rt->fill_status(*m, status);
@@ -259,7 +259,7 @@ int MPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status* status) {
     int flag = 0;
     int rc = PMPI_Iprobe(source, tag, comm, &flag, status);
     if (rc != MPI_SUCCESS || flag) return rc;
-    rt->poll_blocked();
+    rt->poll_spin();
   }
 }
 
@@ -298,7 +298,7 @@ int MPI_Mprobe(int source, int tag, MPI_Comm comm, MPI_Message* message, MPI_Sta
     int flag = 0;
     int rc = MPI_Improbe(source, tag, comm, &flag, message, status);
     if (rc != MPI_SUCCESS || flag) return rc;
-    rt->poll_blocked();
+    rt->poll_spin();
   }
 }
 
@@ -343,7 +343,7 @@ int MPI_Wait(MPI_Request* request, MPI_Status* status) {
     int flag = 0;
     rc = PMPI_Test(request, &flag, &st);
     if (rc != MPI_SUCCESS || flag) break;
-    rt->poll_blocked();
+    rt->poll_spin();
   }
   rt->on_complete(orig, st);
   if (status != MPI_STATUS_IGNORE) *status = st;
@@ -373,7 +373,7 @@ int MPI_Waitall(int n, MPI_Request* requests, MPI_Status* statuses) {
       int flag = 0;
       rc = PMPI_Testall(n, requests, &flag, sts);
       if (rc != MPI_SUCCESS || flag) break;
-      rt->poll_blocked();
+      rt->poll_spin();
     }
     for (int i = 0; i < n; ++i) rt->on_complete(orig[i], sts[i]);
     return rc;
@@ -404,7 +404,7 @@ int MPI_Waitany(int n, MPI_Request* requests, int* index, MPI_Status* status) {
     int flag = 0;
     rc = PMPI_Testany(n, requests, index, &flag, &st);
     if (rc != MPI_SUCCESS || flag) break;
-    rt->poll_blocked();
+    rt->poll_spin();
   }
   if (*index != MPI_UNDEFINED) rt->on_complete(orig[static_cast<std::size_t>(*index)], st);
   if (status != MPI_STATUS_IGNORE) *status = st;
@@ -433,7 +433,7 @@ int MPI_Waitsome(int n, MPI_Request* requests, int* outcount, int* indices, MPI_
     for (;;) {
       rc = PMPI_Testsome(n, requests, outcount, indices, sts);
       if (rc != MPI_SUCCESS || *outcount != 0) break;
-      rt->poll_blocked();
+      rt->poll_spin();
     }
     for (int i = 0; i < *outcount && *outcount != MPI_UNDEFINED; ++i)
       rt->on_complete(orig[static_cast<std::size_t>(indices[i])], sts[i]);
