@@ -640,25 +640,44 @@ struct CheckpointWriter::Impl {
     for (const auto& [name, value] : ranks.front().root_attrs) write_attr(file, name, value);
   }
 
-  // One per-rank dataset of this rank through the RawFile; staged pieces are
-  // contiguous runs of the dataset's C order, so each is one pwrite.
+  // One dataset part of this rank through the RawFile: a per-rank dataset
+  // (file_dims = its own dims, file_off = 0), or a global slab whose box is
+  // one contiguous run of the global dataset (slab_is_contiguous_run). Staged
+  // pieces are contiguous runs of the part's C order, hence of the file's,
+  // so each is one pwrite.
   void write_posix(RawFile& raw, hid_t dset, Entry& e, const StoredView& v, const std::string& path,
-                   std::vector<std::byte>& buf) const {
+                   std::vector<std::byte>& buf, const Dims& file_dims, const Dims& file_off) const {
     Checksum sum;
     if (v.bytes() != 0) {
       const haddr_t base = H5Dget_offset(dset);
       if (base == HADDR_UNDEF) throw_h5("H5Dget_offset");
+      const Strides file_strides = c_strides(file_dims, v.elsize);
+      const auto at = [&](const Dims& off) {
+        Dims in_file = off;
+        for (std::size_t d = 0; d < in_file.size(); ++d) in_file[d] += file_off[d];
+        return base + static_cast<std::uint64_t>(byte_offset(in_file, file_strides));
+      };
       if (!e.staged) {
-        raw.write(v.data, v.bytes(), base, path, sum);
+        raw.write(v.data, v.bytes(), at(Dims(v.shape.size(), 0)), path, sum);
       } else {
-        const Strides file_strides = c_strides(v.shape, v.elsize);
         for_each_staged_piece(v, options.staging_bytes, buf, [&](const Dims& off, const Dims& cnt) {
-          const std::uint64_t at = base + static_cast<std::uint64_t>(byte_offset(off, file_strides));
-          raw.write(buf.data(), element_count(cnt) * v.elsize, at, path, sum);
+          raw.write(buf.data(), element_count(cnt) * v.elsize, at(off), path, sum);
         });
       }
     }
     e.checksum = sum.digest();
+  }
+
+  // Whether a box of `count` elements lies in a C-order array of `dims` as
+  // one contiguous run of bytes: full in every dimension after some k, and 1
+  // in every dimension before it (row blocks of a global array are).
+  static bool slab_is_contiguous_run(const Dims& dims, const Dims& count) {
+    std::size_t k = dims.size();
+    while (k > 0 && count[k - 1] == dims[k - 1]) --k;
+    for (std::size_t d = 0; d + 1 < k; ++d) {
+      if (count[d] != 1) return false;
+    }
+    return true;
   }
 
   void write_all_data(const fs::path& tmp, const std::vector<RankMessage>& ranks,
@@ -687,7 +706,10 @@ struct CheckpointWriter::Impl {
       for (std::size_t i = 0; i < entries.size(); ++i) {
         if (entries[i].kind == EntryKind::Global) continue;
         const std::string path = path_of(entries[i], comm.rank());
-        in_context<IoError>(file_name, path, [&] { write_posix(*raw, dsets[me][i].get(), entries[i], views[i], path, buf); });
+        in_context<IoError>(file_name, path, [&] {
+          write_posix(*raw, dsets[me][i].get(), entries[i], views[i], path, buf, views[i].shape,
+                      Dims(views[i].shape.size(), 0));
+        });
       }
     }
     for (std::size_t r = 0; collective && r < ranks.size(); ++r) {
@@ -700,6 +722,7 @@ struct CheckpointWriter::Impl {
                   mine ? &views[i] : nullptr, e.pieces(options.staging_bytes));
       }
     }
+    std::set<const Entry*> posix_globals;
     for (const auto& [name, slabs] : globals) {
       std::uint64_t calls = 0;
       for (const SlabRef& s : slabs) calls = std::max(calls, s.entry->pieces(options.staging_bytes));
@@ -712,11 +735,23 @@ struct CheckpointWriter::Impl {
         }
       }
       if (mine == nullptr && !collective) continue;
+      // Independently, a slab that is one contiguous run of the dataset (a
+      // block of rows) goes through POSIX like per-rank data, avoiding
+      // OMPIO's locks; other boxes need MPI-IO's strided file views.
+      if (!collective && slab_is_contiguous_run(mine->global_stored, mine->stored)) {
+        const std::string path = global_path(name);
+        in_context<IoError>(file_name, path, [&] {
+          write_posix(*raw, global_dsets.at(name).get(), *mine, *view, path, buf, mine->global_stored, mine->offset);
+        });
+        posix_globals.insert(mine);
+        continue;
+      }
       write_one(global_dsets.at(name).get(), global_path(name), mine, view, collective ? calls : 0);
     }
     // What went through MPI-IO unstaged is checksummed now; RawFile::write
     // checksummed the rest on the way.
     for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (posix_globals.count(&entries[i]) != 0) continue;
       if (!entries[i].staged && (collective || entries[i].kind == EntryKind::Global)) {
         entries[i].checksum = checksum_of(views[i].data, views[i].bytes());
       }

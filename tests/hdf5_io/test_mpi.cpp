@@ -99,6 +99,11 @@ TEST_P(GlobalArrays, WrittenByAllRanksReadBackByOneTwoAndThree) {
   std::vector<double> s2((e2 - b2) * m2);
   for (std::uint64_t i = b2; i < e2; ++i)
     for (std::uint64_t j = 0; j < m2; ++j) s2[(i - b2) * m2 + j] = static_cast<double>(100 * i + j);
+  // g2s: the same values from every other column of a buffer twice as wide:
+  // a strided (staged) view of a block of rows, contiguous in the file.
+  std::vector<double> wide(2 * s2.size() + 1, -1.0);
+  for (std::size_t k = 0; k < s2.size(); ++k) wide[2 * k] = s2[k];
+  const std::vector<std::int64_t> wide_strides{static_cast<std::int64_t>(16 * m2), 16};
   // g3[i][j][k] = 10000 i + 100 j + k, (5, 9, 3), split along the middle
   // dimension (non-contiguous in the file), slabs given in F order.
   const std::uint64_t a = 5, b = 9, c = 3;
@@ -122,14 +127,16 @@ TEST_P(GlobalArrays, WrittenByAllRanksReadBackByOneTwoAndThree) {
 
   WriterOptions opts;
   opts.collective_io = GetParam();
+  opts.staging_bytes = 200;  // staged slabs go in several pieces
   CheckpointWriter w(dir, 1, Comm(MPI_COMM_WORLD), opts);
   w.add_global_slab("g2", {n2, m2}, {b2, 0}, view(s2.data(), ElementType::floating(8), {e2 - b2, m2}));
+  w.add_global_slab("g2s", {n2, m2}, {b2, 0}, view(wide.data(), ElementType::floating(8), {e2 - b2, m2}, wide_strides));
   w.add_global_slab("g3", {a, b, c}, {0, b3, 0}, view(s3.data(), ElementType::integer(4), {a, w3, c}, f_strides));
   w.add_global_slab("names/all", {n1}, {b1}, view(s1.data(), ElementType::unicode(3), {e1 - b1}));
   w.commit();
 
   CheckpointReader r(dir.path());
-  ASSERT_EQ(r.global_arrays().size(), 3u);
+  ASSERT_EQ(r.global_arrays().size(), 4u);
   EXPECT_EQ(r.global_array("g2").slabs.size(), static_cast<std::size_t>(size));
   for (int parts = 1; parts <= 3; ++parts) {
     for (int p = 0; p < parts; ++p) {
@@ -139,6 +146,10 @@ TEST_P(GlobalArrays, WrittenByAllRanksReadBackByOneTwoAndThree) {
       const std::uint64_t hi2 = n2 * static_cast<std::uint64_t>(p + 1) / static_cast<std::uint64_t>(parts);
       std::vector<double> got2((hi2 - lo2) * m2);
       r.read_global_slab("g2", {lo2, 0}, {hi2 - lo2, m2}, dest(got2.data(), ElementType::floating(8), {hi2 - lo2, m2}));
+      for (std::uint64_t i = lo2; i < hi2; ++i)
+        for (std::uint64_t j = 0; j < m2; ++j) ASSERT_EQ(got2[(i - lo2) * m2 + j], static_cast<double>(100 * i + j));
+      std::fill(got2.begin(), got2.end(), 0.0);
+      r.read_global_slab("g2s", {lo2, 0}, {hi2 - lo2, m2}, dest(got2.data(), ElementType::floating(8), {hi2 - lo2, m2}));
       for (std::uint64_t i = lo2; i < hi2; ++i)
         for (std::uint64_t j = 0; j < m2; ++j) ASSERT_EQ(got2[(i - lo2) * m2 + j], static_cast<double>(100 * i + j));
 

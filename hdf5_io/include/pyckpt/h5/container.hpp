@@ -100,9 +100,11 @@ struct CommitInfo {
 // Tuning of a writer; the defaults suit a parallel file system and a laptop.
 struct WriterOptions {
   // Raw data through MPI-IO collective transfers (every rank takes part in
-  // every dataset write). By default each rank writes its per-rank datasets
-  // with pwrite at their place in the file and its global-array slabs with
-  // independent MPI-IO, which was faster on one node (benchmarks/README.md);
+  // every dataset write). By default each rank writes its per-rank datasets,
+  // and global-array slabs that are one contiguous run of the dataset (row
+  // blocks), with pwrite at their place in the file, and other global-array
+  // slabs with independent MPI-IO, which was faster on one node
+  // (benchmarks/README.md);
   // collective transfers are for parallel file systems that want them.
   bool collective_io = false;
   // Bound of the buffer non-contiguous arrays are staged through.
