@@ -29,8 +29,6 @@ Runtime& running() {
   return *rt;
 }
 
-constexpr std::uint64_t kPredefinedTypeBit = 1ull << 63;
-
 extern "C" void on_trigger_signal(int) { pyckpt_mpi_request_checkpoint(); }
 
 }  // namespace
@@ -108,22 +106,10 @@ MPI_Comm pyckpt_mpi_comm_from_id(uint64_t id) {
 
 uint64_t pyckpt_mpi_type_id(MPI_Datatype type) {
   Runtime* rt = Runtime::get();
-  if (!rt) return 0;
-  if (auto id = rt->type_id(type)) return id;
-  int ni, na, nd, comb = 0;
-  if (PMPI_Type_get_envelope(type, &ni, &na, &nd, &comb) != MPI_SUCCESS || comb != MPI_COMBINER_NAMED) return 0;
-  const auto& pre = predefined_types();
-  for (std::size_t i = 0; i < pre.size(); ++i)
-    if (pre[i] == type) return kPredefinedTypeBit | i;
-  return 0;
+  return rt ? rt->type_id(type) : 0;
 }
 
 MPI_Datatype pyckpt_mpi_type_from_id(uint64_t id) {
-  if (id & kPredefinedTypeBit) {
-    const auto& pre = predefined_types();
-    const auto idx = id & ~kPredefinedTypeBit;
-    return idx < pre.size() ? pre[idx] : MPI_DATATYPE_NULL;
-  }
   Runtime* rt = Runtime::get();
   return rt ? rt->type_from_id(id) : MPI_DATATYPE_NULL;
 }
@@ -136,6 +122,22 @@ uint64_t pyckpt_mpi_request_id(MPI_Request request) {
 MPI_Request pyckpt_mpi_request_from_id(uint64_t id) {
   Runtime* rt = Runtime::get();
   return rt ? rt->request_from_id(id) : MPI_REQUEST_NULL;
+}
+
+int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) {
+  return guarded([&] {
+    const auto& v = running().pending_requests();
+    *out = v.data();
+    *n = v.size();
+    return PYCKPT_MPI_OK;
+  });
+}
+
+int pyckpt_mpi_request_repost(uint64_t id, void* buf) {
+  return guarded([&] {
+    running().repost(id, buf);
+    return PYCKPT_MPI_OK;
+  });
 }
 
 void pyckpt_mpi_internal_begin(void) { ++internal_depth; }

@@ -55,11 +55,14 @@ void Runtime::step(bool cut_allowed) {
     for (std::size_t i = 0; i < agree_comms_.size(); ++i) agree_comms_[i]->coll_target = agree_buf_[i];
     phase_ = Phase::Reaching;
   }
-  if (phase_ == Phase::Reaching && at_targets()) {
+  // A rank holding a matched message waits for the app to receive it before
+  // it joins: the held message could be neither drained nor captured. Once
+  // joined it matches nothing new (cut_joined), so the cut never waits on it.
+  if (phase_ == Phase::Reaching && at_targets() && !holds_matched_message()) {
     check(PMPI_Ibarrier(ctl_, &ready_req_), "MPI_Ibarrier (ready)");
     phase_ = Phase::Ready;
   }
-  if (phase_ == Phase::Ready && cut_allowed) {
+  if (phase_ == Phase::Ready && cut_allowed && !holds_matched_message()) {
     int done = 0;
     PMPI_Test(&ready_req_, &done, MPI_STATUS_IGNORE);
     if (done) run_cut();
@@ -112,31 +115,26 @@ void Runtime::synchronize(CommRec* c) {
   }
 }
 
-void Runtime::test_pending_receives() {
-  MPI_Status st;
-  for (auto& [handle, rec] : requests_) {
-    if (!rec.is_recv || rec.counted) continue;
+bool Runtime::test_pending_receives() {
+  bool matched_incomplete = false;
+  const auto test = [&](ReqRec& rec, MPI_Request handle) {
+    if (!rec.is_recv || rec.complete || handle == MPI_REQUEST_NULL) return;
     int flag = 0;
+    MPI_Status st;
     PMPI_Request_get_status(handle, &flag, &st);
-    if (flag) {
-      count_recv(rec.comm, st.MPI_SOURCE);
-      rec.counted = true;
-    }
-  }
-  if (in_call && in_call->is_recv && !in_call->counted && *in_call_request != MPI_REQUEST_NULL) {
-    int flag = 0;
-    PMPI_Request_get_status(*in_call_request, &flag, &st);
-    if (flag) {
-      count_recv(in_call->comm, st.MPI_SOURCE);
-      in_call->counted = true;
-    }
-  }
+    if (flag) record_completion(rec, st);
+    // Counted at MPI_Improbe, received by MPI_Imrecv: its sender counted it,
+    // so it must be complete (data in the app buffer) before the capture.
+    else if (rec.counted) matched_incomplete = true;
+  };
+  for (auto& [handle, rec] : requests_) test(rec, handle);
+  if (in_call.recv) test(*in_call.recv, *in_call.recv_request);
+  return !matched_incomplete;
 }
 
 void Runtime::drain(const std::vector<CommRec*>& live, const std::vector<std::size_t>& offsets) {
   for (;;) {
-    test_pending_receives();
-    bool deficit = false;
+    bool deficit = !test_pending_receives();
     for (std::size_t i = 0; i < live.size(); ++i) {
       CommRec* c = live[i];
       bool short_here = false;
@@ -200,11 +198,21 @@ void Runtime::run_cut() {
 
   // 4. Can this rank's state be captured? The allreduce doubles as the
   //    barrier that keeps post-cut messages out of everyone's drain.
+  //    The blocking call in progress is recorded for a re-issue (step 5).
   std::string why;
-  if (!unsupported_.empty())
+  struct ForgetCutCall {
+    CutCall& c;
+    ~ForgetCutCall() { c = CutCall{}; }
+  } forget_cut_call{cut_call_};
+  if (!unsupported_.empty()) {
     why = "the job used MPI calls a checkpoint cannot capture: " + unsupported_;
-  else if (outstanding_messages > 0)
-    why = "a message matched by MPI_Mprobe/MPI_Improbe was not yet received";
+  } else {
+    try {
+      cut_call_ = record_cut_call();
+    } catch (const Error& e) {
+      why = e.what();
+    }
+  }
   int fail = why.empty() ? 0 : 1;
   check(PMPI_Allreduce(MPI_IN_PLACE, &fail, 1, MPI_INT, MPI_MAX, ctl_), "MPI_Allreduce (cut check)");
   if (fail && why.empty()) why = "another rank cannot be captured (see its error)";
@@ -242,6 +250,32 @@ void Runtime::run_cut() {
   last_result_ = PYCKPT_MPI_OK;
   ++epoch;
   ++stats.checkpoints;
+}
+
+CutCall Runtime::record_cut_call() const {
+  CutCall call;
+  if (const BlockingSend* s = in_call.send)
+    call.send = ResumedSend{s->comm->id, s->dest, s->tag, s->bytes};
+  // Its receive completed in the drain: counted here, its data is in the app
+  // buffer. A restarted rank re-issues the call, which must get this message
+  // again: it is saved at the front of channel state. (A receive still
+  // pending can only match a message sent after its sender's cut: every
+  // earlier one is counted and was received or drained.)
+  if (const ReqRec* r = in_call.recv; r && r->complete) {
+    InternalScope internal;
+    int type_size = 0;
+    PMPI_Type_size(r->type, &type_size);
+    const auto bytes = static_cast<std::uint64_t>(r->status.bytes);
+    if (type_size <= 0 || bytes % static_cast<std::uint64_t>(type_size) != 0)
+      throw Error(PYCKPT_MPI_EUNSUPPORTED, "pyckpt_mpi: a receive in flight at the cut got a partial datatype element");
+    ChannelMsg m{r->comm->id, r->status.source, r->status.tag, std::vector<std::byte>(bytes)};
+    int pos = 0;
+    check(PMPI_Pack(r->buf, static_cast<int>(bytes / static_cast<std::uint64_t>(type_size)), r->type, m.data.data(),
+                    static_cast<int>(bytes), &pos, MPI_COMM_SELF),
+          "MPI_Pack (receive in flight at the cut)");
+    call.received = std::move(m);
+  }
+  return call;
 }
 
 int Runtime::checkpoint_now() {

@@ -8,6 +8,11 @@
 //     type-tree: i32 combiner (-1: predefined, then u32 index into kPredefined)
 //                u32 ni, i32[ni], u32 na, i64[na], u32 nd, type-tree[nd]
 //   u64 nmsgs   { u64 comm, i32 source, i32 tag, u64 n, bytes[n] }
+//     (first: what the receive of a blocking call in flight at the cut got)
+//   u8 has_send { u64 comm, i32 dest, i32 tag, u64 bytes }   blocking send in flight
+//   u64 next_request_id
+//   u64 nreqs   { u64 id, u8 is_recv, u8 complete, u64 comm, u64 type, i32 count,
+//                 i32 source, i32 tag, i32 status_source, i32 status_tag, i64 status_bytes }
 #include "runtime.hpp"
 
 #include <algorithm>
@@ -20,7 +25,7 @@ namespace pyckpt::mpi {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;
 static_assert(std::endian::native == std::endian::little, "state encoding assumes a little-endian host");
 
 }  // namespace
@@ -227,7 +232,7 @@ MPI_Comm replay(LineageOp op, MPI_Comm parent, const std::vector<std::int32_t>& 
 
 std::vector<std::byte> Runtime::save() const {
   InternalScope internal;
-  if (!matched.empty() || outstanding_messages > 0)
+  if (holds_matched_message())
     throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi: a matched (MPI_Mprobe) message is held by the application");
   Writer w;
   for (char c : kMagic) w.put(c);
@@ -251,20 +256,56 @@ std::vector<std::byte> Runtime::save() const {
     w.put(id);
     encode_type(w, h);
   }
-  w.put<std::uint64_t>(channel_.size());
-  for (const auto& m : channel_) {
+  const auto put_msg = [&w](const ChannelMsg& m) {
     w.put(m.comm);
     w.put(m.source);
     w.put(m.tag);
     w.put<std::uint64_t>(m.data.size());
     w.put_bytes(m.data.data(), m.data.size());
+  };
+  w.put<std::uint64_t>(channel_.size() + (cut_call_.received ? 1 : 0));
+  // The re-issued receive is the restarted rank's first: its message first.
+  if (cut_call_.received) put_msg(*cut_call_.received);
+  for (const auto& m : channel_) put_msg(m);
+  // A send in flight at this cut, or one restored and not yet re-issued (a
+  // cut at the entry of the re-issued call).
+  const std::optional<ResumedSend>& send = cut_call_.send ? cut_call_.send : resumed_send;
+  w.put<std::uint8_t>(send ? 1 : 0);
+  if (send) {
+    w.put(send->comm);
+    w.put(send->dest);
+    w.put(send->tag);
+    w.put(send->bytes);
+  }
+  w.put(next_request_id_);
+  std::map<std::uint64_t, const ReqRec*> reqs;  // by id = posting order
+  for (const auto& [h, rec] : requests_) reqs.emplace(rec.id, &rec);
+  for (const auto& [id, rec] : awaiting_repost_) reqs.emplace(id, &rec);
+  w.put<std::uint64_t>(reqs.size());
+  for (const auto& [id, rec] : reqs) {
+    const bool complete = !rec->is_recv || rec->complete;
+    const std::uint64_t type = rec->is_recv ? type_id(rec->type) : 0;
+    if (!complete && (type == 0 || !rec->comm))
+      throw Error(PYCKPT_MPI_EUNSUPPORTED, "pyckpt_mpi: pending receive " + std::to_string(id) +
+                                               " uses a freed or unknown datatype or communicator");
+    w.put(id);
+    w.put<std::uint8_t>(rec->is_recv ? 1 : 0);
+    w.put<std::uint8_t>(complete ? 1 : 0);
+    w.put<std::uint64_t>(rec->comm ? rec->comm->id : 0);
+    w.put(type);
+    w.put<std::int32_t>(rec->count);
+    w.put<std::int32_t>(rec->source);
+    w.put<std::int32_t>(rec->tag);
+    w.put(rec->status.source);
+    w.put(rec->status.tag);
+    w.put(rec->status.bytes);
   }
   return w.take();
 }
 
 void Runtime::restore(const std::byte* data, std::size_t len) {
   InternalScope internal;
-  if (comms_.size() != 2 || !channel_.empty() || !types_.empty())
+  if (comms_.size() != 2 || !channel_.empty() || !types_.empty() || !requests_.empty())
     throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi_state_restore: must be called once, right after MPI_Init");
   Reader r(data, len);
   for (char c : kMagic)
@@ -322,6 +363,45 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
     const std::byte* p = r.get_bytes(n);
     m.data.assign(p, p + n);
     channel_.push_back(std::move(m));
+  }
+  if (r.get<std::uint8_t>() != 0) {
+    ResumedSend send;
+    send.comm = r.get<std::uint64_t>();
+    send.dest = r.get<std::int32_t>();
+    send.tag = r.get<std::int32_t>();
+    send.bytes = r.get<std::uint64_t>();
+    resumed_send = send;
+  }
+  next_request_id_ = r.get<std::uint64_t>();
+  const auto nreqs = r.get<std::uint64_t>();
+  for (std::uint64_t k = 0; k < nreqs; ++k) {
+    ReqRec rec;
+    rec.id = r.get<std::uint64_t>();
+    rec.is_recv = r.get<std::uint8_t>() != 0;
+    const bool complete = r.get<std::uint8_t>() != 0;
+    const auto comm = r.get<std::uint64_t>(), type = r.get<std::uint64_t>();
+    rec.count = r.get<std::int32_t>();
+    rec.source = r.get<std::int32_t>();
+    rec.tag = r.get<std::int32_t>();
+    rec.status.source = r.get<std::int32_t>();
+    rec.status.tag = r.get<std::int32_t>();
+    rec.status.bytes = r.get<std::int64_t>();
+    if (rec.id == 0 || rec.id >= next_request_id_) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: corrupt request record");
+    if (complete) {
+      // Sent, or received before the cut (data in the restored buffer):
+      // MPI_Wait must just report what the first incarnation saw.
+      rec.counted = rec.complete = true;
+      MPI_Request h = MPI_REQUEST_NULL;
+      check(start_completed_request(rec.status, MPI_SUCCESS, &h), "MPI_Grequest_start (restore)");
+      add_request(h, rec);
+      continue;
+    }
+    rec.comm = comm_by_id(comm);
+    rec.type = type_from_id(type);
+    if (!rec.comm || rec.type == MPI_DATATYPE_NULL)
+      throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: pending receive " + std::to_string(rec.id) +
+                                         " names an unknown communicator or datatype");
+    awaiting_repost_.emplace(rec.id, rec);
   }
   if (!r.done()) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: trailing bytes after the state");
 }

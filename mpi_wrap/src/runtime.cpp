@@ -3,6 +3,7 @@
 #include "runtime.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 namespace pyckpt::mpi {
@@ -119,29 +120,49 @@ std::uint64_t Runtime::add_type(MPI_Datatype t) {
 void Runtime::free_type(MPI_Datatype t) { types_.erase(t); }
 
 std::uint64_t Runtime::type_id(MPI_Datatype t) const {
-  auto it = types_.find(t);
-  return it == types_.end() ? 0 : it->second;
+  if (auto it = types_.find(t); it != types_.end()) return it->second;
+  int ni, na, nd, combiner = 0;
+  if (PMPI_Type_get_envelope(t, &ni, &na, &nd, &combiner) != MPI_SUCCESS || combiner != MPI_COMBINER_NAMED) return 0;
+  const auto& pre = predefined_types();
+  for (std::size_t i = 0; i < pre.size(); ++i)
+    if (pre[i] == t) return kPredefinedTypeBit | i;
+  return 0;
 }
 
 MPI_Datatype Runtime::type_from_id(std::uint64_t id) const {
+  if (id & kPredefinedTypeBit) {
+    const auto& pre = predefined_types();
+    const auto idx = id & ~kPredefinedTypeBit;
+    return idx < pre.size() ? pre[idx] : MPI_DATATYPE_NULL;
+  }
   for (auto& [h, i] : types_)
     if (i == id) return h;
   return MPI_DATATYPE_NULL;
 }
 
 ReqRec& Runtime::add_request(MPI_Request r, ReqRec rec) {
-  rec.id = next_request_id_++;
+  if (rec.id == 0) rec.id = next_request_id_++;
   return requests_.insert_or_assign(r, rec).first->second;
+}
+
+RecvStatus recv_status(const MPI_Status& st) {
+  MPI_Count bytes = 0;
+  PMPI_Get_elements_x(&st, MPI_BYTE, &bytes);
+  return RecvStatus{st.MPI_SOURCE, st.MPI_TAG, static_cast<std::int64_t>(bytes)};
+}
+
+void Runtime::record_completion(ReqRec& rec, const MPI_Status& st) {
+  if (rec.complete) return;
+  if (!rec.counted) count_recv(rec.comm, st.MPI_SOURCE);
+  rec.counted = rec.complete = true;
+  rec.status = recv_status(st);
 }
 
 void Runtime::on_complete(MPI_Request r, const MPI_Status& st, bool release) {
   auto it = requests_.find(r);
   if (it == requests_.end()) return;
   ReqRec& rec = it->second;
-  if (rec.is_recv && !rec.counted) {
-    count_recv(rec.comm, st.MPI_SOURCE);
-    rec.counted = true;
-  }
+  if (rec.is_recv) record_completion(rec, st);
   if (release) requests_.erase(it);
 }
 
@@ -163,6 +184,63 @@ MPI_Request Runtime::request_from_id(std::uint64_t id) const {
   for (auto& [h, rec] : requests_)
     if (rec.id == id) return h;
   return MPI_REQUEST_NULL;
+}
+
+const std::vector<pyckpt_mpi_request_info>& Runtime::pending_requests() {
+  InternalScope internal;
+  pending_view_.clear();
+  for (auto& [h, rec] : requests_) {
+    pyckpt_mpi_request_info info{rec.id, rec.is_recv ? 1 : 0, !rec.is_recv || rec.complete ? 1 : 0, nullptr, 0};
+    if (rec.is_recv) {
+      MPI_Aint lb = 0, extent = 0;
+      PMPI_Type_get_extent(rec.type, &lb, &extent);
+      info.buf = rec.buf;
+      info.bytes = static_cast<std::uint64_t>(rec.count) * static_cast<std::uint64_t>(extent);
+    }
+    pending_view_.push_back(info);
+  }
+  std::sort(pending_view_.begin(), pending_view_.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  return pending_view_;
+}
+
+MPI_Request Runtime::repost(std::uint64_t id, void* buf) {
+  auto it = awaiting_repost_.find(id);
+  if (it == awaiting_repost_.end())
+    throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_request_repost: request " + std::to_string(id) +
+                                       " is not a receive awaiting re-post");
+  ReqRec rec = it->second;
+  rec.buf = buf;
+  MPI_Request request = MPI_REQUEST_NULL;
+  // Channel state first, as MPI_Irecv does: a drained message may be the one
+  // this receive gets.
+  if (auto m = channel_match(rec.comm->id, rec.source, rec.tag); m != channel_.end()) {
+    rec.status = RecvStatus{m->source, m->tag, static_cast<std::int64_t>(m->data.size())};
+    rec.counted = rec.complete = true;  // counted before the cut, when drained
+    const int error = channel_deliver(m, buf, rec.count, rec.type, MPI_STATUS_IGNORE);
+    check(start_completed_request(rec.status, error, &request), "MPI_Grequest_start (repost)");
+  } else {
+    check(PMPI_Irecv(buf, rec.count, rec.type, rec.source, rec.tag, rec.comm->real, &request),
+          "MPI_Irecv (repost)");
+  }
+  add_request(request, rec);
+  awaiting_repost_.erase(it);
+  return request;
+}
+
+bool Runtime::take_resumed_send(const BlockingSend& s) {
+  const ResumedSend r = *resumed_send;
+  resumed_send.reset();
+  if (r.comm == s.comm->id && r.dest == s.dest && r.tag == s.tag && r.bytes == s.bytes) return true;
+  // Not the call that was in flight: the restarted program took another
+  // path. Sending normally is the best left to do; say so, since the peer
+  // may now get the message twice.
+  std::fprintf(stderr,
+               "pyckpt_mpi: rank %d: the first blocking send after restart (dest %d, tag %d, %llu bytes) is not "
+               "the send in flight at the checkpoint (dest %d, tag %d, %llu bytes); sending it normally\n",
+               world_rank, s.dest, s.tag, static_cast<unsigned long long>(s.bytes), r.dest, r.tag,
+               static_cast<unsigned long long>(r.bytes));
+  return false;
 }
 
 std::deque<ChannelMsg>::iterator Runtime::channel_match(std::uint64_t comm, int source, int tag) {
@@ -204,6 +282,37 @@ int Runtime::channel_deliver(std::deque<ChannelMsg>::iterator m, void* buf, int 
   channel_.erase(m);
   ++stats.replayed;
   return rc;
+}
+
+namespace {
+// State of a generalized request that is complete from the start.
+struct CompletedRequest {
+  RecvStatus status;
+  int error;
+};
+int completed_query(void* extra, MPI_Status* s) {
+  const auto* d = static_cast<CompletedRequest*>(extra);
+  s->MPI_SOURCE = d->status.source;
+  s->MPI_TAG = d->status.tag;
+  s->MPI_ERROR = d->error;
+  PMPI_Status_set_elements_x(s, MPI_BYTE, static_cast<MPI_Count>(d->status.bytes));
+  PMPI_Status_set_cancelled(s, 0);
+  return MPI_SUCCESS;
+}
+int completed_free(void* extra) {
+  delete static_cast<CompletedRequest*>(extra);
+  return MPI_SUCCESS;
+}
+int completed_cancel(void*, int) { return MPI_SUCCESS; }
+}  // namespace
+
+int start_completed_request(const RecvStatus& st, int error, MPI_Request* request) {
+  InternalScope internal;
+  auto d = std::make_unique<CompletedRequest>(CompletedRequest{st, error});
+  int rc = PMPI_Grequest_start(completed_query, completed_free, completed_cancel, d.get(), request);
+  if (rc != MPI_SUCCESS) return rc;
+  d.release();  // owned by the request now: completed_free deletes it
+  return PMPI_Grequest_complete(*request);
 }
 
 void Runtime::mark_unsupported(const char* call) {

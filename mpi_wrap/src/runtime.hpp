@@ -15,7 +15,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -49,6 +51,7 @@ enum class LineageOp : std::int32_t { World, Self, Dup, Split, SplitType, Create
 
 inline constexpr std::uint64_t kWorldId = 1;
 inline constexpr std::uint64_t kSelfId = 2;
+inline constexpr std::uint64_t kPredefinedTypeBit = 1ull << 63;
 
 struct CommRec {
   std::uint64_t id = 0;  // same on every member, derived from lineage
@@ -71,17 +74,59 @@ struct ChannelMsg {
   std::vector<std::byte> data;       // native packed bytes (homogeneous job)
 };
 
+// What a receive got, as MPI_Wait reports it (kept so that a request that
+// completed before a cut can complete again, identically, after a restart).
+struct RecvStatus {
+  std::int32_t source = MPI_ANY_SOURCE, tag = MPI_ANY_TAG;
+  std::int64_t bytes = 0;
+};
+
 // An application request the library must see complete (to count a receive)
 // or re-post after a restart (a receive still pending at the cut).
 struct ReqRec {
-  std::uint64_t id = 0;
+  std::uint64_t id = 0;  // stable: kept across a restart
   bool is_recv = false;
-  bool counted = false;  // receive already counted (seen complete in a drain)
+  bool counted = false;   // receive already counted (seen complete in a drain, or replayed)
+  bool complete = false;  // receive seen complete by the library; status is valid
   CommRec* comm = nullptr;
   void* buf = nullptr;
   int count = 0;
   MPI_Datatype type = MPI_DATATYPE_NULL;
   int source = 0, tag = 0;
+  RecvStatus status{};  // valid once complete
+};
+
+// The send of a blocking call (MPI_Send beyond the eager size, MPI_Ssend,
+// MPI_Sendrecv): posted and counted before its progress loop starts.
+struct BlockingSend {
+  CommRec* comm = nullptr;
+  int dest = 0, tag = 0;
+  std::uint64_t bytes = 0;
+};
+
+// The operation a blocking application call drives in its progress loop:
+// drains test its receive, and a cut inside the loop records it so that the
+// call, re-issued by a restarted rank, neither sends twice nor loses what it
+// received (see Runtime::resumed_send, Runtime::cut_call).
+struct BlockingOp {
+  const BlockingSend* send = nullptr;  // its send, if any
+  ReqRec* recv = nullptr;              // its receive, if any
+  MPI_Request* recv_request = nullptr;
+};
+
+// A blocking send that was in flight at the cut the job restarted from: the
+// re-issued call must complete at once, neither sending nor counting (the
+// peer received the message before its cut or has it in channel state).
+struct ResumedSend {
+  std::uint64_t comm = 0;
+  std::int32_t dest = 0, tag = 0;
+  std::uint64_t bytes = 0;
+};
+
+// The blocking call in progress when a cut ran, as saved with the state.
+struct CutCall {
+  std::optional<ResumedSend> send;
+  std::optional<ChannelMsg> received;  // what its receive got in the drain
 };
 
 // Registered by the upper layer, possibly before MPI_Init.
@@ -123,22 +168,40 @@ class Runtime {
   // --- datatypes -----------------------------------------------------------
   std::uint64_t add_type(MPI_Datatype t);
   void free_type(MPI_Datatype t);
+  // Stable ids: derived types by commit order, predefined ones by a fixed
+  // index with kPredefinedTypeBit set. 0 / MPI_DATATYPE_NULL if unknown.
   std::uint64_t type_id(MPI_Datatype t) const;
   MPI_Datatype type_from_id(std::uint64_t id) const;
 
   // --- requests ------------------------------------------------------------
+  // Tracks r; assigns the next id unless rec.id is set (restored requests).
   ReqRec& add_request(MPI_Request r, ReqRec rec);
   // A request completed (or was freed) in the app's view: count it.
   // release: the handle is gone (Wait/Test); else only observed complete
   // (MPI_Request_get_status), counted once either way.
   void on_complete(MPI_Request r, const MPI_Status& st, bool release = true);
+  // The library saw receive rec complete with st: count it (once), keep st.
+  void record_completion(ReqRec& rec, const MPI_Status& st);
   // The app freed a request it will never complete through us.
   void forget_request(MPI_Request r);
   std::uint64_t request_id(MPI_Request r) const;
   MPI_Request request_from_id(std::uint64_t id) const;
-  // The operation of a blocking call in progress (tested during drains).
-  ReqRec* in_call = nullptr;
-  MPI_Request* in_call_request = nullptr;
+  // Inside a cut: the app's requests not yet completed in its view, by id
+  // (= posting order). Valid until the next call.
+  const std::vector<pyckpt_mpi_request_info>& pending_requests();
+  // After restore: re-post receive id (pending at the cut) into buf, from
+  // channel state if a drained message matches. Returns the new handle.
+  MPI_Request repost(std::uint64_t id, void* buf);
+  // The blocking operation of the app call in progress (drains test it).
+  BlockingOp in_call;
+
+  // --- re-issue after a restart ----------------------------------------------
+  // The blocking send that was in flight at the cut; set by restore, taken
+  // by the re-issued call (the first blocking send of the restarted rank).
+  std::optional<ResumedSend> resumed_send;
+  // True if s is the re-issue of resumed_send: the caller must neither send
+  // nor count. Consumes the record either way (a mismatch is reported).
+  bool take_resumed_send(const BlockingSend& s);
 
   // --- counting ------------------------------------------------------------
   void count_send(CommRec* c, int dest) {
@@ -204,6 +267,12 @@ class Runtime {
   // that are non-canonical addresses (never a real Open MPI message).
   std::unordered_map<MPI_Message, ChannelMsg> matched;
   std::uint64_t next_fake_message = 1;
+  // The app holds a matched message (real or from channel state): a cut now
+  // could not capture it, so this rank neither joins nor runs a cut meanwhile.
+  bool holds_matched_message() const { return outstanding_messages > 0 || !matched.empty(); }
+  // This rank joined the ready barrier of a cut: it must not match a message
+  // (MPI_Improbe) until the cut ran, or the cut would wait for its receive.
+  bool cut_joined() const { return phase_ == Phase::Ready; }
 
   // --- restart (lineage.cpp) -----------------------------------------------
   std::vector<std::byte> save() const;
@@ -219,7 +288,10 @@ class Runtime {
   bool at_targets() const;
   void run_cut();
   void drain(const std::vector<CommRec*>& live, const std::vector<std::size_t>& offsets);
-  void test_pending_receives();
+  // Counts receives that completed; false while a receive of a message
+  // matched by MPI_Improbe/Mprobe is still incomplete (the drain waits for it).
+  bool test_pending_receives();
+  CutCall record_cut_call() const;
   CommRec* insert_comm(std::unique_ptr<CommRec> rec);
 
   static std::unique_ptr<Runtime> instance_;
@@ -235,6 +307,11 @@ class Runtime {
 
   std::unordered_map<MPI_Request, ReqRec> requests_;
   std::uint64_t next_request_id_ = 1;
+  std::vector<pyckpt_mpi_request_info> pending_view_;  // what pending_requests() hands out
+  // Restored receives that were pending at the cut, waiting for repost().
+  std::map<std::uint64_t, ReqRec> awaiting_repost_;
+  // The blocking call in progress during the current cut (saved with the state).
+  CutCall cut_call_;
 
   std::deque<ChannelMsg> channel_;
 
@@ -256,17 +333,11 @@ class Runtime {
   std::string unsupported_;
 };
 
-// RAII: marks the operation of a blocking call so drains can see it.
+// RAII: marks the operation of a blocking call so drains and cuts see it.
 class InCall {
  public:
-  InCall(Runtime& rt, ReqRec* rec, MPI_Request* req) : rt_(rt) {
-    rt_.in_call = rec;
-    rt_.in_call_request = req;
-  }
-  ~InCall() {
-    rt_.in_call = nullptr;
-    rt_.in_call_request = nullptr;
-  }
+  InCall(Runtime& rt, BlockingOp op) : rt_(rt) { rt_.in_call = op; }
+  ~InCall() { rt_.in_call = BlockingOp{}; }
   InCall(const InCall&) = delete;
   InCall& operator=(const InCall&) = delete;
 
@@ -286,5 +357,10 @@ void set_last_error(const std::string& msg);
 const char* last_error_cstr();
 const std::vector<MPI_Datatype>& predefined_types();
 void check(int rc, const char* what);  // throws Error(PYCKPT_MPI_EMPI) on failure
+// A generalized request that is already complete and reports st (with
+// MPI_ERROR = error): for receives served from channel state and for
+// requests restored complete after a restart. MPI_Wait/Test work unchanged.
+int start_completed_request(const RecvStatus& st, int error, MPI_Request* request);
+RecvStatus recv_status(const MPI_Status& st);
 
 }  // namespace pyckpt::mpi

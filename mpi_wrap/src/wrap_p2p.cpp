@@ -22,16 +22,17 @@ std::size_t eager_bytes() {
   return v;
 }
 
-bool completes_locally(int count, MPI_Datatype type) {
+std::uint64_t message_bytes(int count, MPI_Datatype type) {
   int size = 0;
   PMPI_Type_size(type, &size);
-  return static_cast<std::size_t>(size) * static_cast<std::size_t>(count) <= eager_bytes();
+  return static_cast<std::uint64_t>(size) * static_cast<std::uint64_t>(count);
 }
 
-// Drives reqs[0..n) to completion, serving checkpoints meanwhile. If rec is
-// given, the last request is the receive it describes (drains test it).
-int progress(Runtime& rt, ReqRec* rec, MPI_Request* reqs, int n, MPI_Status* statuses) {
-  InCall in_call(rt, rec, &reqs[n - 1]);
+// Drives reqs[0..n) to completion, serving checkpoints meanwhile. If op has
+// a receive, it is the last request (drains test it; cuts record both).
+int progress(Runtime& rt, BlockingOp op, MPI_Request* reqs, int n, MPI_Status* statuses) {
+  if (op.recv) op.recv_request = &reqs[n - 1];
+  InCall in_call(rt, op);
   for (;;) {
     int flag = 0;
     int rc = PMPI_Testall(n, reqs, &flag, statuses);
@@ -45,38 +46,22 @@ MPI_Message fake_message(std::uint64_t n) {
   return reinterpret_cast<MPI_Message>(static_cast<std::uintptr_t>(0x5043000000000000ull | n));
 }
 
-// A receive satisfied from channel state, as a generalized request that is
-// already complete: MPI_Wait/Test then work on it unchanged.
-struct Delivered {
-  int source, tag, error;
-  MPI_Count bytes;
-};
-int delivered_query(void* extra, MPI_Status* s) {
-  auto* d = static_cast<Delivered*>(extra);
-  s->MPI_SOURCE = d->source;
-  s->MPI_TAG = d->tag;
-  s->MPI_ERROR = d->error;
-  PMPI_Status_set_elements_x(s, MPI_BYTE, d->bytes);
-  PMPI_Status_set_cancelled(s, 0);
-  return MPI_SUCCESS;
+// A nonblocking receive satisfied from channel state: an already complete
+// request, tracked (counted: the message was counted when drained) so that
+// a cut before the app waits for it can save and restore it.
+int deliver_as_request(Runtime& rt, std::deque<ChannelMsg>::iterator m, ReqRec rec, MPI_Request* request) {
+  rec.status = RecvStatus{m->source, m->tag, static_cast<std::int64_t>(m->data.size())};
+  rec.counted = rec.complete = true;
+  const int error = rt.channel_deliver(m, rec.buf, rec.count, rec.type, MPI_STATUS_IGNORE);
+  int rc = start_completed_request(rec.status, error, request);
+  if (rc == MPI_SUCCESS) rt.add_request(*request, rec);
+  return rc;
 }
-int delivered_free(void* extra) {
-  delete static_cast<Delivered*>(extra);
-  return MPI_SUCCESS;
-}
-int delivered_cancel(void*, int) { return MPI_SUCCESS; }
 
-int deliver_as_request(Runtime& rt, std::deque<ChannelMsg>::iterator m, void* buf, int count, MPI_Datatype type,
-                       MPI_Request* request) {
-  auto* d = new Delivered{m->source, m->tag, MPI_SUCCESS, static_cast<MPI_Count>(m->data.size())};
-  d->error = rt.channel_deliver(m, buf, count, type, MPI_STATUS_IGNORE);
-  InternalScope internal;
-  int rc = PMPI_Grequest_start(delivered_query, delivered_free, delivered_cancel, d, request);
-  if (rc != MPI_SUCCESS) {
-    delete d;
-    return rc;
-  }
-  return PMPI_Grequest_complete(*request);
+// A restarted rank re-issuing the blocking send that was in flight at its
+// cut: the message was sent then (received or drained by the peer).
+bool is_resumed_send(Runtime& rt, const BlockingSend& s) {
+  return rt.resumed_send && rt.take_resumed_send(s);
 }
 
 using SendFn = int (*)(const void*, int, MPI_Datatype, int, int, MPI_Comm);
@@ -89,11 +74,14 @@ int blocking_send(const void* buf, int count, MPI_Datatype type, int dest, int t
   rt->poll();
   CommRec* c = rt->comm(comm);
   if (!c) return Direct(buf, count, type, dest, tag, comm);
+  const BlockingSend send{c, dest, tag, message_bytes(count, type)};
+  if (rt->resumed_send) [[unlikely]]
+    if (is_resumed_send(*rt, send)) return MPI_SUCCESS;
   rt->count_send(c, dest);
-  if (MayBeLocal && completes_locally(count, type)) return Direct(buf, count, type, dest, tag, comm);
+  if (MayBeLocal && send.bytes <= eager_bytes()) return Direct(buf, count, type, dest, tag, comm);
   MPI_Request req;
   int rc = Post(buf, count, type, dest, tag, comm, &req);
-  return rc != MPI_SUCCESS ? rc : progress(*rt, nullptr, &req, 1, MPI_STATUSES_IGNORE);
+  return rc != MPI_SUCCESS ? rc : progress(*rt, BlockingOp{.send = &send}, &req, 1, MPI_STATUSES_IGNORE);
 }
 
 template <PostSendFn Post>
@@ -114,22 +102,26 @@ int nonblocking_send(const void* buf, int count, MPI_Datatype type, int dest, in
 // MPI_Sendrecv_replace (which sends from a packed copy).
 int send_recv(Runtime& rt, CommRec* c, const void* sbuf, int scount, MPI_Datatype stype, int dest, int stag,
               void* rbuf, int rcount, MPI_Datatype rtype, int source, int rtag, MPI_Comm comm, MPI_Status* status) {
-  rt.count_send(c, dest);
+  const BlockingSend send{c, dest, stag, message_bytes(scount, stype)};
   MPI_Request reqs[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   MPI_Status sts[2];
-  int rc = PMPI_Isend(sbuf, scount, stype, dest, stag, comm, &reqs[0]);
-  if (rc != MPI_SUCCESS) return rc;
-  ReqRec rec{.is_recv = true, .comm = c};
-  if (!rt.channel_empty()) {
-    if (auto m = rt.channel_match(c->id, source, rtag); m != rt.channel().end()) {
-      int drc = rt.channel_deliver(m, rbuf, rcount, rtype, status);
-      rc = progress(rt, nullptr, reqs, 1, sts);
-      return drc != MPI_SUCCESS ? drc : rc;
-    }
+  int rc = MPI_SUCCESS;
+  if (!(rt.resumed_send && is_resumed_send(rt, send))) {
+    rt.count_send(c, dest);
+    rc = PMPI_Isend(sbuf, scount, stype, dest, stag, comm, &reqs[0]);
+    if (rc != MPI_SUCCESS) return rc;
+  }
+  ReqRec rec{.is_recv = true, .comm = c, .buf = rbuf, .count = rcount, .type = rtype, .source = source, .tag = rtag};
+  if (!rt.channel_empty() && rt.channel_match(c->id, source, rtag) != rt.channel().end()) {
+    // The send completes first: a cut while it is in flight then sees the
+    // receive not started and its message still in channel state.
+    rc = progress(rt, BlockingOp{.send = &send}, reqs, 1, sts);
+    int drc = rt.channel_deliver(rt.channel_match(c->id, source, rtag), rbuf, rcount, rtype, status);
+    return drc != MPI_SUCCESS ? drc : rc;
   }
   rc = PMPI_Irecv(rbuf, rcount, rtype, source, rtag, comm, &reqs[1]);
   if (rc != MPI_SUCCESS) return rc;
-  rc = progress(rt, &rec, reqs, 2, sts);
+  rc = progress(rt, BlockingOp{.send = &send, .recv = &rec}, reqs, 2, sts);
   if (!rec.counted) rt.count_recv(c, sts[1].MPI_SOURCE);
   if (status != MPI_STATUS_IGNORE) *status = sts[1];
   return rc;
@@ -183,9 +175,9 @@ int MPI_Recv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_C
   MPI_Request req;
   int rc = PMPI_Irecv(buf, count, type, source, tag, comm, &req);
   if (rc != MPI_SUCCESS) return rc;
-  ReqRec rec{.is_recv = true, .comm = c};
+  ReqRec rec{.is_recv = true, .comm = c, .buf = buf, .count = count, .type = type, .source = source, .tag = tag};
   MPI_Status st;
-  rc = progress(*rt, &rec, &req, 1, &st);
+  rc = progress(*rt, BlockingOp{.recv = &rec}, &req, 1, &st);
   if (!rec.counted) rt->count_recv(c, st.MPI_SOURCE);
   if (status != MPI_STATUS_IGNORE) *status = st;
   return rc;
@@ -197,13 +189,12 @@ int MPI_Irecv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_
   rt->poll();
   CommRec* c = rt->comm(comm);
   if (!c) return PMPI_Irecv(buf, count, type, source, tag, comm, request);
+  const ReqRec rec{.is_recv = true, .comm = c, .buf = buf, .count = count, .type = type, .source = source, .tag = tag};
   if (!rt->channel_empty())
     if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end())
-      return deliver_as_request(*rt, m, buf, count, type, request);
+      return deliver_as_request(*rt, m, rec, request);
   int rc = PMPI_Irecv(buf, count, type, source, tag, comm, request);
-  if (rc == MPI_SUCCESS)
-    rt->add_request(*request, ReqRec{.is_recv = true, .comm = c, .buf = buf, .count = count, .type = type,
-                                     .source = source, .tag = tag});
+  if (rc == MPI_SUCCESS) rt->add_request(*request, rec);
   return rc;
 }
 
@@ -268,6 +259,13 @@ int MPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Message* mess
   CommRec* c = rt ? rt->comm(comm) : nullptr;
   if (!c) return PMPI_Improbe(source, tag, comm, flag, message, status);
   rt->poll();
+  if (rt->cut_joined()) [[unlikely]] {
+    // No match until the cut ran (an MPI_Mprobe waits in its loop): a held
+    // message cannot be captured, and this rank cannot defer a cut the
+    // others may already be running.
+    *flag = 0;
+    return MPI_SUCCESS;
+  }
   if (!rt->channel_empty())
     if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end()) {
       *flag = 1;
@@ -323,9 +321,17 @@ int MPI_Imrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MP
       rt->channel().push_front(std::move(it->second));
       rt->matched.erase(it);
       *message = MPI_MESSAGE_NULL;
-      return deliver_as_request(*rt, rt->channel().begin(), buf, count, type, request);
+      return deliver_as_request(*rt, rt->channel().begin(), ReqRec{.is_recv = true, .buf = buf, .count = count, .type = type},
+                                request);
     }
-    if (*message != MPI_MESSAGE_NO_PROC && *message != MPI_MESSAGE_NULL) --rt->outstanding_messages;
+    if (*message != MPI_MESSAGE_NO_PROC && *message != MPI_MESSAGE_NULL) {
+      --rt->outstanding_messages;
+      // Counted at the match; a cut waits for its data (test_pending_receives).
+      int rc = PMPI_Imrecv(buf, count, type, message, request);
+      if (rc == MPI_SUCCESS)
+        rt->add_request(*request, ReqRec{.is_recv = true, .counted = true, .buf = buf, .count = count, .type = type});
+      return rc;
+    }
   }
   return PMPI_Imrecv(buf, count, type, message, request);
 }

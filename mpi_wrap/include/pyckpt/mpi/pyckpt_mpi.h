@@ -63,7 +63,21 @@ int pyckpt_mpi_state_save(void** data, size_t* len);
 void pyckpt_mpi_free(void* data);
 /* Collective over MPI_COMM_WORLD, after MPI_Init of a restarted job:
  * re-create communicators and datatypes from their lineage, load channel
- * messages for re-delivery, re-post pending receives. */
+ * messages for re-delivery, restore the app's requests (see below).
+ *
+ * Re-issue: the capture callback runs inside the app's MPI call that was at
+ * a safe point. A restarted rank is expected to re-issue that very call as
+ * its first application MPI call (calls between pyckpt_mpi_internal_begin/end
+ * do not count), from its restored memory:
+ *   - a blocking send whose message was already sent at the cut (MPI_Send
+ *     beyond the eager size, MPI_Ssend, the send half of MPI_Sendrecv)
+ *     completes at once, without sending again; it must be the restarted
+ *     rank's first blocking send, with the same destination, tag,
+ *     communicator and size (otherwise it is sent, with a warning);
+ *   - a blocking receive that got its message at the cut gets it again
+ *     (it is first in channel state);
+ *   - any other call (not started, receive still pending, a collective:
+ *     the cut is never inside one) simply runs again. */
 int pyckpt_mpi_state_restore(const void* data, size_t len);
 
 /* Stable ids of application handles (equal on all members for a
@@ -75,6 +89,41 @@ uint64_t pyckpt_mpi_type_id(MPI_Datatype type);
 MPI_Datatype pyckpt_mpi_type_from_id(uint64_t id);
 uint64_t pyckpt_mpi_request_id(MPI_Request request);
 MPI_Request pyckpt_mpi_request_from_id(uint64_t id);
+
+/* Application requests across a checkpoint.
+ *
+ * Inside the capture callback, pyckpt_mpi_pending_requests lists the
+ * requests the app holds and has not yet completed in its view (no
+ * successful MPI_Wait/Test yet), in posting order (ascending id):
+ *   completed = 1  for every send (its message was received by the peer
+ *                  before the peer's cut, or is in the peer's channel
+ *                  state) and for every receive that completed before the
+ *                  cut (its data is already in buf);
+ *   completed = 0  for a receive still pending: it can only match a message
+ *                  sent after the sender's cut, so it is re-posted after a
+ *                  restart.
+ * buf/bytes: the receive buffer and count * extent of its datatype (what the
+ * upper layer must capture and restore); NULL/0 for sends. The array is
+ * owned by the library and valid until the next call.
+ *
+ * After pyckpt_mpi_state_restore, pyckpt_mpi_request_from_id(id) of a
+ * completed request returns an already complete request whose MPI_Wait/Test
+ * reports the recorded status (source, tag, count). A pending receive must be
+ * re-posted, in posting order, with pyckpt_mpi_request_repost(id, buf), buf
+ * being the restored memory of the receive buffer; it is matched against
+ * channel state first, like MPI_Irecv, then posted with the recorded count,
+ * datatype, source, tag and communicator. Afterwards
+ * pyckpt_mpi_request_from_id(id) returns its handle. Ids stay the same in the
+ * restarted job, so a second checkpoint sees the same ids. */
+typedef struct pyckpt_mpi_request_info {
+  uint64_t id;
+  int32_t is_recv;
+  int32_t completed;
+  void* buf;
+  uint64_t bytes;
+} pyckpt_mpi_request_info;
+int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n);
+int pyckpt_mpi_request_repost(uint64_t id, void* buf);
 
 /* MPI calls between begin and end (on this thread) pass straight through:
  * not counted, not cut, no lineage. Nests. For hdf5_io writing a checkpoint
