@@ -154,6 +154,10 @@ class _Call:
         self.func, self.args = func, args
 
 
+def _is_file(found, path):
+    return found is not None and os.path.exists(found) and os.path.exists(path) and os.path.samefile(found, path)
+
+
 def _import_user_module(name, path):
     """Imports a module of the user's script directory, from `path` if the name
     alone does not find it (the restarted process runs from another directory)."""
@@ -164,13 +168,24 @@ def _import_user_module(name, path):
             root = os.path.dirname(root)
         for _ in range(name.count(".")):
             root = os.path.dirname(root)
+        before = set(sys.modules)
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError:
+            module = None
+        if module is None or not _is_file(getattr(module, "__file__", None), path):
+            # Not found, or the name found something else first (a directory of
+            # that name in the working directory is a namespace package):
+            # forget what this attempt imported, import from the script's tree.
+            top = name.partition(".")[0]
+            for key in set(sys.modules) - before:
+                if key.partition(".")[0] == top:
+                    del sys.modules[key]
             sys.path.insert(0, root)
+            importlib.invalidate_caches()
             module = importlib.import_module(name)
     found = getattr(module, "__file__", None)
-    if found is None or not os.path.exists(path) or not os.path.samefile(found, path):
+    if not _is_file(found, path):
         raise CheckpointError(f"module {name!r} was captured from {path}, but here it is {found}")
     return module
 

@@ -117,7 +117,12 @@ def _encode_state(state):
 
 
 def _reduce_generator(gen):
-    return _core.rebuild_generator, (_core.capture_generator(gen),)
+    # A suspended generator's frame runs in its module's globals, which must
+    # come back as that module's dict, not as a copy of it.
+    gstate = _core.capture_generator(gen)
+    if isinstance(gstate[2], dict):
+        gstate = (*gstate[:2], _ModuleDict(_module_of(gstate[2])), *gstate[3:])
+    return _core.rebuild_generator, (gstate,)
 
 
 def _reduce_traceback(_tb):

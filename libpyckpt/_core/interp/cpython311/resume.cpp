@@ -27,6 +27,11 @@ struct Resume {
   size_t next = 0;                 // the record the hook applies next
   bool expect_call = false;        // a function frame for `next` is being entered
   Frame* root = nullptr;
+  // Rebuilt "running" generators, by record index. While the chain is rebuilt
+  // they count as suspended: the parent's re-executed `gen.send(value)` must
+  // not be refused as a non-None send to a just-started generator (the hook
+  // drops the value gen_send_ex pushes when it fills the frame).
+  std::vector<std::pair<size_t, PyGenObject*>> generators;
 };
 
 Resume* g_active = nullptr;
@@ -173,6 +178,16 @@ void apply(Resume& r, Frame* f, PyThreadState* tstate) {
   const int offset = static_cast<int>(PyLong_AsLong(field(record, kOffset)));
   std::vector<Ref> operands = link_operands(r, k);
   check_frame_data(co, field(record, kLocalsplus), field(record, kStack), offset, operands.size());
+  PyObject* globals = field(record, kGlobals);
+  if (f->f_globals != globals) {
+    // A rebuilt running generator was made without its frame (and globals):
+    // give its frame a function of the captured globals, which it borrows.
+    Ref func = make_function(reinterpret_cast<PyObject*>(co), globals, field(record, kLocalsplus));
+    auto* fn = reinterpret_cast<PyFunctionObject*>(func.release());
+    f->f_globals = fn->func_globals;
+    f->f_builtins = fn->func_builtins;
+    Py_SETREF(f->f_func, fn);
+  }
   fill_frame(f, field(record, kLocalsplus), field(record, kStack), operands, offset);
   // The thread's handled exception is owned by the outermost frame; each
   // generator brings its own (gen_send_ex2 made it the current item).
@@ -253,14 +268,19 @@ PyType_Spec g_thunk_spec = {"pyckpt._core.ResumeThunk", sizeof(Thunk), 0, Py_TPF
 // Restores the interpreter when resume_stack() returns or fails.
 class ActiveResume {
  public:
-  explicit ActiveResume(Resume& r) : tstate_(PyThreadState_Get()), saved_exc_(Ref::borrow(tstate_->exc_info->exc_value)) {
+  explicit ActiveResume(Resume& r)
+      : r_(r), tstate_(PyThreadState_Get()), saved_exc_(Ref::borrow(tstate_->exc_info->exc_value)) {
     PyInterpreterState* interp = PyInterpreterState_Get();
     g_previous_eval = _PyInterpreterState_GetEvalFrameFunc(interp);
     _PyInterpreterState_SetEvalFrameFunc(interp, eval_hook);
     g_active = &r;
+    for (auto& [index, gen] : r.generators) gen->gi_frame_state = FRAME_SUSPENDED;
   }
   ~ActiveResume() {
     if (g_previous_eval != nullptr) uninstall_hook();
+    // Generators the resume never reached (it failed) are placeholders again.
+    for (auto& [index, gen] : r_.generators)
+      if (index >= r_.next && gen->gi_frame_state == FRAME_SUSPENDED) gen->gi_frame_state = FRAME_CREATED;
     g_active = nullptr;
     Py_XSETREF(tstate_->exc_info->exc_value, saved_exc_.release());
   }
@@ -268,6 +288,7 @@ class ActiveResume {
   ActiveResume& operator=(const ActiveResume&) = delete;
 
  private:
+  Resume& r_;
   PyThreadState* tstate_;
   Ref saved_exc_;
 };
@@ -299,6 +320,7 @@ Ref resume_stack_impl(PyObject* state, PyObject* result) {
       auto* g = reinterpret_cast<PyGenObject*>(gen);
       if (!PyGen_CheckExact(gen) || g->gi_frame_state != FRAME_CREATED || reinterpret_cast<PyObject*>(g->gi_code) != field(record, kCode))
         bad_state("generator of frame " + describe_record(record) + " is not a rebuilt running generator");
+      r.generators.emplace_back(static_cast<size_t>(i), g);
     }
     r.records.push_back(record);
   }
