@@ -16,6 +16,15 @@ without / with (bandwidth, i.e. time ratio inverted); the report gives the
 medians over rounds. Targets (issue 4): small-message latency <= 1.05x,
 large-message bandwidth >= 0.98x.
 
+On a loaded machine (other builds and tests) separate processes see load
+bursts of seconds, and per-round ratios scatter by 10x. So every round also
+runs a paired comparison inside one preloaded job: short blocks (~3 ms) of
+round trips, alternately through the interposer and around it, 40 pairs per
+size, median of the per-pair ratios. Around it means: PMPI_Send/PMPI_Recv
+for C++ (mpi_pingpong --paired; exactly no interposer code), and for mpi4py
+pyckpt_mpi_internal_begin() (every MPI call passes straight through; what is
+left is one call and a thread-local check, ~2 ns per MPI call).
+
     python3 benchmarks/bench_mpi_overhead.py --build /tmp/build-h5 [--rounds 7]
 """
 import argparse
@@ -69,6 +78,44 @@ def worker(sizes, seconds, repeats):
                                             "pyckpt_mpi" in os.environ["LD_PRELOAD"], "rt": out}))
 
 
+def worker_paired(sizes, pairs, block_s):
+    """Paired blocks of ringtest loops, interposer on / bypassed (mpi4py)."""
+    import ctypes
+    from mpi4py import MPI, bench
+    lib = ctypes.CDLL(None)
+    begin, end = lib.pyckpt_mpi_internal_begin, lib.pyckpt_mpi_internal_end
+    comm = MPI.COMM_WORLD
+
+    def block(on, n, loop):
+        if not on:
+            begin()
+        try:
+            t = bench.ringtest(comm, ["-q", "-n", str(n), "-l", str(loop), "-s", "1"])
+        finally:
+            if not on:
+                end()
+        return comm.bcast(t, root=0) / loop
+
+    out = {}
+    for n in sizes:
+        loop = 4
+        while True:
+            t = block(False, n, loop) * loop
+            if t >= block_s / 2 or loop >= 1 << 20:
+                break
+            loop *= 2
+        loop = max(2, int(loop * block_s / max(t, 1e-9)))
+        off, on, ratio = [], [], []
+        for i in range(pairs):
+            first = i % 2 == 1
+            t = {first: block(first, n, loop)}
+            t[not first] = block(not first, n, loop)
+            off.append(t[False]); on.append(t[True]); ratio.append(t[True] / t[False])
+        out[n] = [statistics.median(off), statistics.median(on), statistics.median(ratio)]
+    if comm.rank == 0:
+        print("PYCKPT_PAIRED " + json.dumps(out))
+
+
 # --- driver -------------------------------------------------------------------
 
 def run(cmd, timeout):
@@ -79,7 +126,7 @@ def run(cmd, timeout):
 
 
 def mpirun_prefix(args, preload):
-    cmd = MPIRUN + ["--bind-to", args.bind, "-np", "2"]
+    cmd = MPIRUN + ["--bind-to", args.bind, "-np", "2", "-x", "PYCKPT_RESTART=never"]
     if preload:
         cmd += ["-x", f"LD_PRELOAD={args.lib}"]
     return cmd
@@ -95,6 +142,36 @@ def run_mpi4py(args, preload):
                 sys.exit("mpi4py worker: preload state is not what was asked for")
             return {int(k): v for k, v in d["rt"].items()}
     sys.exit("mpi4py worker printed no result")
+
+
+def parse_paired(text):
+    for line in text.splitlines():
+        if line.startswith("PYCKPT_PAIRED "):
+            return {int(k): v for k, v in json.loads(line[len("PYCKPT_PAIRED "):]).items()}
+    sys.exit("no paired result printed")
+
+
+def run_paired(args, what):
+    if what == "mpi4py":
+        cmd = mpirun_prefix(args, True) + [args.python, os.path.abspath(__file__), "--worker-paired"]
+    else:
+        cmd = mpirun_prefix(args, True) + [args.pingpong, "--paired", "40"]
+    return parse_paired(run(cmd, 600))
+
+
+def report_paired(title, rounds):
+    """rounds: list of dicts size -> [off s, on s, median ratio] (per round trip)."""
+    print(f"\n{title}, paired blocks in one preloaded job: medians over {len(rounds)} rounds")
+    print(f"{'size':>7} {'lat_us off':>11} {'lat_us on':>10} {'lat x':>7} "
+          f"{'GB/s off':>9} {'GB/s on':>8} {'bw x':>7}  {'lat x min..max':>14}")
+    for n in sorted(rounds[0]):
+        off = statistics.median(r[n][0] for r in rounds)
+        on = statistics.median(r[n][1] for r in rounds)
+        ratios = [r[n][2] for r in rounds]
+        x = statistics.median(ratios)
+        print(f"{label(n):>7} {off / 2 * 1e6:11.3f} {on / 2 * 1e6:10.3f} {x:7.3f} "
+              f"{2 * n / off / 1e9:9.3f} {2 * n / on / 1e9:8.3f} {1 / x:7.3f}  "
+              f"{min(ratios):6.3f}..{max(ratios):.3f}")
 
 
 def run_cpp(args, preload):
@@ -156,11 +233,15 @@ def main():
     ap.add_argument("--bind", default="core", help="mpirun --bind-to (core: Open MPI's default for 2 ranks)")
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with mpi4py")
     ap.add_argument("--only", choices=["mpi4py", "cpp"], help="run one of the two ping-pongs")
+    ap.add_argument("--no-paired", action="store_true", help="skip the paired in-process comparison")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-paired", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(PY_SIZES, args.seconds, args.repeats)
+    if args.worker_paired:
+        return worker_paired(PY_SIZES, 40, 3e-3)
 
     args.lib = os.path.abspath(os.path.join(args.build, "lib", "libpyckpt_mpi.so"))
     args.pingpong = os.path.abspath(os.path.join(args.build, "bin", "mpi_pingpong"))
@@ -172,15 +253,19 @@ def main():
     print(f"preload: {args.lib}; mpirun --bind-to {args.bind} -np 2; {args.rounds} rounds, "
           f"order alternating")
     t0 = time.time()
-    py_rounds, cpp_rounds = [], []
+    py_rounds, cpp_rounds, py_paired, cpp_paired = [], [], [], []
     for r in range(args.rounds):
         order = [False, True] if r % 2 == 0 else [True, False]
         if args.only != "cpp":
             res = {p: run_mpi4py(args, p) for p in order}
             py_rounds.append((res[False], res[True]))
+            if not args.no_paired:
+                py_paired.append(run_paired(args, "mpi4py"))
         if args.only != "mpi4py":
             res = {p: run_cpp(args, p) for p in order}
             cpp_rounds.append((res[False], res[True]))
+            if not args.no_paired:
+                cpp_paired.append(run_paired(args, "cpp"))
         print(f"  round {r + 1}/{args.rounds} done ({time.time() - t0:.0f} s, load "
               f"{os.getloadavg()[0]:.2f})", flush=True)
     ok = True
@@ -189,6 +274,10 @@ def main():
     if cpp_rounds:
         ok &= report("C++ mpi_pingpong (MPI_Send/MPI_Recv)", cpp_rounds,
                      [s for s in cpp_rounds[0][0] if s in cpp_rounds[0][1]])
+    if py_paired:
+        report_paired("mpi4py.bench ringtest", py_paired)
+    if cpp_paired:
+        report_paired("C++ mpi_pingpong", cpp_paired)
     print(f"\nload at end {os.getloadavg()[0]:.2f}; lat x = with/without time, "
           f"bw x = without/with time (> 1: faster with the preload)")
     return 0 if ok else 1
