@@ -77,9 +77,7 @@ def _interposer():
         ("pyckpt_mpi_request_repost", ctypes.c_int, [ctypes.c_uint64, ctypes.c_void_p]),
         ("pyckpt_mpi_last_error", ctypes.c_char_p, []),
     ]:
-        fn = getattr(lib, name, None)
-        if fn is None:  # TEMPORARY until mpi_wrap exports the request ABI
-            continue
+        fn = getattr(lib, name)
         fn.restype, fn.argtypes = res, args
     return lib
 
@@ -94,6 +92,7 @@ class _Job:
     callbacks = None     # the ctypes callback objects, kept alive
     api_state = None     # frames captured by pyckpt.checkpoint() for the cut it starts
     resume = None        # _Resume while this rank resumes a checkpoint
+    command = None       # the application's command line (resume_rank(): not this process's argv)
 
 
 _job = _Job()
@@ -189,8 +188,6 @@ def _on_capture(_user, epoch):
 
 
 def _pending_requests():
-    if not hasattr(_job.lib, "pyckpt_mpi_pending_requests"):  # TEMPORARY
-        return []
     infos = ctypes.POINTER(_RequestInfo)()
     count = ctypes.c_size_t()
     _check(_job.lib.pyckpt_mpi_pending_requests(ctypes.byref(infos), ctypes.byref(count)), "listing requests")
@@ -258,7 +255,10 @@ def _write_checkpoint(epoch):
     info = process.commit_state(_job.directory, epoch, trigger, data, arrays, summary, comm=_world(),
                                 extra_blobs={MPI_STATE_BLOB: mpi_state,
                                              REQUESTS_BLOB: json.dumps(located).encode()},
-                                attributes={"command": sys.orig_argv[1:], "keep": _job.keep},
+                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
+                                            # for `pyckpt restart --mpirun`: go on checkpointing the same way
+                                            "interval": os.environ.get("PYCKPT_INTERVAL", ""),
+                                            "signal": os.environ.get("PYCKPT_SIGNAL", "")},
                                 rank_attributes={"host": MPI.Get_processor_name()})
     if _job.rank == 0 and os.environ.get("PYCKPT_VERBOSE"):
         print(f"pyckpt: checkpoint {epoch} ({trigger}) committed: {info['path']}, "
@@ -438,6 +438,9 @@ def resume_rank(reader, command):
         os.environ["PYCKPT_RESTART"] = "never"
         os.execv(sys.executable, [sys.executable, *command])
     _job.resume = _Resume(reader)
+    # Checkpoints of the resumed job record the application's command, not
+    # `-m pyckpt resume-rank -- ...`, so that the next restart resumes too.
+    _job.command = list(command)
     from mpi4py import MPI  # noqa: F401 -- MPI_Init: attach() and _on_restore() run in it
     if not attached():
         raise CheckpointError("libpyckpt_mpi.so did not attach to this interpreter at MPI_Init")
