@@ -143,7 +143,9 @@ def _restart_mpirun(tokens):
     if not command:
         raise CheckpointError(f"{reader.file}: not written by an MPI job (no command recorded); "
                               f"use `pyckpt restart {directory}`")
-    env = _job_environment(directory, reader.attributes.get("keep", 2))
+    # The restarted job checkpoints as the original did (interval, signal).
+    env = _job_environment(directory, reader.attributes.get("keep", 2), reader.attributes.get("interval") or None,
+                           reader.attributes.get("signal") or None)
     env.update(PYCKPT_RESTART="auto", PYTHONHASHSEED=reader.attributes.get("hash_seed", "random"))
     if env["PYTHONHASHSEED"] == "random":
         del env["PYTHONHASHSEED"]

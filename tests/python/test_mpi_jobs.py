@@ -1,0 +1,289 @@
+"""mpi4py jobs killed and restarted (issue 4, "Tests").
+
+Every program in programs/mpi/ is run twice:
+
+1. the reference: plain mpirun, no pyckpt at all;
+2. under `pyckpt mpirun --interval S`: once a checkpoint is committed (a new
+   `latest` in the checkpoint directory), after a seeded random delay one
+   random rank is killed with SIGKILL (which ends the job), and the job is
+   started again - with the same command, or with
+   `pyckpt restart --mpirun -np N DIR` - possibly killed again the same way,
+   until a run finishes.
+
+The programs write their per-step output to per-rank files out.<rank>
+(reopened at their checkpointed position on restart), and rank 0 prints one
+final line on stdout. The files and the final stdout of the last run must be
+byte-identical to the reference's. A resumed run must really resume: the
+programs print "program start" on stderr when they start from the top, which a
+restarted run must not show.
+
+Seeds: PYCKPT_TEST_SEED (default 1) picks the kill moments and victims; a
+failure message names the seed, the victims and the delays.
+"""
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD_DIR, MPIEXEC, PYCKPT_CLI, PYTHON
+
+PROGRAMS = Path(__file__).resolve().parent / "programs" / "mpi"
+MPIRUN_OPTIONS = ["--oversubscribe", "--bind-to", "none"]
+SEED = int(os.environ.get("PYCKPT_TEST_SEED", "1"))
+RUN_TIMEOUT = 90          # one mpirun; a deadlocked job fails the test
+CHECKPOINT_TIMEOUT = 30   # from a job's start to its first new checkpoint
+START_MARK = "program start"
+
+
+def _environment():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYCKPT_") or k == "PYCKPT_BUILD_DIR"}
+    env.update(OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_ALLOW_RUN_AS_ROOT="1",
+               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    return env
+
+
+def _cli(*args):
+    return [PYTHON, str(PYCKPT_CLI), *args]
+
+
+def _latest(directory):
+    try:
+        return os.readlink(directory / "latest")
+    except OSError:
+        return None
+
+
+def _ranks(directory):
+    """{rank: pid} of the live ranks of the job checkpointing into `directory`
+    (their environment has PYCKPT_DIR=directory; mpirun's has not)."""
+    want = f"PYCKPT_DIR={directory}".encode()
+    ranks = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if want in env and state != "Z":
+            rank = [e for e in env if e.startswith(b"OMPI_COMM_WORLD_RANK=")]
+            if rank:
+                ranks[int(rank[0].split(b"=", 1)[1])] = int(entry)
+    return ranks
+
+
+def _children(pid):
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry))
+            except (OSError, ValueError):
+                pass
+    return kids
+
+
+class Job:
+    """One started mpirun (through the pyckpt CLI or plain), output to files."""
+
+    def __init__(self, cmd, cwd, log):
+        self.cmd = cmd
+        self.log = log
+        self.stdout_path = cwd / f"{log}.stdout"
+        self.stderr_path = cwd / f"{log}.stderr"
+        with open(self.stdout_path, "w") as so, open(self.stderr_path, "w") as se:
+            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=so, stderr=se, env=_environment(),
+                                         start_new_session=True)
+
+    def wait(self, timeout=RUN_TIMEOUT):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+            raise AssertionError(f"{self.describe()}\ndid not finish within {timeout} s (deadlock?)")
+
+    def kill_all(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    @property
+    def stdout(self):
+        return self.stdout_path.read_text()
+
+    @property
+    def stderr(self):
+        return self.stderr_path.read_text()
+
+    def describe(self):
+        return (f"{' '.join(map(str, self.cmd))}\n--- stdout:\n{self.stdout[-3000:]}\n"
+                f"--- stderr:\n{self.stderr[-6000:]}")
+
+
+def _read_outputs(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.glob("out.*"))}
+
+
+def reference(tmp_path, program, np_, args):
+    """The uninterrupted run of the unmodified program under plain mpirun."""
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    job = Job([MPIEXEC, *MPIRUN_OPTIONS, "-np", str(np_), PYTHON, str(PROGRAMS / program), *map(str, args)],
+              ref, "run")
+    rc = job.wait()
+    assert rc == 0, f"reference run failed:\n{job.describe()}"
+    outputs = _read_outputs(ref)
+    assert len(outputs) == np_, f"reference run wrote {sorted(outputs)}"
+    return job.stdout, outputs
+
+
+def pyckpt_mpirun(directory, program, np_, args, interval=None, extra=()):
+    cmd = _cli("mpirun", "--dir", str(directory))
+    if interval:
+        cmd += ["--interval", str(interval)]
+    return cmd + [*extra, *MPIRUN_OPTIONS, "-np", str(np_), str(PROGRAMS / program), *map(str, args)]
+
+
+def restart_mpirun(directory, np_):
+    return _cli("restart", "--mpirun", *MPIRUN_OPTIONS, "-np", str(np_), str(directory))
+
+
+def wait_for_checkpoint(job, directory, previous, timeout=CHECKPOINT_TIMEOUT):
+    """Waits until `directory`/latest points to a checkpoint other than
+    `previous` (committed by this job); returns it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        latest = _latest(directory)
+        if latest is not None and latest != previous:
+            return latest
+        if job.proc.poll() is not None:
+            raise AssertionError(f"the job ended (status {job.proc.returncode}) before committing a new "
+                                 f"checkpoint (latest still {previous}):\n{job.describe()}")
+        time.sleep(0.02)
+    job.kill_all()
+    raise AssertionError(f"no new checkpoint within {timeout} s (latest still {previous}):\n{job.describe()}")
+
+
+def kill_random_rank(job, directory, np_, rng, history):
+    """SIGKILLs one random rank of the job; the job must then end with a failure."""
+    victim = rng.randrange(np_)
+    deadline = time.monotonic() + 10
+    while True:
+        pids = _ranks(directory)
+        if victim in pids or job.proc.poll() is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert job.proc.poll() is None, (f"the job finished before rank {victim} could be killed "
+                                     f"({history}); the program is too short:\n{job.describe()}")
+    assert victim in pids, f"rank {victim} of the job not found among {pids}"
+    os.kill(pids[victim], signal.SIGKILL)
+    history.append(f"killed rank {victim} (pid {pids[victim]}) at {_latest(directory)}")
+    rc = job.wait()
+    assert rc != 0, f"the job survived the SIGKILL of rank {victim}:\n{job.describe()}"
+
+
+def run_with_kills(tmp_path, program, np_, args, *, interval, restarts, seed_name, max_delay=0.6,
+                   check_wrong_np=False):
+    """Runs `program` under pyckpt with checkpoints every `interval` s, kills a
+    random rank after a committed checkpoint, and restarts as listed in
+    `restarts` ("same": the same pyckpt mpirun command; "restart": pyckpt
+    restart --mpirun), killing again after each restart but the last.
+    Returns (final job, directory of the outputs, history)."""
+    rng = random.Random(f"{SEED}:{seed_name}")
+    work = tmp_path / "run"
+    work.mkdir()
+    directory = work / "ckpt.d"
+    command = pyckpt_mpirun(directory, program, np_, args, interval)
+    history = [f"seed {SEED}:{seed_name}"]
+    started = time.monotonic()
+    job = Job(command, work, "run0")
+    previous = None
+    for number, how in enumerate(restarts, 1):
+        # A restarted run, too, must commit a checkpoint of its own before it
+        # is killed: a restart chain.
+        previous = wait_for_checkpoint(job, directory, previous)
+        delay = rng.uniform(0.0, max_delay)
+        history.append(f"run {number - 1}: {previous} committed at {time.monotonic() - started:.1f} s, "
+                       f"kill after {delay:.2f} s")
+        time.sleep(delay)
+        kill_random_rank(job, directory, np_, rng, history)
+        if number == 1 and check_wrong_np:
+            wrong_rank_count(work, directory, np_)
+        previous = _latest(directory)
+        job = Job(command if how == "same" else restart_mpirun(directory, np_), work, f"run{number}")
+    rc = job.wait()
+    history.append(f"run {len(restarts)} ended at {time.monotonic() - started:.1f} s")
+    assert rc == 0, f"the last restart failed ({'; '.join(history)}):\n{job.describe()}"
+    return job, work, history
+
+
+def wrong_rank_count(work, directory, np_):
+    """A restart with another rank count fails, names both counts, and leaves
+    the checkpoint as it was (checked by the restart that follows)."""
+    before = _latest(directory)
+    files = sorted(p.name for p in directory.iterdir())
+    wrong = np_ - 1 if np_ > 2 else np_ + 1
+    job = Job(restart_mpirun(directory, wrong), work, "wrong_np")
+    rc = job.wait()
+    assert rc != 0, f"a restart with -np {wrong} of a {np_}-rank checkpoint succeeded:\n{job.describe()}"
+    text = job.stdout + job.stderr
+    assert re.search(rf"\b{np_} (MPI )?ranks\b", text) and re.search(rf"\b{wrong}\b", text), \
+        f"the error does not name both rank counts ({np_} and {wrong}):\n{job.describe()}"
+    assert _latest(directory) == before
+    assert sorted(p.name for p in directory.iterdir()) == files
+    assert subprocess.run(_cli("verify", str(directory)), capture_output=True).returncode == 0
+
+
+def check_same_as_reference(ref, job, work, history, runs):
+    ref_stdout, ref_outputs = ref
+    context = "; ".join(history)
+    for number in range(1, runs + 1):
+        stderr = (work / f"run{number}.stderr").read_text()
+        assert START_MARK not in stderr, \
+            f"restart {number} ran the program from the start instead of resuming ({context}):\n{stderr[-4000:]}"
+    outputs = _read_outputs(work)
+    assert sorted(outputs) == sorted(ref_outputs), f"output files differ ({context})"
+    for name, expected in ref_outputs.items():
+        got = outputs[name]
+        if got != expected:
+            exp_lines, got_lines = expected.decode().splitlines(), got.decode().splitlines()
+            first = next((i for i, (a, b) in enumerate(zip(exp_lines, got_lines)) if a != b),
+                         min(len(exp_lines), len(got_lines)))
+            raise AssertionError(
+                f"{name} differs from the uninterrupted run at line {first + 1} ({context}):\n"
+                f"expected: {exp_lines[first:first + 3]}\n     got: {got_lines[first:first + 3]}\n"
+                f"({len(exp_lines)} lines expected, {len(got_lines)} written)")
+    assert job.stdout.strip().splitlines()[-1:] == ref_stdout.strip().splitlines()[-1:], \
+        f"final line differs ({context}):\nexpected {ref_stdout!r}\n{job.describe()}"
+
+
+# program, ranks, arguments, checkpoint interval, restarts after each kill
+CASES = {
+    "ring": ("ring.py", 3, [80], 0.3, ["same", "restart", "same"]),
+    "heat": ("heat.py", 4, [100], 0.3, ["same", "same"]),
+    "master_worker": ("master_worker.py", 3, [60], 0.3, ["restart", "same"]),
+    "flood": ("flood.py", 3, [100, 0.008], 0.3, ["same", "same"]),
+    "pending_isend_irecv": ("pending.py", 2, [70], 0.3, ["same", "restart"]),
+    "collectives_buffer": ("collectives.py", 4, [25, "buffer"], 0.3, ["same", "same"]),
+    "collectives_pickle": ("collectives.py", 4, [25, "pickle"], 0.3, ["restart", "same"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_killed_and_restarted(tmp_path, name):
+    program, np_, args, interval, restarts = CASES[name]
+    ref = reference(tmp_path, program, np_, args)
+    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=interval, restarts=restarts,
+                                        seed_name=name, check_wrong_np=(name == "ring"))
+    check_same_as_reference(ref, job, work, history, len(restarts))
+    print("; ".join(history))
