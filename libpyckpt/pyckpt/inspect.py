@@ -11,6 +11,7 @@ import re
 from . import _core
 from .container import dtype_of
 from .errors import CheckpointFileError
+from .mpi import CHANNEL_BLOB
 
 
 def human_bytes(n):
@@ -50,6 +51,24 @@ def _frame_lines(summary, arrays):
         if d is not None:
             lines.append(f"      array {', '.join(refs)}: {dtype_of(d)} {_shape(d['shape'])} "
                          f"{human_bytes(d['bytes'])} (dataset {key})")
+    return lines
+
+
+_CHANNEL_SHOWN = 20  # messages listed per rank; the rest are summed up
+
+
+def _channel_lines(messages):
+    """The MPI messages that were in flight to this rank at the cut (recorded
+    as channel state, delivered to the matching receives after a restart)."""
+    if not messages:
+        return ["    channel: no messages in flight"]
+    lines = [f"    channel: {len(messages)} message(s) in flight, delivered to the matching receives on restart"]
+    for m in messages[:_CHANNEL_SHOWN]:
+        comm = "COMM_WORLD" if m["comm"] == 1 else f"comm {m['comm']:#x}"
+        lines.append(f"      {comm}: {m['source']} -> {m['dest']}, tag {m['tag']}, {human_bytes(m['bytes'])}")
+    if len(messages) > _CHANNEL_SHOWN:
+        rest = messages[_CHANNEL_SHOWN:]
+        lines.append(f"      ... and {len(rest)} more ({human_bytes(sum(m['bytes'] for m in rest))})")
     return lines
 
 
@@ -94,6 +113,8 @@ def inspect_lines(path, verify=True):
         if any(d["kind"] == "blob" and d["name"] == "frames.json" for d in datasets):
             summary = json.loads(reader.read_blob(rank, "frames.json"))
             lines.extend(_frame_lines(summary, {d["name"]: d for d in datasets if d["kind"] == "array"}))
+        if any(d["kind"] == "blob" and d["name"] == CHANNEL_BLOB for d in datasets):
+            lines.extend(_channel_lines(json.loads(reader.read_blob(rank, CHANNEL_BLOB))))
         if not datasets:
             lines.append("    (no datasets)")
         for d in datasets:

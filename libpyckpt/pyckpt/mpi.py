@@ -39,7 +39,13 @@ from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel messages)
 REQUESTS_BLOB = "mpi_requests"   # pending receives: request id -> (array key, byte offset)
+CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
 REQUEST_FILE = ".request"        # `pyckpt request DIR` creates it
+
+
+class _ChannelMessage(ctypes.Structure):
+    _fields_ = [("comm", ctypes.c_uint64), ("source", ctypes.c_int32), ("dest", ctypes.c_int32),
+                ("tag", ctypes.c_int32), ("bytes", ctypes.c_uint64)]
 
 
 class _RequestInfo(ctypes.Structure):
@@ -75,6 +81,8 @@ def _interposer():
         ("pyckpt_mpi_pending_requests", ctypes.c_int,
          [ctypes.POINTER(ctypes.POINTER(_RequestInfo)), ctypes.POINTER(ctypes.c_size_t)]),
         ("pyckpt_mpi_request_repost", ctypes.c_int, [ctypes.c_uint64, ctypes.c_void_p]),
+        ("pyckpt_mpi_channel_messages", ctypes.c_int,
+         [ctypes.POINTER(ctypes.POINTER(_ChannelMessage)), ctypes.POINTER(ctypes.c_size_t)]),
         ("pyckpt_mpi_last_error", ctypes.c_char_p, []),
     ]:
         fn = getattr(lib, name)
@@ -194,6 +202,13 @@ def _pending_requests():
     return [infos[i] for i in range(count.value)]
 
 
+def _channel_messages():
+    listed = ctypes.POINTER(_ChannelMessage)()
+    count = ctypes.c_size_t()
+    _check(_job.lib.pyckpt_mpi_channel_messages(ctypes.byref(listed), ctypes.byref(count)), "listing the channel")
+    return [{name: getattr(listed[i], name) for name, _ in _ChannelMessage._fields_} for i in range(count.value)]
+
+
 def _locate_receives(requests, arrays):
     """Pending receives -> (array key, byte offset): the restarted job re-posts
     them into the restored arrays."""
@@ -254,7 +269,8 @@ def _write_checkpoint(epoch):
         _job.lib.pyckpt_mpi_free(blob)
     info = process.commit_state(_job.directory, epoch, trigger, data, arrays, summary, comm=_world(),
                                 extra_blobs={MPI_STATE_BLOB: mpi_state,
-                                             REQUESTS_BLOB: json.dumps(located).encode()},
+                                             REQUESTS_BLOB: json.dumps(located).encode(),
+                                             CHANNEL_BLOB: json.dumps(_channel_messages()).encode()},
                                 attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
                                             # for `pyckpt restart --mpirun`: go on checkpointing the same way
                                             "interval": os.environ.get("PYCKPT_INTERVAL", ""),

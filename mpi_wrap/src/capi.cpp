@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 using namespace pyckpt::mpi;
 
@@ -161,6 +162,21 @@ int pyckpt_mpi_channel_counts(MPI_Comm comm, int peer, uint64_t* sent, uint64_t*
       throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_channel_counts: unknown communicator or peer");
     *sent = c->sent[static_cast<std::size_t>(peer)];
     *received = c->received[static_cast<std::size_t>(peer)];
+    return PYCKPT_MPI_OK;
+  });
+}
+
+int pyckpt_mpi_channel_messages(const pyckpt_mpi_channel_message** out, size_t* n) {
+  return guarded([&] {
+    Runtime& rt = running();
+    static thread_local std::vector<pyckpt_mpi_channel_message> listed;
+    listed.clear();
+    for (const ChannelMsg& m : rt.channel()) {
+      const CommRec* c = rt.comm_by_id(m.comm);
+      listed.push_back({m.comm, m.source, c ? c->rank : -1, m.tag, static_cast<std::uint64_t>(m.data.size())});
+    }
+    *out = listed.data();
+    *n = listed.size();
     return PYCKPT_MPI_OK;
   });
 }

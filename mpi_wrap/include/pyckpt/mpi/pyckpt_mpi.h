@@ -145,6 +145,18 @@ typedef struct pyckpt_mpi_stats {
 int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out);
 /* Messages counted on comm to/from peer (a rank of comm) since the last cut. */
 int pyckpt_mpi_channel_counts(MPI_Comm comm, int peer, uint64_t* sent, uint64_t* received);
+/* One message of this rank's channel state (drained at a cut, not yet
+ * delivered): for `pyckpt inspect`. source/dest are ranks of comm. */
+typedef struct pyckpt_mpi_channel_message {
+  uint64_t comm;  /* communicator id */
+  int32_t source;
+  int32_t dest;
+  int32_t tag;
+  uint64_t bytes;
+} pyckpt_mpi_channel_message;
+/* The channel state in delivery order. The array is owned by the library
+ * and valid until the next call. */
+int pyckpt_mpi_channel_messages(const pyckpt_mpi_channel_message** out, size_t* n);
 /* NUL-terminated description of the last error on this thread. */
 const char* pyckpt_mpi_last_error(void);
 /* Unsupported calls the job made (comma-separated names), "" if none. */
