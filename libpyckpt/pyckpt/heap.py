@@ -677,15 +677,17 @@ class Pickler(pickle.Pickler):
         if a.dtype.hasobject:
             order = "F" if fortran else "C"
             return _object_array, (a.shape, a.dtype, order, list(a.reshape(-1, order=order)), writeable)
-        if fortran:
-            data = a.T
-        elif a.flags.c_contiguous:
+        if a.flags.c_contiguous or a.flags.f_contiguous:
+            # As it lies in memory: the container writes a Fortran-ordered
+            # array with order "F" (doc/format.md), read back the same way.
             data = a
         else:  # strided, and not a view of anything captured: the one copy
             data = np.ascontiguousarray(a)
         key = f"a{len(self.arrays)}"
         self.arrays.append((key, data))
-        return _read_array, (key, data.shape, data.dtype, fortran, writeable)
+        # `transposed` (False): checkpoints written before order "F" stored
+        # a Fortran array as its C-ordered transpose.
+        return _read_array, (key, data.shape, data.dtype, False, writeable)
 
     # --- threads, locks, weak references ----------------------------------------
 
@@ -798,11 +800,11 @@ class Unpickler(pickle.Unpickler):
             return self._main_module
         return super().find_class(module, name)
 
-    def _read_array(self, key, shape, dtype, fortran, writeable):
+    def _read_array(self, key, shape, dtype, transposed, writeable):
         a = self._read(key)
         if a.shape != shape or a.dtype != dtype:
             raise CheckpointFileError(f"array {key!r}: expected {dtype} {shape}, the file holds {a.dtype} {a.shape}")
-        if fortran:
+        if transposed:
             a = a.T
         if not writeable:
             a.flags.writeable = False

@@ -20,6 +20,7 @@ SIGKILL at random (seeded) moments and restarted until it finishes, stdout
 going to one regular file (so the restart cuts off what the killed run printed
 after its last checkpoint); that file must equal the uninterrupted output.
 """
+import difflib
 import os
 import random
 import shutil
@@ -145,7 +146,9 @@ def crash_chain(root, name, *args, crash="exit", max_restarts=30, hash_seed=HASH
 def assert_same(reference, outcome):
     """stdout and exit status of `outcome` equal `reference`'s."""
     context = f"\n--- uninterrupted ---\n{reference.describe()}\n--- with crashes ---\n{outcome.describe()}"
-    assert outcome.stdout == reference.stdout, "stdout differs" + context
+    diff = "".join(difflib.unified_diff(reference.stdout.splitlines(True), outcome.stdout.splitlines(True),
+                                        "uninterrupted", "with crashes"))
+    assert outcome.stdout == reference.stdout, f"stdout differs:\n{diff}" + context
     assert outcome.returncode == reference.returncode, "exit status differs" + context
 
 
