@@ -387,6 +387,8 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
     rec.status.tag = r.get<std::int32_t>();
     rec.status.bytes = r.get<std::int64_t>();
     if (rec.id == 0 || rec.id >= next_request_id_) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: corrupt request record");
+    rec.comm = comm_by_id(comm);
+    rec.type = type_from_id(type);
     if (complete) {
       // Sent, or received before the cut (data in the restored buffer):
       // MPI_Wait must just report what the first incarnation saw.
@@ -396,8 +398,6 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       add_request(h, rec);
       continue;
     }
-    rec.comm = comm_by_id(comm);
-    rec.type = type_from_id(type);
     if (!rec.comm || rec.type == MPI_DATATYPE_NULL)
       throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: pending receive " + std::to_string(rec.id) +
                                          " names an unknown communicator or datatype");

@@ -191,7 +191,9 @@ const std::vector<pyckpt_mpi_request_info>& Runtime::pending_requests() {
   pending_view_.clear();
   for (auto& [h, rec] : requests_) {
     pyckpt_mpi_request_info info{rec.id, rec.is_recv ? 1 : 0, !rec.is_recv || rec.complete ? 1 : 0, nullptr, 0};
-    if (rec.is_recv) {
+    // A receive restored complete has no buffer here (the upper layer
+    // restores its memory itself); its datatype may be gone if freed.
+    if (rec.is_recv && rec.type != MPI_DATATYPE_NULL) {
       MPI_Aint lb = 0, extent = 0;
       PMPI_Type_get_extent(rec.type, &lb, &extent);
       info.buf = rec.buf;
