@@ -10,7 +10,7 @@
 //   u64 nmsgs   { u64 comm, i32 source, i32 tag, u64 n, bytes[n] }
 //     (first: what the receive of a blocking call in flight at the cut got)
 //   u8 has_send { u64 comm, i32 dest, i32 tag, u64 bytes }   blocking send in flight
-//   u64 next_request_id
+//   u64 epoch (of this checkpoint), u64 next_request_id
 //   u64 nreqs   { u64 id, u8 is_recv, u8 complete, u64 comm, u64 type, i32 count,
 //                 i32 source, i32 tag, i32 status_source, i32 status_tag, i64 status_bytes }
 #include "runtime.hpp"
@@ -277,6 +277,7 @@ std::vector<std::byte> Runtime::save() const {
     w.put(send->tag);
     w.put(send->bytes);
   }
+  w.put(in_cut_ ? epoch + 1 : epoch);  // the one being taken, inside a cut
   w.put(next_request_id_);
   std::map<std::uint64_t, const ReqRec*> reqs;  // by id = posting order
   for (const auto& [h, rec] : requests_) reqs.emplace(rec.id, &rec);
@@ -372,6 +373,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
     send.bytes = r.get<std::uint64_t>();
     resumed_send = send;
   }
+  epoch = r.get<std::uint64_t>();  // the next checkpoint continues the numbering
   next_request_id_ = r.get<std::uint64_t>();
   const auto nreqs = r.get<std::uint64_t>();
   for (std::uint64_t k = 0; k < nreqs; ++k) {

@@ -162,8 +162,12 @@ void Runtime::on_complete(MPI_Request r, const MPI_Status& st, bool release) {
   auto it = requests_.find(r);
   if (it == requests_.end()) return;
   ReqRec& rec = it->second;
-  if (rec.is_recv) record_completion(rec, st);
-  if (release) requests_.erase(it);
+  if (release) {  // the handle is gone: only the count matters
+    if (rec.is_recv && !rec.counted) count_recv(rec.comm, st.MPI_SOURCE);
+    requests_.erase(it);
+  } else if (rec.is_recv) {  // still held: a cut may save it complete
+    record_completion(rec, st);
+  }
 }
 
 void Runtime::forget_request(MPI_Request r) {
@@ -189,18 +193,20 @@ MPI_Request Runtime::request_from_id(std::uint64_t id) const {
 const std::vector<pyckpt_mpi_request_info>& Runtime::pending_requests() {
   InternalScope internal;
   pending_view_.clear();
-  for (auto& [h, rec] : requests_) {
-    pyckpt_mpi_request_info info{rec.id, rec.is_recv ? 1 : 0, !rec.is_recv || rec.complete ? 1 : 0, nullptr, 0};
-    // A receive restored complete has no buffer here (the upper layer
-    // restores its memory itself); its datatype may be gone if freed.
+  const auto add = [this](const ReqRec& rec) {
+    pyckpt_mpi_request_info info{rec.id, rec.is_recv ? 1 : 0, !rec.is_recv || rec.complete ? 1 : 0, rec.buf, 0};
+    // A receive restored complete (or not yet re-posted) has no buffer here:
+    // the upper layer restores its memory itself.
     if (rec.is_recv && rec.type != MPI_DATATYPE_NULL) {
       MPI_Aint lb = 0, extent = 0;
       PMPI_Type_get_extent(rec.type, &lb, &extent);
-      info.buf = rec.buf;
       info.bytes = static_cast<std::uint64_t>(rec.count) * static_cast<std::uint64_t>(extent);
     }
+    if (!rec.is_recv) info.buf = nullptr;
     pending_view_.push_back(info);
-  }
+  };
+  for (const auto& [h, rec] : requests_) add(rec);
+  for (const auto& [id, rec] : awaiting_repost_) add(rec);
   std::sort(pending_view_.begin(), pending_view_.end(),
             [](const auto& a, const auto& b) { return a.id < b.id; });
   return pending_view_;

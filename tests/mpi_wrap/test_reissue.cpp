@@ -353,8 +353,13 @@ Steps mprobe() {
         MPI_Status st;
         MPI_Mprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &msg, &st);
         s.holding = 1;
-        int flag = 0;
-        MPI_Iprobe(0, 99, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);  // a safe point while holding
+        // Safe points while holding; now and then long enough for the
+        // checkpoint request to arrive meanwhile.
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(i % 50 == 25 ? 50 : 0);
+        do {
+          int flag = 0;
+          MPI_Iprobe(0, 99, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+        } while (std::chrono::steady_clock::now() < until);
         int v = -1;
         MPI_Mrecv(&v, 1, MPI_INT, &msg, MPI_STATUS_IGNORE);
         s.holding = 0;

@@ -103,8 +103,10 @@ MPI_Request pyckpt_mpi_request_from_id(uint64_t id);
  *                  sent after the sender's cut, so it is re-posted after a
  *                  restart.
  * buf/bytes: the receive buffer and count * extent of its datatype (what the
- * upper layer must capture and restore); NULL/0 for sends. The array is
- * owned by the library and valid until the next call.
+ * upper layer must capture and restore); NULL/0 for sends; buf is NULL for
+ * a receive restored from a checkpoint and not re-bound (restored complete,
+ * or not yet re-posted). The array is owned by the library and valid until
+ * the next call.
  *
  * After pyckpt_mpi_state_restore, pyckpt_mpi_request_from_id(id) of a
  * completed request returns an already complete request whose MPI_Wait/Test
