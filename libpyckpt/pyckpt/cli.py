@@ -94,9 +94,11 @@ def _cmd_request(args):
 
 
 def _mpirun(mpirun_args, program, environment):
-    """Runs mpirun with the interposer preloaded and `environment` exported to
-    the ranks; returns its exit status."""
-    import subprocess
+    """Replaces this process with mpirun, the interposer preloaded and
+    `environment` exported to the ranks. An exec, not a child: signals sent to
+    `pyckpt mpirun` (`kill -USR1 $!`, a batch system's warning signal) must
+    reach mpirun, which forwards them to the ranks; a Python parent would die
+    of SIGUSR1 and leave mpirun running without it."""
     from . import _core
     command = ["mpirun"]
     if os.geteuid() == 0 and "--allow-run-as-root" not in mpirun_args:
@@ -106,7 +108,11 @@ def _mpirun(mpirun_args, program, environment):
         command += ["-x", f"{name}={value}"]
     command += [*mpirun_args, *program]
     sys.stdout.flush()
-    return subprocess.call(command)
+    sys.stderr.flush()
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        raise CheckpointError(f"cannot run {command[0]}: {exc.strerror}") from exc
 
 
 def _job_environment(directory, keep, interval=None, signal_name=None):

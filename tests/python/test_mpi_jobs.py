@@ -134,8 +134,19 @@ def _read_outputs(directory):
     return {p.name: p.read_bytes() for p in sorted(directory.glob("out.*"))}
 
 
+_references = {}
+
+
 def reference(tmp_path, program, np_, args):
-    """The uninterrupted run of the unmodified program under plain mpirun."""
+    """The uninterrupted run of the unmodified program under plain mpirun
+    (once per program and arguments in this session)."""
+    key = (program, np_, tuple(map(str, args)))
+    if key not in _references:
+        _references[key] = _reference(tmp_path, program, np_, args)
+    return _references[key]
+
+
+def _reference(tmp_path, program, np_, args):
     ref = tmp_path / "ref"
     ref.mkdir()
     job = Job([MPIEXEC, *MPIRUN_OPTIONS, "-np", str(np_), PYTHON, str(PROGRAMS / program), *map(str, args)],
@@ -193,11 +204,13 @@ def kill_random_rank(job, directory, np_, rng, history):
 
 
 def run_with_kills(tmp_path, program, np_, args, *, interval, restarts, seed_name, max_delay=0.6,
-                   check_wrong_np=False):
-    """Runs `program` under pyckpt with checkpoints every `interval` s, kills a
-    random rank after a committed checkpoint, and restarts as listed in
-    `restarts` ("same": the same pyckpt mpirun command; "restart": pyckpt
-    restart --mpirun), killing again after each restart but the last.
+                   triggers=None, after_first_kill=None):
+    """Runs `program` under pyckpt with checkpoints every `interval` s (None:
+    no interval), kills a random rank after a committed checkpoint, and
+    restarts as listed in `restarts` ("same": the same pyckpt mpirun command;
+    "restart": pyckpt restart --mpirun), killing again after each restart but
+    the last. triggers(job, directory): called instead of waiting for the
+    interval's checkpoint in the first run. after_first_kill(work, directory).
     Returns (final job, directory of the outputs, history)."""
     rng = random.Random(f"{SEED}:{seed_name}")
     work = tmp_path / "run"
@@ -209,16 +222,19 @@ def run_with_kills(tmp_path, program, np_, args, *, interval, restarts, seed_nam
     job = Job(command, work, "run0")
     previous = None
     for number, how in enumerate(restarts, 1):
-        # A restarted run, too, must commit a checkpoint of its own before it
-        # is killed: a restart chain.
-        previous = wait_for_checkpoint(job, directory, previous)
+        if number == 1 and triggers is not None:
+            previous = triggers(job, directory, history)
+        else:
+            # A restarted run, too, must commit a checkpoint of its own
+            # before it is killed: a restart chain.
+            previous = wait_for_checkpoint(job, directory, previous)
         delay = rng.uniform(0.0, max_delay)
         history.append(f"run {number - 1}: {previous} committed at {time.monotonic() - started:.1f} s, "
                        f"kill after {delay:.2f} s")
         time.sleep(delay)
         kill_random_rank(job, directory, np_, rng, history)
-        if number == 1 and check_wrong_np:
-            wrong_rank_count(work, directory, np_)
+        if number == 1 and after_first_kill is not None:
+            after_first_kill(work, directory)
         previous = _latest(directory)
         job = Job(command if how == "same" else restart_mpirun(directory, np_), work, f"run{number}")
     rc = job.wait()
@@ -227,21 +243,40 @@ def run_with_kills(tmp_path, program, np_, args, *, interval, restarts, seed_nam
     return job, work, history
 
 
-def wrong_rank_count(work, directory, np_):
-    """A restart with another rank count fails, names both counts, and leaves
-    the checkpoint as it was (checked by the restart that follows)."""
+def wrong_rank_count(work, directory, np_, program, args):
+    """A restart with another rank count, by `pyckpt restart --mpirun` and by
+    the job's own command, fails, names both counts, and leaves the
+    checkpoint as it was (the restarts that follow use it)."""
     before = _latest(directory)
     files = sorted(p.name for p in directory.iterdir())
+    outputs = _read_outputs(work)
     wrong = np_ - 1 if np_ > 2 else np_ + 1
-    job = Job(restart_mpirun(directory, wrong), work, "wrong_np")
-    rc = job.wait()
-    assert rc != 0, f"a restart with -np {wrong} of a {np_}-rank checkpoint succeeded:\n{job.describe()}"
-    text = job.stdout + job.stderr
-    assert re.search(rf"\b{np_} (MPI )?ranks\b", text) and re.search(rf"\b{wrong}\b", text), \
-        f"the error does not name both rank counts ({np_} and {wrong}):\n{job.describe()}"
-    assert _latest(directory) == before
-    assert sorted(p.name for p in directory.iterdir()) == files
-    assert subprocess.run(_cli("verify", str(directory)), capture_output=True).returncode == 0
+    for how, cmd in [("restart", restart_mpirun(directory, wrong)),
+                     ("same", pyckpt_mpirun(directory, program, wrong, args))]:
+        job = Job(cmd, work, f"wrong_np_{how}")
+        rc = job.wait()
+        assert rc != 0, f"a restart with -np {wrong} of a {np_}-rank checkpoint succeeded:\n{job.describe()}"
+        text = job.stdout + job.stderr
+        assert re.search(rf"\b{np_} (MPI )?ranks\b", text) and re.search(rf"\b{wrong}\b", text), \
+            f"the error does not name both rank counts ({np_} and {wrong}):\n{job.describe()}"
+        assert START_MARK not in job.stderr, f"the program ran from the start:\n{job.describe()}"
+        assert _latest(directory) == before
+        assert sorted(p.name for p in directory.iterdir()) == files
+        assert _read_outputs(work) == outputs, "the failed restart changed the output files"
+    verify = subprocess.run(_cli("verify", str(directory)), capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def inspect_shows_ranks(directory, np_, program):
+    """`pyckpt inspect DIR`: a traceback per rank, into the program."""
+    proc = subprocess.run(_cli("inspect", str(directory)), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sections = re.split(r"^  rank (\d+) ", proc.stdout, flags=re.M)
+    ranks = {int(sections[i]): sections[i + 1] for i in range(1, len(sections), 2)}
+    assert sorted(ranks) == list(range(np_)), f"ranks shown: {sorted(ranks)}\n{proc.stdout}"
+    for rank, text in ranks.items():
+        assert "Traceback at the checkpoint" in text and f'File "{PROGRAMS / program}", line ' in text, \
+            f"no traceback into {program} for rank {rank}:\n{proc.stdout}"
 
 
 def check_same_as_reference(ref, job, work, history, runs):
@@ -283,7 +318,71 @@ CASES = {
 def test_killed_and_restarted(tmp_path, name):
     program, np_, args, interval, restarts = CASES[name]
     ref = reference(tmp_path, program, np_, args)
+
+    def after_first_kill(work, directory):
+        inspect_shows_ranks(directory, np_, program)
+        if name == "ring":
+            wrong_rank_count(work, directory, np_, program, args)
+
     job, work, history = run_with_kills(tmp_path, program, np_, args, interval=interval, restarts=restarts,
-                                        seed_name=name, check_wrong_np=(name == "ring"))
+                                        seed_name=name, after_first_kill=after_first_kill)
     check_same_as_reference(ref, job, work, history, len(restarts))
     print("; ".join(history))
+
+
+def _wait_for_lines(job, path, count, timeout=CHECKPOINT_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count("\n") >= count:
+            return
+        assert job.proc.poll() is None, f"the job ended early:\n{job.describe()}"
+        time.sleep(0.02)
+    job.kill_all()
+    raise AssertionError(f"{path.name} has not {count} lines after {timeout} s:\n{job.describe()}")
+
+
+def test_request_and_sigusr1_trigger(tmp_path):
+    """Without an interval nothing is checkpointed until `pyckpt request DIR`
+    (another process) asks, then SIGUSR1 sent to the process started as
+    `pyckpt mpirun` (what `kill -USR1 $!` would do) triggers the next; the
+    job is killed after that one and resumed."""
+    program, np_, args = "ring.py", 3, [150]
+    ref = reference(tmp_path, program, np_, args)
+
+    def triggers(job, directory, history):
+        _wait_for_lines(job, directory.parent / "out.0", 5)
+        assert _latest(directory) is None, "a checkpoint was written without a trigger"
+        request = subprocess.run(_cli("request", str(directory)), capture_output=True, text=True, timeout=60)
+        assert request.returncode == 0, request.stdout + request.stderr
+        first = wait_for_checkpoint(job, directory, None, timeout=15)
+        history.append(f"`pyckpt request` -> {first}")
+        os.kill(job.proc.pid, signal.SIGUSR1)
+        second = wait_for_checkpoint(job, directory, first, timeout=15)
+        history.append(f"SIGUSR1 -> {second}")
+        names = sorted(p.name for p in directory.glob("ckpt.*.h5"))
+        assert names == ["ckpt.00000001.h5", "ckpt.00000002.h5"], \
+            f"expected exactly the two triggered checkpoints, found {names}"
+        return second
+
+    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
+                                        seed_name="triggers", max_delay=0.3, triggers=triggers)
+    check_same_as_reference(ref, job, work, history, 1)
+
+
+def test_explicit_collective_checkpoint(tmp_path):
+    """pyckpt.checkpoint() called by all ranks at one step returns False in
+    the job that wrote it and True in the job restarted from it; everything
+    else the restarted job writes is what the uninterrupted job wrote."""
+    program, np_, args = "explicit.py", 2, [70, 15]
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    ref_job = Job(pyckpt_mpirun(ref_dir / "ckpt.d", program, np_, args), ref_dir, "run")
+    assert ref_job.wait() == 0, ref_job.describe()
+    assert ref_job.stdout.strip().endswith("checkpoint returned False"), ref_job.describe()
+    expected = {name: data.replace(b"checkpoint returned False", b"checkpoint returned True")
+                for name, data in _read_outputs(ref_dir).items()}
+    assert len(expected) == np_ and all(b"checkpoint returned True" in d for d in expected.values())
+    ref = (ref_job.stdout.replace("checkpoint returned False", "checkpoint returned True"), expected)
+    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
+                                        seed_name="explicit", max_delay=0.4)
+    check_same_as_reference(ref, job, work, history, 1)
