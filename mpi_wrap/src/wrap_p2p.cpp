@@ -59,8 +59,9 @@ int deliver_as_request(Runtime& rt, std::deque<ChannelMsg>::iterator m, ReqRec r
 }
 
 // A restarted rank re-issuing the blocking send that was in flight at its
-// cut: the message was sent then (received or drained by the peer).
-bool is_resumed_send(Runtime& rt, const BlockingSend& s) {
+// cut: the message was sent then (received or drained by the peer). One
+// test of an empty optional on the hot path.
+inline bool is_resumed_send(Runtime& rt, const BlockingSend& s) {
   return rt.resumed_send && rt.take_resumed_send(s);
 }
 
@@ -75,8 +76,7 @@ int blocking_send(const void* buf, int count, MPI_Datatype type, int dest, int t
   CommRec* c = rt->comm(comm);
   if (!c) return Direct(buf, count, type, dest, tag, comm);
   const BlockingSend send{c, dest, tag, message_bytes(count, type)};
-  if (rt->resumed_send) [[unlikely]]
-    if (is_resumed_send(*rt, send)) return MPI_SUCCESS;
+  if (is_resumed_send(*rt, send)) [[unlikely]] return MPI_SUCCESS;
   rt->count_send(c, dest);
   if (MayBeLocal && send.bytes <= eager_bytes()) return Direct(buf, count, type, dest, tag, comm);
   MPI_Request req;
@@ -106,7 +106,7 @@ int send_recv(Runtime& rt, CommRec* c, const void* sbuf, int scount, MPI_Datatyp
   MPI_Request reqs[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   MPI_Status sts[2];
   int rc = MPI_SUCCESS;
-  if (!(rt.resumed_send && is_resumed_send(rt, send))) {
+  if (!is_resumed_send(rt, send)) [[likely]] {
     rt.count_send(c, dest);
     rc = PMPI_Isend(sbuf, scount, stype, dest, stag, comm, &reqs[0]);
     if (rc != MPI_SUCCESS) return rc;
@@ -116,8 +116,9 @@ int send_recv(Runtime& rt, CommRec* c, const void* sbuf, int scount, MPI_Datatyp
     // The send completes first: a cut while it is in flight then sees the
     // receive not started and its message still in channel state.
     rc = progress(rt, BlockingOp{.send = &send}, reqs, 1, sts);
-    int drc = rt.channel_deliver(rt.channel_match(c->id, source, rtag), rbuf, rcount, rtype, status);
-    return drc != MPI_SUCCESS ? drc : rc;
+    if (rc != MPI_SUCCESS) return rc;
+    // Still there: nothing consumes channel state meanwhile (a cut appends).
+    return rt.channel_deliver(rt.channel_match(c->id, source, rtag), rbuf, rcount, rtype, status);
   }
   rc = PMPI_Irecv(rbuf, rcount, rtype, source, rtag, comm, &reqs[1]);
   if (rc != MPI_SUCCESS) return rc;
