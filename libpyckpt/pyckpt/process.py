@@ -428,6 +428,27 @@ def _alive(pid):
         return False
 
 
+_ASYNC_FLAGS = {0x80: "coroutine", 0x100: "coroutine", 0x200: "async generator"}  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR
+
+
+def _refuse_unsupported_context(frame):
+    """UnsupportedStateError for a checkpoint() called where the stack cannot
+    be captured for a reason clearer than "a C function sits between frames":
+    a thread other than the main thread, a coroutine (asyncio)."""
+    thread = threading.current_thread()
+    if thread is not threading.main_thread():
+        raise UnsupportedStateError(f"checkpoint() called in thread {thread.name!r}: only the main thread's stack "
+                                    f"can be captured")
+    while frame is not None:
+        kind = next((k for flag, k in _ASYNC_FLAGS.items() if frame.f_code.co_flags & flag), None)
+        if kind is not None:
+            raise UnsupportedStateError(
+                f"checkpoint() called inside {kind} {frame.f_code.co_qualname} "
+                f"({frame.f_code.co_filename}:{frame.f_lineno}): coroutines, async generators and asyncio "
+                f"event loops cannot be captured")
+        frame = frame.f_back
+
+
 def checkpoint(directory=None, *, asynchronous=None):
     """Writes a checkpoint of the whole process and returns False; in a process
     restarted from that checkpoint, the same call returns True.
@@ -442,6 +463,7 @@ def checkpoint(directory=None, *, asynchronous=None):
     """
     if _session.collective_checkpoint is not None:
         return _session.collective_checkpoint(directory)
+    _refuse_unsupported_context(sys._getframe(1))
     state = _core.capture_stack(_session.base)
     if state is True:  # resumed: capture_stack returned resume_stack's result
         return True

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import PYCKPT_CLI, PYTHON
+from conftest import PYCKPT_CLI, PYTHON  # noqa: F401 (PYTHON re-exported for the tests)
 
 PROGRAMS = Path(__file__).resolve().parent / "programs" / "process"
 CRASH_STATUS = 70  # ckpt.py's os._exit status after a checkpoint
@@ -186,13 +186,16 @@ def check_survives(tmp_path, references, name, *args, crash="exit", status=0, ch
 
 # --- preemption ---------------------------------------------------------------
 
-def preempted_run(root, name, *args, seed, interval="0.05", signal_name=None, kill_times=(0.15, 0.6),
-                  rounds=3, signal_period=None):
+def preempted_run(root, name, *args, seed, interval="0.05", signal_name=None, kill_times=(0.05, 0.5),
+                  rounds=3, signal_period=None, sync=True):
     """Runs `name` under `pyckpt run`, killing it (SIGKILL) `rounds` times at
-    random moments (seeded) after it (or its restart) started, restarting it
-    each time, then letting it finish. stdout goes to one file opened for
+    random moments (seeded; seconds after it or its restart printed its
+    first line), restarting it each
+    time, then letting it finish. stdout goes to one file opened for
     appending by every process. With signal_period, the harness also sends
-    signal_name to the process every so often (random, seeded)."""
+    signal_name to the process every so often (random, seeded).
+    Returns an Outcome whose `checkpoints` counts the restarts that resumed
+    a checkpoint (not those that started over for lack of one)."""
     rng = random.Random(seed)
     ws = Workspace(root)
     out_path = ws.root / "out.txt"
@@ -202,15 +205,23 @@ def preempted_run(root, name, *args, seed, interval="0.05", signal_name=None, ki
         run_cmd += ["--interval", interval]
     if signal_name is not None:
         run_cmd += ["--signal", signal_name]
+    if sync:
+        run_cmd += ["--sync"]
     run_cmd += [ws.script(name), *args]
     restart_cmd = [PYCKPT_CLI, "restart", ws.ckpt_dir]
-    runs, kills = [], 0
+    runs, kills, restarts = [], 0, 0
     cmd = run_cmd
     while True:
         with open(out_path, "ab") as out:
             proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.PIPE, cwd=ws.src,
                                     env=_env())
         killed = False
+        if kills < rounds or signal_period:
+            # The random moments count from when the program (or its resumed
+            # part) prints its first line: start-up times vary with the load.
+            size, started = out_path.stat().st_size, time.monotonic()
+            while proc.poll() is None and out_path.stat().st_size == size and time.monotonic() < started + 10:
+                time.sleep(0.005)
         if kills < rounds:
             deadline = time.monotonic() + rng.uniform(*kill_times)
             next_signal = time.monotonic() + rng.uniform(0, signal_period) if signal_period else None
@@ -234,15 +245,19 @@ def preempted_run(root, name, *args, seed, interval="0.05", signal_name=None, ki
             proc.kill()
             raise
         runs.append(Run(cmd, proc.returncode, "", stderr.decode()))
+        # Killed by the trigger signal itself: it arrived before pyckpt
+        # installed its handler (during start-up), as a kill would.
+        killed = killed or (signal_name is not None and proc.returncode == -signal.Signals[signal_name])
         if not killed:
             break
         assert len(runs) < 3 * rounds + 5, Outcome("", 0, runs).describe()
         if _committed(ws.ckpt_dir):
             cmd = restart_cmd
+            restarts += 1
         else:  # killed before its first checkpoint: start again from scratch
             out_path.write_bytes(b"")
             cmd = run_cmd
-    outcome = Outcome(out_path.read_text(), runs[-1].returncode, runs, kills)
+    outcome = Outcome(out_path.read_text(), runs[-1].returncode, runs, restarts)
     outcome.workspace = ws
     return outcome
 
