@@ -107,7 +107,12 @@ void Runtime::synchronize(CommRec* c) {
   enter_collective(c);
   InternalScope internal;
   MPI_Request req;
-  check(PMPI_Ibarrier(c->shadow, &req), "MPI_Ibarrier (synchronize)");
+  // On the app's communicator, not the shadow: every member posts this
+  // barrier at the same point of the app's collective order, whereas the
+  // shadow carries the agreement Iallreduce that ranks post at different
+  // points (nonblocking collectives on one communicator must be posted in
+  // the same order everywhere).
+  check(PMPI_Ibarrier(c->real, &req), "MPI_Ibarrier (synchronize)");
   for (int flag = 0;;) {
     PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
     if (flag) return;
