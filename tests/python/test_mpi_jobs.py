@@ -181,8 +181,11 @@ def wait_for_checkpoint(job, directory, previous, timeout=CHECKPOINT_TIMEOUT):
             raise AssertionError(f"the job ended (status {job.proc.returncode}) before committing a new "
                                  f"checkpoint (latest still {previous}):\n{job.describe()}")
         time.sleep(0.02)
+    ranks = _ranks(directory)
+    lines = {p.name: p.read_text().count("\n") for p in sorted(directory.parent.glob("out.*"))}
     job.kill_all()
-    raise AssertionError(f"no new checkpoint within {timeout} s (latest still {previous}):\n{job.describe()}")
+    raise AssertionError(f"no new checkpoint within {timeout} s (latest still {previous}); live ranks {ranks}, "
+                         f"lines written {lines}:\n{job.describe()}")
 
 
 def kill_random_rank(job, directory, np_, rng, history):
@@ -310,8 +313,8 @@ CASES = {
     "master_worker": ("master_worker.py", 3, [60], 0.3, ["restart", "same"]),
     "flood": ("flood.py", 3, [100, 0.008], 0.3, ["same", "same"]),
     "pending_isend_irecv": ("pending.py", 2, [70], 0.3, ["same", "restart"]),
-    "collectives_buffer": ("collectives.py", 4, [25, "buffer"], 0.3, ["same", "same"]),
-    "collectives_pickle": ("collectives.py", 4, [25, "pickle"], 0.3, ["restart", "same"]),
+    "collectives_buffer": ("collectives.py", 4, [40, "buffer"], 0.3, ["same", "same"]),
+    "collectives_pickle": ("collectives.py", 4, [40, "pickle"], 0.3, ["restart", "same"]),
 }
 
 
