@@ -186,10 +186,12 @@ def checkpoint(directory=None):
 
 # --- capture (inside the cut, on every rank) -----------------------------------
 
+PYCKPT_MPI_EAGAIN = 6  # pyckpt_mpi.h: retry at the next safe point
+
+
 def _on_capture(_user, epoch):
     try:
-        _write_checkpoint(epoch)
-        return 0
+        return PYCKPT_MPI_EAGAIN if _write_checkpoint(epoch) == _AGAIN else 0
     except BaseException as exc:  # noqa: B902 -- a ctypes callback must not raise
         print(f"pyckpt: rank {_job.rank}: checkpoint failed: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -234,32 +236,66 @@ def _world():
     return _mpi().COMM_WORLD
 
 
-def _agree(ok, what):
-    """All ranks learn whether every rank succeeded."""
-    if not _world().allreduce(1 if ok else 0, op=_mpi().MIN):
-        raise CheckpointError(f"{what} failed on another rank (see its message); no checkpoint written")
+def _world_max(value):
+    """The maximum of an integer over all ranks. Buffer-based on purpose: the
+    callback may have interrupted one of mpi4py's pickle-based collectives,
+    whose private communicator and tags must not be used re-entrantly."""
+    buf = np.array([value], dtype=np.int64)
+    _world().Allreduce(_mpi().IN_PLACE, buf, op=_mpi().MAX)
+    return int(buf[0])
+
+
+# mpi4py methods made of several point-to-point operations (pickle-based
+# reductions run as a p2p tree; sendrecv posts an isend, then receives). A cut
+# inside one would re-issue the operations already done: the cut waits for a
+# safe point outside them.
+_COMPOUND_METHODS = frozenset({"reduce", "allreduce", "scan", "exscan", "sendrecv"})
+
+
+def _in_compound_call(state):
+    """Whether the innermost captured frame is calling one of them."""
+    MPI = _mpi()
+    stack = state[1][-1][5]
+    for obj in reversed(stack):
+        name = getattr(obj, "__name__", None)
+        if name not in _COMPOUND_METHODS:
+            continue
+        owner = getattr(obj, "__objclass__", None) or type(getattr(obj, "__self__", None))
+        if isinstance(owner, type) and issubclass(owner, MPI.Comm):
+            return True
+    return False
+
+
+_OK, _AGAIN, _FAILED = 0, 1, 2
 
 
 def _write_checkpoint(epoch):
     started = time.perf_counter()
     _register_reducers()
-    local, error = None, None
+    local, error, outcome = None, None, _OK
     try:
         state = _job.api_state
         trigger = "api" if state is not None else "preemptive"
         if state is None:
             state = _core.capture_stack(process.session_base(), reissue_c_call=True)
-        data, arrays, summary = process.capture_state(state, True if trigger == "api" else None)
-        located = _locate_receives(_pending_requests(), arrays)
-        local = (trigger, data, arrays, summary, located)
+        if trigger == "preemptive" and _in_compound_call(state):
+            outcome = _AGAIN
+        else:
+            data, arrays, summary = process.capture_state(state, True if trigger == "api" else None)
+            located = _locate_receives(_pending_requests(), arrays)
+            local = (trigger, data, arrays, summary, located)
     except Exception as exc:  # agreed below, then re-raised on this rank
-        error = exc
-    _agree(error is None, "capturing the process state")
+        error, outcome = exc, _FAILED
+    outcome = _world_max(outcome)
     if error is not None:
         raise error
+    if outcome == _FAILED:
+        raise CheckpointError("capturing the process state failed on another rank (see its message)")
+    if outcome == _AGAIN:
+        return _AGAIN
     trigger, data, arrays, summary, located = local
     MPI = _mpi()
-    epoch = _world().allreduce(max(int(epoch), process.next_epoch(_job.directory)), op=MPI.MAX)
+    epoch = _world_max(max(int(epoch), process.next_epoch(_job.directory)))
     blob = ctypes.c_void_p()
     size = ctypes.c_size_t()
     _check(_job.lib.pyckpt_mpi_state_save(ctypes.byref(blob), ctypes.byref(size)), "saving the MPI state")

@@ -209,7 +209,9 @@ void Runtime::run_cut() {
     CutCall& c;
     ~ForgetCutCall() { c = CutCall{}; }
   } forget_cut_call{cut_call_};
-  if (!unsupported_.empty()) {
+  if (finishing_) {
+    why = "the job reached MPI_Finalize";
+  } else if (!unsupported_.empty()) {
     why = "the job used MPI calls a checkpoint cannot capture: " + unsupported_;
   } else {
     try {
@@ -222,7 +224,8 @@ void Runtime::run_cut() {
   check(PMPI_Allreduce(MPI_IN_PLACE, &fail, 1, MPI_INT, MPI_MAX, ctl_), "MPI_Allreduce (cut check)");
   if (fail && why.empty()) why = "another rank cannot be captured (see its error)";
 
-  // 5. Capture.
+  // 5. Capture. Outcomes as bits, OR-ed over ranks: 1 failed, 2 retry.
+  bool again = false;
   if (!fail && callbacks.capture) {
     int rc = 0;
     try {
@@ -230,9 +233,12 @@ void Runtime::run_cut() {
     } catch (...) {
       rc = -1;
     }
-    fail = rc != 0;
-    check(PMPI_Allreduce(MPI_IN_PLACE, &fail, 1, MPI_INT, MPI_MAX, ctl_), "MPI_Allreduce (capture result)");
-    if (fail) why = rc ? "the capture callback failed" : "the capture callback failed on another rank";
+    int outcome = rc == PYCKPT_MPI_EAGAIN ? 2 : rc != 0 ? 1 : 0;
+    check(PMPI_Allreduce(MPI_IN_PLACE, &outcome, 1, MPI_INT, MPI_BOR, ctl_), "MPI_Allreduce (capture result)");
+    fail = outcome & 1;
+    again = !fail && (outcome & 2);
+    if (fail) why = rc && rc != PYCKPT_MPI_EAGAIN ? "the capture callback failed"
+                                                 : "the capture callback failed on another rank";
   }
 
   // 6. The drained messages now belong to channel state: counting restarts.
@@ -243,13 +249,14 @@ void Runtime::run_cut() {
   }
   req_received_ = 0;
   phase_ = Phase::Idle;
+  if (again) return;  // still requested: the next safe point starts a new cut
   requested_.store(false, std::memory_order_relaxed);
   ++cuts_done_;
   if (fail) {
     last_result_ = why.find("capture callback") != std::string::npos ? PYCKPT_MPI_ECALLBACK : PYCKPT_MPI_EUNSUPPORTED;
     last_message_ = "pyckpt_mpi: checkpoint " + std::to_string(epoch + 1) + " failed on rank " +
                     std::to_string(world_rank) + ": " + why;
-    std::fprintf(stderr, "%s\n", last_message_.c_str());
+    if (!finishing_) std::fprintf(stderr, "%s\n", last_message_.c_str());  // at the end: nothing lost
     return;
   }
   last_result_ = PYCKPT_MPI_OK;
@@ -281,6 +288,27 @@ CutCall Runtime::record_cut_call() const {
     call.received = std::move(m);
   }
   return call;
+}
+
+void Runtime::finish() {
+  InternalScope internal;
+  finishing_ = true;
+  // Does any rank have a checkpoint requested or under way? Its REQ may
+  // still be on its way to ranks that look idle, so all ranks agree first
+  // (on a comm of its own: ctl_ carries the ready Ibarrier), serving the
+  // protocol meanwhile.
+  const std::uint64_t before = cuts_done_;
+  int local = phase_ != Phase::Idle || requested_.load(std::memory_order_relaxed) ? 1 : 0;
+  int active = 0;
+  MPI_Request agree;
+  check(PMPI_Iallreduce(&local, &active, 1, MPI_INT, MPI_MAX, fin_, &agree), "MPI_Iallreduce (finish)");
+  for (int done = 0;;) {
+    PMPI_Test(&agree, &done, MPI_STATUS_IGNORE);
+    if (done) break;
+    step(true);
+  }
+  // Then every rank takes part in that one epoch to its end (no capture).
+  while (active && cuts_done_ == before) step(true);
 }
 
 int Runtime::checkpoint_now() {

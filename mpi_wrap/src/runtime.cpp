@@ -52,6 +52,7 @@ void Runtime::start() {
     rt->insert_comm(std::move(rec));
   }
   check(PMPI_Comm_dup(MPI_COMM_WORLD, &rt->ctl_), "MPI_Comm_dup (control)");
+  check(PMPI_Comm_dup(MPI_COMM_WORLD, &rt->fin_), "MPI_Comm_dup (finish)");
   instance_ = std::move(rt);
 }
 
@@ -61,6 +62,7 @@ void Runtime::stop() {
   for (auto& c : instance_->comms_)
     if (c->shadow != MPI_COMM_NULL) PMPI_Comm_free(&c->shadow);
   PMPI_Comm_free(&instance_->ctl_);
+  PMPI_Comm_free(&instance_->fin_);
   instance_.reset();
 }
 

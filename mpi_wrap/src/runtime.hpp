@@ -254,6 +254,10 @@ class Runtime {
   // Async-signal-safe: a lock-free atomic store, usable before MPI_Init.
   static void request() { requested_.store(true, std::memory_order_relaxed); }
   int checkpoint_now();
+  // At MPI_Finalize (every rank): completes a checkpoint that is under way
+  // on some ranks, without a capture, so that no protocol message or
+  // nonblocking collective is pending when PMPI_Finalize runs.
+  void finish();
   const std::string& last_message() const { return last_message_; }
 
   // Unsupported features the job used; a checkpoint fails naming them.
@@ -316,6 +320,8 @@ class Runtime {
   std::deque<ChannelMsg> channel_;
 
   MPI_Comm ctl_ = MPI_COMM_NULL;  // private dup of world: checkpoint requests
+  MPI_Comm fin_ = MPI_COMM_NULL;  // private dup of world: agreement in finish()
+  bool finishing_ = false;        // in finish(): a cut captures nothing
   Phase phase_ = Phase::Idle;
   std::uint64_t poll_tick_ = 0;
   std::uint32_t spin_tick_ = 0;

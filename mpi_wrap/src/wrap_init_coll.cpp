@@ -65,6 +65,7 @@ int MPI_Init_thread(int* argc, char*** argv, int required, int* provided) {
 }
 
 int MPI_Finalize(void) {
+  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0) rt->finish();
   Runtime::stop();
   return PMPI_Finalize();
 }

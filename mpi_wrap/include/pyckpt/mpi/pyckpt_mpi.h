@@ -29,14 +29,17 @@ enum {
   PYCKPT_MPI_ESTATE = 2,       /* called at the wrong time (not initialised, not in a cut) */
   PYCKPT_MPI_EUNSUPPORTED = 3, /* the job used an MPI feature a checkpoint cannot capture */
   PYCKPT_MPI_ECALLBACK = 4,    /* the capture/restore callback failed */
-  PYCKPT_MPI_EMPI = 5          /* an MPI call made by the protocol failed */
+  PYCKPT_MPI_EMPI = 5,         /* an MPI call made by the protocol failed */
+  PYCKPT_MPI_EAGAIN = 6        /* capture callback: not at this safe point, retry at the next */
 };
 
 /* Called on every rank inside the consistent cut, after the channels were
  * drained: the callback captures local state (and typically calls
  * pyckpt_mpi_state_save and writes everything collectively with hdf5_io;
  * its MPI calls are not counted). Return 0 on success; a failure on any rank
- * fails the checkpoint on all ranks. */
+ * fails the checkpoint on all ranks. PYCKPT_MPI_EAGAIN (returned by the
+ * callbacks of all ranks alike, before writing anything) abandons this cut
+ * quietly and keeps the request: the next safe point tries again. */
 typedef int (*pyckpt_mpi_capture_fn)(void* user, uint64_t epoch);
 /* Called at the end of MPI_Init/MPI_Init_thread of every process, so that a
  * restarted job can call pyckpt_mpi_state_restore before the app runs. */
