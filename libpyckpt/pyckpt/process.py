@@ -54,6 +54,8 @@ class _Session:
         # resumed one).
         self.base = None
         self.timer = None
+        self.last_done = 0.0    # time.monotonic() when the last checkpoint was handed off
+        self.retry = False      # a preemptive checkpoint was postponed: request it again
         # In an MPI job (pyckpt.mpi attached), checkpoint() is collective.
         self.collective_checkpoint = None
 
@@ -491,18 +493,30 @@ def _on_safe_point(state):
     if isinstance(state, BaseException):
         print(f"pyckpt: checkpoint skipped: {state}", file=sys.stderr, flush=True)
         return
+    if _writer.pid is not None and _alive(_writer.pid):
+        # The previous checkpoint is still being written: rather than stop the
+        # program until it is, take this one once it is committed.
+        _session.retry = True
+        return
     try:
         write_checkpoint(state, _session.resolved_directory(), "preemptive", None, _session.asynchronous)
     except CheckpointError as exc:
         # A failed preemptive checkpoint must not kill the application: the
         # previous checkpoint is intact, the next trigger tries again.
         print(f"pyckpt: checkpoint failed: {exc}", file=sys.stderr, flush=True)
+    finally:
+        _session.last_done = time.monotonic()
 
 
 def _timer_loop(interval):
+    """Requests a safe point `interval` seconds after the previous checkpoint
+    was handed off (not on a fixed clock: a slow commit must leave the
+    program time to run), and again for one that was postponed."""
     while True:
-        time.sleep(interval)
-        if not _core.safe_point_pending():
+        time.sleep(0.02)
+        due = _session.retry or (interval and time.monotonic() - _session.last_done >= interval)
+        if due and not _core.safe_point_pending() and not (_writer.pid is not None and _alive(_writer.pid)):
+            _session.retry = False
             _core.request_safe_point()
 
 
@@ -512,7 +526,8 @@ def arm_triggers():
     if _session.signal_name:
         signum = signal.Signals[_session.signal_name]
         signal.signal(signum, lambda _signum, _frame: _core.request_safe_point())
-    if _session.interval and _session.timer is None:
+    if (_session.interval or _session.signal_name) and _session.timer is None:
+        _session.last_done = time.monotonic()
         _session.timer = threading.Thread(target=_timer_loop, args=(_session.interval,),
                                           name="pyckpt-timer", daemon=True)
         _session.timer.start()
