@@ -23,9 +23,6 @@ C_FUNCTIONS = {  # kind: what the message must name, the innermost frame
 
 @pytest.mark.parametrize("kind", sorted(C_FUNCTIONS))
 def test_checkpoint_under_c_function_raises(tmp_path, kind):
-    if kind == "property":
-        pytest.skip("capture.cpp (owned by the MPI work right now) names 'instruction LOAD_ATTR', not the "
-                    "property getter; requested change: name the descriptor found for co_names[oparg]")
     ws = Workspace(tmp_path)
     run = ws.python("errors_c_function", kind)
     what, frame = C_FUNCTIONS[kind]

@@ -142,6 +142,16 @@ Pending parent_pending(Frame* parent, Frame* child) {
     case SEND:
       if (child_gen && stack[d - 2] == child_gen_obj) return {in.start, d - 1, kLinkSend};
       between(parent, child, "iterator " + describe_object(stack[d - 2]));
+    case LOAD_ATTR:
+    case LOAD_METHOD: {
+      // A descriptor's getter (property, cached_property...) runs the child.
+      PyObject* name = PyTuple_GET_ITEM(parent->f_code->co_names, in.oparg);
+      PyObject* owner = reinterpret_cast<PyObject*>(Py_TYPE(stack[d - 1]));
+      PyObject* descr = _PyType_Lookup(Py_TYPE(stack[d - 1]), name);
+      between(parent, child,
+              (descr ? describe_object(reinterpret_cast<PyObject*>(Py_TYPE(descr))) + " " : std::string("getattr ")) +
+                  PyUnicode_AsUTF8(name) + " of " + describe_object(owner));
+    }
     default:
       between(parent, child, std::string("instruction ") + opname(in.opcode));
   }
