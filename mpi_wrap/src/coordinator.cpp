@@ -3,23 +3,32 @@
 // progress loops of blocking calls, pyckpt_mpi_poll):
 //   Idle -> Agreeing : a local trigger or a REQ message from another rank;
 //                      REQ goes to every rank on the private control comm,
-//                      and per communicator an Iallreduce(MAX) of the
-//                      collective sequence numbers is posted on its shadow.
+//                      and the ranks gather every rank's collective sequence
+//                      numbers (per communicator) on it.
 //   Agreeing -> Reaching : targets known; lagging ranks keep running the app
 //                      until they entered as many collectives as the others;
 //                      ranks at the target park at their next collective.
 //   Reaching -> Ready : this rank is at every target; Ibarrier on control.
 //   Ready -> cut     : everyone is at its targets: exchange per-peer counts
-//                      on the shadows, drain the difference into channel
+//                      on the control comm, drain the difference into channel
 //                      state, capture, reset counters.
+// All of the coordinator's collectives run on the control comm, never on
+// per-communicator duplicates: ranks start an epoch at different points, so
+// one rank may already have made (or freed) a communicator that another has
+// not made yet (or still holds), and a collective on that communicator would
+// be posted by only some of its members.
 #include "runtime.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
+#include <numeric>
 
 namespace pyckpt::mpi {
 
 namespace {
 constexpr int kTagRequest = 1;
+constexpr std::uint64_t kUnboundedTarget = ~std::uint64_t{0};
 }
 
 void Runtime::poll_slow(bool cut_allowed) {
@@ -49,18 +58,20 @@ void Runtime::step(bool cut_allowed) {
     if (phase_ == Phase::Idle) begin_epoch();
   }
   if (phase_ == Phase::Agreeing) {
-    int done = 0;
-    PMPI_Testall(static_cast<int>(agree_reqs_.size()), agree_reqs_.data(), &done, MPI_STATUSES_IGNORE);
-    if (!done) return;
-    for (std::size_t i = 0; i < agree_comms_.size(); ++i) agree_comms_[i]->coll_target = agree_buf_[i];
+    if (!agreement_done()) return;
     phase_ = Phase::Reaching;
   }
   // A rank holding a matched message waits for the app to receive it before
   // it joins: the held message could be neither drained nor captured. Once
   // joined it matches nothing new (cut_joined), so the cut never waits on it.
-  if (phase_ == Phase::Reaching && at_targets() && !holds_matched_message()) {
+  // A rank inside a communicator creation joins after it: the new comm may
+  // have a target above 0 (members that made it before the epoch began may
+  // have entered collectives on it), which this rank must reach first.
+  if (phase_ == Phase::Reaching && !creating_comm_ && at_targets() && !holds_matched_message()) {
     check(PMPI_Ibarrier(ctl_, &ready_req_), "MPI_Ibarrier (ready)");
     phase_ = Phase::Ready;
+    for (auto& c : comms_)
+      if (c->coll_target == kUnboundedTarget) c->coll_target = c->coll_seq;
   }
   if (phase_ == Phase::Ready && cut_allowed && !holds_matched_message()) {
     int done = 0;
@@ -73,23 +84,70 @@ void Runtime::begin_epoch() {
   const std::uint64_t e = epoch + 1;
   for (int r = 0; r < world_size; ++r)
     if (r != world_rank) check(PMPI_Send(&e, 1, MPI_UINT64_T, r, kTagRequest, ctl_), "MPI_Send (request)");
-  agree_comms_.clear();
+  // Every communicator this rank holds, and those it freed after entering
+  // collectives on them since the last cut: other members may have made
+  // them only later, or not got as far.
+  Agreement& a = agreement_;
+  a.out.clear();
   for (auto& c : comms_)
-    if (c->real != MPI_COMM_NULL) agree_comms_.push_back(c.get());
-  agree_buf_.resize(agree_comms_.size());
-  agree_reqs_.assign(agree_comms_.size(), MPI_REQUEST_NULL);
-  for (std::size_t i = 0; i < agree_comms_.size(); ++i) {
-    agree_buf_[i] = agree_comms_[i]->coll_seq;
-    check(PMPI_Iallreduce(MPI_IN_PLACE, &agree_buf_[i], 1, MPI_UINT64_T, MPI_MAX, agree_comms_[i]->shadow,
-                          &agree_reqs_[i]),
-          "MPI_Iallreduce (collective sequence numbers)");
-  }
+    if (!c->world_ranks.empty() && (c->real != MPI_COMM_NULL || c->coll_seq > 0))
+      a.out.insert(a.out.end(), {c->id, static_cast<std::uint64_t>(c->world_ranks[0]), c->coll_seq});
+  a.mine = static_cast<int>(a.out.size());
+  a.counts.assign(static_cast<std::size_t>(world_size), 0);
+  a.sizes_known = false;
+  check(PMPI_Iallgather(&a.mine, 1, MPI_INT, a.counts.data(), 1, MPI_INT, ctl_, &a.req),
+        "MPI_Iallgather (agreement sizes)");
   phase_ = Phase::Agreeing;
 }
 
+bool Runtime::agreement_done() {
+  Agreement& a = agreement_;
+  int done = 0;
+  PMPI_Test(&a.req, &done, MPI_STATUS_IGNORE);
+  if (!done) return false;
+  if (!a.sizes_known) {
+    a.sizes_known = true;
+    a.displs.assign(a.counts.size(), 0);
+    std::partial_sum(a.counts.begin(), a.counts.end() - 1, a.displs.begin() + 1);
+    a.in.resize(static_cast<std::size_t>(a.displs.back() + a.counts.back()));
+    check(PMPI_Iallgatherv(a.out.data(), a.mine, MPI_UINT64_T, a.in.data(), a.counts.data(), a.displs.data(),
+                           MPI_UINT64_T, ctl_, &a.req),
+          "MPI_Iallgatherv (collective sequence numbers)");
+    return false;
+  }
+  targets_.clear();
+  for (std::size_t i = 0; i + 2 < a.in.size(); i += 3) {
+    auto [it, first] = targets_.try_emplace({a.in[i], a.in[i + 1]}, SeqRange{a.in[i + 2], a.in[i + 2], 0});
+    it->second.lo = std::min(it->second.lo, a.in[i + 2]);
+    it->second.hi = std::max(it->second.hi, a.in[i + 2]);
+    ++it->second.members;
+  }
+  for (auto& c : comms_) c->coll_target = target_of(*c);
+  return true;
+}
+
+std::uint64_t Runtime::target_of(const CommRec& c) const {
+  if (c.world_ranks.empty()) return 0;
+  SeqRange r{0, 0, 0};
+  if (auto it = targets_.find({c.id, static_cast<std::uint64_t>(c.world_ranks[0])}); it != targets_.end())
+    r = it->second;
+  if (r.members < c.size) r.lo = 0;  // the others make it during the epoch
+  // Some members are behind: they catch up, the others stop there.
+  if (r.lo < r.hi) return r.hi;
+  // All members are at the same point (or make it during the epoch): it runs
+  // free until this rank joins the cut, then stays where it is. The members
+  // of a correct program (one that would not deadlock if every collective
+  // synchronized) join right after entering the same last collective with a
+  // target, so they stop it after the same number of collectives. A fixed
+  // target here could be unreachable: members that lag on another comm may
+  // have to pass collectives on this one to get there.
+  return phase_ == Phase::Ready ? c.coll_seq : kUnboundedTarget;
+}
+
 bool Runtime::at_targets() const {
-  for (CommRec* c : agree_comms_)
-    if (c->real != MPI_COMM_NULL && c->coll_seq < c->coll_target) return false;
+  for (auto& c : comms_)
+    if (c->real != MPI_COMM_NULL && c->coll_target != kUnboundedTarget && c->coll_seq < c->coll_target)
+      return false;
   return true;
 }
 
@@ -103,15 +161,13 @@ void Runtime::enter_collective(CommRec* c) {
   ++stats.collectives;
 }
 
-void Runtime::synchronize(CommRec* c) {
+void Runtime::synchronize(CommRec* c, bool creating) {
   enter_collective(c);
+  creating_comm_ = creating;
   InternalScope internal;
   MPI_Request req;
-  // On the app's communicator, not the shadow: every member posts this
-  // barrier at the same point of the app's collective order, whereas the
-  // shadow carries the agreement Iallreduce that ranks post at different
-  // points (nonblocking collectives on one communicator must be posted in
-  // the same order everywhere).
+  // On the app's communicator: every member posts this barrier at the same
+  // point of the app's collective order.
   check(PMPI_Ibarrier(c->real, &req), "MPI_Ibarrier (synchronize)");
   for (int flag = 0;;) {
     PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
@@ -172,24 +228,53 @@ void Runtime::run_cut() {
     ~Leave() { rt.in_cut_ = false; }
   } leave{*this};
 
-  // 1. What every peer sent me, per communicator (on the shadows, so this
-  //    traffic is never counted and cannot match app receives).
+  // 1. What every peer sent me, per communicator: each rank sends each peer
+  //    (comm id, world rank of the comm's rank 0, count) for the comms it
+  //    sent it messages on, freed ones too, on the control comm (never
+  //    counted, cannot match app receives).
+  std::vector<std::vector<std::uint64_t>> to(static_cast<std::size_t>(world_size));
+  for (auto& c : comms_)
+    for (std::size_t p = 0; p < c->sent.size(); ++p)
+      if (c->sent[p] > 0)
+        to[static_cast<std::size_t>(c->world_ranks[p])].insert(
+            to[static_cast<std::size_t>(c->world_ranks[p])].end(),
+            {c->id, static_cast<std::uint64_t>(c->world_ranks[0]), c->sent[p]});
+  std::vector<int> send_counts(to.size()), send_displs(to.size()), recv_counts(to.size()), recv_displs(to.size());
+  std::vector<std::uint64_t> send_buf;
+  for (std::size_t q = 0; q < to.size(); ++q) {
+    send_counts[q] = static_cast<int>(to[q].size());
+    send_displs[q] = static_cast<int>(send_buf.size());
+    send_buf.insert(send_buf.end(), to[q].begin(), to[q].end());
+  }
+  check(PMPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, ctl_),
+        "MPI_Alltoall (message count sizes)");
+  std::partial_sum(recv_counts.begin(), recv_counts.end() - 1, recv_displs.begin() + 1);
+  std::vector<std::uint64_t> recv_buf(static_cast<std::size_t>(recv_displs.back() + recv_counts.back()));
+  check(PMPI_Alltoallv(send_buf.data(), send_counts.data(), send_displs.data(), MPI_UINT64_T, recv_buf.data(),
+                       recv_counts.data(), recv_displs.data(), MPI_UINT64_T, ctl_),
+        "MPI_Alltoallv (message counts)");
   std::vector<CommRec*> live;
   std::vector<std::size_t> offsets;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::size_t> live_index;
   std::size_t total = 0;
   for (auto& c : comms_)
     if (c->real != MPI_COMM_NULL) {
+      live_index[{c->id, static_cast<std::uint64_t>(c->world_ranks[0])}] = live.size();
       live.push_back(c.get());
       offsets.push_back(total);
       total += static_cast<std::size_t>(c->size);
     }
   expected_.assign(total, 0);
-  std::vector<MPI_Request> reqs(live.size(), MPI_REQUEST_NULL);
-  for (std::size_t i = 0; i < live.size(); ++i)
-    check(PMPI_Ialltoall(live[i]->sent.data(), 1, MPI_UINT64_T, &expected_[offsets[i]], 1, MPI_UINT64_T,
-                         live[i]->shadow, &reqs[i]),
-          "MPI_Ialltoall (message counts)");
-  check(PMPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE), "MPI_Waitall (counts)");
+  for (int q = 0; q < world_size; ++q)
+    for (int i = recv_displs[static_cast<std::size_t>(q)]; i < recv_displs[static_cast<std::size_t>(q)] +
+                                                                    recv_counts[static_cast<std::size_t>(q)];
+         i += 3) {
+      auto it = live_index.find({recv_buf[static_cast<std::size_t>(i)], recv_buf[static_cast<std::size_t>(i) + 1]});
+      if (it == live_index.end()) continue;  // freed here: what was sent on it was received before the free
+      const CommRec* c = live[it->second];
+      const auto p = std::find(c->world_ranks.begin(), c->world_ranks.end(), q) - c->world_ranks.begin();
+      expected_[offsets[it->second] + static_cast<std::size_t>(p)] = recv_buf[static_cast<std::size_t>(i) + 2];
+    }
 
   // 2. Drain in-flight messages into channel state.
   drain(live, offsets);
@@ -242,11 +327,12 @@ void Runtime::run_cut() {
   }
 
   // 6. The drained messages now belong to channel state: counting restarts.
-  for (CommRec* c : live) {
+  for (auto& c : comms_) {
     std::fill(c->sent.begin(), c->sent.end(), 0);
     std::fill(c->received.begin(), c->received.end(), 0);
     c->coll_seq = c->coll_target = 0;
   }
+  targets_.clear();
   req_received_ = 0;
   phase_ = Phase::Idle;
   if (again) return;  // still requested: the next safe point starts a new cut

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <numeric>
 
 namespace pyckpt::mpi {
 
@@ -48,7 +49,6 @@ void Runtime::start() {
     rec->id = id;
     rec->op = op;
     rec->real = handle;
-    check(PMPI_Comm_dup(handle, &rec->shadow), "MPI_Comm_dup (shadow)");
     rt->insert_comm(std::move(rec));
   }
   check(PMPI_Comm_dup(MPI_COMM_WORLD, &rt->ctl_), "MPI_Comm_dup (control)");
@@ -59,8 +59,6 @@ void Runtime::start() {
 void Runtime::stop() {
   InternalScope internal;
   if (!instance_) return;
-  for (auto& c : instance_->comms_)
-    if (c->shadow != MPI_COMM_NULL) PMPI_Comm_free(&c->shadow);
   PMPI_Comm_free(&instance_->ctl_);
   PMPI_Comm_free(&instance_->fin_);
   instance_.reset();
@@ -72,6 +70,15 @@ CommRec* Runtime::insert_comm(std::unique_ptr<CommRec> rec) {
     PMPI_Comm_size(rec->real, &rec->size);
     rec->sent.assign(rec->size, 0);
     rec->received.assign(rec->size, 0);
+    MPI_Group group, world;
+    PMPI_Comm_group(rec->real, &group);
+    PMPI_Comm_group(MPI_COMM_WORLD, &world);
+    std::vector<int> ranks(static_cast<std::size_t>(rec->size));
+    std::iota(ranks.begin(), ranks.end(), 0);
+    rec->world_ranks.resize(ranks.size());
+    PMPI_Group_translate_ranks(group, rec->size, ranks.data(), world, rec->world_ranks.data());
+    PMPI_Group_free(&group);
+    PMPI_Group_free(&world);
     comms_by_handle_[rec->real] = rec.get();
   }
   comms_.push_back(std::move(rec));
@@ -95,8 +102,9 @@ void Runtime::add_comm(CommRec* parent, LineageOp op, std::vector<std::int32_t> 
   // A member that got MPI_COMM_NULL (split colour MPI_UNDEFINED, not in the
   // group) still took part in the creation: the record keeps it in lineage.
   rec->freed = made == MPI_COMM_NULL;
-  if (made != MPI_COMM_NULL) check(PMPI_Comm_dup(made, &rec->shadow), "MPI_Comm_dup (shadow)");
-  insert_comm(std::move(rec));
+  CommRec* c = insert_comm(std::move(rec));
+  // Made during an epoch: other members may have had it, and used it, before.
+  if (phase_ != Phase::Idle) c->coll_target = target_of(*c);
 }
 
 void Runtime::free_comm(MPI_Comm c) {
@@ -108,7 +116,7 @@ void Runtime::free_comm(MPI_Comm c) {
   last_comm_ = nullptr;
   // Messages counted on a freed communicator can no longer be drained; the
   // app must have completed them (MPI requires it before MPI_Comm_free).
-  if (rec->shadow != MPI_COMM_NULL) PMPI_Comm_free(&rec->shadow);
+  // Its counts stay until the next cut: its peers still exchange them.
   rec->real = MPI_COMM_NULL;
   rec->freed = true;
 }

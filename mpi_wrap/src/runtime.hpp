@@ -58,11 +58,14 @@ struct CommRec {
   LineageOp op = LineageOp::World;
   std::uint64_t parent = 0;
   std::vector<std::int32_t> args;  // op arguments (see lineage.cpp)
-  MPI_Comm real = MPI_COMM_NULL;   // app-visible handle in this incarnation
-  MPI_Comm shadow = MPI_COMM_NULL;  // private dup for the coordinator
+  MPI_Comm real = MPI_COMM_NULL;  // app-visible handle in this incarnation
   int rank = 0, size = 0;
+  // Comm rank -> world rank. The coordinator's traffic about this comm runs
+  // on the world control comm; world_ranks[0] also tells apart the comms of
+  // one split, which share their lineage id.
+  std::vector<int> world_ranks;
   std::vector<std::uint64_t> sent, received;  // per peer rank, since last cut
-  std::uint64_t coll_seq = 0;     // collectives entered since last cut
+  std::uint64_t coll_seq = 0;     // collectives entered since last cut (kept when freed)
   std::uint64_t coll_target = 0;  // agreed cut point during a snapshot
   std::uint64_t children = 0;     // comms created from this one (for child ids)
   bool freed = false;             // kept while it is an ancestor in lineage
@@ -247,10 +250,12 @@ class Runtime {
   // cut point agreed for c. Then counts it.
   void enter_collective(CommRec* c);
   // Enter a blocking collective on c that has no nonblocking form: counts it
-  // and waits, serving the protocol, in an Ibarrier on c's shadow until all
-  // members arrived, so the blocking call that follows cannot wait for a
-  // rank parked in the protocol.
-  void synchronize(CommRec* c);
+  // and waits, serving the protocol, in an Ibarrier on c until all members
+  // arrived, so the blocking call that follows cannot wait for a rank parked
+  // in the protocol. creating: it makes a communicator; until end_creation()
+  // the rank does not join a cut (see coordinator.cpp).
+  void synchronize(CommRec* c, bool creating = false);
+  void end_creation() { creating_comm_ = false; }
   // Async-signal-safe: a lock-free atomic store, usable before MPI_Init.
   static void request() { requested_.store(true, std::memory_order_relaxed); }
   int checkpoint_now();
@@ -289,6 +294,8 @@ class Runtime {
   void poll_slow(bool cut_allowed);
   void step(bool cut_allowed);
   void begin_epoch();
+  bool agreement_done();
+  std::uint64_t target_of(const CommRec& c) const;
   bool at_targets() const;
   void run_cut();
   void drain(const std::vector<CommRec*>& live, const std::vector<std::size_t>& offsets);
@@ -326,12 +333,26 @@ class Runtime {
   std::uint64_t poll_tick_ = 0;
   std::uint32_t spin_tick_ = 0;
   int req_received_ = 0;  // REQ messages of the current epoch consumed
-  std::vector<CommRec*> agree_comms_;         // comms in the seq agreement
-  std::vector<std::uint64_t> agree_buf_;      // per comm: seq in, max out
-  std::vector<MPI_Request> agree_reqs_;
+  // The epoch's agreement on collective sequence numbers: an Iallgather of
+  // entry counts, then an Iallgatherv of (comm id, world rank of its rank 0,
+  // seq) triples, both on ctl_.
+  struct Agreement {
+    MPI_Request req = MPI_REQUEST_NULL;
+    bool sizes_known = false;
+    int mine = 0;
+    std::vector<int> counts, displs;
+    std::vector<std::uint64_t> out, in;
+  } agreement_;
+  // What the members reported per communicator, by (id, world rank of its
+  // rank 0): the range of their sequence numbers (see target_of).
+  struct SeqRange {
+    std::uint64_t lo, hi;
+    int members;
+  };
+  std::map<std::pair<std::uint64_t, std::uint64_t>, SeqRange> targets_;
+  bool creating_comm_ = false;                // between synchronize(c, true) and end_creation()
   std::uint64_t cuts_done_ = 0;               // attempted cuts, failed ones too
   MPI_Request ready_req_ = MPI_REQUEST_NULL;
-  bool ready_posted_ = false;
   bool in_cut_ = false;
   int last_result_ = PYCKPT_MPI_OK;
   std::string last_message_;

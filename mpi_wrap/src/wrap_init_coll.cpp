@@ -42,9 +42,10 @@ int create_comm(MPI_Comm parent, MPI_Comm* made, LineageOp op, std::vector<std::
   Runtime* rt = app_call();
   CommRec* p = rt ? rt->comm(parent) : nullptr;
   if (!p) return make();
-  rt->synchronize(p);
+  rt->synchronize(p, /*creating=*/true);
   int rc = make();
   if (rc == MPI_SUCCESS) rt->add_comm(p, op, std::move(args), *made);
+  rt->end_creation();
   return rc;
 }
 

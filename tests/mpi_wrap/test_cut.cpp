@@ -5,6 +5,9 @@
 
 #include <pyckpt/mpi/pyckpt_mpi.h>
 
+#include <sys/time.h>
+
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -206,6 +209,54 @@ void unsupported() {
   CHECK(capture.calls == 0);
 }
 
+// Communicators made and freed while checkpoints are requested at moments
+// that differ per rank (a timer signal on every rank): a request reaches
+// ranks on different sides of a creation or a free (as with mpi4py, whose
+// first lowercase collective on a communicator dups it). Every cut must be
+// agreed on by all ranks: no hang, the same number of checkpoints everywhere.
+void comm_churn() {
+  CHECK(pyckpt_mpi_install_signal_trigger(SIGALRM) == 0);
+  itimerval every{};
+  every.it_interval.tv_usec = every.it_value.tv_usec = 700 + 350 * rank_;
+  CHECK(setitimer(ITIMER_REAL, &every, nullptr) == 0);
+  const int peer = (rank_ + 1) % size_, from = (rank_ + size_ - 1) % size_;
+  std::vector<MPI_Comm> kept;
+  // At least 300 rounds and 20 checkpoints (the timers do not run on a
+  // loaded machine as they do on an idle one).
+  long long fewest = 0;
+  for (int i = 0; i < 300 || fewest < 20; ++i) {
+    CHECK(i < 100000);
+    MPI_Comm dup, half;
+    MPI_Comm_dup(MPI_COMM_WORLD, &dup);
+    int v = rank_ == i % size_ ? i : -1, got = -1;
+    MPI_Sendrecv(&v, 1, MPI_INT, peer, 0, &got, 1, MPI_INT, from, 0, dup, MPI_STATUS_IGNORE);
+    MPI_Bcast(&v, 1, MPI_INT, i % size_, dup);
+    CHECK(v == i);
+    MPI_Comm_split(dup, rank_ % 2, rank_, &half);
+    int one = 1, n = 0;
+    MPI_Allreduce(&one, &n, 1, MPI_INT, MPI_SUM, half);
+    CHECK(n == (size_ + 1 - rank_ % 2) / 2);
+    MPI_Comm_free(&half);
+    if (i % 3 == 0) kept.push_back(dup);  // freed later, in another order
+    else MPI_Comm_free(&dup);
+    if (kept.size() == 4) {
+      for (auto it = kept.rbegin(); it != kept.rend(); ++it) MPI_Comm_free(&*it);
+      kept.clear();
+    }
+    const auto mine = static_cast<long long>(stats().checkpoints);
+    MPI_Allreduce(&mine, &fewest, 1, MPI_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+  }
+  every = itimerval{};
+  setitimer(ITIMER_REAL, &every, nullptr);
+  for (MPI_Comm& c : kept) MPI_Comm_free(&c);
+  MPI_Barrier(MPI_COMM_WORLD);
+  const auto done = static_cast<long long>(stats().checkpoints);
+  long long lo = 0, hi = 0;
+  MPI_Allreduce(&done, &lo, 1, MPI_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(&done, &hi, 1, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+  CHECK(lo == hi && lo >= 20 && capture.calls == done);
+}
+
 // Restart, part 1: a split communicator and a derived type; messages in
 // flight on the split at the cut. State saved to <dir>; the job then ends.
 constexpr int kRestartN = 20, kRestartEarly = 5;
@@ -295,6 +346,7 @@ int main(int argc, char** argv) {
   else if (what == "any_source") any_source();
   else if (what == "blocked") blocked();
   else if (what == "unsupported") unsupported();
+  else if (what == "comm_churn") comm_churn();
   else if (what == "restart_save") restart_save();
   else if (what == "restart_load") restart_load();
   else CHECK(!"unknown scenario");
