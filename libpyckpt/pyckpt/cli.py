@@ -2,6 +2,9 @@
 
 Each subcommand is a small function taking the parsed arguments and returning
 the exit status; errors of pyckpt become one clear line on stderr and exit 2.
+Once `run` or `restart` has handed control to the program, its exceptions
+(CheckpointErrors and SystemExit included) propagate to Python's top level,
+which reports them as in an uninterrupted run.
 """
 import argparse
 import os
@@ -237,5 +240,11 @@ def main(argv=None):
     try:
         return args.func(args)
     except CheckpointError as e:
+        from . import process
+        if process.program_started():
+            # Raised by the program that `run`/`restart` runs (an uncaught
+            # refusal of its checkpoint(), say): Python reports it, as it
+            # would without pyckpt (traceback, status 1).
+            raise
         print(f"pyckpt {args.command}: {e}", file=sys.stderr)
         return 2

@@ -58,6 +58,9 @@ class _Session:
         self.retry = False      # a preemptive checkpoint was postponed: request it again
         # In an MPI job (pyckpt.mpi attached), checkpoint() is collective.
         self.collective_checkpoint = None
+        # `pyckpt run`/`restart` handed control to the program (see
+        # start_program): an exception from now on is the program's own.
+        self.program_started = False
 
     def resolved_directory(self, directory=None):
         return directory or self.directory or os.environ.get("PYCKPT_DIR") or DEFAULT_DIRECTORY
@@ -533,6 +536,22 @@ def arm_triggers():
         _session.timer.start()
 
 
+def start_program(run, *args):
+    """Hands control to the program: arms the triggers and returns run(*args)
+    (the script's code run from its start, or its resumed frames). Whatever
+    it raises, SystemExit included, is the program's own and must reach
+    Python's top level as in an uninterrupted run (program_started())."""
+    arm_triggers()
+    _session.program_started = True
+    return run(*args)
+
+
+def program_started():
+    """Whether this process runs the program yet (see start_program): before,
+    an error is pyckpt's, for `pyckpt run`/`restart` to report as such."""
+    return _session.program_started
+
+
 def configure(directory=None, keep=2, interval=None, signal_name=None, asynchronous=False):
     """Sets how this process checkpoints (used by `pyckpt run` and restart)."""
     _session.directory = directory
@@ -554,8 +573,7 @@ def run_script(path, args):
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
     _session.base = code
-    arm_triggers()
-    exec(code, vars(main))
+    start_program(exec, code, vars(main))
 
 
 # --- restart --------------------------------------------------------------------
@@ -643,6 +661,5 @@ def restart(reader, rank=0, after_load=None):
     _session.base = None
     _cut_streams(root["streams"])
     fmt, frames = root["state"]
-    arm_triggers()
-    return _core.resume_stack((fmt, frames), root["resume_result"])
+    return start_program(_core.resume_stack, (fmt, frames), root["resume_result"])
 

@@ -1,8 +1,10 @@
 """Refusals, bad checkpoints, edited sources and `pyckpt inspect` (issue 3,
 "Safe points and preemption", "Inspection"): explicit checkpoints where a C
 function sits between frames, in a non-main thread or a coroutine raise a
-CheckpointError naming what is at fault and write nothing; a damaged or
-missing checkpoint fails naming the file and leaves the previous one usable;
+CheckpointError naming what is at fault and write nothing (one the program
+does not catch ends it as any uncaught exception would, restarted or not); a
+damaged or missing checkpoint fails naming the file (a one-line error of the
+`pyckpt` command, status 2) and leaves the previous one usable;
 an edited source is named in a warning; inspect shows the stack.
 """
 import re
@@ -10,7 +12,7 @@ import re
 import h5py
 import pytest
 
-from process_harness import CRASH_STATUS, Workspace
+from process_harness import CRASH_STATUS, PYCKPT_CLI, Outcome, Workspace, assert_same, crash_chain, uninterrupted
 
 C_FUNCTIONS = {  # kind: what the message must name, the innermost frame
     "sorted": ("built-in function sorted", "in key_fn"),
@@ -45,6 +47,40 @@ def test_unsupported_context_raises(tmp_path, kind, expected):
     assert run.returncode == 0 and run.stdout.startswith("UnsupportedStateError: "), run.describe()
     assert expected in run.stdout and run.stdout.endswith("continued\n"), run.describe()
     assert not ws.checkpoint_files(), run.describe()
+
+
+def _program_traceback(run, root):
+    """The traceback `run` printed on stderr from the program's outermost
+    frame on (below it, a restart shows its own frames), the workspace `root`
+    written <ws> (each run has its own)."""
+    lines = run.stderr.splitlines()
+    assert "Traceback (most recent call last):" in lines, run.describe()
+    program = f'  File "{root}/prog/'
+    start = next((i for i, line in enumerate(lines) if line.startswith(program)), None)
+    assert start is not None, run.describe()
+    return "\n".join(lines[start:]).replace(str(root), "<ws>")
+
+
+def test_uncaught_checkpoint_error_of_the_program(tmp_path):
+    # A CheckpointError the program raises itself and does not catch (its
+    # checkpoint() refused in a key function of sorted(), after a checkpoint)
+    # is an uncaught exception like any other: resumed by `pyckpt restart` or
+    # run by `pyckpt run`, the same traceback and status 1 as the
+    # uninterrupted run, not a one-line error of the pyckpt command.
+    name = "errors_uncaught_refusal"
+    reference = uninterrupted(tmp_path / "ref", name)
+    assert reference.returncode == 1 and reference.checkpoints == 1, reference.describe()
+    expected = _program_traceback(reference.runs[0], tmp_path / "ref")
+    assert "\npyckpt.errors.UnsupportedStateError: " in expected and "<built-in function sorted>" in expected, \
+        reference.describe()
+    resumed = crash_chain(tmp_path / "crash", name)
+    assert resumed.checkpoints == 1, resumed.describe()
+    assert_same(reference, resumed)
+    assert _program_traceback(resumed.runs[-1], tmp_path / "crash") == expected, resumed.describe()
+    ws = Workspace(tmp_path / "run")
+    run = ws.run([PYCKPT_CLI, "run", "--dir", ws.ckpt_dir, ws.script(name)])
+    assert_same(reference, Outcome(run.stdout, run.returncode, [run]))
+    assert _program_traceback(run, ws.root) == expected, run.describe()
 
 
 @pytest.fixture
