@@ -15,8 +15,8 @@
 // visible here (benchmarks/README.md estimates them).
 //
 //   mpirun -np 4 bin/bench_mpi_cut [N=40] [K=8] [B=1024] [C=0]
-// C: extra communicators (MPI_Comm_dup of world) the app holds; the protocol
-// runs one Iallreduce and one Ialltoall per live communicator.
+// C: extra communicators (MPI_Comm_dup of world) the app holds; they add
+// words to the protocol's messages, not rounds (all on the control comm).
 #include <pyckpt/mpi/pyckpt_mpi.h>
 
 #include <dlfcn.h>
@@ -35,9 +35,9 @@ namespace {
 int rank_ = 0, size_ = 1;
 bool counting = false;  // inside pyckpt_mpi_checkpoint()
 
-enum Kind { kSend, kRecv, kIprobe, kIallreduce, kIbarrier, kIalltoall, kAllreduce, kMrecv, kKinds };
-const char* const kKindNames[kKinds] = {"Send",      "Recv",     "Iprobe",    "Iallreduce",
-                                        "Ibarrier",  "Ialltoall", "Allreduce", "Mrecv(drain)"};
+enum Kind { kSend, kRecv, kIprobe, kIallgather, kIallgatherv, kIbarrier, kAlltoall, kAlltoallv, kAllreduce, kMrecv, kKinds };
+const char* const kKindNames[kKinds] = {"Send",     "Recv",      "Iprobe",    "Iallgather", "Iallgatherv",
+                                        "Ibarrier", "Alltoall",  "Alltoallv", "Allreduce",  "Mrecv(drain)"};
 std::array<std::uint64_t, kKinds> calls{};
 // Wall time at the first call of a kind in the current checkpoint.
 std::array<double, kKinds> first{};
@@ -80,21 +80,33 @@ int PMPI_Iprobe(int s, int tag, MPI_Comm comm, int* flag, MPI_Status* st) {
   note(kIprobe);
   return f(s, tag, comm, flag, st);
 }
-int PMPI_Iallreduce(const void* sb, void* rb, int c, MPI_Datatype t, MPI_Op op, MPI_Comm comm, MPI_Request* r) {
-  static auto f = next<decltype(&PMPI_Iallreduce)>("PMPI_Iallreduce");
-  note(kIallreduce);
-  return f(sb, rb, c, t, op, comm, r);
+int PMPI_Iallgather(const void* sb, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, MPI_Comm comm,
+                    MPI_Request* r) {
+  static auto f = next<decltype(&PMPI_Iallgather)>("PMPI_Iallgather");
+  note(kIallgather);
+  return f(sb, sc, st, rb, rc, rt, comm, r);
+}
+int PMPI_Iallgatherv(const void* sb, int sc, MPI_Datatype st, void* rb, const int rc[], const int rd[],
+                     MPI_Datatype rt, MPI_Comm comm, MPI_Request* r) {
+  static auto f = next<decltype(&PMPI_Iallgatherv)>("PMPI_Iallgatherv");
+  note(kIallgatherv);
+  return f(sb, sc, st, rb, rc, rd, rt, comm, r);
 }
 int PMPI_Ibarrier(MPI_Comm comm, MPI_Request* r) {
   static auto f = next<decltype(&PMPI_Ibarrier)>("PMPI_Ibarrier");
   note(kIbarrier);
   return f(comm, r);
 }
-int PMPI_Ialltoall(const void* sb, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, MPI_Comm comm,
-                   MPI_Request* r) {
-  static auto f = next<decltype(&PMPI_Ialltoall)>("PMPI_Ialltoall");
-  note(kIalltoall);
-  return f(sb, sc, st, rb, rc, rt, comm, r);
+int PMPI_Alltoall(const void* sb, int sc, MPI_Datatype st, void* rb, int rc, MPI_Datatype rt, MPI_Comm comm) {
+  static auto f = next<decltype(&PMPI_Alltoall)>("PMPI_Alltoall");
+  note(kAlltoall);
+  return f(sb, sc, st, rb, rc, rt, comm);
+}
+int PMPI_Alltoallv(const void* sb, const int sc[], const int sd[], MPI_Datatype st, void* rb, const int rc[],
+                   const int rd[], MPI_Datatype rt, MPI_Comm comm) {
+  static auto f = next<decltype(&PMPI_Alltoallv)>("PMPI_Alltoallv");
+  note(kAlltoallv);
+  return f(sb, sc, sd, st, rb, rc, rd, rt, comm);
 }
 int PMPI_Allreduce(const void* sb, void* rb, int c, MPI_Datatype t, MPI_Op op, MPI_Comm comm) {
   static auto f = next<decltype(&PMPI_Allreduce)>("PMPI_Allreduce");
@@ -129,9 +141,9 @@ double median(std::vector<double> v) {
 }
 
 // Phases of one checkpoint on this rank, from the first protocol call of
-// each kind (doc/mpi.md "The cut"): synchronize (Ibarrier on world's shadow)
-// -> REQ fan-out + Iallreduce of sequence numbers -> ready Ibarrier ->
-// Ialltoall of counts, drain -> Allreduce (can capture), capture, result.
+// each kind (doc/mpi.md "The cut"): synchronize (Ibarrier on world)
+// -> REQ fan-out + Iallgather(v) of sequence numbers -> ready Ibarrier ->
+// Alltoall(v) of counts, drain -> Allreduce (can capture), capture, result.
 struct Sample {
   double total = 0, to_req = 0, agree = 0, ready = 0, drain = 0, finish = 0;
   std::array<std::uint64_t, kKinds> calls{};
@@ -159,11 +171,11 @@ Sample one_checkpoint(int inflight, int bytes, std::vector<char>& out,
   s.calls = calls;
   s.total = end - start;
   // first[kIbarrier] is synchronize's; the ready Ibarrier comes later and is
-  // not separately visible, so "agree" runs up to the Ialltoall.
+  // not separately visible, so "agree" runs up to the Alltoall.
   const double req = first[kSend] ? first[kSend] : start;
   s.to_req = req - start;
-  s.agree = (first[kIalltoall] ? first[kIalltoall] : end) - req;
-  s.drain = (first[kAllreduce] ? first[kAllreduce] : end) - (first[kIalltoall] ? first[kIalltoall] : end);
+  s.agree = (first[kAlltoall] ? first[kAlltoall] : end) - req;
+  s.drain = (first[kAllreduce] ? first[kAllreduce] : end) - (first[kAlltoall] ? first[kAlltoall] : end);
   s.finish = end - (first[kAllreduce] ? first[kAllreduce] : end);
   // The in-flight messages now come from channel state.
   for (int i = 0; i < inflight; ++i)

@@ -45,7 +45,7 @@ void Runtime::poll_slow(bool cut_allowed) {
 }
 
 void Runtime::step(bool cut_allowed) {
-  if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed)) begin_epoch();
+  if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) begin_epoch();
   for (;;) {
     int flag = 0;
     MPI_Status st;
@@ -379,22 +379,23 @@ CutCall Runtime::record_cut_call() const {
 void Runtime::finish() {
   InternalScope internal;
   finishing_ = true;
-  // Does any rank have a checkpoint requested or under way? Its REQ may
-  // still be on its way to ranks that look idle, so all ranks agree first
-  // (on a comm of its own: ctl_ carries the ready Ibarrier), serving the
-  // protocol meanwhile.
-  const std::uint64_t before = cuts_done_;
-  int local = phase_ != Phase::Idle || requested_.load(std::memory_order_relaxed) ? 1 : 0;
-  int active = 0;
+  // A checkpoint requested here but not begun is dropped (it could only
+  // fail now), and none begins any more: a REQ sent now could reach a rank
+  // that already left. One under way on some ranks (their REQs may still be
+  // on their way to ranks that look idle) is finished by all: the ranks
+  // agree on the number of cuts to wait for (cuts are counted alike on every
+  // rank), on a comm of their own (ctl_ carries the ready Ibarrier), serving
+  // the protocol meanwhile.
+  requested_.store(false, std::memory_order_relaxed);
+  std::uint64_t target = cuts_done_ + (phase_ != Phase::Idle ? 1 : 0);
   MPI_Request agree;
-  check(PMPI_Iallreduce(&local, &active, 1, MPI_INT, MPI_MAX, fin_, &agree), "MPI_Iallreduce (finish)");
+  check(PMPI_Iallreduce(MPI_IN_PLACE, &target, 1, MPI_UINT64_T, MPI_MAX, fin_, &agree), "MPI_Iallreduce (finish)");
   for (int done = 0;;) {
     PMPI_Test(&agree, &done, MPI_STATUS_IGNORE);
     if (done) break;
     step(true);
   }
-  // Then every rank takes part in that one epoch to its end (no capture).
-  while (active && cuts_done_ == before) step(true);
+  while (cuts_done_ < target) step(true);
 }
 
 int Runtime::checkpoint_now() {

@@ -9,6 +9,7 @@
 
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -250,11 +251,17 @@ void comm_churn() {
   setitimer(ITIMER_REAL, &every, nullptr);
   for (MPI_Comm& c : kept) MPI_Comm_free(&c);
   MPI_Barrier(MPI_COMM_WORLD);
+  // Read together: a request still pending can start a checkpoint at any
+  // MPI call from here on.
   const auto done = static_cast<long long>(stats().checkpoints);
+  const int calls = capture.calls;
   long long lo = 0, hi = 0;
   MPI_Allreduce(&done, &lo, 1, MPI_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
   MPI_Allreduce(&done, &hi, 1, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
-  CHECK(lo == hi && lo >= 20 && capture.calls == done);
+  if (!(lo == hi && lo >= 20 && calls == done))
+    std::fprintf(stderr, "rank %d: checkpoints %lld (min %lld, max %lld), capture callbacks %d\n", rank_, done, lo, hi,
+                 calls);
+  CHECK(lo == hi && lo >= 20 && calls == done);
 }
 
 // Restart, part 1: a split communicator and a derived type; messages in

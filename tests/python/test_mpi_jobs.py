@@ -310,10 +310,10 @@ def check_same_as_reference(ref, job, work, history, runs):
 CASES = {
     "ring": ("ring.py", 3, [80], 0.3, ["same", "restart", "same"]),
     "heat": ("heat.py", 4, [200], 0.3, ["same", "same"]),
-    "master_worker": ("master_worker.py", 3, [60], 0.3, ["restart", "same"]),
+    "master_worker": ("master_worker.py", 3, [150], 0.3, ["restart", "same"]),
     "flood": ("flood.py", 3, [100, 0.008], 0.3, ["same", "same"]),
     "pending_isend_irecv": ("pending.py", 2, [70], 0.3, ["same", "restart"]),
-    "collectives_buffer": ("collectives.py", 4, [40, "buffer"], 0.3, ["same", "same"]),
+    "collectives_buffer": ("collectives.py", 4, [80, "buffer"], 0.3, ["same", "same"]),
     "collectives_pickle": ("collectives.py", 4, [80, "pickle"], 0.3, ["restart", "same"]),
 }
 
