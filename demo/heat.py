@@ -20,8 +20,8 @@ from mpi4py import MPI
 def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--cells", type=int, default=1 << 20, help="cells of the whole rod")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--report", type=int, default=25, help="print the total heat every N steps")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--report", type=int, default=100, help="print the total heat every N steps")
     p.add_argument("--step-sleep", type=float, default=0.0, help="seconds of pretend work per step")
     p.add_argument("--out", required=True, help="where rank 0 writes the final rod (.npy)")
     return p.parse_args()
