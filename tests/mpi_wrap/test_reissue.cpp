@@ -181,7 +181,7 @@ Steps sendrecv() {
 // them, and the sender's request is restored complete. (Open MPI's shared
 // memory transport without single-copy makes the sender push every
 // fragment, see main.)
-constexpr int kHuge = 1 << 21;  // doubles: 16 MiB
+constexpr int kHuge = 1 << 23;  // doubles: 64 MiB
 std::vector<double>& huge() {
   static std::vector<double> v(kHuge);
   return v;
