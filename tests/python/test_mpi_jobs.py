@@ -23,6 +23,7 @@ failure message names the seed, the victims and the delays.
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,6 +92,29 @@ def _children(pid):
     return kids
 
 
+def _native_stacks(session):
+    """The C stacks of the Python ranks in a hung job's session (gdb, if
+    installed): where each rank waits names the MPI call and the protocol
+    step of a deadlock."""
+    if shutil.which("gdb") is None:
+        return "(no gdb: no stacks)"
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        rank = [e for e in env if e.startswith(b"OMPI_COMM_WORLD_RANK=")]
+        if not entry.isdigit() or int(fields[3]) != session or not rank:
+            continue
+        bt = subprocess.run(["gdb", "-p", entry, "-batch", "-ex", "bt 25"], capture_output=True, text=True,
+                            timeout=60).stdout
+        frames = [line for line in bt.splitlines() if line.startswith("#")]
+        out.append(f"--- {rank[0].decode()} (pid {entry}):\n" + "\n".join(frames))
+    return "\n".join(out)
+
+
 class Job:
     """One started mpirun (through the pyckpt CLI or plain), output to files."""
 
@@ -107,8 +131,9 @@ class Job:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            stacks = _native_stacks(self.proc.pid)
             self.kill_all()
-            raise AssertionError(f"{self.describe()}\ndid not finish within {timeout} s (deadlock?)")
+            raise AssertionError(f"{self.describe()}\ndid not finish within {timeout} s (deadlock?)\n{stacks}")
 
     def kill_all(self):
         try:
