@@ -21,8 +21,6 @@ import textwrap
 import types
 from pathlib import Path
 
-import pytest
-
 from pyckpt import _core
 
 HERE = Path(__file__).resolve().parent

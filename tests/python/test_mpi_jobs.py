@@ -26,13 +26,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import BUILD_DIR, MPIEXEC, PYCKPT_CLI, PYTHON
+from conftest import MPIEXEC, PYCKPT_CLI, PYTHON
 
 PROGRAMS = Path(__file__).resolve().parent / "programs" / "mpi"
 MPIRUN_OPTIONS = ["--oversubscribe", "--bind-to", "none"]
