@@ -91,7 +91,7 @@ void Runtime::begin_epoch() {
   a.out.clear();
   for (auto& c : comms_)
     if (!c->world_ranks.empty() && (c->real != MPI_COMM_NULL || c->coll_seq > 0))
-      a.out.insert(a.out.end(), {c->id, static_cast<std::uint64_t>(c->world_ranks[0]), c->coll_seq});
+      a.out.insert(a.out.end(), {c->key().first, c->key().second, c->coll_seq});
   a.mine = static_cast<int>(a.out.size());
   a.counts.assign(static_cast<std::size_t>(world_size), 0);
   a.sizes_known = false;
@@ -129,8 +129,7 @@ bool Runtime::agreement_done() {
 std::uint64_t Runtime::target_of(const CommRec& c) const {
   if (c.world_ranks.empty()) return 0;
   SeqRange r{0, 0, 0};
-  if (auto it = targets_.find({c.id, static_cast<std::uint64_t>(c.world_ranks[0])}); it != targets_.end())
-    r = it->second;
+  if (auto it = targets_.find(c.key()); it != targets_.end()) r = it->second;
   if (r.members < c.size) r.lo = 0;  // the others make it during the epoch
   // Some members are behind: they catch up, the others stop there.
   if (r.lo < r.hi) return r.hi;
@@ -235,10 +234,10 @@ void Runtime::run_cut() {
   std::vector<std::vector<std::uint64_t>> to(static_cast<std::size_t>(world_size));
   for (auto& c : comms_)
     for (std::size_t p = 0; p < c->sent.size(); ++p)
-      if (c->sent[p] > 0)
-        to[static_cast<std::size_t>(c->world_ranks[p])].insert(
-            to[static_cast<std::size_t>(c->world_ranks[p])].end(),
-            {c->id, static_cast<std::uint64_t>(c->world_ranks[0]), c->sent[p]});
+      if (c->sent[p] > 0) {
+        auto& triples = to[static_cast<std::size_t>(c->world_ranks[p])];
+        triples.insert(triples.end(), {c->key().first, c->key().second, c->sent[p]});
+      }
   std::vector<int> send_counts(to.size()), send_displs(to.size()), recv_counts(to.size()), recv_displs(to.size());
   std::vector<std::uint64_t> send_buf;
   for (std::size_t q = 0; q < to.size(); ++q) {
@@ -255,26 +254,27 @@ void Runtime::run_cut() {
         "MPI_Alltoallv (message counts)");
   std::vector<CommRec*> live;
   std::vector<std::size_t> offsets;
-  std::map<std::pair<std::uint64_t, std::uint64_t>, std::size_t> live_index;
+  std::map<CommRec::Key, std::size_t> live_index;
   std::size_t total = 0;
   for (auto& c : comms_)
     if (c->real != MPI_COMM_NULL) {
-      live_index[{c->id, static_cast<std::uint64_t>(c->world_ranks[0])}] = live.size();
+      live_index[c->key()] = live.size();
       live.push_back(c.get());
       offsets.push_back(total);
       total += static_cast<std::size_t>(c->size);
     }
   expected_.assign(total, 0);
-  for (int q = 0; q < world_size; ++q)
-    for (int i = recv_displs[static_cast<std::size_t>(q)]; i < recv_displs[static_cast<std::size_t>(q)] +
-                                                                    recv_counts[static_cast<std::size_t>(q)];
-         i += 3) {
-      auto it = live_index.find({recv_buf[static_cast<std::size_t>(i)], recv_buf[static_cast<std::size_t>(i) + 1]});
+  for (std::size_t q = 0; q < to.size(); ++q) {
+    const std::uint64_t* triple = recv_buf.data() + recv_displs[q];
+    for (const std::uint64_t* end = triple + recv_counts[q]; triple < end; triple += 3) {
+      auto it = live_index.find({triple[0], triple[1]});
       if (it == live_index.end()) continue;  // freed here: what was sent on it was received before the free
       const CommRec* c = live[it->second];
-      const auto p = std::find(c->world_ranks.begin(), c->world_ranks.end(), q) - c->world_ranks.begin();
-      expected_[offsets[it->second] + static_cast<std::size_t>(p)] = recv_buf[static_cast<std::size_t>(i) + 2];
+      const auto p = std::find(c->world_ranks.begin(), c->world_ranks.end(), static_cast<int>(q)) -
+                     c->world_ranks.begin();
+      expected_[offsets[it->second] + static_cast<std::size_t>(p)] = triple[2];
     }
+  }
 
   // 2. Drain in-flight messages into channel state.
   drain(live, offsets);

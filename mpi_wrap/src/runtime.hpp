@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace pyckpt::mpi {
@@ -62,13 +63,18 @@ struct CommRec {
   int rank = 0, size = 0;
   // Comm rank -> world rank. The coordinator's traffic about this comm runs
   // on the world control comm; world_ranks[0] also tells apart the comms of
-  // one split, which share their lineage id.
+  // one split, which share their lineage id (see key()).
   std::vector<int> world_ranks;
   std::vector<std::uint64_t> sent, received;  // per peer rank, since last cut
   std::uint64_t coll_seq = 0;     // collectives entered since last cut (kept when freed)
   std::uint64_t coll_target = 0;  // agreed cut point during a snapshot
   std::uint64_t children = 0;     // comms created from this one (for child ids)
   bool freed = false;             // kept while it is an ancestor in lineage
+
+  // The same on every member, and unique among the comms of a job: (lineage
+  // id, world rank of its rank 0). Only for comms that had a handle here.
+  using Key = std::pair<std::uint64_t, std::uint64_t>;
+  Key key() const { return {id, static_cast<std::uint64_t>(world_ranks[0])}; }
 };
 
 struct ChannelMsg {
@@ -349,7 +355,7 @@ class Runtime {
     std::uint64_t lo, hi;
     int members;
   };
-  std::map<std::pair<std::uint64_t, std::uint64_t>, SeqRange> targets_;
+  std::map<CommRec::Key, SeqRange> targets_;
   bool creating_comm_ = false;                // between synchronize(c, true) and end_creation()
   std::uint64_t cuts_done_ = 0;               // attempted cuts, failed ones too
   MPI_Request ready_req_ = MPI_REQUEST_NULL;
