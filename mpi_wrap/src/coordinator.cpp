@@ -2,16 +2,18 @@
 // (doc/mpi.md). Phases, all driven from safe points (MPI calls of the app,
 // progress loops of blocking calls, pyckpt_mpi_poll):
 //   Idle -> Agreeing : a local trigger or a REQ message from another rank;
-//                      REQ goes to every rank on the private control comm,
-//                      and the ranks gather every rank's collective sequence
-//                      numbers (per communicator) on it.
-//   Agreeing -> Reaching : targets known; lagging ranks keep running the app
-//                      until they entered as many collectives as the others;
-//                      ranks at the target park at their next collective.
-//   Reaching -> Ready : this rank is at every target; Ibarrier on control.
-//   Ready -> cut     : everyone is at its targets: exchange per-peer counts
-//                      on the control comm, drain the difference into channel
-//                      state, capture, reset counters.
+//                      REQ goes to every rank on the private control comm.
+//   Agreeing         : rounds on the control comm. Each rank reports whether
+//                      it is at its targets and the collective sequence
+//                      number it wants per communicator; targets are the
+//                      highest wanted. Lagging ranks run the app on until
+//                      they get there; ranks at a target park at their next
+//                      collective on that comm, and ask for one more if they
+//                      are still below a target elsewhere.
+//   Agreeing -> Decided : every rank reported ready in one round.
+//   Decided -> cut   : at the next safe point outside a collective: exchange
+//                      per-peer counts on the control comm, drain the
+//                      difference into channel state, capture, reset counters.
 // All of the coordinator's collectives run on the control comm, never on
 // per-communicator duplicates: ranks start an epoch at different points, so
 // one rank may already have made (or freed) a communicator that another has
@@ -28,7 +30,7 @@ namespace pyckpt::mpi {
 
 namespace {
 constexpr int kTagRequest = 1;
-constexpr std::uint64_t kUnboundedTarget = ~std::uint64_t{0};
+unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
 }
 
 void Runtime::poll_slow(bool cut_allowed) {
@@ -45,7 +47,10 @@ void Runtime::poll_slow(bool cut_allowed) {
 }
 
 void Runtime::step(bool cut_allowed) {
-  if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) begin_epoch();
+  if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) {
+    trace("begins (requested here)");
+    begin_epoch();
+  }
   for (;;) {
     int flag = 0;
     MPI_Status st;
@@ -55,107 +60,132 @@ void Runtime::step(bool cut_allowed) {
     PMPI_Recv(&e, 1, MPI_UINT64_T, st.MPI_SOURCE, kTagRequest, ctl_, MPI_STATUS_IGNORE);
     if (e != epoch + 1) throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi: checkpoint request for an unexpected epoch");
     ++req_received_;
-    if (phase_ == Phase::Idle) begin_epoch();
+    if (phase_ == Phase::Idle) {
+      trace("begins (request from rank %d)", st.MPI_SOURCE);
+      begin_epoch();
+    }
   }
-  if (phase_ == Phase::Agreeing) {
-    if (!agreement_done()) return;
-    phase_ = Phase::Reaching;
-  }
-  // A rank holding a matched message waits for the app to receive it before
-  // it joins: the held message could be neither drained nor captured. Once
-  // joined it matches nothing new (cut_joined), so the cut never waits on it.
-  // A rank inside a communicator creation joins after it: the new comm may
-  // have a target above 0 (members that made it before the epoch began may
-  // have entered collectives on it), which this rank must reach first.
-  if (phase_ == Phase::Reaching && !creating_comm_ && at_targets() && !holds_matched_message()) {
-    check(PMPI_Ibarrier(ctl_, &ready_req_), "MPI_Ibarrier (ready)");
-    phase_ = Phase::Ready;
-    for (auto& c : comms_)
-      if (c->coll_target == kUnboundedTarget) c->coll_target = c->coll_seq;
-  }
-  if (phase_ == Phase::Ready && cut_allowed && !holds_matched_message()) {
-    int done = 0;
-    PMPI_Test(&ready_req_, &done, MPI_STATUS_IGNORE);
-    if (done) run_cut();
-  }
+  if (phase_ == Phase::Agreeing) advance_round();
+  if (phase_ == Phase::Decided && cut_allowed && !holds_matched_message()) run_cut();
 }
 
 void Runtime::begin_epoch() {
   const std::uint64_t e = epoch + 1;
   for (int r = 0; r < world_size; ++r)
     if (r != world_rank) check(PMPI_Send(&e, 1, MPI_UINT64_T, r, kTagRequest, ctl_), "MPI_Send (request)");
-  // Every communicator this rank holds, and those it freed after entering
-  // collectives on them since the last cut: other members may have made
-  // them only later, or not got as far.
-  Agreement& a = agreement_;
-  a.out.clear();
-  for (auto& c : comms_)
-    if (!c->world_ranks.empty() && (c->real != MPI_COMM_NULL || c->coll_seq > 0))
-      a.out.insert(a.out.end(), {c->key().first, c->key().second, c->coll_seq});
-  a.mine = static_cast<int>(a.out.size());
-  a.counts.assign(static_cast<std::size_t>(world_size), 0);
-  a.sizes_known = false;
-  check(PMPI_Iallgather(&a.mine, 1, MPI_INT, a.counts.data(), 1, MPI_INT, ctl_, &a.req),
-        "MPI_Iallgather (agreement sizes)");
   phase_ = Phase::Agreeing;
+  round_.number = 0;
+  post_round();
 }
 
-bool Runtime::agreement_done() {
-  Agreement& a = agreement_;
+// A round: every rank reports whether it is ready (at every target, not
+// inside a communicator creation, holding no matched message) and, per
+// communicator it entered collectives on since the last cut (freed ones
+// too: other members may not have got as far), the sequence number it
+// wants as target: where it is, or one more for the communicator it is
+// parked at while still below a target elsewhere. Posted eagerly, from any
+// safe point: a rank in a collective or a blocking receive must take part
+// too, or a parked peer's raise could never be agreed.
+void Runtime::post_round() {
+  Round& a = round_;
+  const bool below = !targets_known_ || !at_targets();
+  ready_reported_ = !below && !creating_comm_ && !holds_matched_message();
+  const bool stuck = targets_known_ && below && parked_on_ != nullptr && parked_on_->coll_seq >= parked_on_->coll_target;
+  if (stuck)
+    trace("parked before collective %llu on comm %016llx@%d, below a target elsewhere: asks for one more",
+          ull(parked_on_->coll_seq + 1), ull(parked_on_->id), parked_on_->world_ranks[0]);
+  a.out.clear();
+  for (auto& c : comms_) {
+    const std::uint64_t want = c->coll_seq + (stuck && c.get() == parked_on_ ? 1 : 0);
+    if (want > 0 && !c->world_ranks.empty()) a.out.insert(a.out.end(), {c->key().first, c->key().second, want});
+  }
+  a.mine[0] = static_cast<int>(a.out.size());
+  a.mine[1] = ready_reported_ ? 1 : 0;
+  a.flags.assign(2 * static_cast<std::size_t>(world_size), 0);
+  a.stage = Round::Stage::Flags;
+  check(PMPI_Iallgather(a.mine, 2, MPI_INT, a.flags.data(), 2, MPI_INT, ctl_, &a.req),
+        "MPI_Iallgather (agreement flags)");
+}
+
+void Runtime::advance_round() {
+  Round& a = round_;
   int done = 0;
   PMPI_Test(&a.req, &done, MPI_STATUS_IGNORE);
-  if (!done) return false;
-  if (!a.sizes_known) {
-    a.sizes_known = true;
+  if (!done) return;
+  if (a.stage == Round::Stage::Flags) {
+    bool all_ready = true;
+    a.counts.resize(static_cast<std::size_t>(world_size));
+    for (std::size_t r = 0; r < a.counts.size(); ++r) {
+      a.counts[r] = a.flags[2 * r];
+      all_ready &= a.flags[2 * r + 1] != 0;
+    }
+    if (all_ready) {
+      // Every rank is at the same targets and stays there (it parks at any
+      // further collective): a consistent cut.
+      phase_ = Phase::Decided;
+      trace("every rank at its targets after %d round(s): the cut runs", a.number);
+      return;
+    }
     a.displs.assign(a.counts.size(), 0);
     std::partial_sum(a.counts.begin(), a.counts.end() - 1, a.displs.begin() + 1);
     a.in.resize(static_cast<std::size_t>(a.displs.back() + a.counts.back()));
-    check(PMPI_Iallgatherv(a.out.data(), a.mine, MPI_UINT64_T, a.in.data(), a.counts.data(), a.displs.data(),
+    a.stage = Round::Stage::Triples;
+    check(PMPI_Iallgatherv(a.out.data(), a.mine[0], MPI_UINT64_T, a.in.data(), a.counts.data(), a.displs.data(),
                            MPI_UINT64_T, ctl_, &a.req),
           "MPI_Iallgatherv (collective sequence numbers)");
-    return false;
+    return;
   }
-  targets_.clear();
+  // Target per communicator: the most any member wants, and never less than
+  // before. Members behind run on to it, the others park there. A member
+  // that must pass more collectives on a comm to reach a target elsewhere
+  // (program order: a split comm's collectives come before world's next
+  // one) asks for one more, round after round, until it gets there.
+  bool raised = false;
   for (std::size_t i = 0; i + 2 < a.in.size(); i += 3) {
-    auto [it, first] = targets_.try_emplace({a.in[i], a.in[i + 1]}, SeqRange{a.in[i + 2], a.in[i + 2], 0});
-    it->second.lo = std::min(it->second.lo, a.in[i + 2]);
-    it->second.hi = std::max(it->second.hi, a.in[i + 2]);
-    ++it->second.members;
+    std::uint64_t& target = targets_[{a.in[i], a.in[i + 1]}];
+    if (a.in[i + 2] > target) {
+      target = a.in[i + 2];
+      raised = true;
+    }
   }
   for (auto& c : comms_) c->coll_target = target_of(*c);
-  return true;
+  if (raised) {
+    std::string line;
+    for (auto& c : comms_)
+      if (c->real != MPI_COMM_NULL && !c->world_ranks.empty())
+        line += " " + std::to_string(c->coll_seq) + "/" + std::to_string(c->coll_target);
+    trace("round %d: seq/target per comm:%s", a.number, line.c_str());
+  }
+  targets_known_ = true;
+  ++a.number;
+  post_round();
 }
 
 std::uint64_t Runtime::target_of(const CommRec& c) const {
   if (c.world_ranks.empty()) return 0;
-  SeqRange r{0, 0, 0};
-  if (auto it = targets_.find(c.key()); it != targets_.end()) r = it->second;
-  if (r.members < c.size) r.lo = 0;  // the others make it during the epoch
-  // Some members are behind: they catch up, the others stop there.
-  if (r.lo < r.hi) return r.hi;
-  // All members are at the same point (or make it during the epoch): it runs
-  // free until this rank joins the cut, then stays where it is. The members
-  // of a correct program (one that would not deadlock if every collective
-  // synchronized) join right after entering the same last collective with a
-  // target, so they stop it after the same number of collectives. A fixed
-  // target here could be unreachable: members that lag on another comm may
-  // have to pass collectives on this one to get there.
-  return phase_ == Phase::Ready ? c.coll_seq : kUnboundedTarget;
+  const auto it = targets_.find(c.key());
+  return it == targets_.end() ? 0 : it->second;
 }
 
 bool Runtime::at_targets() const {
   for (auto& c : comms_)
-    if (c->real != MPI_COMM_NULL && c->coll_target != kUnboundedTarget && c->coll_seq < c->coll_target)
-      return false;
+    if (c->real != MPI_COMM_NULL && c->coll_seq < c->coll_target) return false;
   return true;
 }
 
 void Runtime::enter_collective(CommRec* c) {
   poll();
-  // Entering now would pass the agreed cut point (or the point is not known
-  // yet): wait here, serving the protocol, until the cut is done.
-  while (phase_ == Phase::Agreeing || (phase_ != Phase::Idle && c->coll_seq >= c->coll_target))
-    poll_blocked(true);
+  // Entering now would pass the agreed target (or none is known yet): wait
+  // here, serving the protocol, until the cut is done or the target raised.
+  const auto must_wait = [&] {
+    return phase_ != Phase::Idle && (!targets_known_ || c->coll_seq >= c->coll_target);
+  };
+  if (must_wait()) {
+    trace("waits before collective %llu on comm %016llx@%d", ull(c->coll_seq + 1), ull(c->id), c->world_ranks[0]);
+    parked_on_ = c;
+    while (must_wait()) poll_blocked(true);
+    parked_on_ = nullptr;
+  }
   ++c->coll_seq;
   ++stats.collectives;
 }
@@ -333,18 +363,24 @@ void Runtime::run_cut() {
     c->coll_seq = c->coll_target = 0;
   }
   targets_.clear();
+  targets_known_ = ready_reported_ = false;
   req_received_ = 0;
   phase_ = Phase::Idle;
-  if (again) return;  // still requested: the next safe point starts a new cut
+  if (again) {
+    trace("cut to be retried: a rank was not at a capturable point");
+    return;  // still requested: the next safe point starts a new cut
+  }
   requested_.store(false, std::memory_order_relaxed);
   ++cuts_done_;
   if (fail) {
+    trace("cut failed: %s", why.c_str());
     last_result_ = why.find("capture callback") != std::string::npos ? PYCKPT_MPI_ECALLBACK : PYCKPT_MPI_EUNSUPPORTED;
     last_message_ = "pyckpt_mpi: checkpoint " + std::to_string(epoch + 1) + " failed on rank " +
                     std::to_string(world_rank) + ": " + why;
     if (!finishing_) std::fprintf(stderr, "%s\n", last_message_.c_str());  // at the end: nothing lost
     return;
   }
+  trace("cut done: %llu message(s) in channel state", ull(channel_.size()));
   last_result_ = PYCKPT_MPI_OK;
   ++epoch;
   ++stats.checkpoints;
@@ -384,7 +420,7 @@ void Runtime::finish() {
   // that already left. One under way on some ranks (their REQs may still be
   // on their way to ranks that look idle) is finished by all: the ranks
   // agree on the number of cuts to wait for (cuts are counted alike on every
-  // rank), on a comm of their own (ctl_ carries the ready Ibarrier), serving
+  // rank), on a comm of their own (ctl_ carries the agreement rounds), serving
   // the protocol meanwhile.
   requested_.store(false, std::memory_order_relaxed);
   std::uint64_t target = cuts_done_ + (phase_ != Phase::Idle ? 1 : 0);

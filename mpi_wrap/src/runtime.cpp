@@ -3,7 +3,10 @@
 #include "runtime.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 
@@ -53,6 +56,8 @@ void Runtime::start() {
   }
   check(PMPI_Comm_dup(MPI_COMM_WORLD, &rt->ctl_), "MPI_Comm_dup (control)");
   check(PMPI_Comm_dup(MPI_COMM_WORLD, &rt->fin_), "MPI_Comm_dup (finish)");
+  const char* trace = std::getenv("PYCKPT_MPI_TRACE");
+  rt->tracing_ = trace != nullptr && *trace != '\0' && std::strcmp(trace, "0") != 0;
   instance_ = std::move(rt);
 }
 
@@ -62,6 +67,20 @@ void Runtime::stop() {
   PMPI_Comm_free(&instance_->ctl_);
   PMPI_Comm_free(&instance_->fin_);
   instance_.reset();
+}
+
+void Runtime::trace(const char* format, ...) const {
+  if (!tracing_) return;
+  char line[1024];
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(line, sizeof line, format, args);
+  va_end(args);
+  // Wall-clock time orders the lines of the ranks of a node (MPI_Wtime
+  // need not be global); one write per line: the ranks share a stderr.
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::fprintf(stderr, "pyckpt_mpi trace %.6f rank %d epoch %llu: %s\n", now, world_rank,
+               static_cast<unsigned long long>(epoch + 1), line);
 }
 
 CommRec* Runtime::insert_comm(std::unique_ptr<CommRec> rec) {

@@ -259,7 +259,7 @@ class Runtime {
   // and waits, serving the protocol, in an Ibarrier on c until all members
   // arrived, so the blocking call that follows cannot wait for a rank parked
   // in the protocol. creating: it makes a communicator; until end_creation()
-  // the rank does not join a cut (see coordinator.cpp).
+  // the rank is not ready for a cut (see coordinator.cpp).
   void synchronize(CommRec* c, bool creating = false);
   void end_creation() { creating_comm_ = false; }
   // Async-signal-safe: a lock-free atomic store, usable before MPI_Init.
@@ -270,6 +270,10 @@ class Runtime {
   // nonblocking collective is pending when PMPI_Finalize runs.
   void finish();
   const std::string& last_message() const { return last_message_; }
+  // PYCKPT_MPI_TRACE=1: the rank reports the protocol's steps on stderr
+  // (epochs, agreed targets, parking at a collective, cuts), to find out
+  // why a checkpoint does not complete. Off: one branch per step.
+  void trace(const char* format, ...) const __attribute__((format(printf, 2, 3)));
 
   // Unsupported features the job used; a checkpoint fails naming them.
   void mark_unsupported(const char* call);
@@ -283,11 +287,12 @@ class Runtime {
   std::unordered_map<MPI_Message, ChannelMsg> matched;
   std::uint64_t next_fake_message = 1;
   // The app holds a matched message (real or from channel state): a cut now
-  // could not capture it, so this rank neither joins nor runs a cut meanwhile.
+  // could not capture it, so this rank is not ready for a cut, nor runs one.
   bool holds_matched_message() const { return outstanding_messages > 0 || !matched.empty(); }
-  // This rank joined the ready barrier of a cut: it must not match a message
-  // (MPI_Improbe) until the cut ran, or the cut would wait for its receive.
-  bool cut_joined() const { return phase_ == Phase::Ready; }
+  // This rank reported itself ready for a cut (or the cut is decided): it
+  // must not match a message (MPI_Improbe) until the round's outcome or the
+  // cut, or the cut would wait for its receive.
+  bool ready_for_cut() const { return phase_ == Phase::Decided || ready_reported_; }
 
   // --- restart (lineage.cpp) -----------------------------------------------
   std::vector<std::byte> save() const;
@@ -296,11 +301,15 @@ class Runtime {
   int world_rank = 0, world_size = 1;
 
  private:
-  enum class Phase { Idle, Agreeing, Reaching, Ready };
+  // Agreeing: rounds run until every rank is at its targets in one of them;
+  // Decided: that happened, the cut runs at the next safe point outside a
+  // collective (see coordinator.cpp).
+  enum class Phase { Idle, Agreeing, Decided };
   void poll_slow(bool cut_allowed);
   void step(bool cut_allowed);
   void begin_epoch();
-  bool agreement_done();
+  void post_round();
+  void advance_round();
   std::uint64_t target_of(const CommRec& c) const;
   bool at_targets() const;
   void run_cut();
@@ -335,30 +344,32 @@ class Runtime {
   MPI_Comm ctl_ = MPI_COMM_NULL;  // private dup of world: checkpoint requests
   MPI_Comm fin_ = MPI_COMM_NULL;  // private dup of world: agreement in finish()
   bool finishing_ = false;        // in finish(): a cut captures nothing
+  bool tracing_ = false;          // PYCKPT_MPI_TRACE
   Phase phase_ = Phase::Idle;
   std::uint64_t poll_tick_ = 0;
   std::uint32_t spin_tick_ = 0;
   int req_received_ = 0;  // REQ messages of the current epoch consumed
-  // The epoch's agreement on collective sequence numbers: an Iallgather of
-  // entry counts, then an Iallgatherv of (comm id, world rank of its rank 0,
-  // seq) triples, both on ctl_.
-  struct Agreement {
+  // One round of the epoch's agreement on collective sequence numbers, on
+  // ctl_: an Iallgather of (entry count, ready flag) per rank, then, unless
+  // every rank is ready, an Iallgatherv of (comm id, world rank of its rank
+  // 0, wanted seq) triples.
+  struct Round {
+    enum class Stage { Flags, Triples } stage = Stage::Flags;
     MPI_Request req = MPI_REQUEST_NULL;
-    bool sizes_known = false;
-    int mine = 0;
+    int number = 0;               // rounds of this epoch so far
+    int mine[2] = {0, 0};         // entries, ready
+    std::vector<int> flags;       // (entries, ready) per rank
     std::vector<int> counts, displs;
     std::vector<std::uint64_t> out, in;
-  } agreement_;
-  // What the members reported per communicator, by (id, world rank of its
-  // rank 0): the range of their sequence numbers (see target_of).
-  struct SeqRange {
-    std::uint64_t lo, hi;
-    int members;
-  };
-  std::map<CommRec::Key, SeqRange> targets_;
-  bool creating_comm_ = false;                // between synchronize(c, true) and end_creation()
-  std::uint64_t cuts_done_ = 0;               // attempted cuts, failed ones too
-  MPI_Request ready_req_ = MPI_REQUEST_NULL;
+  } round_;
+  // Agreed targets by (id, world rank of its rank 0), also of comms this
+  // rank has not made yet; they only grow during an epoch (see post_round).
+  std::map<CommRec::Key, std::uint64_t> targets_;
+  bool targets_known_ = false;    // a round of this epoch completed
+  bool ready_reported_ = false;   // this rank reported ready in the round under way
+  CommRec* parked_on_ = nullptr;  // enter_collective waits at this comm's target
+  bool creating_comm_ = false;    // between synchronize(c, true) and end_creation()
+  std::uint64_t cuts_done_ = 0;   // attempted cuts, failed ones too
   bool in_cut_ = false;
   int last_result_ = PYCKPT_MPI_OK;
   std::string last_message_;

@@ -260,7 +260,7 @@ int MPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Message* mess
   CommRec* c = rt ? rt->comm(comm) : nullptr;
   if (!c) return PMPI_Improbe(source, tag, comm, flag, message, status);
   rt->poll();
-  if (rt->cut_joined()) [[unlikely]] {
+  if (rt->ready_for_cut()) [[unlikely]] {
     // No match until the cut ran (an MPI_Mprobe waits in its loop): a held
     // message cannot be captured, and this rank cannot defer a cut the
     // others may already be running.

@@ -6,6 +6,7 @@
 #include <pyckpt/mpi/pyckpt_mpi.h>
 
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdint>
@@ -264,6 +265,47 @@ void comm_churn() {
   CHECK(lo == hi && lo >= 20 && calls == done);
 }
 
+// Checkpoints while the even ranks are in the middle of a run of
+// collectives on their split communicator and the odd ranks already wait in
+// the next collective on world: the cut lies beyond collectives on the split
+// communicator that none of its members had entered when the checkpoint
+// began (the target on world can only be reached through them). Rank 0
+// requests each checkpoint late in its run, after its split partner entered
+// the next collective, so the members are at different points.
+void split_lag() {
+  constexpr int kSteps = 5, kRun = 8;
+  MPI_Comm half;
+  MPI_Comm_split(MPI_COMM_WORLD, rank_ % 2, rank_, &half);
+  int half_size = 0;
+  MPI_Comm_size(half, &half_size);
+  const bool even = rank_ % 2 == 0;
+  for (int step = 0; step < kSteps; ++step) {
+    int v = step, sum = 0;
+    MPI_Allreduce(&v, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    CHECK(sum == step * size_);
+    for (int k = 0; k < kRun; ++k) {
+      if (even) usleep(1000);
+      if (rank_ == 0 && k == 3) {
+        usleep(30000);
+        pyckpt_mpi_request_checkpoint();
+      }
+      int x = k + step, y = 0;
+      MPI_Allreduce(&x, &y, 1, MPI_INT, MPI_SUM, half);
+      CHECK(y == (k + step) * half_size);
+    }
+  }
+  // The last step's cut lies at this barrier (world's target, entered by
+  // the odd ranks during the runs); it runs at the next safe point.
+  MPI_Barrier(MPI_COMM_WORLD);
+  MPI_Barrier(MPI_COMM_WORLD);
+  const auto done = stats().checkpoints;
+  if (!(done == kSteps && capture.calls == kSteps))
+    std::fprintf(stderr, "rank %d: checkpoints %llu, capture callbacks %d, expected %d\n", rank_,
+                 static_cast<unsigned long long>(done), capture.calls, kSteps);
+  CHECK(done == kSteps && capture.calls == kSteps);
+  MPI_Comm_free(&half);
+}
+
 // Restart, part 1: a split communicator and a derived type; messages in
 // flight on the split at the cut. State saved to <dir>; the job then ends.
 constexpr int kRestartN = 20, kRestartEarly = 5;
@@ -354,6 +396,7 @@ int main(int argc, char** argv) {
   else if (what == "blocked") blocked();
   else if (what == "unsupported") unsupported();
   else if (what == "comm_churn") comm_churn();
+  else if (what == "split_lag") split_lag();
   else if (what == "restart_save") restart_save();
   else if (what == "restart_load") restart_load();
   else CHECK(!"unknown scenario");

@@ -39,12 +39,15 @@ SEED = int(os.environ.get("PYCKPT_TEST_SEED", "1"))
 RUN_TIMEOUT = 90          # one mpirun; a deadlocked job fails the test
 CHECKPOINT_TIMEOUT = 30   # from a job's start to its first new checkpoint
 START_MARK = "program start"
+TRACE = "pyckpt_mpi trace "
 
 
 def _environment():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYCKPT_") or k == "PYCKPT_BUILD_DIR"}
+    # The ranks trace the checkpoint protocol on stderr: a job that hangs
+    # reports each rank's last steps (Job.describe).
     env.update(OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_ALLOW_RUN_AS_ROOT="1",
-               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1", PYCKPT_MPI_TRACE="1")
     return env
 
 
@@ -109,7 +112,12 @@ def _native_stacks(session):
             continue
         bt = subprocess.run(["gdb", "-p", entry, "-batch", "-ex", "bt 25"], capture_output=True, text=True,
                             timeout=60).stdout
-        frames = [line for line in bt.splitlines() if line.startswith("#")]
+        frames = []
+        for line in bt.splitlines():
+            if line.startswith("#"):
+                frames.append(line)
+            if re.match(r"#\d+\s+(0x[0-9a-f]+ in )?MPI_\w+ \(", line):
+                break  # the app's MPI call: what called it is the program (see the trace)
         out.append(f"--- {rank[0].decode()} (pid {entry}):\n" + "\n".join(frames))
     return "\n".join(out)
 
@@ -150,8 +158,16 @@ class Job:
         return self.stderr_path.read_text()
 
     def describe(self):
+        lines = self.stderr.splitlines()
+        output = "\n".join(line for line in lines if not line.startswith(TRACE))
+        traces = {}
+        for line in lines:
+            if line.startswith(TRACE):
+                traces.setdefault(line.split(" rank ", 1)[1].split()[0], []).append(line)
+        last = "".join(f"--- protocol trace of rank {rank}, last steps:\n" + "\n".join(steps[-12:]) + "\n"
+                       for rank, steps in sorted(traces.items()))
         return (f"{' '.join(map(str, self.cmd))}\n--- stdout:\n{self.stdout[-3000:]}\n"
-                f"--- stderr:\n{self.stderr[-6000:]}")
+                f"--- stderr:\n{output[-4000:]}\n{last}")
 
 
 def _read_outputs(directory):
