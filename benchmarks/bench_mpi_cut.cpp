@@ -142,10 +142,11 @@ double median(std::vector<double> v) {
 
 // Phases of one checkpoint on this rank, from the first protocol call of
 // each kind (doc/mpi.md "The cut"): synchronize (Ibarrier on world)
-// -> REQ fan-out + Iallgather(v) of sequence numbers -> ready Ibarrier ->
-// Alltoall(v) of counts, drain -> Allreduce (can capture), capture, result.
+// -> REQ fan-out + agreement rounds (Iallgather of ready flags, Iallgatherv
+// of sequence numbers) -> Alltoall(v) of counts, drain -> Allreduce (can
+// capture), capture, result.
 struct Sample {
-  double total = 0, to_req = 0, agree = 0, ready = 0, drain = 0, finish = 0;
+  double total = 0, to_req = 0, agree = 0, drain = 0, finish = 0;
   std::array<std::uint64_t, kKinds> calls{};
 };
 
@@ -170,8 +171,8 @@ Sample one_checkpoint(int inflight, int bytes, std::vector<char>& out,
   Sample s;
   s.calls = calls;
   s.total = end - start;
-  // first[kIbarrier] is synchronize's; the ready Ibarrier comes later and is
-  // not separately visible, so "agree" runs up to the Alltoall.
+  // "agree" runs from the first REQ to the Alltoall: the rounds' calls
+  // repeat, their first calls do not mark the end.
   const double req = first[kSend] ? first[kSend] : start;
   s.to_req = req - start;
   s.agree = (first[kAlltoall] ? first[kAlltoall] : end) - req;

@@ -126,6 +126,8 @@ def _job_environment(directory, keep, interval=None, signal_name=None):
         env["PYCKPT_INTERVAL"] = str(interval)
     if signal_name:
         env["PYCKPT_SIGNAL"] = signal_name
+    # Diagnostics set for `pyckpt mpirun` reach the ranks on every node.
+    env.update({name: os.environ[name] for name in ("PYCKPT_VERBOSE", "PYCKPT_MPI_TRACE") if name in os.environ})
     return env
 
 
