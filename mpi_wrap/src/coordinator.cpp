@@ -88,9 +88,9 @@ void Runtime::begin_epoch() {
 // too, or a parked peer's raise could never be agreed.
 void Runtime::post_round() {
   Round& a = round_;
-  const bool below = !targets_known_ || !at_targets();
-  ready_reported_ = !below && !creating_comm_ && !holds_matched_message();
-  const bool stuck = targets_known_ && below && parked_on_ != nullptr && parked_on_->coll_seq >= parked_on_->coll_target;
+  const bool below = !a.targets_known() || !at_targets();
+  const bool ready = !below && !creating_comm_ && !holds_matched_message();
+  const bool stuck = a.targets_known() && below && parked_on_ != nullptr && parked_on_->coll_seq >= parked_on_->coll_target;
   if (stuck)
     trace("parked before collective %llu on comm %016llx@%d, below a target elsewhere: asks for one more",
           ull(parked_on_->coll_seq + 1), ull(parked_on_->id), parked_on_->world_ranks[0]);
@@ -100,7 +100,7 @@ void Runtime::post_round() {
     if (want > 0 && !c->world_ranks.empty()) a.out.insert(a.out.end(), {c->key().first, c->key().second, want});
   }
   a.mine[0] = static_cast<int>(a.out.size());
-  a.mine[1] = ready_reported_ ? 1 : 0;
+  a.mine[1] = ready ? 1 : 0;
   a.flags.assign(2 * static_cast<std::size_t>(world_size), 0);
   a.stage = Round::Stage::Flags;
   check(PMPI_Iallgather(a.mine, 2, MPI_INT, a.flags.data(), 2, MPI_INT, ctl_, &a.req),
@@ -149,14 +149,13 @@ void Runtime::advance_round() {
     }
   }
   for (auto& c : comms_) c->coll_target = target_of(*c);
-  if (raised) {
+  if (raised && tracing_) {
     std::string line;
     for (auto& c : comms_)
       if (c->real != MPI_COMM_NULL && !c->world_ranks.empty())
         line += " " + std::to_string(c->coll_seq) + "/" + std::to_string(c->coll_target);
     trace("round %d: seq/target per comm:%s", a.number, line.c_str());
   }
-  targets_known_ = true;
   ++a.number;
   post_round();
 }
@@ -178,7 +177,7 @@ void Runtime::enter_collective(CommRec* c) {
   // Entering now would pass the agreed target (or none is known yet): wait
   // here, serving the protocol, until the cut is done or the target raised.
   const auto must_wait = [&] {
-    return phase_ != Phase::Idle && (!targets_known_ || c->coll_seq >= c->coll_target);
+    return phase_ != Phase::Idle && (!round_.targets_known() || c->coll_seq >= c->coll_target);
   };
   if (must_wait()) {
     trace("waits before collective %llu on comm %016llx@%d", ull(c->coll_seq + 1), ull(c->id), c->world_ranks[0]);
@@ -363,7 +362,6 @@ void Runtime::run_cut() {
     c->coll_seq = c->coll_target = 0;
   }
   targets_.clear();
-  targets_known_ = ready_reported_ = false;
   req_received_ = 0;
   phase_ = Phase::Idle;
   if (again) {

@@ -292,7 +292,7 @@ class Runtime {
   // This rank reported itself ready for a cut (or the cut is decided): it
   // must not match a message (MPI_Improbe) until the round's outcome or the
   // cut, or the cut would wait for its receive.
-  bool ready_for_cut() const { return phase_ == Phase::Decided || ready_reported_; }
+  bool ready_for_cut() const { return phase_ != Phase::Idle && round_.reported_ready(); }
 
   // --- restart (lineage.cpp) -----------------------------------------------
   std::vector<std::byte> save() const;
@@ -356,17 +356,18 @@ class Runtime {
   struct Round {
     enum class Stage { Flags, Triples } stage = Stage::Flags;
     MPI_Request req = MPI_REQUEST_NULL;
-    int number = 0;               // rounds of this epoch so far
+    int number = 0;               // rounds of this epoch that set targets
     int mine[2] = {0, 0};         // entries, ready
     std::vector<int> flags;       // (entries, ready) per rank
     std::vector<int> counts, displs;
     std::vector<std::uint64_t> out, in;
+    bool targets_known() const { return number > 0; }
+    // In the round under way, or in the one that decided the cut.
+    bool reported_ready() const { return mine[1] != 0; }
   } round_;
   // Agreed targets by (id, world rank of its rank 0), also of comms this
-  // rank has not made yet; they only grow during an epoch (see post_round).
+  // rank has not made yet; they only grow during an epoch (see advance_round).
   std::map<CommRec::Key, std::uint64_t> targets_;
-  bool targets_known_ = false;    // a round of this epoch completed
-  bool ready_reported_ = false;   // this rank reported ready in the round under way
   CommRec* parked_on_ = nullptr;  // enter_collective waits at this comm's target
   bool creating_comm_ = false;    // between synchronize(c, true) and end_creation()
   std::uint64_t cuts_done_ = 0;   // attempted cuts, failed ones too

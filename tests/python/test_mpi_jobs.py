@@ -62,36 +62,27 @@ def _latest(directory):
         return None
 
 
-def _ranks(directory):
-    """{rank: pid} of the live ranks of the job checkpointing into `directory`
-    (their environment has PYCKPT_DIR=directory; mpirun's has not)."""
-    want = f"PYCKPT_DIR={directory}".encode()
-    ranks = {}
+def _rank_processes():
+    """(pid, rank, stat fields after the command name, environment) of every
+    live MPI rank process on this machine."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if want in env and state != "Z":
-            rank = [e for e in env if e.startswith(b"OMPI_COMM_WORLD_RANK=")]
-            if rank:
-                ranks[int(rank[0].split(b"=", 1)[1])] = int(entry)
-    return ranks
+        rank = [e for e in env if e.startswith(b"OMPI_COMM_WORLD_RANK=")]
+        if rank and fields[0] != "Z":
+            yield int(entry), int(rank[0].split(b"=", 1)[1]), fields, env
 
 
-def _children(pid):
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    kids.append(int(entry))
-            except (OSError, ValueError):
-                pass
-    return kids
+def _ranks(directory):
+    """{rank: pid} of the live ranks of the job checkpointing into `directory`
+    (their environment has PYCKPT_DIR=directory; mpirun's has not)."""
+    want = f"PYCKPT_DIR={directory}".encode()
+    return {rank: pid for pid, rank, _, env in _rank_processes() if want in env}
 
 
 def _native_stacks(session):
@@ -101,16 +92,10 @@ def _native_stacks(session):
     if shutil.which("gdb") is None:
         return "(no gdb: no stacks)"
     out = []
-    for entry in os.listdir("/proc"):
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-        except (OSError, ValueError):
+    for pid, rank, fields, _ in _rank_processes():
+        if int(fields[3]) != session:
             continue
-        rank = [e for e in env if e.startswith(b"OMPI_COMM_WORLD_RANK=")]
-        if not entry.isdigit() or int(fields[3]) != session or not rank:
-            continue
-        bt = subprocess.run(["gdb", "-p", entry, "-batch", "-ex", "bt 25"], capture_output=True, text=True,
+        bt = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "bt 25"], capture_output=True, text=True,
                             timeout=60).stdout
         frames = []
         for line in bt.splitlines():
@@ -118,7 +103,7 @@ def _native_stacks(session):
                 frames.append(line)
             if re.match(r"#\d+\s+(0x[0-9a-f]+ in )?MPI_\w+ \(", line):
                 break  # the app's MPI call: what called it is the program (see the trace)
-        out.append(f"--- {rank[0].decode()} (pid {entry}):\n" + "\n".join(frames))
+        out.append(f"--- OMPI_COMM_WORLD_RANK={rank} (pid {pid}):\n" + "\n".join(frames))
     return "\n".join(out)
 
 
