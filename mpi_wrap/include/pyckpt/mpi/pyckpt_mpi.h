@@ -9,7 +9,9 @@
  *     as an opaque byte string that it stores with hdf5_io,
  *   - map application MPI handles to stable ids and back after a restart.
  * Upper layers should look these up with dlsym(RTLD_DEFAULT, ...) so that they
- * work (doing nothing) when the interposer is not preloaded.
+ * work (doing nothing) when the interposer is not preloaded. The library
+ * knows nothing of Python: pyckpt's Python layer reaches it through one C++
+ * binding (pyckpt._core) built on this header.
  * doc/mpi.md describes the protocol. All functions return 0 on success and a
  * nonzero PYCKPT_MPI_E* code on failure; pyckpt_mpi_last_error() says why. */
 #ifndef PYCKPT_MPI_H
@@ -31,22 +33,41 @@ enum {
   PYCKPT_MPI_ECALLBACK = 4,    /* the capture/restore callback failed */
   PYCKPT_MPI_EMPI = 5,         /* an MPI call made by the protocol failed */
   PYCKPT_MPI_EAGAIN = 6        /* capture callback: not at this safe point, retry at the next */
+  /* Ordered by severity where outcomes of several ranks are agreed: a
+   * failure code beats EAGAIN (see the capture callback). */
 };
 
-/* Called on every rank inside the consistent cut, after the channels were
- * drained: the callback captures local state (and typically calls
- * pyckpt_mpi_state_save and writes everything collectively with hdf5_io;
- * its MPI calls are not counted). Return 0 on success; a failure on any rank
- * fails the checkpoint on all ranks. PYCKPT_MPI_EAGAIN (returned by the
- * callbacks of all ranks alike, before writing anything) abandons this cut
- * quietly and keeps the request: the next safe point tries again. */
-typedef int (*pyckpt_mpi_capture_fn)(void* user, uint64_t epoch);
-/* Called at the end of MPI_Init/MPI_Init_thread of every process, so that a
- * restarted job can call pyckpt_mpi_state_restore before the app runs. */
-typedef int (*pyckpt_mpi_restore_fn)(void* user);
+/* The layer above (pyckpt's Python runtime, a C or C++ program) is called
+ * at three points; every callback returns PYCKPT_MPI_OK or a nonzero code.
+ *
+ * init: at the end of MPI_Init/MPI_Init_thread, in every process. The layer
+ * above attaches here: it registers its capture callbacks and, in a restarted
+ * job, calls pyckpt_mpi_state_restore before the application runs. A nonzero
+ * result is reported with pyckpt_mpi_last_error() and ends the job
+ * (MPI_Abort): a rank that cannot resume must not leave its peers waiting. */
+typedef int (*pyckpt_mpi_init_fn)(void* user);
+int pyckpt_mpi_set_init_callback(pyckpt_mpi_init_fn init, void* user);
 
-int pyckpt_mpi_set_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_restore_fn restore,
-                             void* user);
+/* capture and write: on every rank inside the consistent cut, after the
+ * channels were drained. Their MPI calls are not counted.
+ *   capture: local, no MPI. Captures this rank's state (and typically calls
+ *     pyckpt_mpi_state_save). PYCKPT_MPI_EAGAIN: not at this safe point.
+ *   The library then agrees on the outcome over all ranks -- this library is
+ *   the one place that decides whether a checkpoint succeeded job-wide: if
+ *   any rank failed (or cannot be captured for a reason of its own, such as
+ *   an unsupported MPI call), no rank writes and the checkpoint fails on all;
+ *   else if any rank returned PYCKPT_MPI_EAGAIN, the cut is abandoned quietly
+ *   and the request kept: the next safe point tries again.
+ *   write: collective over MPI_COMM_WORLD, only when every capture succeeded:
+ *     writes what capture captured (e.g. collectively with hdf5_io). Its
+ *     outcome is agreed the same way; a failure on any rank fails the
+ *     checkpoint on all. */
+typedef int (*pyckpt_mpi_capture_fn)(void* user);
+typedef int (*pyckpt_mpi_write_fn)(void* user);
+int pyckpt_mpi_set_capture_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_write_fn write, void* user);
+
+/* This process's rank in MPI_COMM_WORLD and its size (after MPI_Init). */
+int pyckpt_mpi_world(int* rank, int* size);
 
 /* Ask for a checkpoint. Async-signal-safe; any one rank suffices, the others
  * learn of it at their next safe point (any MPI call, or pyckpt_mpi_poll). */
