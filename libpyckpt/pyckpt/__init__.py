@@ -9,7 +9,7 @@
 """
 from .errors import CheckpointError, CheckpointFileError, ChecksumError, UnsupportedStateError
 from .heap import register_reducer
-from .process import checkpoint, wait
+from .session import checkpoint, wait
 
 __all__ = ["CheckpointError", "CheckpointFileError", "ChecksumError", "UnsupportedStateError", "checkpoint",
            "register_reducer", "wait"]

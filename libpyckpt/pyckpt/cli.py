@@ -1,4 +1,6 @@
-"""The `pyckpt` command-line tool (also `python3 -m pyckpt`).
+"""The `pyckpt` command-line tool (also `python3 -m pyckpt`). scripts/pyckpt.in
+is only its launcher; the commands live here, in the package, so that
+`python3 -m pyckpt` and the installed command are one program.
 
 Each subcommand is a small function taking the parsed arguments and returning
 the exit status; errors of pyckpt become one clear line on stderr and exit 2.
@@ -10,6 +12,7 @@ import argparse
 import os
 import sys
 
+from . import settings
 from .errors import CheckpointError
 
 
@@ -37,9 +40,15 @@ def _cmd_verify(args):
     return 1 if bad else 0
 
 
-def _cmd_preload_path(_args):
+def _preload():
+    """LD_PRELOAD of a checkpointed rank: the interposer, then the library
+    that attaches a Python rank to it at MPI_Init."""
     from . import _core
-    print(os.path.join(_core.library_dir(), "libpyckpt_mpi.so"))
+    return ":".join(_core.preload_libraries())
+
+
+def _cmd_preload_path(_args):
+    print(_preload())
     return 0
 
 
@@ -56,32 +65,32 @@ def _reexec_with_hash_seed(seed):
 
 
 def _cmd_run(args):
-    from . import process
+    from . import session
     if os.environ.get("PYTHONHASHSEED") in (None, "", "random"):
         _reexec_with_hash_seed(int.from_bytes(os.urandom(4), "little"))
     if not os.path.isfile(args.script):
         raise CheckpointError(f"{args.script}: no such script")
-    process.configure(os.path.abspath(args.dir), args.keep, args.interval, args.signal, not args.sync)
-    process.run_script(args.script, args.args)
+    session.configure(os.path.abspath(args.dir), args.keep, args.interval, args.signal, not args.sync)
+    session.run_script(args.script, args.args)
     return 0
 
 
 def _cmd_restart(args):
-    from . import process
+    from . import session
     if args.mpirun is not None:
         return _restart_mpirun(args.mpirun)
-    reader = process.open_checkpoint(args.path)
+    reader = session.open_checkpoint(args.path)
     seed = reader.attributes.get("hash_seed", "random")
     if seed != "random" and os.environ.get("PYTHONHASHSEED") != seed:
         _reexec_with_hash_seed(seed)
-    process.restart(reader)
+    session.restart(reader)
     return 0
 
 
 def _cmd_resume_rank(args):
-    from . import mpi, process
+    from . import mpi, session
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    reader = process.open_checkpoint(os.environ["PYCKPT_RESUME_DIR"], world_size=None)
+    reader = session.open_checkpoint(settings.resume_directory(), world_size=None)
     seed = reader.attributes.get("hash_seed", "random")
     if seed != "random" and os.environ.get("PYTHONHASHSEED") != seed:
         _reexec_with_hash_seed(seed)
@@ -90,8 +99,8 @@ def _cmd_resume_rank(args):
 
 
 def _cmd_request(args):
-    from . import mpi
-    mpi.request(args.directory)
+    from . import triggers
+    triggers.request(args.directory)
     print(f"pyckpt: checkpoint requested from the job checkpointing into {os.path.abspath(args.directory)}")
     return 0
 
@@ -102,11 +111,10 @@ def _mpirun(mpirun_args, program, environment):
     `pyckpt mpirun` (`kill -USR1 $!`, a batch system's warning signal) must
     reach mpirun, which forwards them to the ranks; a Python parent would die
     of SIGUSR1 and leave mpirun running without it."""
-    from . import _core
     command = ["mpirun"]
     if os.geteuid() == 0 and "--allow-run-as-root" not in mpirun_args:
         command.append("--allow-run-as-root")
-    environment = dict(environment, LD_PRELOAD=os.path.join(_core.library_dir(), "libpyckpt_mpi.so"))
+    environment = dict(environment, LD_PRELOAD=_preload())
     for name, value in environment.items():
         command += ["-x", f"{name}={value}"]
     command += [*mpirun_args, *program]
@@ -118,19 +126,6 @@ def _mpirun(mpirun_args, program, environment):
         raise CheckpointError(f"cannot run {command[0]}: {exc.strerror}") from exc
 
 
-def _job_environment(directory, keep, interval=None, signal_name=None):
-    env = {"PYCKPT_DIR": os.path.abspath(directory), "PYCKPT_KEEP": str(keep),
-           # Restart resumes with the original seed (the checkpoint records it).
-           "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED") or str(int.from_bytes(os.urandom(4), "little"))}
-    if interval:
-        env["PYCKPT_INTERVAL"] = str(interval)
-    if signal_name:
-        env["PYCKPT_SIGNAL"] = signal_name
-    # Diagnostics set for `pyckpt mpirun` reach the ranks on every node.
-    env.update({name: os.environ[name] for name in ("PYCKPT_VERBOSE", "PYCKPT_MPI_TRACE") if name in os.environ})
-    return env
-
-
 def _cmd_mpirun(args):
     rest = list(args.mpirun_args)
     # The first *.py is the application: run it with this interpreter (the
@@ -138,25 +133,25 @@ def _cmd_mpirun(args):
     script = next((i for i, a in enumerate(rest) if a.endswith(".py")), None)
     if script is not None and (script == 0 or "python" not in os.path.basename(rest[script - 1])):
         rest.insert(script, sys.executable)
-    env = _job_environment(args.dir, args.keep, args.interval, args.signal)
+    env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
     return _mpirun(rest, [], env)
 
 
 def _restart_mpirun(tokens):
     """`pyckpt restart --mpirun [MPIRUN_OPTIONS] DIR`: the original command of
     the checkpoint in DIR, run again; its ranks resume (PYCKPT_RESTART=auto)."""
-    from . import process
+    from . import session
     if not tokens or not os.path.isdir(tokens[-1]):
         raise CheckpointError("restart --mpirun needs the checkpoint directory as its last argument")
     directory = tokens[-1]
-    reader = process.open_checkpoint(directory, world_size=None)
+    reader = session.open_checkpoint(directory, world_size=None)
     command = list(reader.attributes.get("command", []))
     if not command:
         raise CheckpointError(f"{reader.file}: not written by an MPI job (no command recorded); "
                               f"use `pyckpt restart {directory}`")
     # The restarted job checkpoints as the original did (interval, signal).
-    env = _job_environment(directory, reader.attributes.get("keep", 2), reader.attributes.get("interval") or None,
-                           reader.attributes.get("signal") or None)
+    env = settings.job_environment(directory, reader.attributes.get("keep", settings.DEFAULT_KEEP),
+                                   reader.attributes.get("interval") or None, reader.attributes.get("signal") or None)
     env.update(PYCKPT_RESTART="auto", PYTHONHASHSEED=reader.attributes.get("hash_seed", "random"))
     if env["PYTHONHASHSEED"] == "random":
         del env["PYTHONHASHSEED"]
@@ -164,11 +159,10 @@ def _restart_mpirun(tokens):
 
 
 def _signal_name(text):
-    import signal
-    name = text.upper() if text.upper().startswith("SIG") else "SIG" + text.upper()
-    if name not in signal.Signals.__members__:
-        raise argparse.ArgumentTypeError(f"unknown signal {text!r}")
-    return name
+    try:
+        return settings.canonical_signal(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser():
@@ -176,12 +170,13 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run an unmodified script with preemptive checkpoints")
-    p.add_argument("--dir", default=os.environ.get("PYCKPT_DIR", "pyckpt.d"),
+    p.add_argument("--dir", default=settings.directory(),
                    help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d)")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS at a safe point")
-    p.add_argument("--signal", type=_signal_name, default="SIGUSR1", metavar="SIGNAME",
+    p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
                    help="checkpoint when the process receives this signal (default SIGUSR1)")
-    p.add_argument("--keep", type=int, default=2, metavar="K", help="committed checkpoints kept (default 2)")
+    p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
+                   help="committed checkpoints kept (default 2)")
     p.add_argument("--sync", action="store_true",
                    help="commit each checkpoint before the script goes on (default: a forked writer commits it)")
     p.add_argument("script")
@@ -189,19 +184,20 @@ def build_parser():
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("restart", help="resume a process from its latest (or a given) checkpoint")
-    p.add_argument("path", metavar="DIR_OR_FILE", nargs="?", default=os.environ.get("PYCKPT_DIR", "pyckpt.d"))
+    p.add_argument("path", metavar="DIR_OR_FILE", nargs="?", default=settings.directory())
     p.add_argument("--mpirun", nargs=argparse.REMAINDER, metavar="MPIRUN_OPTIONS DIR",
                    help="resume an MPI job: mpirun options (e.g. -np 4), then the checkpoint directory")
     p.set_defaults(func=_cmd_restart)
 
     p = sub.add_parser("mpirun", help="run an mpi4py job under mpirun with checkpoints (LD_PRELOAD set up)")
-    p.add_argument("--dir", default=os.environ.get("PYCKPT_DIR", "pyckpt.d"),
+    p.add_argument("--dir", default=settings.directory(),
                    help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d); a job whose directory "
                         "holds a checkpoint resumes from it")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS")
-    p.add_argument("--signal", type=_signal_name, default="SIGUSR1", metavar="SIGNAME",
+    p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
                    help="checkpoint when mpirun or any rank receives this signal (default SIGUSR1)")
-    p.add_argument("--keep", type=int, default=2, metavar="K", help="committed checkpoints kept (default 2)")
+    p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
+                   help="committed checkpoints kept (default 2)")
     p.add_argument("mpirun_args", nargs=argparse.REMAINDER, metavar="MPIRUN_ARGS",
                    help="mpirun options, the script and its arguments, e.g. -np 4 app.py")
     p.set_defaults(func=_cmd_mpirun)
@@ -242,8 +238,8 @@ def main(argv=None):
     try:
         return args.func(args)
     except CheckpointError as e:
-        from . import process
-        if process.program_started():
+        from . import session
+        if session.program_started():
             # Raised by the program that `run`/`restart` runs (an uncaught
             # refusal of its checkpoint(), say): Python reports it, as it
             # would without pyckpt (traceback, status 1).

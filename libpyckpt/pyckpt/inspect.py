@@ -6,12 +6,12 @@ restart would read, checksums included.
 import datetime
 import json
 import os
-import re
 
 from . import _core
 from .container import dtype_of
 from .errors import CheckpointFileError
 from .mpi import CHANNEL_BLOB
+from .state import SUMMARY_BLOB
 
 
 def human_bytes(n):
@@ -30,12 +30,6 @@ def format_time(unix):
 
 def _shape(shape):
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _escape(name):
-    """A dataset name as the container stores it (doc/format.md, "Names")."""
-    name = re.sub(r"[%/\x00]", lambda m: "%{:02X}".format(ord(m.group())), name)
-    return "%2E" + name[1:] if name.startswith(".") else name
 
 
 def _frame_lines(summary, arrays):
@@ -110,15 +104,15 @@ def inspect_lines(path, verify=True):
         extra = ", ".join(f"{k}={v}" for k, v in sorted(rank_attrs.items()))
         lines.append(f"  rank {rank}" + (f" ({extra})" if extra else "") + ":")
         datasets = reader.datasets(rank)
-        if any(d["kind"] == "blob" and d["name"] == "frames.json" for d in datasets):
-            summary = json.loads(reader.read_blob(rank, "frames.json"))
+        if any(d["kind"] == "blob" and d["name"] == SUMMARY_BLOB for d in datasets):
+            summary = json.loads(reader.read_blob(rank, SUMMARY_BLOB))
             lines.extend(_frame_lines(summary, {d["name"]: d for d in datasets if d["kind"] == "array"}))
         if any(d["kind"] == "blob" and d["name"] == CHANNEL_BLOB for d in datasets):
             lines.extend(_channel_lines(json.loads(reader.read_blob(rank, CHANNEL_BLOB))))
         if not datasets:
             lines.append("    (no datasets)")
         for d in datasets:
-            full = f"/ranks/{rank}/{'blobs' if d['kind'] == 'blob' else 'arrays'}/{_escape(d['name'])}"
+            full = _core.dataset_path(rank, d["kind"], d["name"])
             lines.append(_dataset_line(d, status.get(full, "not verified")))
     for g in reader.global_arrays():
         lines.append(f"  global array {g['name']}: {g['dtype']} {_shape(g['shape'])}, "
@@ -134,7 +128,7 @@ def list_lines(directory):
     """The report of `pyckpt ls`: one line per committed checkpoint."""
     if not os.path.isdir(directory):
         raise CheckpointFileError(f"{directory}: no such checkpoint directory")
-    entries = _core.list_checkpoints(directory)
+    entries = _core.CheckpointDir(directory).list()
     if not entries:
         return [f"{directory}: no committed checkpoints"]
     lines = [f"{'epoch':>8}  {'written':<23}  {'size':>10}  file"]

@@ -265,6 +265,6 @@ def preempted_run(root, name, *args, seed, interval="0.05", signal_name=None, ki
 def _committed(directory):
     """Whether `directory` holds a committed checkpoint once the background
     writer the killed process may have left behind is done."""
-    from pyckpt import _core, process
-    process.wait_for_writers(str(directory))
-    return os.path.isdir(directory) and bool(_core.list_checkpoints(str(directory)))
+    from pyckpt import _core, commit
+    commit.wait_for_writers(str(directory))
+    return os.path.isdir(directory) and bool(_core.CheckpointDir(str(directory)).list())

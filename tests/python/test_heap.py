@@ -4,7 +4,7 @@ Each round-trip case is a small program run two ways, like the checkpoint tests
 of issue 3: without interruption, and killed (os._exit) right after the capture
 of its __main__ module, restored in a fresh process that runs from another
 directory, which then runs the rest of the program. Outputs must be identical.
-heap_stand_in.py stores the arrays with numpy.save, standing in for the container.
+heap_checkpoint.py writes them through the real container (blob and array datasets).
 """
 import os
 import textwrap
@@ -20,10 +20,10 @@ MARK = "--- checkpoint ---\n"
 RESTORE = f"""
 import sys
 sys.path.insert(0, {str(HERE)!r})
-import heap_stand_in
-main = heap_stand_in.restore(sys.argv[1])
+import heap_checkpoint
+main = heap_checkpoint.restore(sys.argv[1])
 if sys.argv[2] == "save":
-    heap_stand_in.save(main, sys.argv[3])
+    heap_checkpoint.save(main, sys.argv[3])
 else:
     exec(compile(open(sys.argv[3]).read(), "continuation", "exec"), vars(main))
 """
@@ -42,8 +42,8 @@ def roundtrip(tmp_path, prelude, continuation, *, chain=False, files=None):
         rest = "import os as _os; _os._exit(0)" if interrupted else textwrap.dedent(continuation)
         (workdir / "prog.py").write_text(
             f"{textwrap.dedent(prelude)}\n"
-            f"import sys as _sys\n_sys.path.insert(0, {str(HERE)!r})\nimport heap_stand_in as _stand_in\n"
-            f"_stand_in.save(_sys.modules['__main__'], {str(workdir / 'ckpt')!r})\n"
+            f"import sys as _sys\n_sys.path.insert(0, {str(HERE)!r})\nimport heap_checkpoint as _heap_checkpoint\n"
+            f"_heap_checkpoint.save(_sys.modules['__main__'], {str(workdir / 'ckpt')!r})\n"
             f"print({MARK!r}, end='', flush=True)\n{rest}\n")
         out = run([PYTHON, str(workdir / "prog.py")], cwd=workdir, env=env).stdout
         assert out.count(MARK) == 1, out

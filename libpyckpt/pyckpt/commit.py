@@ -1,0 +1,163 @@
+"""Writing a captured state into the checkpoint container: synchronously, or
+by a forked writer while the program goes on.
+
+fork() gives the writer a copy-on-write snapshot of the whole process: the
+application goes on at once and only the pages it modifies meanwhile are
+copied by the kernel, so the arrays are still written zero-copy. One writer
+at a time, so that epochs commit in order. While it writes, the directory's
+writing marker for its epoch (CheckpointDir.writing_marker) holds its pid:
+`pyckpt restart` waits for a live writer instead of restarting from the
+previous checkpoint.
+"""
+import os
+import sys
+import time
+
+from . import _core, state
+from .container import add_array
+from .errors import CheckpointFileError
+
+
+def commit_state(directory, epoch, trigger, captured, *, keep, comm=None, extra_blobs=None, attributes=None,
+                 rank_attributes=None):
+    """Writes what state.capture() returned as a checkpoint of `directory` and
+    commits it; with an mpi4py `comm`, collectively (every rank its own
+    state). epoch None: the container numbers it. Returns the commit
+    information."""
+    data, arrays, summary = captured
+    writer = _core.Writer(directory, epoch, comm=comm, keep=keep)
+    writer.set_attribute("trigger", trigger)
+    for name, value in {**state.attributes(), **(attributes or {})}.items():
+        writer.set_attribute(name, value)
+    writer.set_rank_attribute("pid", os.getpid())
+    for name, value in (rank_attributes or {}).items():
+        writer.set_rank_attribute(name, value)
+    writer.add_blob(state.PROCESS_BLOB, data)
+    writer.add_blob(state.SUMMARY_BLOB, summary)
+    for name, blob in (extra_blobs or {}).items():
+        writer.add_blob(name, blob)
+    refs = state.array_refs(summary)
+    for key, array in arrays:
+        add_array(writer, key, array, {"refs": refs[key]} if key in refs else None)
+    return writer.commit()
+
+
+class _Background:
+    pid = None
+    marker = None
+
+
+_background = _Background()
+
+
+def writing():
+    """Whether a forked writer is still committing."""
+    return _background.pid is not None and _alive(_background.pid)
+
+
+def wait():
+    """Waits until a checkpoint being written in the background is committed.
+    Returns False if that write failed (the reason is on stderr; the previous
+    checkpoint is intact), True otherwise."""
+    pid, _background.pid = _background.pid, None
+    if pid is None:
+        return True
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        try:
+            os.unlink(_background.marker)  # the writer died before removing it
+        except OSError:
+            pass
+        return False
+    return True
+
+
+def _write_in_child(directory, epoch, trigger, captured, keep, marker):
+    """Body of the forked writer; never returns."""
+    status = 1
+    try:
+        _core.set_safe_point_callback(None)
+        _core.cancel_safe_point()
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        commit_state(directory, epoch, trigger, captured, keep=keep)
+        status = 0
+    except BaseException as exc:  # noqa: B902 -- reported, then the child exits
+        print(f"pyckpt: checkpoint {epoch} in {directory} failed: {exc}", file=sys.stderr, flush=True)
+    finally:
+        try:
+            os.unlink(marker)
+        except OSError:
+            pass
+        os._exit(status)
+
+
+def write(captured, directory, trigger, keep, asynchronous=False):
+    """Writes and commits one checkpoint of this process from what
+    state.capture() returned. Synchronous: returns the commit information
+    (path, bytes, timings). Asynchronous: returns None once a forked writer
+    has taken over."""
+    if not wait():
+        print("pyckpt: the previous background checkpoint failed", file=sys.stderr, flush=True)
+    if not asynchronous:
+        return commit_state(directory, None, trigger, captured, keep=keep)
+    ckpt_dir = _core.CheckpointDir(directory, keep)
+    epoch = ckpt_dir.next_epoch()
+    try:
+        os.makedirs(directory, exist_ok=True)
+        marker = ckpt_dir.writing_marker(epoch)
+        open(marker, "w").close()
+    except OSError as exc:
+        raise CheckpointFileError(f"{directory}: cannot write a checkpoint there: {exc.strerror}") from exc
+    pid = os.fork()
+    if pid == 0:
+        _write_in_child(directory, epoch, trigger, captured, keep, marker)
+    _background.pid, _background.marker = pid, marker
+    return None
+
+
+def wait_for_writers(directory, timeout=600.0):
+    """Before a restart: waits while a background writer of `directory` is
+    alive, and removes the markers of writers that died."""
+    deadline = time.monotonic() + timeout
+    announced = set()
+    ckpt_dir = _core.CheckpointDir(directory)
+    while True:
+        live = []
+        for epoch, path in ckpt_dir.writing_markers() if os.path.isdir(directory) else ():
+            try:
+                with open(path) as f:
+                    text = f.read().strip()
+                age = time.time() - os.path.getmtime(path)
+            except OSError:
+                continue
+            if text.isdigit() and _alive(int(text)) or not text and age < 10:
+                live.append((epoch, text))
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        if not live or time.monotonic() > deadline:
+            return
+        for epoch, pid in live:
+            if epoch not in announced:
+                announced.add(epoch)
+                print(f"pyckpt restart: waiting for checkpoint {epoch} being written by pid {pid or '?'}",
+                      file=sys.stderr, flush=True)
+        time.sleep(0.05)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (dead, not yet reaped by its killed parent's reaper) is gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -1,0 +1,228 @@
+"""A program under pyckpt: `pyckpt run` starts it, `pyckpt restart` resumes
+it, and pyckpt.checkpoint() checkpoints it from inside.
+
+The session holds how this process checkpoints (directory, keep, triggers,
+synchronous or forked commit) and which frame is the program's outermost
+one. It ties the parts together: the interpreter layer (pyckpt._core:
+frames, safe points), pyckpt.state (what a checkpoint holds), pyckpt.commit
+(writing it) and pyckpt.triggers (when). In an MPI job pyckpt.mpi takes over
+checkpoint() (collective) and the triggers (carried by libpyckpt_mpi.so).
+How a checkpoint is triggered and resumed is in doc/process.md.
+"""
+import atexit
+import os
+import sys
+import threading
+import types
+
+from . import _core, commit, settings, state
+from .errors import CheckpointError, UnsupportedStateError
+from .triggers import Triggers
+
+
+class _Session:
+    """How this process checkpoints: set by `pyckpt run`/`restart`, else the
+    defaults of a plain `python3 app.py` that calls pyckpt.checkpoint()."""
+
+    def __init__(self):
+        self.directory = None   # None: $PYCKPT_DIR, else the default
+        self.keep = settings.DEFAULT_KEEP
+        self.interval = None    # seconds between preemptive checkpoints
+        self.signal_name = None  # signal that triggers a checkpoint
+        self.asynchronous = False  # commit in a forked writer (pyckpt.commit)
+        # Outermost frame to capture: the script's code object under
+        # `pyckpt run` (its frame sits below the runner's), None otherwise
+        # (the outermost frame, or in a restarted process the outermost
+        # resumed one).
+        self.base = None
+        self.triggers = Triggers(_core.request_safe_point,
+                                 busy=lambda: _core.safe_point_pending() or commit.writing())
+        # In an MPI job (pyckpt.mpi attached), checkpoint() is collective.
+        self.collective_checkpoint = None
+        # `pyckpt run`/`restart` handed control to the program (see
+        # start_program): an exception from now on is the program's own.
+        self.program_started = False
+
+    def resolved_directory(self, directory=None):
+        return settings.directory(directory or self.directory)
+
+    def options(self):
+        """What a restarted process needs to go on checkpointing the same way."""
+        return {"directory": self.directory, "keep": self.keep, "interval": self.interval,
+                "signal": self.signal_name, "asynchronous": self.asynchronous}
+
+
+_session = _Session()
+
+
+def base():
+    """The outermost frame a capture starts from (see _Session.base)."""
+    return _session.base
+
+
+def options():
+    return _session.options()
+
+
+def set_collective_checkpoint(function):
+    """pyckpt.mpi: checkpoint() calls `function(directory)` instead."""
+    _session.collective_checkpoint = function
+
+
+def configure(directory=None, keep=settings.DEFAULT_KEEP, interval=None, signal_name=None, asynchronous=False):
+    """Sets how this process checkpoints (used by `pyckpt run`, restart and
+    pyckpt.mpi)."""
+    _session.directory = directory
+    _session.keep = keep
+    _session.interval = interval
+    _session.signal_name = signal_name
+    _session.asynchronous = asynchronous
+
+
+def _write(captured_state, trigger, resume_result, directory=None, asynchronous=False):
+    captured = state.capture(captured_state, resume_result, _session.options())
+    return commit.write(captured, _session.resolved_directory(directory), trigger, _session.keep, asynchronous)
+
+
+_ASYNC_FLAGS = {0x80: "coroutine", 0x100: "coroutine", 0x200: "async generator"}  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR
+
+
+def _refuse_unsupported_context(frame):
+    """UnsupportedStateError for a checkpoint() called where the stack cannot
+    be captured for a reason clearer than "a C function sits between frames":
+    a thread other than the main thread, a coroutine (asyncio)."""
+    thread = threading.current_thread()
+    if thread is not threading.main_thread():
+        raise UnsupportedStateError(f"checkpoint() called in thread {thread.name!r}: only the main thread's stack "
+                                    f"can be captured")
+    while frame is not None:
+        kind = next((k for flag, k in _ASYNC_FLAGS.items() if frame.f_code.co_flags & flag), None)
+        if kind is not None:
+            raise UnsupportedStateError(
+                f"checkpoint() called inside {kind} {frame.f_code.co_qualname} "
+                f"({frame.f_code.co_filename}:{frame.f_lineno}): coroutines, async generators and asyncio "
+                f"event loops cannot be captured")
+        frame = frame.f_back
+
+
+def checkpoint(directory=None, *, asynchronous=None):
+    """Writes a checkpoint of the whole process and returns False; in a process
+    restarted from that checkpoint, the same call returns True.
+
+    directory: where checkpoints go; default the `pyckpt run --dir`, else
+    $PYCKPT_DIR, else ./pyckpt.d. asynchronous: return as soon as the state is
+    captured and let a forked writer commit it (pyckpt.wait() waits for it);
+    default: as `pyckpt run` was told (asynchronous unless --sync), else False.
+    Raises UnsupportedStateError if the process holds state that cannot be
+    captured (e.g. this call is made from a function that a C function such as
+    sorted() called); no checkpoint is written then.
+    """
+    if _session.collective_checkpoint is not None:
+        return _session.collective_checkpoint(directory)
+    _refuse_unsupported_context(sys._getframe(1))
+    captured_state = _core.capture_stack(_session.base)
+    if captured_state is True:  # resumed: capture_stack returned resume_stack's result
+        return True
+    if asynchronous is None:
+        asynchronous = _session.asynchronous
+    _write(captured_state, "api", True, directory, asynchronous)
+    return False
+
+
+def wait():
+    """Waits until a checkpoint being written in the background is committed.
+    Returns False if that write failed (the reason is on stderr; the previous
+    checkpoint is intact), True otherwise."""
+    return commit.wait()
+
+
+def _at_exit():
+    """The program is done: no more checkpoints; the last one gets committed."""
+    _core.set_safe_point_callback(None)
+    _core.cancel_safe_point()
+    if not commit.wait():
+        print("pyckpt: the last background checkpoint failed", file=sys.stderr, flush=True)
+
+
+atexit.register(_at_exit)
+
+
+# --- preemptive checkpoints -------------------------------------------------------
+
+def _on_safe_point(captured_state):
+    """Safe-point callback: write a checkpoint, or say why none could be."""
+    if isinstance(captured_state, BaseException):
+        print(f"pyckpt: checkpoint skipped: {captured_state}", file=sys.stderr, flush=True)
+        return
+    if commit.writing():
+        # The previous checkpoint is still being written: rather than stop the
+        # program until it is, take this one once it is committed.
+        _session.triggers.postpone()
+        return
+    try:
+        _write(captured_state, "preemptive", None, asynchronous=_session.asynchronous)
+    except CheckpointError as exc:
+        # A failed preemptive checkpoint must not kill the application: the
+        # previous checkpoint is intact, the next trigger tries again.
+        print(f"pyckpt: checkpoint failed: {exc}", file=sys.stderr, flush=True)
+    finally:
+        _session.triggers.done()
+
+
+def start_program(run, *args):
+    """Hands control to the program: arms the triggers and returns run(*args)
+    (the script's code run from its start, or its resumed frames). Whatever
+    it raises, SystemExit included, is the program's own and must reach
+    Python's top level as in an uninterrupted run (program_started())."""
+    _core.set_safe_point_callback(_on_safe_point, base=_session.base)
+    if _session.signal_name:
+        _session.triggers.install_signal(_session.signal_name)
+    _session.triggers.watch(_session.resolved_directory(), _session.interval)
+    _session.program_started = True
+    return run(*args)
+
+
+def program_started():
+    """Whether this process runs the program yet (see start_program): before,
+    an error is pyckpt's, for `pyckpt run`/`restart` to report as such."""
+    return _session.program_started
+
+
+def run_script(path, args):
+    """Runs the script at `path` as __main__ with argv [path, *args], with the
+    session's triggers armed. Returns when the script finishes."""
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec")
+    sys.argv = [path, *args]
+    sys.path[0] = os.path.dirname(os.path.abspath(path))
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    _session.base = code
+    start_program(exec, code, vars(main))
+
+
+# --- restart --------------------------------------------------------------------
+
+def open_checkpoint(path, world_size=1):
+    """The Reader of the checkpoint to restart from `path` (file or directory),
+    once a background writer of that directory has committed. world_size: the
+    rank count it must have been written by (None: pyckpt.mpi checks)."""
+    commit.wait_for_writers(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+    reader = _core.Reader(path)
+    state.check_compatible(reader, world_size)
+    return reader
+
+
+def restart(reader, rank=0, preloaded=None):
+    """Resumes the process state of rank `rank` of `reader`'s checkpoint in
+    this process; returns when the resumed program's main module finishes (its
+    exceptions, SystemExit included, propagate). preloaded: arrays read
+    before the heap (see state.restore)."""
+    root = state.restore(reader, rank, preloaded)
+    saved = root["session"]
+    configure(saved["directory"] or os.path.dirname(os.path.abspath(reader.file)), saved["keep"],
+              saved["interval"], saved["signal"], saved["asynchronous"])
+    _session.base = None
+    return start_program(_core.resume_stack, root["state"], root["resume_result"])

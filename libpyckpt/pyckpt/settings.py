@@ -1,0 +1,82 @@
+"""How pyckpt is configured from outside: every PYCKPT_* environment variable,
+the defaults, and signal names.
+
+`pyckpt mpirun` passes its options to the ranks as these variables (and a
+user may set them by hand with `mpirun -x`); `pyckpt run` takes options and
+records them in each checkpoint, so a restarted process goes on the same way.
+
+PYCKPT_DIR        checkpoint directory (default: the container's, ./pyckpt.d)
+PYCKPT_KEEP       committed checkpoints kept (default 2)
+PYCKPT_INTERVAL   seconds between preemptive checkpoints (default: none)
+PYCKPT_SIGNAL     signal that requests a checkpoint (default SIGUSR1; "none")
+PYCKPT_RESTART    auto | never: whether a preloaded rank resumes from the
+                  directory's latest checkpoint (read by the preload library)
+PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
+PYCKPT_VERBOSE    report each committed checkpoint on stderr
+PYCKPT_MPI_TRACE  libpyckpt_mpi.so traces its protocol (read there)
+"""
+import os
+import signal
+
+from . import _core
+
+DEFAULT_KEEP = 2
+DEFAULT_SIGNAL = "SIGUSR1"
+# Diagnostics that `pyckpt mpirun` forwards to the ranks on every node.
+DIAGNOSTICS = ("PYCKPT_VERBOSE", "PYCKPT_MPI_TRACE")
+
+
+def directory(explicit=None):
+    """The checkpoint directory: `explicit`, else $PYCKPT_DIR, else the default."""
+    return explicit or os.environ.get("PYCKPT_DIR") or _core.DEFAULT_DIRECTORY
+
+
+def keep():
+    return int(os.environ.get("PYCKPT_KEEP") or DEFAULT_KEEP)
+
+
+def interval():
+    """Seconds between preemptive checkpoints of an MPI job; None for none."""
+    return float(os.environ.get("PYCKPT_INTERVAL") or 0) or None
+
+
+def signal_name():
+    """The signal that requests a checkpoint of an MPI job; None for none."""
+    name = os.environ.get("PYCKPT_SIGNAL", DEFAULT_SIGNAL)
+    return None if name.lower() == "none" else canonical_signal(name)
+
+
+def resume_directory():
+    return os.environ.get("PYCKPT_RESUME_DIR")
+
+
+def verbose():
+    return bool(os.environ.get("PYCKPT_VERBOSE"))
+
+
+def job_environment(directory, keep, interval=None, signal_name=None):
+    """The variables `pyckpt mpirun` exports to the ranks (read back by the
+    functions above in each rank)."""
+    env = {"PYCKPT_DIR": os.path.abspath(directory), "PYCKPT_KEEP": str(keep),
+           # Restart resumes with the original seed (the checkpoint records it).
+           "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED") or str(int.from_bytes(os.urandom(4), "little"))}
+    if interval:
+        env["PYCKPT_INTERVAL"] = str(interval)
+    if signal_name:
+        env["PYCKPT_SIGNAL"] = signal_name
+    env.update({name: os.environ[name] for name in DIAGNOSTICS if name in os.environ})
+    return env
+
+
+def job_triggers():
+    """The trigger settings of this MPI job as given (recorded in its
+    checkpoints, so that `pyckpt restart --mpirun` goes on the same way)."""
+    return {"interval": os.environ.get("PYCKPT_INTERVAL", ""), "signal": os.environ.get("PYCKPT_SIGNAL", "")}
+
+
+def canonical_signal(text):
+    """'usr1', 'SIGUSR1' -> 'SIGUSR1'; ValueError for an unknown signal."""
+    name = text.upper() if text.upper().startswith("SIG") else "SIG" + text.upper()
+    if name not in signal.Signals.__members__:
+        raise ValueError(f"unknown signal {text!r}")
+    return name

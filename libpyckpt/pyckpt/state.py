@@ -1,0 +1,308 @@
+"""What a checkpoint of one Python process holds, and how it comes back.
+
+Capture turns an interpreter state (pyckpt._core.capture_stack: the frames
+as FrameRecords) and the objects it reaches into
+
+- blob ``process``: the heap pickle of the process state (frames, __main__,
+  argv, working directory, how to resume);
+- array datasets named by the pickle's keys (``a0``, ``a1``, ...): the NumPy
+  arrays the pickle refers to, zero-copy, with the variables that hold them
+  in the attribute ``refs``;
+- blob ``frames.json``: a readable summary of the stack for ``pyckpt inspect``
+  (file, line, function, locals' reprs, which variables hold which array);
+- root attributes that describe the program (Python/NumPy versions, hash
+  seed, digests of its sources).
+
+Restore reads them back into this process and hands over the frames to
+resume (pyckpt.session runs them).
+"""
+import hashlib
+import json
+import os
+import stat
+import sys
+import types
+
+import numpy as np
+
+from . import _core, heap
+from .container import ArrayLoader
+from .errors import CheckpointFileError, UnsupportedStateError
+
+PROCESS_BLOB = "process"
+SUMMARY_BLOB = "frames.json"
+
+
+# --- what the pickler needs to know about interpreter objects ---------------
+
+class _ModuleDict:
+    """Stands for a module's __dict__ (a frame's globals) in a captured state:
+    a plain dict would be pickled by value, detaching the resumed frame from its
+    module. Restored as the dict of the restored (or reimported) module."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __reduce__(self):
+        return vars, (self.module,)
+
+
+def _module_of(globals_):
+    name = globals_.get("__name__")
+    module = sys.modules.get(name)
+    if module is None or vars(module) is not globals_:
+        raise UnsupportedStateError(f"a frame runs in globals of module {name!r}, which is not in sys.modules")
+    return module
+
+
+def _replaced(record, **changes):
+    """A copy of a _core record (FrameRecord, GeneratorState, ...) with some
+    fields changed."""
+    return type(record)(tuple(changes.get(name, value) for name, value in zip(type(record).__match_args__, record)))
+
+
+def _encode_state(state):
+    """The interp state with module globals replaced by _ModuleDict markers."""
+    encoded = []
+    for frame in state.frames:
+        marker = _ModuleDict(_module_of(frame.globals))
+        encoded.append(_replaced(frame, globals=marker, **({"locals": marker} if frame.locals is frame.globals else {})))
+    return _replaced(state, frames=tuple(encoded))
+
+
+def _reduce_generator(gen):
+    # A suspended generator's frame runs in its module's globals, which must
+    # come back as that module's dict, not as a copy of it.
+    gstate = _core.capture_generator(gen)
+    if isinstance(gstate.globals, dict):
+        gstate = _replaced(gstate, globals=_ModuleDict(_module_of(gstate.globals)))
+    return _core.rebuild_generator, (gstate,)
+
+
+def _reduce_traceback(_tb):
+    # Tracebacks hold frames, which only make sense as part of a stack state;
+    # a saved exception comes back without its traceback.
+    return type(None), ()
+
+
+heap.register_reduce(types.GeneratorType, _reduce_generator)
+heap.register_reduce(types.TracebackType, _reduce_traceback)
+
+
+# --- readable summary -------------------------------------------------------
+
+def _line_of(code, offset):
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line
+    return code.co_firstlineno
+
+
+def _local_names(code, count):
+    """Names of the localsplus slots: fast locals, then cells that are not
+    also arguments, then free variables (CPython 3.11's layout)."""
+    names = list(code.co_varnames)
+    names += [c for c in code.co_cellvars if c not in code.co_varnames]
+    names += list(code.co_freevars)
+    return names if len(names) == count else [f"slot{i}" for i in range(count)]
+
+
+def _short_repr(value, limit=80):
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not break a checkpoint
+        text = f"<{type(value).__name__}: repr failed: {exc!r}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _root_array(value):
+    while isinstance(value.base, np.ndarray):
+        value = value.base
+    return value
+
+
+def _summary(state, arrays):
+    """frames.json: the stack outermost first, and the variables holding each array."""
+    by_pointer = {}
+    for key, a in arrays:
+        by_pointer[(a.__array_interface__["data"][0], a.nbytes)] = key
+    array_refs = {}
+    null = _core.NULL
+    frames = []
+    for frame in state.frames:
+        code = frame.code
+        if frame.kind == "module":
+            items = [(k, v) for k, v in (frame.locals or frame.globals).items()
+                     if not k.startswith("__") and not isinstance(v, types.ModuleType)]
+        else:
+            items = list(zip(_local_names(code, len(frame.localsplus)), frame.localsplus))
+        shown = {}
+        for name, value in items:
+            if isinstance(value, types.CellType):
+                try:
+                    value = value.cell_contents
+                except ValueError:
+                    continue
+            if value is null:
+                continue
+            if isinstance(value, np.ndarray):
+                root = _root_array(value)
+                key = by_pointer.get((root.__array_interface__["data"][0], root.nbytes))
+                if key is not None:
+                    array_refs.setdefault(key, []).append(f"{code.co_qualname}:{name}")
+            if len(shown) < 40:
+                shown[name] = _short_repr(value)
+        frames.append({"file": code.co_filename, "line": _line_of(code, frame.offset),
+                       "function": code.co_qualname, "kind": frame.kind, "locals": shown})
+    return {"frames": frames, "arrays": array_refs}
+
+
+def array_refs(summary):
+    """{array key: the variables that hold it} of a capture's summary."""
+    return json.loads(summary)["arrays"]
+
+
+# --- capture ------------------------------------------------------------------
+
+def _stream_positions():
+    """For stdout and stderr redirected to regular files: (device, inode,
+    length) after flushing, so that a restart writing to the same file can cut
+    off what the killed run printed after this checkpoint."""
+    positions = {}
+    for fd in (1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            positions[fd] = (st.st_dev, st.st_ino, st.st_size)
+    return positions
+
+
+def _source_digests():
+    """sha256 of the __main__ script and of the user's own modules, so a
+    restart can warn about sources edited since the checkpoint."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not main_file:
+        return {}
+    user_dir = os.path.join(os.path.dirname(os.path.realpath(main_file)), "")
+    digests = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and path.endswith(".py") and os.path.realpath(path).startswith(user_dir):
+            try:
+                with open(path, "rb") as f:
+                    digests[os.path.realpath(path)] = hashlib.sha256(f.read()).hexdigest()
+            except OSError:
+                pass
+    return digests
+
+
+def capture(state, resume_result, options):
+    """Pickles the process state: (pickle bytes, [(key, ndarray)], summary bytes).
+    options: what a restarted process needs to go on checkpointing the same
+    way (pyckpt.session). The arrays are the program's own (zero-copy): they
+    must not change until the commit is done, which holds for a synchronous
+    write and for a forked writer (its memory is a copy-on-write snapshot)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    root = {
+        "state": _encode_state(state),
+        "resume_result": resume_result,
+        "main": sys.modules["__main__"],
+        "argv": list(sys.argv),
+        "cwd": os.getcwd(),
+        "session": options,
+        "streams": _stream_positions(),
+    }
+    data, arrays = heap.dumps(root)
+    return data, arrays, json.dumps(_summary(state, arrays)).encode()
+
+
+def attributes():
+    """Root attributes describing the program whose state is captured."""
+    attrs = {
+        "argv": list(sys.argv) or [""],
+        "python_version": sys.version.split()[0],
+        "numpy_version": np.__version__,
+        "hash_seed": os.environ.get("PYTHONHASHSEED", "random"),
+        "interp_format": _core.INTERP_FORMAT,
+    }
+    digests = _source_digests()
+    if digests:
+        attrs["sources"] = [f"{digest} {path}" for path, digest in sorted(digests.items())]
+    return attrs
+
+
+# --- restore --------------------------------------------------------------------
+
+def check_compatible(reader, world_size):
+    """Refuses a checkpoint this process cannot resume. world_size: the rank
+    count it must have been written by (None: not checked here)."""
+    attrs = reader.attributes
+    if world_size is not None and reader.world_size != world_size:
+        raise CheckpointFileError(f"{reader.file}: written by {reader.world_size} MPI ranks; restart it with "
+                                  f"`pyckpt restart --mpirun -np {reader.world_size}`")
+    if attrs.get("interp_format") != _core.INTERP_FORMAT:
+        raise CheckpointFileError(f"{reader.file}: frames of interpreter {attrs.get('interp_format')!r}, "
+                                  f"this is {_core.INTERP_FORMAT!r} (Python {sys.version.split()[0]})")
+    if not any(d["name"] == PROCESS_BLOB for d in reader.datasets(0)):
+        raise CheckpointFileError(f"{reader.file}: holds no Python process state (blob {PROCESS_BLOB!r})")
+
+
+def _warn_changed_sources(reader):
+    for entry in reader.attributes.get("sources", []):
+        digest, path = entry.split(" ", 1)
+        try:
+            with open(path, "rb") as f:
+                current = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            current = None
+        if current != digest:
+            what = "is gone" if current is None else "changed"
+            print(f"pyckpt restart: warning: {path} {what} since the checkpoint; resuming the code saved in it",
+                  file=sys.stderr, flush=True)
+
+
+def _cut_streams(positions):
+    """Cuts stdout/stderr files back to their length at the checkpoint, if this
+    process writes to the very same files (Slurm output, `>> out`)."""
+    for fd, (dev, ino, length) in positions.items():
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (dev, ino) and st.st_size >= length:
+            os.ftruncate(fd, length)
+            os.lseek(fd, length, os.SEEK_SET)
+
+
+def restore(reader, rank, preloaded=None):
+    """Rebuilds rank `rank`'s process state of `reader`'s checkpoint in this
+    process: a fresh __main__, the heap, argv, working directory, the output
+    files cut back. Returns the root dict (state, resume_result, session
+    options). preloaded: {array key: ndarray} read before (pyckpt.mpi
+    re-posts receives into them); the pickle gets those very arrays."""
+    _warn_changed_sources(reader)
+    main = types.ModuleType("__main__")
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    loader = ArrayLoader(reader, rank)
+    arrays = dict(preloaded or {})
+
+    def read_array(key):
+        if key not in arrays:
+            arrays[key] = loader(key)
+        return arrays[key]
+
+    root = heap.loads(reader.read_blob(rank, PROCESS_BLOB), read_array, main_module=main)
+    sys.argv = root["argv"]
+    if root["argv"] and root["argv"][0]:
+        sys.path[0] = os.path.dirname(os.path.abspath(root["argv"][0]))
+    try:
+        os.chdir(root["cwd"])
+    except OSError:
+        print(f"pyckpt restart: warning: cannot enter the original working directory {root['cwd']}; "
+              f"staying in {os.getcwd()}", file=sys.stderr, flush=True)
+    _cut_streams(root["streams"])
+    return root

@@ -1,0 +1,84 @@
+"""When to checkpoint: one engine for serial programs and MPI jobs.
+
+Three triggers ask for a checkpoint at the next safe point: a signal
+(SIGUSR1 by default, a batch system's warning signal), an interval, and a
+request file that `pyckpt request DIR` drops into the checkpoint directory.
+Whoever owns the safe points says how a request is made: a serial program
+asks the interpreter layer (_core.request_safe_point), an MPI job asks
+libpyckpt_mpi.so (_core.mpi_request_checkpoint), whose coordinator carries it
+to every rank. The interval counts from the end of the previous checkpoint,
+not on a fixed clock, so that a slow commit leaves the program time to run.
+"""
+import os
+import signal
+import threading
+import time
+
+from . import _core
+
+_TICK = 0.02  # seconds between two looks at the clock and the request file
+
+
+def request(directory):
+    """`pyckpt request DIR`: asks the program checkpointing into DIR for a
+    checkpoint now."""
+    os.makedirs(directory, exist_ok=True)
+    with open(_core.CheckpointDir(directory).request_path, "w") as f:
+        f.write(f"{time.time()}\n")
+
+
+class Triggers:
+    """request(): asks for a checkpoint (idempotent while one is pending).
+    busy(): True while no request may be made yet (one is pending, or the
+    previous checkpoint is still being written); the request is then made
+    as soon as it is False."""
+
+    def __init__(self, request_checkpoint, busy=lambda: False):
+        self._request = request_checkpoint
+        self._busy = busy
+        self._interval = None
+        self._request_path = None
+        self._thread = None
+        self._last_done = time.monotonic()
+        self._retry = False
+
+    def install_signal(self, signal_name):
+        """A Python-level handler: the request is made by the main thread
+        between two bytecodes (serial programs; an MPI job installs its
+        handler in libpyckpt_mpi.so, which works while a rank waits in MPI)."""
+        signal.signal(signal.Signals[signal_name], lambda _signum, _frame: self._request())
+
+    def watch(self, directory, interval):
+        """Watches the interval (seconds, None for none) and the request file
+        of `directory` in a daemon thread."""
+        self._interval = interval
+        self._request_path = _core.CheckpointDir(directory).request_path
+        self._last_done = time.monotonic()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="pyckpt-triggers", daemon=True)
+            self._thread.start()
+
+    def done(self):
+        """A checkpoint was handed off: the interval counts from now."""
+        self._last_done = time.monotonic()
+
+    def postpone(self):
+        """A checkpoint could not be taken now: request it again once not busy."""
+        self._retry = True
+
+    def _take_request_file(self):
+        try:
+            os.unlink(self._request_path)
+        except OSError:
+            return False  # none, or another watcher or a restart took it
+        return True
+
+    def _loop(self):
+        while True:
+            time.sleep(_TICK)
+            if self._take_request_file():
+                self._retry = True
+            due = self._retry or (self._interval and time.monotonic() - self._last_done >= self._interval)
+            if due and not self._busy():
+                self._retry = False
+                self._request()
