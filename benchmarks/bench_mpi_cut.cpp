@@ -125,7 +125,7 @@ namespace {
 double now() { return PMPI_Wtime(); }
 
 std::vector<char> saved;  // the capture "writes" here
-int capture(void*, std::uint64_t) {
+int capture(void*) {
   void* data = nullptr;
   std::size_t len = 0;
   if (pyckpt_mpi_state_save(&data, &len) != 0) return 1;
@@ -143,8 +143,8 @@ double median(std::vector<double> v) {
 // Phases of one checkpoint on this rank, from the first protocol call of
 // each kind (doc/mpi.md "The cut"): synchronize (Ibarrier on world)
 // -> REQ fan-out + agreement rounds (Iallgather of ready flags, Iallgatherv
-// of sequence numbers) -> Alltoall(v) of counts, drain -> Allreduce (can
-// capture), capture, result.
+// of sequence numbers) -> Alltoall(v) of counts, drain -> capture, Allreduce
+// (the agreement on the outcome).
 struct Sample {
   double total = 0, to_req = 0, agree = 0, drain = 0, finish = 0;
   std::array<std::uint64_t, kKinds> calls{};
@@ -214,7 +214,7 @@ int main(int argc, char** argv) {
   const int inflight = argc > 2 ? std::atoi(argv[2]) : 8;
   const int bytes = argc > 3 ? std::atoi(argv[3]) : 1024;  // eager in every transport
   const int extra_comms = argc > 4 ? std::atoi(argv[4]) : 0;
-  pyckpt_mpi_set_callbacks(capture, nullptr, nullptr);
+  pyckpt_mpi_set_capture_callbacks(capture, nullptr, nullptr);
   std::vector<MPI_Comm> comms(static_cast<std::size_t>(extra_comms));
   for (MPI_Comm& c : comms) MPI_Comm_dup(MPI_COMM_WORLD, &c);
   std::vector<char> out(static_cast<std::size_t>(inflight) * bytes), in(out.size());

@@ -1,13 +1,14 @@
 // Internal: a byte encoding for what ranks exchange during commit (dataset
 // descriptors, errors). Only ever decoded by the same build of this library
-// within one job, so it is a plain little-endian length-prefixed format.
+// within one job, so it is a plain little-endian length-prefixed format,
+// built on the shared byte codec (pyckpt/codec/bytes.hpp).
 #pragma once
 
+#include <pyckpt/codec/bytes.hpp>
 #include <pyckpt/h5/container.hpp>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -18,20 +19,10 @@ namespace pyckpt::h5::detail {
 
 class Encoder {
  public:
-  void u64(std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out_.push_back(static_cast<std::byte>(v >> (8 * i)));
-  }
-  void i64(std::int64_t v) { u64(static_cast<std::uint64_t>(v)); }
-  void f64(double v) {
-    std::uint64_t bits;
-    std::memcpy(&bits, &v, 8);
-    u64(bits);
-  }
-  void str(const std::string& s) {
-    u64(s.size());
-    const auto* p = reinterpret_cast<const std::byte*>(s.data());
-    out_.insert(out_.end(), p, p + s.size());
-  }
+  void u64(std::uint64_t v) { out_.put(v); }
+  void i64(std::int64_t v) { out_.put(v); }
+  void f64(double v) { out_.put_f64(v); }
+  void str(const std::string& s) { out_.put_string(s); }
   template <class T, class Fn>
   void list(const std::vector<T>& v, Fn&& each) {
     u64(v.size());
@@ -69,35 +60,19 @@ class Encoder {
           value);
     }
   }
-  std::vector<std::byte>& bytes() { return out_; }
+  std::vector<std::byte>& bytes() { return out_.bytes(); }
 
  private:
-  std::vector<std::byte> out_;
+  codec::ByteWriter out_;
 };
 
 class Decoder {
  public:
-  explicit Decoder(const std::vector<std::byte>& in) : in_(in) {}
-  std::uint64_t u64() {
-    need(8);
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(in_[pos_++]) << (8 * i);
-    return v;
-  }
-  std::int64_t i64() { return static_cast<std::int64_t>(u64()); }
-  double f64() {
-    const std::uint64_t bits = u64();
-    double v;
-    std::memcpy(&v, &bits, 8);
-    return v;
-  }
-  std::string str() {
-    const std::uint64_t n = u64();
-    need(n);
-    std::string s(reinterpret_cast<const char*>(in_.data() + pos_), n);
-    pos_ += n;
-    return s;
-  }
+  explicit Decoder(const std::vector<std::byte>& in) : in_(in, "pyckpt::h5: truncated descriptor message") {}
+  std::uint64_t u64() { return in_.get<std::uint64_t>(); }
+  std::int64_t i64() { return in_.get<std::int64_t>(); }
+  double f64() { return in_.get_f64(); }
+  std::string str() { return in_.get_string(); }
   template <class Fn>
   auto list(Fn&& each) {
     std::vector<decltype(each())> v(u64());
@@ -139,11 +114,7 @@ class Decoder {
   }
 
  private:
-  void need(std::uint64_t n) const {
-    if (n > in_.size() - pos_) throw std::length_error("pyckpt::h5: truncated descriptor message");
-  }
-  const std::vector<std::byte>& in_;
-  std::size_t pos_ = 0;
+  codec::ByteReader in_;
 };
 
 }  // namespace pyckpt::h5::detail

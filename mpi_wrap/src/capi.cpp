@@ -1,5 +1,6 @@
 // The C ABI of pyckpt_mpi.h: exceptions become error codes plus
-// pyckpt_mpi_last_error().
+// pyckpt_mpi_last_error(); each entry point calls one part of the Runtime.
+#include "callbacks.hpp"
 #include "runtime.hpp"
 
 #include <csignal>
@@ -37,12 +38,29 @@ extern "C" void on_trigger_signal(int) { pyckpt_mpi_request_checkpoint(); }
 
 extern "C" {
 
-int pyckpt_mpi_set_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_restore_fn restore, void* user) {
-  callbacks = Callbacks{capture, restore, user};
+int pyckpt_mpi_set_init_callback(pyckpt_mpi_init_fn init, void* user) {
+  callbacks.init = init;
+  callbacks.init_user = user;
   return PYCKPT_MPI_OK;
 }
 
-void pyckpt_mpi_request_checkpoint(void) { Runtime::request(); }
+int pyckpt_mpi_set_capture_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_write_fn write, void* user) {
+  callbacks.capture = capture;
+  callbacks.write = write;
+  callbacks.user = user;
+  return PYCKPT_MPI_OK;
+}
+
+int pyckpt_mpi_world(int* rank, int* size) {
+  return guarded([&] {
+    const Runtime& rt = running();
+    *rank = rt.world_rank();
+    *size = rt.world_size();
+    return PYCKPT_MPI_OK;
+  });
+}
+
+void pyckpt_mpi_request_checkpoint(void) { Coordinator::request(); }
 
 int pyckpt_mpi_install_signal_trigger(int signo) {
   struct sigaction sa;
@@ -59,16 +77,16 @@ int pyckpt_mpi_install_signal_trigger(int signo) {
 
 int pyckpt_mpi_poll(void) {
   return guarded([] {
-    running().poll_blocked();
+    running().coordinator.poll_blocked();
     return PYCKPT_MPI_OK;
   });
 }
 
 int pyckpt_mpi_checkpoint(void) {
   return guarded([] {
-    Runtime& rt = running();
-    int rc = rt.checkpoint_now();
-    if (rc != PYCKPT_MPI_OK) set_last_error(rt.last_message());
+    Coordinator& co = running().coordinator;
+    int rc = co.checkpoint_now();
+    if (rc != PYCKPT_MPI_OK) set_last_error(co.last_message());
     return rc;
   });
 }
@@ -95,39 +113,39 @@ int pyckpt_mpi_state_restore(const void* data, size_t len) {
 
 uint64_t pyckpt_mpi_comm_id(MPI_Comm comm) {
   Runtime* rt = Runtime::get();
-  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   return c ? c->id : 0;
 }
 
 MPI_Comm pyckpt_mpi_comm_from_id(uint64_t id) {
   Runtime* rt = Runtime::get();
-  CommRec* c = rt ? rt->comm_by_id(id) : nullptr;
+  CommRec* c = rt ? rt->comms.by_id(id) : nullptr;
   return c ? c->real : MPI_COMM_NULL;
 }
 
 uint64_t pyckpt_mpi_type_id(MPI_Datatype type) {
   Runtime* rt = Runtime::get();
-  return rt ? rt->type_id(type) : 0;
+  return rt ? rt->types.id(type) : 0;
 }
 
 MPI_Datatype pyckpt_mpi_type_from_id(uint64_t id) {
   Runtime* rt = Runtime::get();
-  return rt ? rt->type_from_id(id) : MPI_DATATYPE_NULL;
+  return rt ? rt->types.from_id(id) : MPI_DATATYPE_NULL;
 }
 
 uint64_t pyckpt_mpi_request_id(MPI_Request request) {
   Runtime* rt = Runtime::get();
-  return rt ? rt->request_id(request) : 0;
+  return rt ? rt->requests.id(request) : 0;
 }
 
 MPI_Request pyckpt_mpi_request_from_id(uint64_t id) {
   Runtime* rt = Runtime::get();
-  return rt ? rt->request_from_id(id) : MPI_REQUEST_NULL;
+  return rt ? rt->requests.from_id(id) : MPI_REQUEST_NULL;
 }
 
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) {
   return guarded([&] {
-    const auto& v = running().pending_requests();
+    const auto& v = running().requests.pending();
     *out = v.data();
     *n = v.size();
     return PYCKPT_MPI_OK;
@@ -136,7 +154,7 @@ int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) 
 
 int pyckpt_mpi_request_repost(uint64_t id, void* buf) {
   return guarded([&] {
-    running().repost(id, buf);
+    running().requests.repost(id, buf);
     return PYCKPT_MPI_OK;
   });
 }
@@ -147,17 +165,22 @@ void pyckpt_mpi_internal_end(void) { --internal_depth; }
 int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out) {
   return guarded([&] {
     const Runtime& rt = running();
-    const Stats& s = rt.stats;
-    *out = pyckpt_mpi_stats{s.intercepted, s.sent,    s.received, s.collectives,
-                            s.checkpoints, s.drained, static_cast<uint64_t>(Runtime::get()->channel().size()),
-                            s.replayed};
+    const Channel& ch = rt.channel;
+    *out = pyckpt_mpi_stats{rt.intercepted(),
+                            ch.sent(),
+                            ch.received(),
+                            rt.coordinator.collectives(),
+                            rt.coordinator.checkpoints(),
+                            ch.drained(),
+                            static_cast<uint64_t>(ch.size()),
+                            ch.replayed()};
     return PYCKPT_MPI_OK;
   });
 }
 
 int pyckpt_mpi_channel_counts(MPI_Comm comm, int peer, uint64_t* sent, uint64_t* received) {
   return guarded([&] {
-    CommRec* c = running().comm(comm);
+    CommRec* c = running().comms.find(comm);
     if (!c || peer < 0 || peer >= c->size)
       throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_channel_counts: unknown communicator or peer");
     *sent = c->sent[static_cast<std::size_t>(peer)];
@@ -171,8 +194,8 @@ int pyckpt_mpi_channel_messages(const pyckpt_mpi_channel_message** out, size_t* 
     Runtime& rt = running();
     static thread_local std::vector<pyckpt_mpi_channel_message> listed;
     listed.clear();
-    for (const ChannelMsg& m : rt.channel()) {
-      const CommRec* c = rt.comm_by_id(m.comm);
+    for (const ChannelMsg& m : rt.channel.messages()) {
+      const CommRec* c = rt.comms.by_id(m.comm);
       listed.push_back({m.comm, m.source, c ? c->rank : -1, m.tag, static_cast<std::uint64_t>(m.data.size())});
     }
     *out = listed.data();
@@ -182,10 +205,5 @@ int pyckpt_mpi_channel_messages(const pyckpt_mpi_channel_message** out, size_t* 
 }
 
 const char* pyckpt_mpi_last_error(void) { return last_error_cstr(); }
-
-const char* pyckpt_mpi_unsupported_calls(void) {
-  Runtime* rt = Runtime::get();
-  return rt ? rt->unsupported().c_str() : "";
-}
 
 }  // extern "C"

@@ -13,27 +13,69 @@
 //   Agreeing -> Decided : every rank reported ready in one round.
 //   Decided -> cut   : at the next safe point outside a collective: exchange
 //                      per-peer counts on the control comm, drain the
-//                      difference into channel state, capture, reset counters.
+//                      difference into channel state, each rank's verdict
+//                      (capture callback), one agreement on it, the write
+//                      callback and the agreement on its outcome, reset
+//                      counters.
 // All of the coordinator's collectives run on the control comm, never on
-// per-communicator duplicates: ranks start an epoch at different points, so
+// per-communicator duplicates: ranks start a cut at different points, so
 // one rank may already have made (or freed) a communicator that another has
 // not made yet (or still holds), and a collective on that communicator would
 // be posted by only some of its members.
-#include "runtime.hpp"
+#include "coordinator.hpp"
+
+#include "callbacks.hpp"
+#include "error.hpp"
+#include "internal_scope.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdarg>
 #include <cstdio>
-#include <map>
+#include <cstdlib>
+#include <cstring>
 #include <numeric>
 
 namespace pyckpt::mpi {
 
+std::atomic<bool> Coordinator::requested_{false};
+
 namespace {
 constexpr int kTagRequest = 1;
 unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
+}  // namespace
+
+Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, Channel& channel,
+                         BlockingCall& call, const std::string& unsupported)
+    : world_rank_(world_rank),
+      world_size_(world_size),
+      comms_(comms),
+      requests_(requests),
+      channel_(channel),
+      call_(call),
+      unsupported_(unsupported) {
+  InternalScope internal;
+  check(PMPI_Comm_dup(MPI_COMM_WORLD, ctl_.out()), "MPI_Comm_dup (control)");
+  check(PMPI_Comm_dup(MPI_COMM_WORLD, fin_.out()), "MPI_Comm_dup (finish)");
+  const char* trace = std::getenv("PYCKPT_MPI_TRACE");
+  tracing_ = trace != nullptr && *trace != '\0' && std::strcmp(trace, "0") != 0;
 }
 
-void Runtime::poll_slow(bool cut_allowed) {
+void Coordinator::trace(const char* format, ...) const {
+  if (!tracing_) return;
+  char line[1024];
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(line, sizeof line, format, args);
+  va_end(args);
+  // Wall-clock time orders the lines of the ranks of a node (MPI_Wtime
+  // need not be global); one write per line: the ranks share a stderr.
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::fprintf(stderr, "pyckpt_mpi trace %.6f rank %d cut %llu: %s\n", now, world_rank_, ull(completed_cuts_ + 1),
+               line);
+}
+
+void Coordinator::poll_slow(bool cut_allowed) {
   if (in_cut_) return;
   InternalScope internal;
   try {
@@ -46,33 +88,34 @@ void Runtime::poll_slow(bool cut_allowed) {
   }
 }
 
-void Runtime::step(bool cut_allowed) {
+void Coordinator::step(bool cut_allowed) {
   if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) {
     trace("begins (requested here)");
-    begin_epoch();
+    begin_cut();
   }
   for (;;) {
     int flag = 0;
     MPI_Status st;
-    PMPI_Iprobe(MPI_ANY_SOURCE, kTagRequest, ctl_, &flag, &st);
+    PMPI_Iprobe(MPI_ANY_SOURCE, kTagRequest, ctl_.get(), &flag, &st);
     if (!flag) break;
-    std::uint64_t e = 0;
-    PMPI_Recv(&e, 1, MPI_UINT64_T, st.MPI_SOURCE, kTagRequest, ctl_, MPI_STATUS_IGNORE);
-    if (e != epoch + 1) throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi: checkpoint request for an unexpected epoch");
+    std::uint64_t n = 0;
+    PMPI_Recv(&n, 1, MPI_UINT64_T, st.MPI_SOURCE, kTagRequest, ctl_.get(), MPI_STATUS_IGNORE);
+    if (n != completed_cuts_ + 1)
+      throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi: checkpoint request for an unexpected cut number");
     ++req_received_;
     if (phase_ == Phase::Idle) {
       trace("begins (request from rank %d)", st.MPI_SOURCE);
-      begin_epoch();
+      begin_cut();
     }
   }
   if (phase_ == Phase::Agreeing) advance_round();
-  if (phase_ == Phase::Decided && cut_allowed && !holds_matched_message()) run_cut();
+  if (phase_ == Phase::Decided && cut_allowed && !channel_.holds_matched_message()) run_cut();
 }
 
-void Runtime::begin_epoch() {
-  const std::uint64_t e = epoch + 1;
-  for (int r = 0; r < world_size; ++r)
-    if (r != world_rank) check(PMPI_Send(&e, 1, MPI_UINT64_T, r, kTagRequest, ctl_), "MPI_Send (request)");
+void Coordinator::begin_cut() {
+  const std::uint64_t n = completed_cuts_ + 1;
+  for (int r = 0; r < world_size_; ++r)
+    if (r != world_rank_) check(PMPI_Send(&n, 1, MPI_UINT64_T, r, kTagRequest, ctl_.get()), "MPI_Send (request)");
   phase_ = Phase::Agreeing;
   round_.number = 0;
   post_round();
@@ -86,35 +129,35 @@ void Runtime::begin_epoch() {
 // parked at while still below a target elsewhere. Posted eagerly, from any
 // safe point: a rank in a collective or a blocking receive must take part
 // too, or a parked peer's raise could never be agreed.
-void Runtime::post_round() {
+void Coordinator::post_round() {
   Round& a = round_;
   const bool below = !a.targets_known() || !at_targets();
-  const bool ready = !below && !creating_comm_ && !holds_matched_message();
+  const bool ready = !below && !creating_comm_ && !channel_.holds_matched_message();
   const bool stuck = a.targets_known() && below && parked_on_ != nullptr && parked_on_->coll_seq >= parked_on_->coll_target;
   if (stuck)
     trace("parked before collective %llu on comm %016llx@%d, below a target elsewhere: asks for one more",
           ull(parked_on_->coll_seq + 1), ull(parked_on_->id), parked_on_->world_ranks[0]);
   a.out.clear();
-  for (auto& c : comms_) {
+  for (auto& c : comms_.all()) {
     const std::uint64_t want = c->coll_seq + (stuck && c.get() == parked_on_ ? 1 : 0);
     if (want > 0 && !c->world_ranks.empty()) a.out.insert(a.out.end(), {c->key().first, c->key().second, want});
   }
   a.mine[0] = static_cast<int>(a.out.size());
   a.mine[1] = ready ? 1 : 0;
-  a.flags.assign(2 * static_cast<std::size_t>(world_size), 0);
+  a.flags.assign(2 * static_cast<std::size_t>(world_size_), 0);
   a.stage = Round::Stage::Flags;
-  check(PMPI_Iallgather(a.mine, 2, MPI_INT, a.flags.data(), 2, MPI_INT, ctl_, &a.req),
+  check(PMPI_Iallgather(a.mine, 2, MPI_INT, a.flags.data(), 2, MPI_INT, ctl_.get(), &a.req),
         "MPI_Iallgather (agreement flags)");
 }
 
-void Runtime::advance_round() {
+void Coordinator::advance_round() {
   Round& a = round_;
   int done = 0;
   PMPI_Test(&a.req, &done, MPI_STATUS_IGNORE);
   if (!done) return;
   if (a.stage == Round::Stage::Flags) {
     bool all_ready = true;
-    a.counts.resize(static_cast<std::size_t>(world_size));
+    a.counts.resize(static_cast<std::size_t>(world_size_));
     for (std::size_t r = 0; r < a.counts.size(); ++r) {
       a.counts[r] = a.flags[2 * r];
       all_ready &= a.flags[2 * r + 1] != 0;
@@ -131,7 +174,7 @@ void Runtime::advance_round() {
     a.in.resize(static_cast<std::size_t>(a.displs.back() + a.counts.back()));
     a.stage = Round::Stage::Triples;
     check(PMPI_Iallgatherv(a.out.data(), a.mine[0], MPI_UINT64_T, a.in.data(), a.counts.data(), a.displs.data(),
-                           MPI_UINT64_T, ctl_, &a.req),
+                           MPI_UINT64_T, ctl_.get(), &a.req),
           "MPI_Iallgatherv (collective sequence numbers)");
     return;
   }
@@ -148,10 +191,10 @@ void Runtime::advance_round() {
       raised = true;
     }
   }
-  for (auto& c : comms_) c->coll_target = target_of(*c);
+  for (auto& c : comms_.all()) c->coll_target = target_of(*c);
   if (raised && tracing_) {
     std::string line;
-    for (auto& c : comms_)
+    for (auto& c : comms_.all())
       if (c->real != MPI_COMM_NULL && !c->world_ranks.empty())
         line += " " + std::to_string(c->coll_seq) + "/" + std::to_string(c->coll_target);
     trace("round %d: seq/target per comm:%s", a.number, line.c_str());
@@ -160,19 +203,25 @@ void Runtime::advance_round() {
   post_round();
 }
 
-std::uint64_t Runtime::target_of(const CommRec& c) const {
+std::uint64_t Coordinator::target_of(const CommRec& c) const {
   if (c.world_ranks.empty()) return 0;
   const auto it = targets_.find(c.key());
   return it == targets_.end() ? 0 : it->second;
 }
 
-bool Runtime::at_targets() const {
-  for (auto& c : comms_)
+bool Coordinator::at_targets() const {
+  for (auto& c : comms_.all())
     if (c->real != MPI_COMM_NULL && c->coll_seq < c->coll_target) return false;
   return true;
 }
 
-void Runtime::enter_collective(CommRec* c) {
+void Coordinator::on_new_comm(CommRec& c) {
+  // Made during a cut's agreement: other members may have had it, and used
+  // it, before.
+  if (phase_ != Phase::Idle) c.coll_target = target_of(c);
+}
+
+void Coordinator::enter_collective(CommRec* c) {
   poll();
   // Entering now would pass the agreed target (or none is known yet): wait
   // here, serving the protocol, until the cut is done or the target raised.
@@ -186,10 +235,10 @@ void Runtime::enter_collective(CommRec* c) {
     parked_on_ = nullptr;
   }
   ++c->coll_seq;
-  ++stats.collectives;
+  ++collectives_;
 }
 
-void Runtime::synchronize(CommRec* c, bool creating) {
+void Coordinator::synchronize(CommRec* c, bool creating) {
   enter_collective(c);
   creating_comm_ = creating;
   InternalScope internal;
@@ -204,64 +253,14 @@ void Runtime::synchronize(CommRec* c, bool creating) {
   }
 }
 
-bool Runtime::test_pending_receives() {
-  bool matched_incomplete = false;
-  const auto test = [&](ReqRec& rec, MPI_Request handle) {
-    if (!rec.is_recv || rec.complete || handle == MPI_REQUEST_NULL) return;
-    int flag = 0;
-    MPI_Status st;
-    PMPI_Request_get_status(handle, &flag, &st);
-    if (flag) record_completion(rec, st);
-    // Counted at MPI_Improbe, received by MPI_Imrecv: its sender counted it,
-    // so it must be complete (data in the app buffer) before the capture.
-    else if (rec.counted) matched_incomplete = true;
-  };
-  for (auto& [handle, rec] : requests_) test(rec, handle);
-  if (in_call.recv) test(*in_call.recv, *in_call.recv_request);
-  return !matched_incomplete;
-}
-
-void Runtime::drain(const std::vector<CommRec*>& live, const std::vector<std::size_t>& offsets) {
-  for (;;) {
-    bool deficit = !test_pending_receives();
-    for (std::size_t i = 0; i < live.size(); ++i) {
-      CommRec* c = live[i];
-      bool short_here = false;
-      for (int p = 0; p < c->size; ++p) short_here |= c->received[p] < expected_[offsets[i] + p];
-      if (!short_here) continue;
-      deficit = true;
-      // Everything unexpected on an app communicator now was sent before the
-      // cut: no rank sends app messages until the final agreement below.
-      int flag = 0;
-      MPI_Message msg;
-      MPI_Status st;
-      check(PMPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->real, &flag, &msg, &st), "MPI_Improbe (drain)");
-      if (!flag) continue;
-      int bytes = 0;
-      PMPI_Get_count(&st, MPI_BYTE, &bytes);
-      ChannelMsg m{c->id, st.MPI_SOURCE, st.MPI_TAG, std::vector<std::byte>(static_cast<std::size_t>(bytes))};
-      check(PMPI_Mrecv(m.data.data(), bytes, MPI_BYTE, &msg, MPI_STATUS_IGNORE), "MPI_Mrecv (drain)");
-      count_recv(c, st.MPI_SOURCE);
-      channel_.push_back(std::move(m));
-      ++stats.drained;
-    }
-    if (!deficit) return;
-  }
-}
-
-void Runtime::run_cut() {
-  in_cut_ = true;
-  struct Leave {
-    Runtime& rt;
-    ~Leave() { rt.in_cut_ = false; }
-  } leave{*this};
-
-  // 1. What every peer sent me, per communicator: each rank sends each peer
-  //    (comm id, world rank of the comm's rank 0, count) for the comms it
-  //    sent it messages on, freed ones too, on the control comm (never
-  //    counted, cannot match app receives).
-  std::vector<std::vector<std::uint64_t>> to(static_cast<std::size_t>(world_size));
-  for (auto& c : comms_)
+// What every peer sent me, per communicator: each rank sends each peer
+// (comm id, world rank of the comm's rank 0, count) for the comms it sent
+// it messages on, freed ones too, on the control comm (never counted,
+// cannot match app receives). Fills expected_ per live comm (live, at
+// offsets) and peer.
+void Coordinator::exchange_counts(std::vector<CommRec*>& live, std::vector<std::size_t>& offsets) {
+  std::vector<std::vector<std::uint64_t>> to(static_cast<std::size_t>(world_size_));
+  for (auto& c : comms_.all())
     for (std::size_t p = 0; p < c->sent.size(); ++p)
       if (c->sent[p] > 0) {
         auto& triples = to[static_cast<std::size_t>(c->world_ranks[p])];
@@ -274,18 +273,16 @@ void Runtime::run_cut() {
     send_displs[q] = static_cast<int>(send_buf.size());
     send_buf.insert(send_buf.end(), to[q].begin(), to[q].end());
   }
-  check(PMPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, ctl_),
+  check(PMPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, ctl_.get()),
         "MPI_Alltoall (message count sizes)");
   std::partial_sum(recv_counts.begin(), recv_counts.end() - 1, recv_displs.begin() + 1);
   std::vector<std::uint64_t> recv_buf(static_cast<std::size_t>(recv_displs.back() + recv_counts.back()));
   check(PMPI_Alltoallv(send_buf.data(), send_counts.data(), send_displs.data(), MPI_UINT64_T, recv_buf.data(),
-                       recv_counts.data(), recv_displs.data(), MPI_UINT64_T, ctl_),
+                       recv_counts.data(), recv_displs.data(), MPI_UINT64_T, ctl_.get()),
         "MPI_Alltoallv (message counts)");
-  std::vector<CommRec*> live;
-  std::vector<std::size_t> offsets;
   std::map<CommRec::Key, std::size_t> live_index;
   std::size_t total = 0;
-  for (auto& c : comms_)
+  for (auto& c : comms_.all())
     if (c->real != MPI_COMM_NULL) {
       live_index[c->key()] = live.size();
       live.push_back(c.get());
@@ -304,59 +301,118 @@ void Runtime::run_cut() {
       expected_[offsets[it->second] + static_cast<std::size_t>(p)] = triple[2];
     }
   }
+}
+
+void Coordinator::drain(const std::vector<CommRec*>& live, const std::vector<std::size_t>& offsets) {
+  const BlockingOp& in_call = call_.current();
+  for (;;) {
+    bool deficit = !requests_.test_receives(in_call.recv, in_call.recv_request);
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      CommRec* c = live[i];
+      bool short_here = false;
+      for (int p = 0; p < c->size; ++p) short_here |= c->received[p] < expected_[offsets[i] + p];
+      if (!short_here) continue;
+      deficit = true;
+      // Everything unexpected on an app communicator now was sent before the
+      // cut: no rank sends app messages until the agreement below.
+      channel_.drain_one(*c);
+    }
+    if (!deficit) return;
+  }
+}
+
+// Can this rank's state be captured, for a reason of its own? If so, the
+// blocking call in progress is recorded for a re-issue.
+Coordinator::Verdict Coordinator::local_verdict() {
+  // The reasons are not the layer above's: a failure without a capture.
+  // (The job reaching MPI_Finalize is reported as unsupported, as always.)
+  if (finishing_) return {Severity::Failed, PYCKPT_MPI_EUNSUPPORTED, "the job reached MPI_Finalize"};
+  if (!unsupported_.empty())
+    return {Severity::Failed, PYCKPT_MPI_EUNSUPPORTED,
+            "the job used MPI calls a checkpoint cannot capture: " + unsupported_};
+  try {
+    call_.record_cut();
+  } catch (const Error& e) {
+    return {Severity::Failed, e.code, e.what()};
+  }
+  return {};
+}
+
+// The one place that decides a phase's job-wide outcome: (severity, code)
+// MAX-reduced over all ranks on the control comm. A failure beats a retry,
+// which beats success; among failures the highest code wins, so every rank
+// reports the same code. A rank that did not fail itself names the kind of
+// the failure elsewhere. phase: "capture" or "write".
+Coordinator::Verdict Coordinator::agree(Verdict mine, const char* phase) {
+  const bool failed_here = mine.severity == Severity::Failed;
+  int v[2] = {static_cast<int>(mine.severity), failed_here ? mine.code : 0};
+  const std::string what = std::string("MPI_Allreduce (") + phase + " verdict)";
+  check(PMPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, ctl_.get()), what.c_str());
+  Verdict job{static_cast<Severity>(v[0]), v[1], std::move(mine.why)};
+  if (job.severity == Severity::Failed && !failed_here)
+    job.why = job.code == PYCKPT_MPI_ECALLBACK ? std::string("the ") + phase + " callback failed on another rank"
+                                               : "another rank cannot be captured (see its error)";
+  return job;
+}
+
+// A callback's result as this rank's verdict; a C++ exception escaping it
+// is a failure.
+Coordinator::Verdict Coordinator::callback_verdict(int (*callback)(void*), const char* name) {
+  int rc = 0;
+  try {
+    rc = callback(callbacks.user);
+  } catch (...) {
+    rc = -1;
+  }
+  if (rc == PYCKPT_MPI_OK) return {};
+  if (rc == PYCKPT_MPI_EAGAIN) return {Severity::Retry, PYCKPT_MPI_OK, {}};
+  return {Severity::Failed, PYCKPT_MPI_ECALLBACK, std::string("the ") + name + " callback failed"};
+}
+
+void Coordinator::run_cut() {
+  in_cut_ = true;
+  struct Leave {
+    Coordinator& co;
+    ~Leave() { co.in_cut_ = false; }
+  } leave{*this};
+
+  // 1. What every peer sent me, per communicator.
+  std::vector<CommRec*> live;
+  std::vector<std::size_t> offsets;
+  exchange_counts(live, offsets);
 
   // 2. Drain in-flight messages into channel state.
   drain(live, offsets);
 
-  // 3. Every rank sent one REQ to every other rank for this epoch; take the
-  //    rest so the control comm is empty for the next epoch.
-  for (; req_received_ < world_size - 1; ++req_received_) {
-    std::uint64_t e = 0;
-    check(PMPI_Recv(&e, 1, MPI_UINT64_T, MPI_ANY_SOURCE, kTagRequest, ctl_, MPI_STATUS_IGNORE), "MPI_Recv (request)");
+  // 3. Every rank sent one REQ to every other rank for this cut; take the
+  //    rest so the control comm is empty for the next cut.
+  for (; req_received_ < world_size_ - 1; ++req_received_) {
+    std::uint64_t n = 0;
+    check(PMPI_Recv(&n, 1, MPI_UINT64_T, MPI_ANY_SOURCE, kTagRequest, ctl_.get(), MPI_STATUS_IGNORE),
+          "MPI_Recv (request)");
   }
 
-  // 4. Can this rank's state be captured? The allreduce doubles as the
-  //    barrier that keeps post-cut messages out of everyone's drain.
-  //    The blocking call in progress is recorded for a re-issue (step 5).
-  std::string why;
+  // 4. This rank's verdict: a reason of its own not to be captured (then no
+  //    capture), else the capture callback's result (local, no MPI). Then
+  //    ONE agreement on it, which doubles as the barrier that keeps post-cut
+  //    messages out of everyone's drain. The blocking call in progress is
+  //    recorded for a re-issue (saved by the capture, forgotten after).
   struct ForgetCutCall {
-    CutCall& c;
-    ~ForgetCutCall() { c = CutCall{}; }
-  } forget_cut_call{cut_call_};
-  if (finishing_) {
-    why = "the job reached MPI_Finalize";
-  } else if (!unsupported_.empty()) {
-    why = "the job used MPI calls a checkpoint cannot capture: " + unsupported_;
-  } else {
-    try {
-      cut_call_ = record_cut_call();
-    } catch (const Error& e) {
-      why = e.what();
-    }
-  }
-  int fail = why.empty() ? 0 : 1;
-  check(PMPI_Allreduce(MPI_IN_PLACE, &fail, 1, MPI_INT, MPI_MAX, ctl_), "MPI_Allreduce (cut check)");
-  if (fail && why.empty()) why = "another rank cannot be captured (see its error)";
+    BlockingCall& c;
+    ~ForgetCutCall() { c.forget_cut(); }
+  } forget_cut_call{call_};
+  Verdict mine = local_verdict();
+  if (mine.severity == Severity::Ok && callbacks.capture) mine = callback_verdict(callbacks.capture, "capture");
+  Verdict job = agree(std::move(mine), "capture");
 
-  // 5. Capture. Outcomes as bits, OR-ed over ranks: 1 failed, 2 retry.
-  bool again = false;
-  if (!fail && callbacks.capture) {
-    int rc = 0;
-    try {
-      rc = callbacks.capture(callbacks.user, epoch + 1);
-    } catch (...) {
-      rc = -1;
-    }
-    int outcome = rc == PYCKPT_MPI_EAGAIN ? 2 : rc != 0 ? 1 : 0;
-    check(PMPI_Allreduce(MPI_IN_PLACE, &outcome, 1, MPI_INT, MPI_BOR, ctl_), "MPI_Allreduce (capture result)");
-    fail = outcome & 1;
-    again = !fail && (outcome & 2);
-    if (fail) why = rc && rc != PYCKPT_MPI_EAGAIN ? "the capture callback failed"
-                                                 : "the capture callback failed on another rank";
+  // 5. Only if every rank captured: the write callback (collective over
+  //    world, its MPI calls internal), and the agreement on its outcome.
+  if (job.severity == Severity::Ok && callbacks.write) {
+    job = agree(callback_verdict(callbacks.write, "write"), "write");
   }
 
   // 6. The drained messages now belong to channel state: counting restarts.
-  for (auto& c : comms_) {
+  for (auto& c : comms_.all()) {
     std::fill(c->sent.begin(), c->sent.end(), 0);
     std::fill(c->received.begin(), c->received.end(), 0);
     c->coll_seq = c->coll_target = 0;
@@ -364,53 +420,31 @@ void Runtime::run_cut() {
   targets_.clear();
   req_received_ = 0;
   phase_ = Phase::Idle;
-  if (again) {
+  conclude(job);
+}
+
+void Coordinator::conclude(const Verdict& outcome) {
+  if (outcome.severity == Severity::Retry) {
     trace("cut to be retried: a rank was not at a capturable point");
     return;  // still requested: the next safe point starts a new cut
   }
   requested_.store(false, std::memory_order_relaxed);
-  ++cuts_done_;
-  if (fail) {
-    trace("cut failed: %s", why.c_str());
-    last_result_ = why.find("capture callback") != std::string::npos ? PYCKPT_MPI_ECALLBACK : PYCKPT_MPI_EUNSUPPORTED;
-    last_message_ = "pyckpt_mpi: checkpoint " + std::to_string(epoch + 1) + " failed on rank " +
-                    std::to_string(world_rank) + ": " + why;
+  ++ended_cuts_;
+  if (outcome.severity == Severity::Failed) {
+    trace("cut failed: %s", outcome.why.c_str());
+    last_result_ = outcome.code;
+    last_message_ = "pyckpt_mpi: checkpoint failed on rank " + std::to_string(world_rank_) + " (cut " +
+                    std::to_string(completed_cuts_ + 1) + "): " + outcome.why;
     if (!finishing_) std::fprintf(stderr, "%s\n", last_message_.c_str());  // at the end: nothing lost
     return;
   }
   trace("cut done: %llu message(s) in channel state", ull(channel_.size()));
   last_result_ = PYCKPT_MPI_OK;
-  ++epoch;
-  ++stats.checkpoints;
+  ++completed_cuts_;
+  ++checkpoints_;
 }
 
-CutCall Runtime::record_cut_call() const {
-  CutCall call;
-  if (const BlockingSend* s = in_call.send)
-    call.send = ResumedSend{s->comm->id, s->dest, s->tag, s->bytes};
-  // Its receive completed in the drain: counted here, its data is in the app
-  // buffer. A restarted rank re-issues the call, which must get this message
-  // again: it is saved at the front of channel state. (A receive still
-  // pending can only match a message sent after its sender's cut: every
-  // earlier one is counted and was received or drained.)
-  if (const ReqRec* r = in_call.recv; r && r->complete) {
-    InternalScope internal;
-    int type_size = 0;
-    PMPI_Type_size(r->type, &type_size);
-    const auto bytes = static_cast<std::uint64_t>(r->status.bytes);
-    if (type_size <= 0 || bytes % static_cast<std::uint64_t>(type_size) != 0)
-      throw Error(PYCKPT_MPI_EUNSUPPORTED, "pyckpt_mpi: a receive in flight at the cut got a partial datatype element");
-    ChannelMsg m{r->comm->id, r->status.source, r->status.tag, std::vector<std::byte>(bytes)};
-    int pos = 0;
-    check(PMPI_Pack(r->buf, static_cast<int>(bytes / static_cast<std::uint64_t>(type_size)), r->type, m.data.data(),
-                    static_cast<int>(bytes), &pos, MPI_COMM_SELF),
-          "MPI_Pack (receive in flight at the cut)");
-    call.received = std::move(m);
-  }
-  return call;
-}
-
-void Runtime::finish() {
+void Coordinator::finish() {
   InternalScope internal;
   finishing_ = true;
   // A checkpoint requested here but not begun is dropped (it could only
@@ -421,28 +455,29 @@ void Runtime::finish() {
   // rank), on a comm of their own (ctl_ carries the agreement rounds), serving
   // the protocol meanwhile.
   requested_.store(false, std::memory_order_relaxed);
-  std::uint64_t target = cuts_done_ + (phase_ != Phase::Idle ? 1 : 0);
+  std::uint64_t target = ended_cuts_ + (phase_ != Phase::Idle ? 1 : 0);
   MPI_Request agree;
-  check(PMPI_Iallreduce(MPI_IN_PLACE, &target, 1, MPI_UINT64_T, MPI_MAX, fin_, &agree), "MPI_Iallreduce (finish)");
+  check(PMPI_Iallreduce(MPI_IN_PLACE, &target, 1, MPI_UINT64_T, MPI_MAX, fin_.get(), &agree),
+        "MPI_Iallreduce (finish)");
   for (int done = 0;;) {
     PMPI_Test(&agree, &done, MPI_STATUS_IGNORE);
     if (done) break;
     step(true);
   }
-  while (cuts_done_ < target) step(true);
+  while (ended_cuts_ < target) step(true);
 }
 
-int Runtime::checkpoint_now() {
+int Coordinator::checkpoint_now() {
   if (in_cut_) {
     last_message_ = "pyckpt_mpi_checkpoint called from inside a checkpoint";
     return PYCKPT_MPI_ESTATE;
   }
   // Collective: without this barrier a rank could be cut (at an earlier
-  // safe point) by a peer's call, then start a second epoch with its own.
-  synchronize(comm(MPI_COMM_WORLD));
-  const std::uint64_t before = cuts_done_;
+  // safe point) by a peer's call, then start a second cut with its own.
+  synchronize(comms_.find(MPI_COMM_WORLD));
+  const std::uint64_t before = ended_cuts_;
   request();
-  while (cuts_done_ == before) poll_blocked(true);
+  while (ended_cuts_ == before) poll_blocked(true);
   return last_result_;
 }
 

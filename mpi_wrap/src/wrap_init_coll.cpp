@@ -1,18 +1,28 @@
-// Interposition of MPI_Init*/MPI_Finalize, collectives, communicator
-// management and datatype commit/free; unsupported entry points.
-#include "python_hook.hpp"
+// Interposition of MPI_Init*/MPI_Finalize (where the layer above's init
+// callback runs), collectives, communicator management and datatype
+// commit/free; unsupported entry points.
+#include "callbacks.hpp"
 #include "runtime.hpp"
 
+#include <cstdio>
 #include <vector>
 
 using namespace pyckpt::mpi;
 
 namespace {
 
+// After PMPI_Init*: the runtime starts, then the layer above attaches (it
+// registers its capture callbacks and, in a restarted job, restores). A
+// rank that cannot resume must not leave its peers waiting: the job ends.
 void after_init() {
   Runtime::start();
-  attach_python(Runtime::get()->world_rank, Runtime::get()->world_size);  // a Python rank registers its callbacks
-  if (callbacks.restore) callbacks.restore(callbacks.user);
+  if (!callbacks.init) return;
+  const int rc = callbacks.init(callbacks.init_user);
+  if (rc == PYCKPT_MPI_OK) return;
+  const char* why = last_error_cstr();
+  std::fprintf(stderr, "pyckpt_mpi: rank %d: the init callback failed (code %d): %s\n", Runtime::get()->world_rank(),
+               rc, *why ? why : "it gave no reason (pyckpt_mpi_last_error is empty)");
+  PMPI_Abort(MPI_COMM_WORLD, 70);
 }
 
 // A blocking collective as its nonblocking twin plus a progress loop, so a
@@ -21,9 +31,9 @@ void after_init() {
 template <typename Direct, typename Post>
 int collective(MPI_Comm comm, Direct direct, Post post) {
   Runtime* rt = app_call();
-  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c) return direct();
-  rt->enter_collective(c);
+  rt->coordinator.enter_collective(c);
   MPI_Request req;
   int rc = post(&req);
   if (rc != MPI_SUCCESS) return rc;
@@ -31,21 +41,21 @@ int collective(MPI_Comm comm, Direct direct, Post post) {
     int flag = 0;
     rc = PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS || flag) return rc;
-    rt->poll_blocked(/*cut_allowed=*/false);
+    rt->coordinator.poll_blocked(/*cut_allowed=*/false);
   }
 }
 
 // Communicator creation is collective over the parent but has no
-// nonblocking form in MPI 3.1 (see Runtime::synchronize).
+// nonblocking form in MPI 3.1 (see Coordinator::synchronize).
 template <typename Make>
 int create_comm(MPI_Comm parent, MPI_Comm* made, LineageOp op, std::vector<std::int32_t> args, Make make) {
   Runtime* rt = app_call();
-  CommRec* p = rt ? rt->comm(parent) : nullptr;
+  CommRec* p = rt ? rt->comms.find(parent) : nullptr;
   if (!p) return make();
-  rt->synchronize(p, /*creating=*/true);
+  rt->coordinator.synchronize(p, /*creating=*/true);
   int rc = make();
-  if (rc == MPI_SUCCESS) rt->add_comm(p, op, std::move(args), *made);
-  rt->end_creation();
+  if (rc == MPI_SUCCESS) rt->add_comm(*p, op, std::move(args), *made);
+  rt->coordinator.end_creation();
   return rc;
 }
 
@@ -66,7 +76,7 @@ int MPI_Init_thread(int* argc, char*** argv, int required, int* provided) {
 }
 
 int MPI_Finalize(void) {
-  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0) rt->finish();
+  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0) rt->coordinator.finish();
   Runtime::stop();
   return PMPI_Finalize();
 }
@@ -160,14 +170,13 @@ int MPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm* newcomm) {
   std::vector<std::int32_t> ranks;
   if (Runtime::get() && internal_depth == 0) {
     InternalScope internal;
-    MPI_Group parent_group;
+    OwnedGroup parent_group;
     int n = 0;
-    PMPI_Comm_group(comm, &parent_group);
+    PMPI_Comm_group(comm, parent_group.out());
     PMPI_Group_size(group, &n);
     std::vector<int> in(static_cast<std::size_t>(n)), out(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) in[static_cast<std::size_t>(i)] = i;
-    PMPI_Group_translate_ranks(group, n, in.data(), parent_group, out.data());
-    PMPI_Group_free(&parent_group);
+    PMPI_Group_translate_ranks(group, n, in.data(), parent_group.get(), out.data());
     ranks.assign(out.begin(), out.end());
   }
   return create_comm(comm, newcomm, LineageOp::Create, std::move(ranks),
@@ -189,7 +198,7 @@ int MPI_Cart_sub(MPI_Comm comm, const int remain_dims[], MPI_Comm* newcomm) {
                      [&] { return PMPI_Cart_sub(comm, remain_dims, newcomm); });
 }
 int MPI_Comm_free(MPI_Comm* comm) {
-  if (Runtime* rt = app_call()) rt->free_comm(*comm);
+  if (Runtime* rt = app_call()) rt->comms.forget_handle(*comm);
   return PMPI_Comm_free(comm);
 }
 
@@ -197,11 +206,11 @@ int MPI_Comm_free(MPI_Comm* comm) {
 // (MPI_Type_get_contents) when the state is saved.
 int MPI_Type_commit(MPI_Datatype* type) {
   int rc = PMPI_Type_commit(type);
-  if (Runtime* rt = app_call(); rt && rc == MPI_SUCCESS) rt->add_type(*type);
+  if (Runtime* rt = app_call(); rt && rc == MPI_SUCCESS) rt->types.add(*type);
   return rc;
 }
 int MPI_Type_free(MPI_Datatype* type) {
-  if (Runtime* rt = app_call()) rt->free_type(*type);
+  if (Runtime* rt = app_call()) rt->types.remove(*type);
   return PMPI_Type_free(type);
 }
 

@@ -32,37 +32,25 @@ std::uint64_t message_bytes(int count, MPI_Datatype type) {
 // a receive, it is the last request (drains test it; cuts record both).
 int progress(Runtime& rt, BlockingOp op, MPI_Request* reqs, int n, MPI_Status* statuses) {
   if (op.recv) op.recv_request = &reqs[n - 1];
-  InCall in_call(rt, op);
+  InCall in_call(rt.call, op);
   for (;;) {
     int flag = 0;
     int rc = PMPI_Testall(n, reqs, &flag, statuses);
     if (rc != MPI_SUCCESS || flag) return rc;
-    rt.poll_spin();
+    rt.coordinator.poll_spin();
   }
 }
 
-// Non-canonical x86-64 address: can never be a real MPI_Message.
-MPI_Message fake_message(std::uint64_t n) {
-  return reinterpret_cast<MPI_Message>(static_cast<std::uintptr_t>(0x5043000000000000ull | n));
-}
-
-// A nonblocking receive satisfied from channel state: an already complete
-// request, tracked (counted: the message was counted when drained) so that
-// a cut before the app waits for it can save and restore it.
-int deliver_as_request(Runtime& rt, std::deque<ChannelMsg>::iterator m, ReqRec rec, MPI_Request* request) {
-  rec.status = RecvStatus{m->source, m->tag, static_cast<std::int64_t>(m->data.size())};
-  rec.counted = rec.complete = true;
-  const int error = rt.channel_deliver(m, rec.buf, rec.count, rec.type, MPI_STATUS_IGNORE);
-  int rc = start_completed_request(rec.status, error, request);
-  if (rc == MPI_SUCCESS) rt.add_request(*request, rec);
-  return rc;
-}
-
-// A restarted rank re-issuing the blocking send that was in flight at its
-// cut: the message was sent then (received or drained by the peer). One
-// test of an empty optional on the hot path.
-inline bool is_resumed_send(Runtime& rt, const BlockingSend& s) {
-  return rt.resumed_send && rt.take_resumed_send(s);
+// A completion loop of the app (Wait*, Probe, Mprobe): test until done,
+// serving the protocol between tests.
+template <typename Test>
+int spin(Runtime& rt, Test test) {
+  for (;;) {
+    bool done = false;
+    int rc = test(done);
+    if (rc != MPI_SUCCESS || done) return rc;
+    rt.coordinator.poll_spin();
+  }
 }
 
 using SendFn = int (*)(const void*, int, MPI_Datatype, int, int, MPI_Comm);
@@ -72,12 +60,12 @@ template <SendFn Direct, PostSendFn Post, bool MayBeLocal>
 int blocking_send(const void* buf, int count, MPI_Datatype type, int dest, int tag, MPI_Comm comm) {
   Runtime* rt = app_call();
   if (!rt) return Direct(buf, count, type, dest, tag, comm);
-  rt->poll();
-  CommRec* c = rt->comm(comm);
+  rt->coordinator.poll();
+  CommRec* c = rt->comms.find(comm);
   if (!c) return Direct(buf, count, type, dest, tag, comm);
   const BlockingSend send{c, dest, tag, message_bytes(count, type)};
-  if (is_resumed_send(*rt, send)) [[unlikely]] return MPI_SUCCESS;
-  rt->count_send(c, dest);
+  if (rt->call.is_resumed_send(send)) [[unlikely]] return MPI_SUCCESS;
+  rt->channel.count_send(c, dest);
   if (MayBeLocal && send.bytes <= eager_bytes()) return Direct(buf, count, type, dest, tag, comm);
   MPI_Request req;
   int rc = Post(buf, count, type, dest, tag, comm, &req);
@@ -89,12 +77,12 @@ int nonblocking_send(const void* buf, int count, MPI_Datatype type, int dest, in
                      MPI_Request* request) {
   Runtime* rt = app_call();
   if (!rt) return Post(buf, count, type, dest, tag, comm, request);
-  rt->poll();
-  CommRec* c = rt->comm(comm);
+  rt->coordinator.poll();
+  CommRec* c = rt->comms.find(comm);
   if (!c) return Post(buf, count, type, dest, tag, comm, request);
-  rt->count_send(c, dest);
+  rt->channel.count_send(c, dest);
   int rc = Post(buf, count, type, dest, tag, comm, request);
-  if (rc == MPI_SUCCESS) rt->add_request(*request, ReqRec{.comm = c});
+  if (rc == MPI_SUCCESS) rt->requests.add(*request, ReqRec{.comm = c});
   return rc;
 }
 
@@ -106,24 +94,24 @@ int send_recv(Runtime& rt, CommRec* c, const void* sbuf, int scount, MPI_Datatyp
   MPI_Request reqs[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   MPI_Status sts[2];
   int rc = MPI_SUCCESS;
-  if (!is_resumed_send(rt, send)) [[likely]] {
-    rt.count_send(c, dest);
+  if (!rt.call.is_resumed_send(send)) [[likely]] {
+    rt.channel.count_send(c, dest);
     rc = PMPI_Isend(sbuf, scount, stype, dest, stag, comm, &reqs[0]);
     if (rc != MPI_SUCCESS) return rc;
   }
   ReqRec rec{.is_recv = true, .comm = c, .buf = rbuf, .count = rcount, .type = rtype, .source = source, .tag = rtag};
-  if (!rt.channel_empty() && rt.channel_match(c->id, source, rtag) != rt.channel().end()) {
+  if (rt.channel.match(c->id, source, rtag)) {
     // The send completes first: a cut while it is in flight then sees the
     // receive not started and its message still in channel state.
     rc = progress(rt, BlockingOp{.send = &send}, reqs, 1, sts);
     if (rc != MPI_SUCCESS) return rc;
     // Still there: nothing consumes channel state meanwhile (a cut appends).
-    return rt.channel_deliver(rt.channel_match(c->id, source, rtag), rbuf, rcount, rtype, status);
+    return rt.channel.deliver(*rt.channel.match(c->id, source, rtag), rbuf, rcount, rtype, status);
   }
   rc = PMPI_Irecv(rbuf, rcount, rtype, source, rtag, comm, &reqs[1]);
   if (rc != MPI_SUCCESS) return rc;
   rc = progress(rt, BlockingOp{.send = &send, .recv = &rec}, reqs, 2, sts);
-  if (!rec.counted) rt.count_recv(c, sts[1].MPI_SOURCE);
+  if (!rec.counted) rt.channel.count_recv(c, sts[1].MPI_SOURCE);
   if (status != MPI_STATUS_IGNORE) *status = sts[1];
   return rc;
 }
@@ -167,19 +155,17 @@ int MPI_Issend(const void* buf, int count, MPI_Datatype type, int dest, int tag,
 int MPI_Recv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_Comm comm, MPI_Status* status) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Recv(buf, count, type, source, tag, comm, status);
-  rt->poll();
-  CommRec* c = rt->comm(comm);
+  rt->coordinator.poll();
+  CommRec* c = rt->comms.find(comm);
   if (!c) return PMPI_Recv(buf, count, type, source, tag, comm, status);
-  if (!rt->channel_empty())
-    if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end())
-      return rt->channel_deliver(m, buf, count, type, status);
+  if (auto m = rt->channel.match(c->id, source, tag)) return rt->channel.deliver(*m, buf, count, type, status);
   MPI_Request req;
   int rc = PMPI_Irecv(buf, count, type, source, tag, comm, &req);
   if (rc != MPI_SUCCESS) return rc;
   ReqRec rec{.is_recv = true, .comm = c, .buf = buf, .count = count, .type = type, .source = source, .tag = tag};
   MPI_Status st;
   rc = progress(*rt, BlockingOp{.recv = &rec}, &req, 1, &st);
-  if (!rec.counted) rt->count_recv(c, st.MPI_SOURCE);
+  if (!rec.counted) rt->channel.count_recv(c, st.MPI_SOURCE);
   if (status != MPI_STATUS_IGNORE) *status = st;
   return rc;
 }
@@ -187,33 +173,31 @@ int MPI_Recv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_C
 int MPI_Irecv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_Comm comm, MPI_Request* request) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Irecv(buf, count, type, source, tag, comm, request);
-  rt->poll();
-  CommRec* c = rt->comm(comm);
+  rt->coordinator.poll();
+  CommRec* c = rt->comms.find(comm);
   if (!c) return PMPI_Irecv(buf, count, type, source, tag, comm, request);
   const ReqRec rec{.is_recv = true, .comm = c, .buf = buf, .count = count, .type = type, .source = source, .tag = tag};
-  if (!rt->channel_empty())
-    if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end())
-      return deliver_as_request(*rt, m, rec, request);
+  if (auto m = rt->channel.match(c->id, source, tag)) return rt->channel.deliver_as_request(*m, rec, rt->requests, request);
   int rc = PMPI_Irecv(buf, count, type, source, tag, comm, request);
-  if (rc == MPI_SUCCESS) rt->add_request(*request, rec);
+  if (rc == MPI_SUCCESS) rt->requests.add(*request, rec);
   return rc;
 }
 
 int MPI_Sendrecv(const void* sbuf, int scount, MPI_Datatype stype, int dest, int stag, void* rbuf, int rcount,
                  MPI_Datatype rtype, int source, int rtag, MPI_Comm comm, MPI_Status* status) {
   Runtime* rt = app_call();
-  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c) return PMPI_Sendrecv(sbuf, scount, stype, dest, stag, rbuf, rcount, rtype, source, rtag, comm, status);
-  rt->poll();
+  rt->coordinator.poll();
   return send_recv(*rt, c, sbuf, scount, stype, dest, stag, rbuf, rcount, rtype, source, rtag, comm, status);
 }
 
 int MPI_Sendrecv_replace(void* buf, int count, MPI_Datatype type, int dest, int stag, int source, int rtag,
                          MPI_Comm comm, MPI_Status* status) {
   Runtime* rt = app_call();
-  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c) return PMPI_Sendrecv_replace(buf, count, type, dest, stag, source, rtag, comm, status);
-  rt->poll();
+  rt->coordinator.poll();
   int size = 0, pos = 0;
   PMPI_Pack_size(count, type, comm, &size);
   std::vector<std::byte> packed(static_cast<std::size_t>(size));
@@ -224,65 +208,60 @@ int MPI_Sendrecv_replace(void* buf, int count, MPI_Datatype type, int dest, int 
 
 int MPI_Iprobe(int source, int tag, MPI_Comm comm, int* flag, MPI_Status* status) {
   Runtime* rt = app_call();
-  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c) return PMPI_Iprobe(source, tag, comm, flag, status);
-  rt->poll();
-  if (!rt->channel_empty())
-    if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end()) {
-      *flag = 1;
-      rt->fill_status(*m, status);
-      return MPI_SUCCESS;
-    }
+  rt->coordinator.poll();
+  if (auto m = rt->channel.match(c->id, source, tag)) {
+    *flag = 1;
+    Channel::fill_status(**m, status);
+    return MPI_SUCCESS;
+  }
   return PMPI_Iprobe(source, tag, comm, flag, status);
 }
 
 int MPI_Probe(int source, int tag, MPI_Comm comm, MPI_Status* status) {
   Runtime* rt = app_call();
-  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c) return PMPI_Probe(source, tag, comm, status);
-  rt->poll();
+  rt->coordinator.poll();
   for (;;) {
     // Checked every round: a cut inside poll_spin may drain the message.
-    if (!rt->channel_empty())
-      if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end()) {
-        rt->fill_status(*m, status);
-        return MPI_SUCCESS;
-      }
+    if (auto m = rt->channel.match(c->id, source, tag)) {
+      Channel::fill_status(**m, status);
+      return MPI_SUCCESS;
+    }
     int flag = 0;
     int rc = PMPI_Iprobe(source, tag, comm, &flag, status);
     if (rc != MPI_SUCCESS || flag) return rc;
-    rt->poll_spin();
+    rt->coordinator.poll_spin();
   }
 }
 
 int MPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Message* message, MPI_Status* status) {
   Runtime* rt = app_call();
-  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c) return PMPI_Improbe(source, tag, comm, flag, message, status);
-  rt->poll();
-  if (rt->ready_for_cut()) [[unlikely]] {
+  rt->coordinator.poll();
+  if (rt->coordinator.ready_for_cut()) [[unlikely]] {
     // No match until the cut ran (an MPI_Mprobe waits in its loop): a held
     // message cannot be captured, and this rank cannot defer a cut the
     // others may already be running.
     *flag = 0;
     return MPI_SUCCESS;
   }
-  if (!rt->channel_empty())
-    if (auto m = rt->channel_match(c->id, source, tag); m != rt->channel().end()) {
-      *flag = 1;
-      rt->fill_status(*m, status);
-      *message = fake_message(rt->next_fake_message++);
-      rt->matched.emplace(*message, std::move(*m));
-      rt->channel().erase(m);
-      return MPI_SUCCESS;
-    }
+  if (auto m = rt->channel.match(c->id, source, tag)) {
+    *flag = 1;
+    Channel::fill_status(**m, status);
+    *message = rt->channel.hold(*m);
+    return MPI_SUCCESS;
+  }
   MPI_Status st;
   int rc = PMPI_Improbe(source, tag, comm, flag, message, &st);
   if (rc == MPI_SUCCESS && *flag && st.MPI_SOURCE >= 0) {
     // Matched messages leave MPI's matching queue, so a drain cannot see
     // them: they count as received now.
-    rt->count_recv(c, st.MPI_SOURCE);
-    ++rt->outstanding_messages;
+    rt->channel.count_recv(c, st.MPI_SOURCE);
+    rt->channel.matched_real();
   }
   if (status != MPI_STATUS_IGNORE) *status = st;
   return rc;
@@ -290,27 +269,25 @@ int MPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Message* mess
 
 int MPI_Mprobe(int source, int tag, MPI_Comm comm, MPI_Message* message, MPI_Status* status) {
   Runtime* rt = app_call();
-  CommRec* c = rt ? rt->comm(comm) : nullptr;
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c) return PMPI_Mprobe(source, tag, comm, message, status);
-  --rt->stats.intercepted;  // counted again by each MPI_Improbe round
+  rt->uncount_call();  // counted again by each MPI_Improbe round
   for (;;) {
     int flag = 0;
     int rc = MPI_Improbe(source, tag, comm, &flag, message, status);
     if (rc != MPI_SUCCESS || flag) return rc;
-    rt->poll_spin();
+    rt->coordinator.poll_spin();
   }
 }
 
 int MPI_Mrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI_Status* status) {
   Runtime* rt = app_call();
   if (rt) {
-    if (auto it = rt->matched.find(*message); it != rt->matched.end()) {
-      rt->channel().push_front(std::move(it->second));
-      rt->matched.erase(it);
+    if (auto m = rt->channel.unhold(*message)) {
       *message = MPI_MESSAGE_NULL;
-      return rt->channel_deliver(rt->channel().begin(), buf, count, type, status);
+      return rt->channel.deliver(*m, buf, count, type, status);
     }
-    if (*message != MPI_MESSAGE_NO_PROC && *message != MPI_MESSAGE_NULL) --rt->outstanding_messages;
+    if (*message != MPI_MESSAGE_NO_PROC && *message != MPI_MESSAGE_NULL) rt->channel.received_real();
   }
   return PMPI_Mrecv(buf, count, type, message, status);
 }
@@ -318,19 +295,17 @@ int MPI_Mrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI
 int MPI_Imrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI_Request* request) {
   Runtime* rt = app_call();
   if (rt) {
-    if (auto it = rt->matched.find(*message); it != rt->matched.end()) {
-      rt->channel().push_front(std::move(it->second));
-      rt->matched.erase(it);
+    if (auto m = rt->channel.unhold(*message)) {
       *message = MPI_MESSAGE_NULL;
-      return deliver_as_request(*rt, rt->channel().begin(), ReqRec{.is_recv = true, .buf = buf, .count = count, .type = type},
-                                request);
+      return rt->channel.deliver_as_request(
+          *m, ReqRec{.is_recv = true, .buf = buf, .count = count, .type = type}, rt->requests, request);
     }
     if (*message != MPI_MESSAGE_NO_PROC && *message != MPI_MESSAGE_NULL) {
-      --rt->outstanding_messages;
+      rt->channel.received_real();
       // Counted at the match; a cut waits for its data (test_pending_receives).
       int rc = PMPI_Imrecv(buf, count, type, message, request);
       if (rc == MPI_SUCCESS)
-        rt->add_request(*request, ReqRec{.is_recv = true, .counted = true, .buf = buf, .count = count, .type = type});
+        rt->requests.add(*request, ReqRec{.is_recv = true, .counted = true, .buf = buf, .count = count, .type = type});
       return rc;
     }
   }
@@ -342,17 +317,16 @@ int MPI_Imrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MP
 int MPI_Wait(MPI_Request* request, MPI_Status* status) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Wait(request, status);
-  rt->poll();
+  rt->coordinator.poll();
   const MPI_Request orig = *request;
   MPI_Status st;
-  int rc;
-  for (;;) {
+  const int rc = spin(*rt, [&](bool& done) {
     int flag = 0;
-    rc = PMPI_Test(request, &flag, &st);
-    if (rc != MPI_SUCCESS || flag) break;
-    rt->poll_spin();
-  }
-  rt->on_complete(orig, st);
+    const int r = PMPI_Test(request, &flag, &st);
+    done = flag != 0;
+    return r;
+  });
+  rt->requests.on_complete(orig, st);
   if (status != MPI_STATUS_IGNORE) *status = st;
   return rc;
 }
@@ -360,11 +334,11 @@ int MPI_Wait(MPI_Request* request, MPI_Status* status) {
 int MPI_Test(MPI_Request* request, int* flag, MPI_Status* status) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Test(request, flag, status);
-  rt->poll();
+  rt->coordinator.poll();
   const MPI_Request orig = *request;
   MPI_Status st;
   int rc = PMPI_Test(request, flag, &st);
-  if (*flag) rt->on_complete(orig, st);
+  if (*flag) rt->requests.on_complete(orig, st);
   if (status != MPI_STATUS_IGNORE) *status = st;
   return rc;
 }
@@ -372,17 +346,16 @@ int MPI_Test(MPI_Request* request, int* flag, MPI_Status* status) {
 int MPI_Waitall(int n, MPI_Request* requests, MPI_Status* statuses) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Waitall(n, requests, statuses);
-  rt->poll();
+  rt->coordinator.poll();
   std::vector<MPI_Request> orig(requests, requests + n);
   return with_statuses(n, statuses, [&](MPI_Status* sts) {
-    int rc;
-    for (;;) {
+    const int rc = spin(*rt, [&](bool& done) {
       int flag = 0;
-      rc = PMPI_Testall(n, requests, &flag, sts);
-      if (rc != MPI_SUCCESS || flag) break;
-      rt->poll_spin();
-    }
-    for (int i = 0; i < n; ++i) rt->on_complete(orig[i], sts[i]);
+      const int r = PMPI_Testall(n, requests, &flag, sts);
+      done = flag != 0;
+      return r;
+    });
+    for (int i = 0; i < n; ++i) rt->requests.on_complete(orig[i], sts[i]);
     return rc;
   });
 }
@@ -390,12 +363,12 @@ int MPI_Waitall(int n, MPI_Request* requests, MPI_Status* statuses) {
 int MPI_Testall(int n, MPI_Request* requests, int* flag, MPI_Status* statuses) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Testall(n, requests, flag, statuses);
-  rt->poll();
+  rt->coordinator.poll();
   std::vector<MPI_Request> orig(requests, requests + n);
   return with_statuses(n, statuses, [&](MPI_Status* sts) {
     int rc = PMPI_Testall(n, requests, flag, sts);
     if (*flag)
-      for (int i = 0; i < n; ++i) rt->on_complete(orig[i], sts[i]);
+      for (int i = 0; i < n; ++i) rt->requests.on_complete(orig[i], sts[i]);
     return rc;
   });
 }
@@ -403,17 +376,16 @@ int MPI_Testall(int n, MPI_Request* requests, int* flag, MPI_Status* statuses) {
 int MPI_Waitany(int n, MPI_Request* requests, int* index, MPI_Status* status) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Waitany(n, requests, index, status);
-  rt->poll();
+  rt->coordinator.poll();
   std::vector<MPI_Request> orig(requests, requests + n);
   MPI_Status st;
-  int rc;
-  for (;;) {
+  const int rc = spin(*rt, [&](bool& done) {
     int flag = 0;
-    rc = PMPI_Testany(n, requests, index, &flag, &st);
-    if (rc != MPI_SUCCESS || flag) break;
-    rt->poll_spin();
-  }
-  if (*index != MPI_UNDEFINED) rt->on_complete(orig[static_cast<std::size_t>(*index)], st);
+    const int r = PMPI_Testany(n, requests, index, &flag, &st);
+    done = flag != 0;
+    return r;
+  });
+  if (*index != MPI_UNDEFINED) rt->requests.on_complete(orig[static_cast<std::size_t>(*index)], st);
   if (status != MPI_STATUS_IGNORE) *status = st;
   return rc;
 }
@@ -421,11 +393,11 @@ int MPI_Waitany(int n, MPI_Request* requests, int* index, MPI_Status* status) {
 int MPI_Testany(int n, MPI_Request* requests, int* index, int* flag, MPI_Status* status) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Testany(n, requests, index, flag, status);
-  rt->poll();
+  rt->coordinator.poll();
   std::vector<MPI_Request> orig(requests, requests + n);
   MPI_Status st;
   int rc = PMPI_Testany(n, requests, index, flag, &st);
-  if (*flag && *index != MPI_UNDEFINED) rt->on_complete(orig[static_cast<std::size_t>(*index)], st);
+  if (*flag && *index != MPI_UNDEFINED) rt->requests.on_complete(orig[static_cast<std::size_t>(*index)], st);
   if (status != MPI_STATUS_IGNORE) *status = st;
   return rc;
 }
@@ -433,17 +405,16 @@ int MPI_Testany(int n, MPI_Request* requests, int* index, int* flag, MPI_Status*
 int MPI_Waitsome(int n, MPI_Request* requests, int* outcount, int* indices, MPI_Status* statuses) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Waitsome(n, requests, outcount, indices, statuses);
-  rt->poll();
+  rt->coordinator.poll();
   std::vector<MPI_Request> orig(requests, requests + n);
   return with_statuses(n, statuses, [&](MPI_Status* sts) {
-    int rc;
-    for (;;) {
-      rc = PMPI_Testsome(n, requests, outcount, indices, sts);
-      if (rc != MPI_SUCCESS || *outcount != 0) break;
-      rt->poll_spin();
-    }
+    const int rc = spin(*rt, [&](bool& done) {
+      const int r = PMPI_Testsome(n, requests, outcount, indices, sts);
+      done = *outcount != 0;
+      return r;
+    });
     for (int i = 0; i < *outcount && *outcount != MPI_UNDEFINED; ++i)
-      rt->on_complete(orig[static_cast<std::size_t>(indices[i])], sts[i]);
+      rt->requests.on_complete(orig[static_cast<std::size_t>(indices[i])], sts[i]);
     return rc;
   });
 }
@@ -451,12 +422,12 @@ int MPI_Waitsome(int n, MPI_Request* requests, int* outcount, int* indices, MPI_
 int MPI_Testsome(int n, MPI_Request* requests, int* outcount, int* indices, MPI_Status* statuses) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Testsome(n, requests, outcount, indices, statuses);
-  rt->poll();
+  rt->coordinator.poll();
   std::vector<MPI_Request> orig(requests, requests + n);
   return with_statuses(n, statuses, [&](MPI_Status* sts) {
     int rc = PMPI_Testsome(n, requests, outcount, indices, sts);
     for (int i = 0; i < *outcount && *outcount != MPI_UNDEFINED; ++i)
-      rt->on_complete(orig[static_cast<std::size_t>(indices[i])], sts[i]);
+      rt->requests.on_complete(orig[static_cast<std::size_t>(indices[i])], sts[i]);
     return rc;
   });
 }
@@ -466,13 +437,16 @@ int MPI_Request_get_status(MPI_Request request, int* flag, MPI_Status* status) {
   if (!rt) return PMPI_Request_get_status(request, flag, status);
   MPI_Status st;
   int rc = PMPI_Request_get_status(request, flag, &st);
-  if (*flag) rt->on_complete(request, st, /*release=*/false);
+  if (*flag) rt->requests.on_complete(request, st, /*release=*/false);
   if (status != MPI_STATUS_IGNORE) *status = st;
   return rc;
 }
 
 int MPI_Request_free(MPI_Request* request) {
-  if (Runtime* rt = app_call()) rt->forget_request(*request);
+  // A receive freed while pending completes unseen: its count would be
+  // missing at the next cut and the drain could not finish.
+  if (Runtime* rt = app_call(); rt && rt->requests.forget(*request))
+    rt->mark_unsupported("MPI_Request_free of a pending receive");
   return PMPI_Request_free(request);
 }
 

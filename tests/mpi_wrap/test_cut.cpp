@@ -27,34 +27,67 @@ pyckpt_mpi_stats stats() {
   return s;
 }
 
-// Capture callback of the tests: records what the cut looked like, does
-// collective MPI traffic of its own (as hdf5_io would) and, for the restart
-// scenario, writes the mpi_wrap state to <dir>/rank<r>.bin.
+// Callbacks of the tests. capture records what the cut looked like and,
+// for the restart scenario, takes the mpi_wrap state; write does collective
+// MPI traffic of its own (as hdf5_io would) and writes that state to
+// <dir>/rank<r>.bin.
 struct Capture {
-  int calls = 0;
+  int calls = 0, writes = 0;
+  // Scenario agreement: the rank whose capture fails, or answers EAGAIN
+  // (again_left times), or whose write fails; -1: none.
+  int fail_capture_on = -1, again_on = -1, again_left = 0, fail_write_on = -1;
   std::uint64_t pending_at_cut = 0;
   std::string dir;
-  static int run(void* user, std::uint64_t) {
+  std::vector<char> state;
+  static int capture(void* user) {
     auto* self = static_cast<Capture*>(user);
     ++self->calls;
-    const auto before = stats();
-    self->pending_at_cut = before.channel_pending;
-    int one = 1, n = 0;
-    MPI_Allreduce(&one, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);  // internal: not counted
-    if (n != size_ || stats().collectives != before.collectives || stats().intercepted != before.intercepted)
-      return 1;
+    if (rank_ == self->fail_capture_on) return PYCKPT_MPI_EINVAL;
+    if (rank_ == self->again_on && self->again_left > 0) {
+      --self->again_left;
+      return PYCKPT_MPI_EAGAIN;
+    }
+    self->pending_at_cut = stats().channel_pending;
     if (!self->dir.empty()) {
       void* data = nullptr;
       size_t len = 0;
       if (pyckpt_mpi_state_save(&data, &len) != 0) return 1;
-      std::ofstream(self->dir + "/rank" + std::to_string(rank_) + ".bin", std::ios::binary)
-          .write(static_cast<const char*>(data), static_cast<std::streamsize>(len));
+      self->state.assign(static_cast<const char*>(data), static_cast<const char*>(data) + len);
       pyckpt_mpi_free(data);
     }
     return 0;
   }
+  static int write(void* user) {
+    auto* self = static_cast<Capture*>(user);
+    ++self->writes;
+    const auto before = stats();
+    int one = 1, n = 0;
+    MPI_Allreduce(&one, &n, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);  // internal: not counted
+    if (n != size_ || stats().collectives != before.collectives || stats().intercepted != before.intercepted)
+      return 1;
+    if (rank_ == self->fail_write_on) return 1;
+    if (!self->dir.empty())
+      std::ofstream(self->dir + "/rank" + std::to_string(rank_) + ".bin", std::ios::binary)
+          .write(self->state.data(), static_cast<std::streamsize>(self->state.size()));
+    return 0;
+  }
 };
 Capture capture;
+std::string scenario;
+
+// The init callback (at the end of MPI_Init, on every rank): registers the
+// capture callbacks and, in the restarted job, restores this layer's state
+// from <dir>/rank<r>.bin before the program runs (as the Python layer does).
+int init(void*) {
+  if (pyckpt_mpi_set_capture_callbacks(&Capture::capture, &Capture::write, &capture) != 0) return 1;
+  int rank = -1, size = 0;
+  if (pyckpt_mpi_world(&rank, &size) != 0 || rank < 0 || size < 1) return 1;
+  if (scenario != "restart_load") return 0;
+  std::ifstream in(capture.dir + "/rank" + std::to_string(rank) + ".bin", std::ios::binary);
+  if (!in.good()) return 1;
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return pyckpt_mpi_state_restore(bytes.data(), bytes.size());
+}
 
 // Counting: exact per-(communicator, peer) counts, and their reset at a cut.
 void counting() {
@@ -137,7 +170,7 @@ void drain() {
   } else {
     CHECK(pyckpt_mpi_checkpoint() == 0);
   }
-  CHECK(capture.calls == 1);
+  CHECK(capture.calls == 1 && capture.writes == 1);
 }
 
 // ANY_SOURCE/ANY_TAG master-worker: per-source order survives the cut.
@@ -208,7 +241,31 @@ void unsupported() {
   MPI_Request_free(&persistent);
   CHECK(pyckpt_mpi_checkpoint() == PYCKPT_MPI_EUNSUPPORTED);
   CHECK(std::strstr(pyckpt_mpi_last_error(), "MPI_Send_init") != nullptr);
-  CHECK(capture.calls == 0);
+  CHECK(capture.calls == 0 && capture.writes == 0);
+}
+
+// The job-wide agreement on a checkpoint's outcome: a capture failing on one
+// rank fails the checkpoint on all, with one code and no write; EAGAIN on
+// one rank abandons the cut quietly and keeps the request, so the next safe
+// point tries again; a write failing on one rank fails it on all.
+void agreement() {
+  const auto says = [](const char* what) { return std::strstr(pyckpt_mpi_last_error(), what) != nullptr; };
+  capture.fail_capture_on = size_ - 1;
+  CHECK(pyckpt_mpi_checkpoint() == PYCKPT_MPI_ECALLBACK);
+  CHECK(capture.calls == 1 && capture.writes == 0 && stats().checkpoints == 0);
+  CHECK(says(rank_ == size_ - 1 ? "the capture callback failed" : "the capture callback failed on another rank"));
+  capture.fail_capture_on = -1;
+  capture.again_on = 0;
+  capture.again_left = 2;
+  CHECK(pyckpt_mpi_checkpoint() == 0);
+  CHECK(capture.calls == 1 + 3 && capture.writes == 1 && stats().checkpoints == 1);
+  capture.fail_write_on = 0;
+  CHECK(pyckpt_mpi_checkpoint() == PYCKPT_MPI_ECALLBACK);
+  CHECK(capture.calls == 5 && capture.writes == 2 && stats().checkpoints == 1);
+  CHECK(says(rank_ == 0 ? "the write callback failed" : "the write callback failed on another rank"));
+  capture.fail_write_on = -1;
+  CHECK(pyckpt_mpi_checkpoint() == 0);
+  CHECK(stats().checkpoints == 2);
 }
 
 // Communicators made and freed while checkpoints are requested at moments
@@ -341,11 +398,8 @@ void restart_save() {
 }
 
 // Restart, part 2 (a new mpirun): lineage replayed, channel re-delivered.
+// The state was restored by the init callback, inside MPI_Init.
 void restart_load() {
-  std::ifstream in(capture.dir + "/rank" + std::to_string(rank_) + ".bin", std::ios::binary);
-  CHECK(in.good());
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CHECK(pyckpt_mpi_state_restore(bytes.data(), bytes.size()) == 0);
   std::uint64_t comm_id = 0, type_id = 0;
   std::ifstream(capture.dir + "/ids" + std::to_string(rank_)) >> comm_id >> type_id;
   MPI_Comm half = pyckpt_mpi_comm_from_id(comm_id);
@@ -383,18 +437,22 @@ void restart_load() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CHECK(pyckpt_mpi_set_callbacks(&Capture::run, nullptr, &capture) == 0);
+  CHECK(argc >= 2);
+  scenario = argv[1];
+  if (argc >= 3) capture.dir = argv[2];
+  CHECK(pyckpt_mpi_set_init_callback(&init, nullptr) == 0);
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
-  CHECK(argc >= 2);
-  const std::string what = argv[1];
-  if (argc >= 3) capture.dir = argv[2];
+  int wr = -1, ws = 0;
+  CHECK(pyckpt_mpi_world(&wr, &ws) == 0 && wr == rank_ && ws == size_);
+  const std::string& what = scenario;
   if (what == "counting") counting();
   else if (what == "drain") drain();
   else if (what == "any_source") any_source();
   else if (what == "blocked") blocked();
   else if (what == "unsupported") unsupported();
+  else if (what == "agreement") agreement();
   else if (what == "comm_churn") comm_churn();
   else if (what == "split_lag") split_lag();
   else if (what == "restart_save") restart_save();

@@ -396,7 +396,20 @@ struct PendingRecord {
   std::uint64_t offset, bytes;
 };
 
-int capture(void*, std::uint64_t epoch) {
+// What the capture callback took, for the write callback to store.
+struct Captured {
+  void* bytes = nullptr;  // pyckpt_mpi_state_save's
+  std::size_t len = 0;
+  std::vector<PendingRecord> pending;
+} captured;
+
+// Capture: checks what the library reports at the cut and, for the saved
+// checkpoint, takes this layer's state bytes and the pending requests (no
+// MPI: the write callback stores them).
+int capture(void*) {
+  // This process's checkpoint being taken (counted from the restart in a
+  // restarted job, where `mode == Mode::Restart` decides instead).
+  const std::uint64_t nth = stats().checkpoints + 1;
   CHECK(!s.holding);  // never a cut between MPI_Mprobe and MPI_Mrecv
   const pyckpt_mpi_request_info* pending = nullptr;
   std::size_t n = 0;
@@ -412,7 +425,7 @@ int capture(void*, std::uint64_t epoch) {
     if (k > 0) CHECK(pending[k].id > pending[k - 1].id);  // posting order
     CHECK(!pending[k].is_recv || pending[k].bytes == sizeof(int));
     for (int i = 0; i < kReqs; ++i)
-      if (const int e = expected_completed[mode == Mode::Restart || epoch == 2][i];
+      if (const int e = expected_completed[mode == Mode::Restart || nth == 2][i];
           s.req_ids[i] == pending[k].id && e >= 0)
         CHECK(pending[k].completed == e);
   }
@@ -421,30 +434,36 @@ int capture(void*, std::uint64_t epoch) {
   else  // a second checkpoint after a restart sees the same ids
     for (int i = 0; i < kReqs; ++i) CHECK(s.req_ids[i] == 0 || s.req_ids[i] == s.ids_at_first_ckpt[i]);
   s.ckpt_done = 1;
-  if (mode != Mode::Save || epoch != 1) return 0;
+  if (mode != Mode::Save || nth != 1) return 0;
 
-  void* bytes = nullptr;
-  std::size_t len = 0;
-  CHECK(pyckpt_mpi_state_save(&bytes, &len) == 0);
+  CHECK(pyckpt_mpi_state_save(&captured.bytes, &captured.len) == 0);
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto* base = reinterpret_cast<const char*>(&s);
+    const auto* buf = static_cast<const char*>(pending[k].buf);
+    CHECK(!pending[k].is_recv || (buf >= base && buf + pending[k].bytes <= base + sizeof s));
+    captured.pending.push_back(PendingRecord{pending[k].id, pending[k].is_recv, pending[k].completed,
+                                             buf ? static_cast<std::uint64_t>(buf - base) : 0, pending[k].bytes});
+  }
+  return 0;
+}
+
+// Write (collective): for the saved checkpoint, one file per rank, then the
+// job dies inside the cut.
+int write(void*) {
+  if (!captured.bytes) return 0;
   {
     File out(path(), "wb");
     out.write(&s, sizeof s);
-    const std::uint64_t len64 = len;
+    const std::uint64_t len64 = captured.len;
     out.write(&len64, sizeof len64);
-    out.write(bytes, len);
-    const std::uint64_t n64 = n;
+    out.write(captured.bytes, captured.len);
+    const std::uint64_t n64 = captured.pending.size();
     out.write(&n64, sizeof n64);
-    for (std::size_t k = 0; k < n; ++k) {
-      const auto* base = reinterpret_cast<const char*>(&s);
-      const auto* buf = static_cast<const char*>(pending[k].buf);
-      CHECK(!pending[k].is_recv || (buf >= base && buf + pending[k].bytes <= base + sizeof s));
-      PendingRecord r{pending[k].id, pending[k].is_recv, pending[k].completed,
-                      buf ? static_cast<std::uint64_t>(buf - base) : 0, pending[k].bytes};
-      out.write(&r, sizeof r);
-    }
+    for (const PendingRecord& r : captured.pending) out.write(&r, sizeof r);
     CHECK(std::fflush(out.f) == 0 && fsync(fileno(out.f)) == 0);
   }
-  pyckpt_mpi_free(bytes);
+  pyckpt_mpi_free(captured.bytes);
+  captured.bytes = nullptr;
   // The files of all ranks are on disk: the job dies here, inside the cut.
   MPI_Barrier(MPI_COMM_WORLD);  // internal: the callback's MPI calls pass through
   if (rank_ == 0) {
@@ -488,7 +507,7 @@ int main(int argc, char** argv) {
   const std::string scenario = argv[1], how = argv[2];
   dir = argv[3];
   mode = how == "plain" ? Mode::Plain : how == "continue" ? Mode::Continue : how == "save" ? Mode::Save : Mode::Restart;
-  CHECK(pyckpt_mpi_set_callbacks(&capture, nullptr, nullptr) == 0);
+  CHECK(pyckpt_mpi_set_capture_callbacks(&capture, &write, nullptr) == 0);
   // Large messages move only as the sender progresses (no receiver-side
   // single copy): what keeps recv_in_drain's message in flight during a cut.
   setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);

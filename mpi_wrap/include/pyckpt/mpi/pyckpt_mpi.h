@@ -185,8 +185,6 @@ typedef struct pyckpt_mpi_channel_message {
 int pyckpt_mpi_channel_messages(const pyckpt_mpi_channel_message** out, size_t* n);
 /* NUL-terminated description of the last error on this thread. */
 const char* pyckpt_mpi_last_error(void);
-/* Unsupported calls the job made (comma-separated names), "" if none. */
-const char* pyckpt_mpi_unsupported_calls(void);
 
 #ifdef __cplusplus
 }

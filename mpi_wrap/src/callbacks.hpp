@@ -1,0 +1,19 @@
+// What the layer above registered (pyckpt_mpi_set_init_callback,
+// pyckpt_mpi_set_capture_callbacks), possibly before MPI_Init: plain
+// globals, read by MPI_Init* (init) and by the cut (capture, write).
+#pragma once
+
+#include <pyckpt/mpi/pyckpt_mpi.h>
+
+namespace pyckpt::mpi {
+
+struct Callbacks {
+  pyckpt_mpi_init_fn init = nullptr;
+  void* init_user = nullptr;
+  pyckpt_mpi_capture_fn capture = nullptr;
+  pyckpt_mpi_write_fn write = nullptr;
+  void* user = nullptr;  // of capture and write
+};
+inline Callbacks callbacks;
+
+}  // namespace pyckpt::mpi

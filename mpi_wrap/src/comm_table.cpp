@@ -1,0 +1,136 @@
+// The communicator table: records, lineage ids, handle lookup, and the
+// replay of lineage at restart.
+#include "comm_table.hpp"
+
+#include "error.hpp"
+#include "internal_scope.hpp"
+
+#include <numeric>
+#include <tuple>
+
+namespace pyckpt::mpi {
+
+namespace {
+// Child communicator ids must be equal on every member without talking: the
+// k-th communicator made from a parent is the same object on all members,
+// because creation is collective over the parent.
+std::uint64_t child_id(std::uint64_t parent, std::uint64_t k) {
+  std::uint64_t z = parent * 0x9E3779B97F4A7C15ull + k + 1;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return z < 16 ? z + 16 : z;  // never collides with predefined ids
+}
+}  // namespace
+
+void CommTable::add_predefined() {
+  for (auto [id, op, handle] : {std::tuple{kWorldId, LineageOp::World, MPI_COMM_WORLD},
+                                std::tuple{kSelfId, LineageOp::Self, MPI_COMM_SELF}}) {
+    auto rec = std::make_unique<CommRec>();
+    rec->id = id;
+    rec->op = op;
+    rec->real = handle;
+    insert(std::move(rec));
+  }
+}
+
+CommRec& CommTable::insert(std::unique_ptr<CommRec> rec) {
+  if (rec->real != MPI_COMM_NULL) {
+    PMPI_Comm_rank(rec->real, &rec->rank);
+    PMPI_Comm_size(rec->real, &rec->size);
+    rec->sent.assign(rec->size, 0);
+    rec->received.assign(rec->size, 0);
+    OwnedGroup group, world;
+    PMPI_Comm_group(rec->real, group.out());
+    PMPI_Comm_group(MPI_COMM_WORLD, world.out());
+    std::vector<int> ranks(static_cast<std::size_t>(rec->size));
+    std::iota(ranks.begin(), ranks.end(), 0);
+    rec->world_ranks.resize(ranks.size());
+    PMPI_Group_translate_ranks(group.get(), rec->size, ranks.data(), world.get(), rec->world_ranks.data());
+    by_handle_[rec->real] = rec.get();
+  }
+  comms_.push_back(std::move(rec));
+  return *comms_.back();
+}
+
+CommRec* CommTable::by_id(std::uint64_t id) const {
+  for (auto& c : comms_)
+    if (c->id == id && c->real != MPI_COMM_NULL) return c.get();
+  return nullptr;
+}
+
+CommRec* CommTable::record(std::uint64_t id) const {
+  CommRec* found = nullptr;
+  for (auto& c : comms_)
+    if (c->id == id) found = c.get();
+  return found;
+}
+
+std::uint64_t CommTable::next_child_id(const CommRec& parent) { return child_id(parent.id, parent.children); }
+
+CommRec& CommTable::add(CommRec& parent, LineageOp op, std::vector<std::int32_t> args, MPI_Comm made) {
+  InternalScope internal;
+  auto rec = std::make_unique<CommRec>();
+  rec->id = child_id(parent.id, parent.children++);
+  rec->op = op;
+  rec->parent = parent.id;
+  rec->args = std::move(args);
+  rec->real = made;
+  // A member that got MPI_COMM_NULL (split colour MPI_UNDEFINED, not in the
+  // group) still took part in the creation: the record keeps it in lineage.
+  rec->freed = made == MPI_COMM_NULL;
+  return insert(std::move(rec));
+}
+
+void CommTable::forget_handle(MPI_Comm c) {
+  CommRec* rec = find(c);
+  if (!rec) return;
+  by_handle_.erase(c);
+  last_handle_ = MPI_COMM_NULL;
+  last_ = nullptr;
+  // Messages counted on a freed communicator can no longer be drained; the
+  // app must have completed them (MPI requires it before MPI_Comm_free).
+  // Its counts stay until the next cut: its peers still exchange them.
+  rec->real = MPI_COMM_NULL;
+  rec->freed = true;
+}
+
+// Lineage arguments per op: Split, SplitType: (colour or type, key);
+// Create: the group as ranks of the parent; Cart: (ndims, reorder, dims[ndims],
+// periods[ndims]); CartSub: remain_dims; Dup: none.
+OwnedComm CommTable::replay(LineageOp op, MPI_Comm parent, const std::vector<std::int32_t>& args) {
+  OwnedComm made;
+  const auto bad = [] { throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: corrupt communicator lineage"); };
+  switch (op) {
+    case LineageOp::Dup: check(PMPI_Comm_dup(parent, made.out()), "MPI_Comm_dup (restore)"); break;
+    case LineageOp::Split:
+      if (args.size() != 2) bad();
+      check(PMPI_Comm_split(parent, args[0], args[1], made.out()), "MPI_Comm_split (restore)");
+      break;
+    case LineageOp::SplitType:
+      if (args.size() != 2) bad();
+      check(PMPI_Comm_split_type(parent, args[0], args[1], MPI_INFO_NULL, made.out()),
+            "MPI_Comm_split_type (restore)");
+      break;
+    case LineageOp::Create: {
+      OwnedGroup pg, g;
+      check(PMPI_Comm_group(parent, pg.out()), "MPI_Comm_group (restore)");
+      check(PMPI_Group_incl(pg.get(), static_cast<int>(args.size()), args.data(), g.out()),
+            "MPI_Group_incl (restore)");
+      check(PMPI_Comm_create(parent, g.get(), made.out()), "MPI_Comm_create (restore)");
+      break;
+    }
+    case LineageOp::Cart: {
+      if (args.size() < 2 || args.size() != 2 + 2 * static_cast<std::size_t>(args[0])) bad();
+      const int nd = args[0];
+      check(PMPI_Cart_create(parent, nd, &args[2], &args[2 + static_cast<std::size_t>(nd)], args[1], made.out()),
+            "MPI_Cart_create (restore)");
+      break;
+    }
+    case LineageOp::CartSub: check(PMPI_Cart_sub(parent, args.data(), made.out()), "MPI_Cart_sub (restore)"); break;
+    default: bad();
+  }
+  return made;
+}
+
+}  // namespace pyckpt::mpi

@@ -1,0 +1,93 @@
+// The communicator table: a record per communicator the application made
+// (with its lineage: how it was made from its parent), the map from the
+// app's handles to records (with a one-entry cache for the hot path), and
+// the replay of lineage that re-creates communicators in a restarted job.
+#pragma once
+
+#include "mpi_handles.hpp"
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace pyckpt::mpi {
+
+// How a communicator was made from its parent; replayed at restart.
+enum class LineageOp : std::int32_t { World, Self, Dup, Split, SplitType, Create, Cart, CartSub };
+
+inline constexpr std::uint64_t kWorldId = 1;
+inline constexpr std::uint64_t kSelfId = 2;
+
+struct CommRec {
+  std::uint64_t id = 0;  // same on every member, derived from lineage
+  LineageOp op = LineageOp::World;
+  std::uint64_t parent = 0;
+  std::vector<std::int32_t> args;  // op arguments (see CommTable::replay)
+  MPI_Comm real = MPI_COMM_NULL;  // app-visible handle in this incarnation
+  int rank = 0, size = 0;
+  // Comm rank -> world rank. The coordinator's traffic about this comm runs
+  // on the world control comm; world_ranks[0] also tells apart the comms of
+  // one split, which share their lineage id (see key()).
+  std::vector<int> world_ranks;
+  std::vector<std::uint64_t> sent, received;  // per peer rank, since last cut (Channel)
+  std::uint64_t coll_seq = 0;     // collectives entered since last cut (kept when freed)
+  std::uint64_t coll_target = 0;  // agreed cut point during a snapshot (Coordinator)
+  std::uint64_t children = 0;     // comms created from this one (for child ids)
+  bool freed = false;             // kept while it is an ancestor in lineage
+
+  // The same on every member, and unique among the comms of a job: (lineage
+  // id, world rank of its rank 0). Only for comms that had a handle here.
+  using Key = std::pair<std::uint64_t, std::uint64_t>;
+  Key key() const { return {id, static_cast<std::uint64_t>(world_ranks[0])}; }
+};
+
+class CommTable {
+ public:
+  // After PMPI_Init*: the records of MPI_COMM_WORLD and MPI_COMM_SELF.
+  void add_predefined();
+
+  // The record of an app handle, null if unknown. Hot path: every
+  // intercepted call on a communicator; one compare while the app keeps
+  // using the same one.
+  CommRec* find(MPI_Comm c) {
+    if (c == last_handle_) return last_;
+    auto it = by_handle_.find(c);
+    if (it == by_handle_.end()) return nullptr;
+    last_handle_ = c;
+    last_ = it->second;
+    return last_;
+  }
+  // A live communicator by id (null if unknown or freed).
+  CommRec* by_id(std::uint64_t id) const;
+  // Any record by id, freed ones too (lineage parents at restart).
+  CommRec* record(std::uint64_t id) const;
+
+  // The id the next communicator made from parent gets.
+  static std::uint64_t next_child_id(const CommRec& parent);
+  // Record a communicator made by `op` on `parent` (collective on parent;
+  // called on every member, also where the result is MPI_COMM_NULL).
+  CommRec& add(CommRec& parent, LineageOp op, std::vector<std::int32_t> args, MPI_Comm made);
+  // The app frees c: the record stays (lineage, counts), the handle goes.
+  void forget_handle(MPI_Comm c);
+
+  // Creation order = lineage order.
+  const std::vector<std::unique_ptr<CommRec>>& all() const { return comms_; }
+  bool only_predefined() const { return comms_.size() == 2; }
+
+  // Restart: re-creates a communicator by replaying `op` on parent.
+  static OwnedComm replay(LineageOp op, MPI_Comm parent, const std::vector<std::int32_t>& args);
+
+ private:
+  CommRec& insert(std::unique_ptr<CommRec> rec);
+
+  std::vector<std::unique_ptr<CommRec>> comms_;  // creation order = lineage order
+  std::unordered_map<MPI_Comm, CommRec*> by_handle_;
+  MPI_Comm last_handle_ = MPI_COMM_NULL;
+  CommRec* last_ = nullptr;
+};
+
+}  // namespace pyckpt::mpi

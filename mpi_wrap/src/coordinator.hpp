@@ -1,0 +1,186 @@
+// The snapshot coordinator: the phases of a checkpoint (agreement rounds on
+// per-communicator collective targets, the decided cut), the cut itself
+// (count exchange, drain, the job-wide agreement on its outcome around the
+// capture and write callbacks), and the end of the protocol at
+// MPI_Finalize. doc/mpi.md describes the protocol.
+//
+// Threading: the bookkeeping assumes application MPI calls come from one
+// thread at a time (MPI_THREAD_SINGLE/FUNNELED/SERIALIZED, what mpi4py apps
+// use); MPI_THREAD_MULTIPLE is recorded as unsupported for checkpoints.
+#pragma once
+
+#include "blocking_call.hpp"
+#include "channel.hpp"
+#include "comm_table.hpp"
+#include "mpi_handles.hpp"
+#include "request_table.hpp"
+
+#include <pyckpt/mpi/pyckpt_mpi.h>
+
+#include <mpi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace pyckpt::mpi {
+
+class Coordinator {
+ public:
+  // After PMPI_Init*: makes the private control communicators. unsupported:
+  // the calls the job made that a cut cannot capture (read at each cut).
+  Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, Channel& channel,
+              BlockingCall& call, const std::string& unsupported);
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // --- safe points -----------------------------------------------------------
+  // Safe point: cheap unless a checkpoint is pending. May run a whole cut.
+  void poll() {
+    if (requested_.load(std::memory_order_relaxed) || phase_ != Phase::Idle || (++poll_tick_ & 63) == 0)
+      poll_slow(true);
+  }
+  // Safe point inside a progress loop (blocked rank): polls more eagerly.
+  // cut_allowed is false inside a collective that is still in flight: the
+  // cut never splits a collective (see doc/mpi.md).
+  void poll_blocked(bool cut_allowed = true) { poll_slow(cut_allowed); }
+  // Safe point in the spin loop of a blocking app call (its request is not
+  // complete yet). While no checkpoint is pending it looks for requests of
+  // other ranks (an Iprobe on the control comm, ~3x the cost of the Testall
+  // that drives the operation) only every 16th round, so the loop runs about
+  // as fast as MPI's own wait loop; detecting a REQ takes at most 15 more
+  // rounds (< 1 us). Pending or in progress: every round, as poll_blocked.
+  void poll_spin() {
+    if (requested_.load(std::memory_order_relaxed) || phase_ != Phase::Idle || (++spin_tick_ & 15) == 0)
+      poll_slow(true);
+  }
+
+  // --- collectives and communicator creation -----------------------------
+  // At entry of a collective on c: waits while entering it would pass the
+  // cut point agreed for c. Then counts it.
+  void enter_collective(CommRec* c);
+  // Enter a blocking collective on c that has no nonblocking form: counts it
+  // and waits, serving the protocol, in an Ibarrier on c until all members
+  // arrived, so the blocking call that follows cannot wait for a rank parked
+  // in the protocol. creating: it makes a communicator; until end_creation()
+  // the rank is not ready for a cut (see coordinator.cpp).
+  void synchronize(CommRec* c, bool creating = false);
+  void end_creation() { creating_comm_ = false; }
+  // A communicator was made: during a checkpoint other members may have had
+  // it, and used it, before; it gets the target agreed for it.
+  void on_new_comm(CommRec& c);
+  // This rank reported itself ready for a cut (or the cut is decided): it
+  // must not match a message (MPI_Improbe) until the round's outcome or the
+  // cut, or the cut would wait for its receive.
+  bool ready_for_cut() const { return phase_ != Phase::Idle && round_.reported_ready(); }
+
+  // --- checkpoints -----------------------------------------------------------
+  // Async-signal-safe: a lock-free atomic store, usable before MPI_Init.
+  static void request() { requested_.store(true, std::memory_order_relaxed); }
+  // Collective over world: a checkpoint now; its job-wide outcome.
+  int checkpoint_now();
+  // At MPI_Finalize (every rank): completes a checkpoint that is under way
+  // on some ranks, without a capture, so that no protocol message or
+  // nonblocking collective is pending when PMPI_Finalize runs.
+  void finish();
+  const std::string& last_message() const { return last_message_; }
+
+  // --- the cut number (internal to the protocol; not a checkpoint file's
+  // epoch, which belongs to the container) ---------------------------------
+  // What a saved state records: the cut being taken, inside a cut.
+  std::uint64_t saved_cut_number() const { return in_cut_ ? completed_cuts_ + 1 : completed_cuts_; }
+  // Restart: the next cut continues the numbering on every rank.
+  void restore_cut_number(std::uint64_t n) { completed_cuts_ = n; }
+
+  // Counters (pyckpt_mpi_get_stats).
+  std::uint64_t collectives() const { return collectives_; }
+  std::uint64_t checkpoints() const { return checkpoints_; }
+
+  // PYCKPT_MPI_TRACE=1: the rank reports the protocol's steps on stderr
+  // (cut numbers, agreed targets, parking at a collective, cuts), to find
+  // out why a checkpoint does not complete. Off: one branch per step.
+  void trace(const char* format, ...) const __attribute__((format(printf, 2, 3)));
+
+ private:
+  // Agreeing: rounds run until every rank is at its targets in one of them;
+  // Decided: that happened, the cut runs at the next safe point outside a
+  // collective (see coordinator.cpp).
+  enum class Phase { Idle, Agreeing, Decided };
+  // A rank's verdict on a phase of the cut, and the job's (MAX over ranks):
+  // the one encoding of a checkpoint's outcome. Failed carries its
+  // PYCKPT_MPI_E* code.
+  enum class Severity : int { Ok = 0, Retry = 1, Failed = 2 };
+  struct Verdict {
+    Severity severity = Severity::Ok;
+    int code = PYCKPT_MPI_OK;
+    std::string why;  // a failure's reason, for the message
+  };
+
+  void poll_slow(bool cut_allowed);
+  void step(bool cut_allowed);
+  void begin_cut();
+  void post_round();
+  void advance_round();
+  std::uint64_t target_of(const CommRec& c) const;
+  bool at_targets() const;
+  void run_cut();
+  void exchange_counts(std::vector<CommRec*>& live, std::vector<std::size_t>& offsets);
+  void drain(const std::vector<CommRec*>& live, const std::vector<std::size_t>& offsets);
+  Verdict local_verdict();
+  static Verdict callback_verdict(int (*callback)(void*), const char* name);
+  Verdict agree(Verdict mine, const char* phase);
+  void conclude(const Verdict& outcome);
+
+  static std::atomic<bool> requested_;
+
+  int world_rank_, world_size_;
+  CommTable& comms_;
+  RequestTable& requests_;
+  Channel& channel_;
+  BlockingCall& call_;
+  const std::string& unsupported_;
+
+  OwnedComm ctl_;  // private dup of world: checkpoint requests, rounds, the cut
+  OwnedComm fin_;  // private dup of world: agreement in finish()
+  bool finishing_ = false;  // in finish(): a cut captures nothing
+  bool tracing_ = false;    // PYCKPT_MPI_TRACE
+  Phase phase_ = Phase::Idle;
+  std::uint64_t poll_tick_ = 0;
+  std::uint32_t spin_tick_ = 0;
+  int req_received_ = 0;  // REQ messages of the current cut consumed
+  // One round of the cut's agreement on collective sequence numbers, on
+  // ctl_: an Iallgather of (entry count, ready flag) per rank, then, unless
+  // every rank is ready, an Iallgatherv of (comm id, world rank of its rank
+  // 0, wanted seq) triples.
+  struct Round {
+    enum class Stage { Flags, Triples } stage = Stage::Flags;
+    MPI_Request req = MPI_REQUEST_NULL;
+    int number = 0;               // rounds of this cut that set targets
+    int mine[2] = {0, 0};         // entries, ready
+    std::vector<int> flags;       // (entries, ready) per rank
+    std::vector<int> counts, displs;
+    std::vector<std::uint64_t> out, in;
+    bool targets_known() const { return number > 0; }
+    // In the round under way, or in the one that decided the cut.
+    bool reported_ready() const { return mine[1] != 0; }
+  } round_;
+  // Agreed targets by (id, world rank of its rank 0), also of comms this
+  // rank has not made yet; they only grow during a cut (see advance_round).
+  std::map<CommRec::Key, std::uint64_t> targets_;
+  CommRec* parked_on_ = nullptr;  // enter_collective waits at this comm's target
+  bool creating_comm_ = false;    // between synchronize(c, true) and end_creation()
+  // Cuts are numbered alike on every rank. REQs name the cut they ask for
+  // (completed_cuts_ + 1); a restarted job continues the numbering.
+  std::uint64_t completed_cuts_ = 0;  // cuts that succeeded
+  std::uint64_t ended_cuts_ = 0;      // succeeded or failed (a retried cut has not ended)
+  bool in_cut_ = false;
+  int last_result_ = PYCKPT_MPI_OK;
+  std::string last_message_;
+  std::vector<std::uint64_t> expected_;  // flattened per comm, per peer
+  std::uint64_t collectives_ = 0;        // application collectives entered
+  std::uint64_t checkpoints_ = 0;        // cuts that succeeded in this process
+};
+
+}  // namespace pyckpt::mpi
