@@ -232,55 +232,49 @@ PyObject* py_mpi_state_restore(PyObject*, PyObject* arg) {
 }
 
 // --- handles ---
+//
+// One kind of MPI handle: its C<->Fortran conversions, its null handle and
+// the library's id functions.
+struct CommHandle {
+  static MPI_Comm f2c(MPI_Fint f) { return MPI_Comm_f2c(f); }
+  static MPI_Fint c2f(MPI_Comm h) { return MPI_Comm_c2f(h); }
+  static MPI_Comm null() { return MPI_COMM_NULL; }
+  static std::uint64_t id(const Api& a, MPI_Comm h) { return a.comm_id(h); }
+  static MPI_Comm from_id(const Api& a, std::uint64_t id) { return a.comm_from_id(id); }
+};
+struct TypeHandle {
+  static MPI_Datatype f2c(MPI_Fint f) { return MPI_Type_f2c(f); }
+  static MPI_Fint c2f(MPI_Datatype h) { return MPI_Type_c2f(h); }
+  static MPI_Datatype null() { return MPI_DATATYPE_NULL; }
+  static std::uint64_t id(const Api& a, MPI_Datatype h) { return a.type_id(h); }
+  static MPI_Datatype from_id(const Api& a, std::uint64_t id) { return a.type_from_id(id); }
+};
+struct RequestHandle {
+  static MPI_Request f2c(MPI_Fint f) { return MPI_Request_f2c(f); }
+  static MPI_Fint c2f(MPI_Request h) { return MPI_Request_c2f(h); }
+  static MPI_Request null() { return MPI_REQUEST_NULL; }
+  static std::uint64_t id(const Api& a, MPI_Request h) { return a.request_id(h); }
+  static MPI_Request from_id(const Api& a, std::uint64_t id) { return a.request_from_id(id); }
+};
 
-PyObject* py_mpi_comm_id(PyObject*, PyObject* comm) {
+// mpi_X_id(obj) -> int: the stable id of an mpi4py object's handle (0: unknown).
+template <class H>
+PyObject* py_handle_id(PyObject*, PyObject* obj) {
   return guarded([&] {
     const Api& a = api();
-    return PyLong_FromUnsignedLongLong(a.comm_id(MPI_Comm_f2c(fortran_handle(comm))));
+    return PyLong_FromUnsignedLongLong(H::id(a, H::f2c(fortran_handle(obj))));
   });
 }
 
-PyObject* py_mpi_comm_from_id(PyObject*, PyObject* args) {
+// mpi_X_from_id(cls, id) -> cls.f2py() of the handle with that id, or None.
+template <class H>
+PyObject* py_handle_from_id(PyObject*, PyObject* args) {
   PyObject *cls, *id;
-  if (!PyArg_ParseTuple(args, "OO:mpi_comm_from_id", &cls, &id)) return nullptr;
+  if (!PyArg_ParseTuple(args, "OO", &cls, &id)) return nullptr;
   return guarded([&]() -> PyObject* {
-    const MPI_Comm handle = api().comm_from_id(u64_arg(id));
-    if (handle == MPI_COMM_NULL) Py_RETURN_NONE;
-    return mpi4py_object(cls, MPI_Comm_c2f(handle)).release();
-  });
-}
-
-PyObject* py_mpi_type_id(PyObject*, PyObject* datatype) {
-  return guarded([&] {
-    const Api& a = api();
-    return PyLong_FromUnsignedLongLong(a.type_id(MPI_Type_f2c(fortran_handle(datatype))));
-  });
-}
-
-PyObject* py_mpi_type_from_id(PyObject*, PyObject* args) {
-  PyObject *cls, *id;
-  if (!PyArg_ParseTuple(args, "OO:mpi_type_from_id", &cls, &id)) return nullptr;
-  return guarded([&]() -> PyObject* {
-    const MPI_Datatype handle = api().type_from_id(u64_arg(id));
-    if (handle == MPI_DATATYPE_NULL) Py_RETURN_NONE;
-    return mpi4py_object(cls, MPI_Type_c2f(handle)).release();
-  });
-}
-
-PyObject* py_mpi_request_id(PyObject*, PyObject* request) {
-  return guarded([&] {
-    const Api& a = api();
-    return PyLong_FromUnsignedLongLong(a.request_id(MPI_Request_f2c(fortran_handle(request))));
-  });
-}
-
-PyObject* py_mpi_request_from_id(PyObject*, PyObject* args) {
-  PyObject *cls, *id;
-  if (!PyArg_ParseTuple(args, "OO:mpi_request_from_id", &cls, &id)) return nullptr;
-  return guarded([&]() -> PyObject* {
-    const MPI_Request handle = api().request_from_id(u64_arg(id));
-    if (handle == MPI_REQUEST_NULL) Py_RETURN_NONE;
-    return mpi4py_object(cls, MPI_Request_c2f(handle)).release();
+    const auto handle = H::from_id(api(), u64_arg(id));
+    if (handle == H::null()) Py_RETURN_NONE;
+    return mpi4py_object(cls, H::c2f(handle)).release();
   });
 }
 
@@ -416,14 +410,14 @@ PyMethodDef g_mpi_functions[] = {
      "mpi_state_save() -> bytes: the interposer's state (lineage, channel state), inside capture"},
     {"mpi_state_restore", py_mpi_state_restore, METH_O,
      "mpi_state_restore(data): collective, after MPI_Init of a restarted job"},
-    {"mpi_comm_id", py_mpi_comm_id, METH_O, "mpi_comm_id(comm) -> stable id of an mpi4py communicator (0: unknown)"},
-    {"mpi_comm_from_id", py_mpi_comm_from_id, METH_VARARGS,
+    {"mpi_comm_id", py_handle_id<CommHandle>, METH_O, "mpi_comm_id(comm) -> stable id of an mpi4py communicator (0: unknown)"},
+    {"mpi_comm_from_id", py_handle_from_id<CommHandle>, METH_VARARGS,
      "mpi_comm_from_id(cls, id) -> cls.f2py() of the communicator with that id, or None"},
-    {"mpi_type_id", py_mpi_type_id, METH_O, "mpi_type_id(datatype) -> stable id (0: unknown)"},
-    {"mpi_type_from_id", py_mpi_type_from_id, METH_VARARGS,
+    {"mpi_type_id", py_handle_id<TypeHandle>, METH_O, "mpi_type_id(datatype) -> stable id (0: unknown)"},
+    {"mpi_type_from_id", py_handle_from_id<TypeHandle>, METH_VARARGS,
      "mpi_type_from_id(cls, id) -> cls.f2py() of the datatype with that id, or None"},
-    {"mpi_request_id", py_mpi_request_id, METH_O, "mpi_request_id(request) -> stable id (0: unknown)"},
-    {"mpi_request_from_id", py_mpi_request_from_id, METH_VARARGS,
+    {"mpi_request_id", py_handle_id<RequestHandle>, METH_O, "mpi_request_id(request) -> stable id (0: unknown)"},
+    {"mpi_request_from_id", py_handle_from_id<RequestHandle>, METH_VARARGS,
      "mpi_request_from_id(cls, id) -> cls.f2py() of the request with that id, or None (MPI_REQUEST_NULL)"},
     {"mpi_pending_requests", py_mpi_pending_requests, METH_NOARGS,
      "mpi_pending_requests() -> [RequestInfo(id, is_recv, completed, buf, bytes)], in posting order"},
