@@ -30,9 +30,9 @@ inline constexpr const char* kAttrOrder = "order";        // "C" or "F" (arrays)
 inline constexpr const char* kAttrUnicode = "unicode";    // int64 chars per 'U' element
 inline constexpr const char* kAttrSlabs = "slabs";        // global arrays: layout table
 bool is_reserved_dataset_attr(std::string_view name);
-// Paths of the groups and datasets (names escaped).
+// Paths of the groups and datasets (names escaped; dataset_path is public,
+// container.hpp).
 std::string rank_path(int rank);
-std::string dataset_path(int rank, DatasetKind kind, const std::string& name);
 std::string global_path(const std::string& name);
 // The compound type of a global array's "slabs" table for ndim dimensions:
 // {rank: int32, offset: uint64[ndim], count: uint64[ndim], checksum: uint64},

@@ -1,4 +1,5 @@
-// CheckpointDir: naming and listing of committed checkpoints.
+// CheckpointDir: the names in a checkpoint directory (checkpoints, `latest`,
+// in-flight files, writing markers, the request file), listing and epochs.
 #include "detail.hpp"
 
 #include <sys/stat.h>
@@ -10,6 +11,15 @@
 namespace fs = std::filesystem;
 
 namespace pyckpt::h5 {
+
+namespace {
+
+constexpr std::string_view kLatest = "latest";
+constexpr std::string_view kInFlightSuffix = ".tmp";
+constexpr std::string_view kWritingMarker = ".writing.";
+constexpr std::string_view kRequestFile = ".request";
+
+}  // namespace
 
 namespace detail {
 
@@ -37,8 +47,39 @@ fs::path CheckpointDir::file_for(std::uint64_t epoch) const {
   return dir_ / name;
 }
 
+fs::path CheckpointDir::in_flight_file_for(std::uint64_t epoch) const {
+  return fs::path(file_for(epoch).string() + std::string(kInFlightSuffix));
+}
+
+fs::path CheckpointDir::latest_link() const { return dir_ / kLatest; }
+
+fs::path CheckpointDir::request_path() const { return dir_ / kRequestFile; }
+
+fs::path CheckpointDir::writing_marker(std::uint64_t epoch) const {
+  return dir_ / (std::string(kWritingMarker) + std::to_string(epoch));
+}
+
+std::optional<std::uint64_t> CheckpointDir::parse_writing_marker(std::string_view filename) {
+  if (filename.size() <= kWritingMarker.size() || !filename.starts_with(kWritingMarker)) return std::nullopt;
+  const std::string_view digits = filename.substr(kWritingMarker.size());
+  std::uint64_t epoch = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), epoch);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return epoch;
+}
+
+std::vector<std::pair<std::uint64_t, fs::path>> CheckpointDir::writing_markers() const {
+  std::vector<std::pair<std::uint64_t, fs::path>> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    if (const auto epoch = parse_writing_marker(it->path().filename().string())) out.emplace_back(*epoch, it->path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::optional<fs::path> CheckpointDir::latest() const {
-  const fs::path link = dir_ / "latest";
+  const fs::path link = latest_link();
   std::error_code ec;
   if (!fs::is_symlink(fs::symlink_status(link, ec))) return std::nullopt;
   const fs::path target = fs::read_symlink(link, ec);
@@ -75,6 +116,22 @@ std::vector<CheckpointEntry> CheckpointDir::list() const {
 std::uint64_t CheckpointDir::next_epoch() const {
   const std::vector<CheckpointEntry> all = list();
   return all.empty() ? 1 : all.back().epoch + 1;
+}
+
+std::uint64_t CheckpointDir::next_epoch(const Comm& comm) const {
+  if (!comm.is_mpi()) return next_epoch();
+  std::uint64_t epoch = 0;
+  std::exception_ptr failed;
+  if (comm.rank() == 0) {
+    try {
+      epoch = next_epoch();
+    } catch (...) {
+      failed = std::current_exception();
+    }
+  }
+  detail::agree(comm, failed);  // rank 0's failure is every rank's
+  MPI_Bcast(&epoch, 1, MPI_UINT64_T, 0, comm.get());
+  return epoch;
 }
 
 }  // namespace pyckpt::h5

@@ -210,9 +210,6 @@ bool is_reserved_root_attr(std::string_view name) {
 
 std::string rank_path(int rank) { return "/ranks/" + std::to_string(rank); }
 
-std::string dataset_path(int rank, DatasetKind kind, const std::string& name) {
-  return rank_path(rank) + (kind == DatasetKind::Blob ? "/blobs/" : "/arrays/") + escape_name(name);
-}
 
 std::string global_path(const std::string& name) { return "/global/" + escape_name(name); }
 
@@ -407,3 +404,11 @@ AttrMap read_attrs(hid_t obj, bool (*skip)(std::string_view)) {
 }
 
 }  // namespace pyckpt::h5::detail
+
+namespace pyckpt::h5 {
+
+std::string dataset_path(int rank, DatasetKind kind, const std::string& name) {
+  return detail::rank_path(rank) + (kind == DatasetKind::Blob ? "/blobs/" : "/arrays/") + detail::escape_name(name);
+}
+
+}  // namespace pyckpt::h5

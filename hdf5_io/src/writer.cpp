@@ -459,7 +459,7 @@ struct CheckpointWriter::Impl {
     }
     // A new symlink renamed over the old one: `latest` always names a
     // complete checkpoint, the old or the new one.
-    const fs::path link = dir.path() / "latest", link_tmp = dir.path() / "latest.tmp";
+    const fs::path link = dir.latest_link(), link_tmp = fs::path(link.string() + ".tmp");
     ::unlink(link_tmp.c_str());
     if (::symlink(final_path.filename().c_str(), link_tmp.c_str()) != 0 || ::rename(link_tmp.c_str(), link.c_str()) != 0) {
       throw IoError(link.string(), "", "cannot point `latest` at " + final_path.filename().string() + ": " +
@@ -491,7 +491,7 @@ struct CheckpointWriter::Impl {
     CommitInfo info;
     info.epoch = epoch;
     info.path = dir.file_for(epoch);
-    const fs::path tmp = fs::path(info.path.string() + ".tmp");
+    const fs::path tmp = dir.in_flight_file_for(epoch);
     const std::string tmp_name = tmp.string();
     const bool root = comm.rank() == 0;
 
@@ -762,6 +762,11 @@ struct CheckpointWriter::Impl {
 
 CheckpointWriter::CheckpointWriter(const CheckpointDir& dir, std::uint64_t epoch, Comm comm, WriterOptions options)
     : impl_(std::make_unique<Impl>(Impl{dir, epoch, comm, options, {}, {}, {}, {}, {}, {}, false})) {}
+
+CheckpointWriter::CheckpointWriter(const CheckpointDir& dir, Comm comm, WriterOptions options)
+    : CheckpointWriter(dir, dir.next_epoch(comm), comm, options) {}
+
+std::uint64_t CheckpointWriter::epoch() const { return impl_->epoch; }
 
 CheckpointWriter::~CheckpointWriter() = default;
 

@@ -2,13 +2,12 @@
 // pyckpt._core.Reader. NumPy arrays go to and come from the container by
 // pointer (the writer keeps a reference to each array until commit, the reader
 // fills arrays the caller allocated), so no array data is copied here.
+#include "errors.hpp"
 #include "module.hpp"
 #include "numpy_api.hpp"
 #include "pyref.hpp"
 
 #include <pyckpt/h5/container.hpp>
-
-#include <dlfcn.h>
 
 #include <cstring>
 #include <optional>
@@ -20,58 +19,15 @@ namespace {
 
 namespace h5 = pyckpt::h5;
 
-// Raised from C++ code that has already set a Python exception.
-struct PythonErrorSet {};
-
-// ---------------------------------------------------------------- errors ---
-
-// pyckpt.errors classes, looked up once at module init.
-struct ErrorClasses {
-  Ref checkpoint_error;
-  Ref file_error;
-  Ref checksum_error;
-} errors;
-
-int load_error_classes() {
-  Ref mod = Ref::steal(PyImport_ImportModule("pyckpt.errors"));
-  if (!mod) return -1;
-  errors.checkpoint_error = Ref::steal(PyObject_GetAttrString(mod.get(), "CheckpointError"));
-  errors.file_error = Ref::steal(PyObject_GetAttrString(mod.get(), "CheckpointFileError"));
-  errors.checksum_error = Ref::steal(PyObject_GetAttrString(mod.get(), "ChecksumError"));
-  return errors.checkpoint_error && errors.file_error && errors.checksum_error ? 0 : -1;
-}
-
-// Runs fn, turning C++ exceptions into the matching Python exception.
-// fn returns a new reference, or null with a Python error set.
-template <class Fn>
-PyObject* guarded(Fn&& fn) {
-  try {
-    return fn();
-  } catch (const PythonErrorSet&) {
-    return nullptr;
-  } catch (const h5::ChecksumError& e) {
-    PyErr_SetString(errors.checksum_error.get(), e.what());
-  } catch (const h5::UsageError& e) {
-    PyErr_SetString(PyExc_ValueError, e.what());
-  } catch (const h5::Error& e) {  // IoError, FormatError
-    PyErr_SetString(errors.file_error.get(), e.what());
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  } catch (const std::exception& e) {
-    PyErr_SetString(errors.checkpoint_error.get(), e.what());
-  }
-  return nullptr;
-}
-
 Ref check(PyObject* obj) {
-  if (obj == nullptr) throw PythonErrorSet{};
+  if (obj == nullptr) throw PythonError{};
   return Ref::steal(obj);
 }
 
 std::string to_string(PyObject* obj) {
   Py_ssize_t len = 0;
   const char* s = PyUnicode_AsUTF8AndSize(obj, &len);
-  if (s == nullptr) throw PythonErrorSet{};
+  if (s == nullptr) throw PythonError{};
   return std::string(s, static_cast<std::size_t>(len));
 }
 
@@ -134,7 +90,7 @@ h5::ElementType element_type_of(PyArray_Descr* d) {
   Ref repr = check(PyObject_Repr(reinterpret_cast<PyObject*>(d)));
   PyErr_Format(PyExc_TypeError, "the checkpoint container cannot store arrays of %s as a dataset",
                to_string(repr.get()).c_str());
-  throw PythonErrorSet{};
+  throw PythonError{};
 }
 
 // A NumPy dtype description (string or dict) for a container type.
@@ -152,7 +108,7 @@ Ref dtype_descr_of(const h5::ElementType& t) {
     if (PyList_Append(names.get(), check(PyUnicode_FromString(f.name.c_str())).get()) < 0 ||
         PyList_Append(formats.get(), format.get()) < 0 ||
         PyList_Append(offsets.get(), check(PyLong_FromSize_t(f.offset)).get()) < 0)
-      throw PythonErrorSet{};
+      throw PythonError{};
   }
   Ref itemsize = check(PyLong_FromSize_t(t.size));
   return check(Py_BuildValue("{sOsOsOsO}", "names", names.get(), "formats", formats.get(), "offsets",
@@ -162,7 +118,7 @@ Ref dtype_descr_of(const h5::ElementType& t) {
 Ref dtype_of(const h5::ElementType& t) {
   Ref descr = dtype_descr_of(t);
   PyArray_Descr* d = nullptr;
-  if (!PyArray_DescrConverter(descr.get(), &d)) throw PythonErrorSet{};
+  if (!PyArray_DescrConverter(descr.get(), &d)) throw PythonError{};
   return Ref::steal(reinterpret_cast<PyObject*>(d));
 }
 
@@ -171,7 +127,7 @@ Ref dtype_of(const h5::ElementType& t) {
 h5::AttrValue attr_value_of(PyObject* v) {
   if (PyBool_Check(v) || PyLong_Check(v)) {
     const long long x = PyLong_AsLongLong(v);
-    if (x == -1 && PyErr_Occurred()) throw PythonErrorSet{};
+    if (x == -1 && PyErr_Occurred()) throw PythonError{};
     return std::int64_t{x};
   }
   if (PyFloat_Check(v)) return PyFloat_AS_DOUBLE(v);
@@ -189,20 +145,20 @@ h5::AttrValue attr_value_of(PyObject* v) {
       std::vector<double> out;
       for (Py_ssize_t i = 0; i < n; ++i) {
         out.push_back(PyFloat_AsDouble(items[i]));
-        if (PyErr_Occurred()) throw PythonErrorSet{};
+        if (PyErr_Occurred()) throw PythonError{};
       }
       return out;
     }
     std::vector<std::int64_t> out;
     for (Py_ssize_t i = 0; i < n; ++i) {
       out.push_back(PyLong_AsLongLong(items[i]));
-      if (PyErr_Occurred()) throw PythonErrorSet{};
+      if (PyErr_Occurred()) throw PythonError{};
     }
     return out;
   }
   PyErr_Format(PyExc_TypeError, "attribute values are int, float, str or lists of them, not %s",
                Py_TYPE(v)->tp_name);
-  throw PythonErrorSet{};
+  throw PythonError{};
 }
 
 h5::AttrMap attr_map_of(PyObject* dict) {
@@ -210,7 +166,7 @@ h5::AttrMap attr_map_of(PyObject* dict) {
   if (dict == nullptr || dict == Py_None) return out;
   if (!PyDict_Check(dict)) {
     PyErr_SetString(PyExc_TypeError, "attrs must be a dict");
-    throw PythonErrorSet{};
+    throw PythonError{};
   }
   PyObject *key, *value;
   Py_ssize_t pos = 0;
@@ -244,7 +200,7 @@ Ref py_value_of(const h5::AttrValue& v) {
 Ref py_dict_of(const h5::AttrMap& attrs) {
   Ref dict = check(PyDict_New());
   for (const auto& [k, v] : attrs)
-    if (PyDict_SetItemString(dict.get(), k.c_str(), py_value_of(v).get()) < 0) throw PythonErrorSet{};
+    if (PyDict_SetItemString(dict.get(), k.c_str(), py_value_of(v).get()) < 0) throw PythonError{};
   return dict;
 }
 
@@ -255,7 +211,7 @@ std::vector<std::uint64_t> u64_vector_of(PyObject* seq_obj, const char* what) {
     // PyNumber_Index accepts NumPy integers as well as ints.
     Ref index = check(PyNumber_Index(PySequence_Fast_GET_ITEM(seq.get(), i)));
     out.push_back(PyLong_AsUnsignedLongLong(index.get()));
-    if (PyErr_Occurred()) throw PythonErrorSet{};
+    if (PyErr_Occurred()) throw PythonError{};
   }
   return out;
 }
@@ -279,7 +235,7 @@ void without_gil(Fn&& fn) {
 PyArrayObject* as_array(PyObject* obj, const char* what) {
   if (!PyArray_Check(obj)) {
     PyErr_Format(PyExc_TypeError, "%s must be a numpy.ndarray, not %s", what, Py_TYPE(obj)->tp_name);
-    throw PythonErrorSet{};
+    throw PythonError{};
   }
   return reinterpret_cast<PyArrayObject*>(obj);
 }
@@ -301,7 +257,7 @@ h5::MutableArrayView dest_view_of(PyObject* obj) {
   PyArrayObject* a = as_array(obj, "out");
   if (!PyArray_ISWRITEABLE(a) || !(PyArray_IS_C_CONTIGUOUS(a) || PyArray_IS_F_CONTIGUOUS(a))) {
     PyErr_SetString(PyExc_ValueError, "out must be a writeable C- or F-contiguous array");
-    throw PythonErrorSet{};
+    throw PythonError{};
   }
   return view_of<h5::MutableArrayView>(a);
 }
@@ -320,7 +276,7 @@ void free_heap_instance(PyObject* self) {
 struct HeldBuffer {
   Py_buffer view{};
   explicit HeldBuffer(PyObject* obj) {
-    if (PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS) < 0) throw PythonErrorSet{};
+    if (PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS) < 0) throw PythonError{};
   }
   HeldBuffer(const HeldBuffer&) = delete;
   HeldBuffer& operator=(const HeldBuffer&) = delete;
@@ -341,8 +297,7 @@ struct WriterObject {
 
 WriterObject::State& writer_state(WriterObject* self) {
   if (self->state == nullptr || self->state->committed) {
-    PyErr_SetString(PyExc_ValueError, "this checkpoint Writer has already committed");
-    throw PythonErrorSet{};
+    raise(error_classes().usage_error, "this checkpoint Writer has already committed");
   }
   return *self->state;
 }
@@ -351,33 +306,53 @@ h5::Comm comm_of(PyObject* comm) {
   if (comm == nullptr || comm == Py_None) return h5::Comm::serial();
   // mpi4py communicators hand out their Fortran handle, which MPI converts
   // back to the C handle; this avoids a build dependency on mpi4py's headers.
-  Ref handle = check(PyObject_CallMethod(comm, "py2f", nullptr));
-  const long f = PyLong_AsLong(handle.get());
-  if (f == -1 && PyErr_Occurred()) throw PythonErrorSet{};
+  const long f = mpi4py_fortran_handle(comm);
+  if (f == -1 && PyErr_Occurred()) throw PythonError{};
   return h5::Comm(MPI_Comm_f2c(static_cast<MPI_Fint>(f)));
 }
 
 int writer_init(WriterObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"directory", "epoch", "comm", "keep", nullptr};
   PyObject* directory = nullptr;
-  unsigned long long epoch = 0;
+  PyObject* epoch = Py_None;
   PyObject* comm = Py_None;
   int keep = 2;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&K|Oi:Writer", const_cast<char**>(kwlist),
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|OOi:Writer", const_cast<char**>(kwlist),
                                    PyUnicode_FSConverter, &directory, &epoch, &comm, &keep))
     return -1;
   Ref dir_bytes = Ref::steal(directory);
-  PyObject* ok = guarded([&]() -> PyObject* {
+  return guarded_status([&] {
+    std::optional<std::uint64_t> explicit_epoch;
+    if (epoch != Py_None) {
+      Ref index = check(PyNumber_Index(epoch));
+      explicit_epoch = PyLong_AsUnsignedLongLong(index.get());
+      if (PyErr_Occurred()) throw PythonError{};
+    }
     h5::CheckpointDir dir(PyBytes_AS_STRING(dir_bytes.get()), keep);
+    const h5::Comm c = comm_of(comm);
     delete self->state;
     self->state = nullptr;
-    auto* state = new WriterObject::State{dir, h5::CheckpointWriter(dir, epoch, comm_of(comm)), {}, {}, false};
-    self->state = state;
-    Py_RETURN_NONE;
+    // Without an epoch the container picks the next one (collectively over comm).
+    auto make = [&]() -> h5::CheckpointWriter {
+      if (explicit_epoch) return h5::CheckpointWriter(dir, *explicit_epoch, c);
+      return h5::CheckpointWriter(dir, c);
+    };
+    self->state = new WriterObject::State{dir, make(), {}, {}, false};
   });
-  Py_XDECREF(ok);
-  return ok ? 0 : -1;
 }
+
+PyObject* writer_get_epoch(WriterObject* self, void*) {
+  return guarded([&] {
+    if (self->state == nullptr) raise(error_classes().usage_error, "Writer is not initialised");
+    return PyLong_FromUnsignedLongLong(self->state->writer.epoch());
+  });
+}
+
+PyGetSetDef writer_getset[] = {
+    {"epoch", reinterpret_cast<getter>(writer_get_epoch), nullptr,
+     "the epoch this writer writes (chosen by the container if none was given)", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
 
 void writer_dealloc(WriterObject* self) {
   delete self->state;
@@ -493,12 +468,15 @@ PyMethodDef writer_methods[] = {
 
 PyType_Slot writer_slots[] = {
     {Py_tp_doc, const_cast<char*>(
-                    "Writer(directory, epoch, comm=None, keep=2): collective writer of one checkpoint epoch.\n"
-                    "comm is an mpi4py communicator (all its ranks write one file) or None for a serial process.")},
+                    "Writer(directory, epoch=None, comm=None, keep=2): collective writer of one checkpoint epoch.\n"
+                    "comm is an mpi4py communicator (all its ranks write one file) or None for a serial process.\n"
+                    "epoch None: the next one after the newest committed checkpoint, agreed over comm (collective);\n"
+                    "`epoch` tells which.")},
     {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
     {Py_tp_init, reinterpret_cast<void*>(writer_init)},
     {Py_tp_dealloc, reinterpret_cast<void*>(writer_dealloc)},
     {Py_tp_methods, writer_methods},
+    {Py_tp_getset, writer_getset},
     {0, nullptr},
 };
 PyType_Spec writer_spec = {"pyckpt._core.Writer", sizeof(WriterObject), 0, Py_TPFLAGS_DEFAULT, writer_slots};
@@ -512,8 +490,7 @@ struct ReaderObject {
 
 h5::CheckpointReader& reader_of(ReaderObject* self) {
   if (self->reader == nullptr) {
-    PyErr_SetString(PyExc_ValueError, "Reader is not open");
-    throw PythonErrorSet{};
+    raise(error_classes().usage_error, "Reader is not open");
   }
   return *self->reader;
 }
@@ -522,14 +499,11 @@ int reader_init(ReaderObject* self, PyObject* args, PyObject*) {
   PyObject* path = nullptr;
   if (!PyArg_ParseTuple(args, "O&:Reader", PyUnicode_FSConverter, &path)) return -1;
   Ref path_bytes = Ref::steal(path);
-  PyObject* ok = guarded([&]() -> PyObject* {
+  return guarded_status([&] {
     delete self->reader;
     self->reader = nullptr;
     self->reader = new h5::CheckpointReader(PyBytes_AS_STRING(path_bytes.get()));
-    Py_RETURN_NONE;
   });
-  Py_XDECREF(ok);
-  return ok ? 0 : -1;
 }
 
 void reader_dealloc(ReaderObject* self) {
@@ -558,7 +532,7 @@ Ref global_array_dict(const h5::GlobalArrayInfo& g) {
     Ref slab = check(Py_BuildValue("{sisNsNsK}", "rank", s.rank, "offset", shape_tuple(s.offset).release(), "count",
                                    shape_tuple(s.count).release(), "checksum",
                                    static_cast<unsigned long long>(s.checksum)));
-    if (PyList_Append(slabs.get(), slab.get()) < 0) throw PythonErrorSet{};
+    if (PyList_Append(slabs.get(), slab.get()) < 0) throw PythonError{};
   }
   return check(Py_BuildValue("{sNsNsNsOsN}", "name", str_from(g.name), "dtype", dtype_of(g.type).release(), "shape",
                              shape_tuple(g.shape).release(), "slabs", slabs.get(), "attrs",
@@ -590,7 +564,7 @@ PyObject* reader_datasets(ReaderObject* self, PyObject* arg) {
   return guarded([&]() -> PyObject* {
     Ref list = check(PyList_New(0));
     for (const auto& d : reader_of(self).datasets(static_cast<int>(rank)))
-      if (PyList_Append(list.get(), dataset_dict(d).get()) < 0) throw PythonErrorSet{};
+      if (PyList_Append(list.get(), dataset_dict(d).get()) < 0) throw PythonError{};
     return list.release();
   });
 }
@@ -622,7 +596,7 @@ PyObject* reader_global_arrays(ReaderObject* self, PyObject*) {
   return guarded([&]() -> PyObject* {
     Ref list = check(PyList_New(0));
     for (const auto& g : reader_of(self).global_arrays())
-      if (PyList_Append(list.get(), global_array_dict(g).get()) < 0) throw PythonErrorSet{};
+      if (PyList_Append(list.get(), global_array_dict(g).get()) < 0) throw PythonError{};
     return list.release();
   });
 }
@@ -647,7 +621,7 @@ PyObject* reader_verify(ReaderObject* self, PyObject*) {
     Ref list = check(PyList_New(0));
     for (const auto& r : results) {
       Ref item = check(Py_BuildValue("(NON)", str_from(r.dataset), r.ok ? Py_True : Py_False, str_from(r.message)));
-      if (PyList_Append(list.get(), item.get()) < 0) throw PythonErrorSet{};
+      if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
     }
     return list.release();
   });
@@ -690,42 +664,173 @@ PyType_Slot reader_slots[] = {
 };
 PyType_Spec reader_spec = {"pyckpt._core.Reader", sizeof(ReaderObject), 0, Py_TPFLAGS_DEFAULT, reader_slots};
 
-// ------------------------------------------------------------ functions ---
+// --------------------------------------------------------- CheckpointDir ---
 
-PyObject* list_checkpoints(PyObject*, PyObject* arg) {
+PyObject* fs_path(const std::filesystem::path& p) { return PyUnicode_DecodeFSDefault(p.c_str()); }
+
+Ref entries_list(const h5::CheckpointDir& dir) {
+  Ref list = check(PyList_New(0));
+  for (const auto& e : dir.list()) {
+    Ref item = check(Py_BuildValue("{sKsNsLsKsO}", "epoch", static_cast<unsigned long long>(e.epoch), "path",
+                                   fs_path(e.path), "mtime", static_cast<long long>(e.mtime_unix), "bytes",
+                                   static_cast<unsigned long long>(e.bytes), "latest",
+                                   e.is_latest ? Py_True : Py_False));
+    if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
+  }
+  return list;
+}
+
+struct DirObject {
+  PyObject_HEAD
+  h5::CheckpointDir* dir;
+};
+
+const h5::CheckpointDir& dir_of(DirObject* self) {
+  if (self->dir == nullptr) raise(error_classes().usage_error, "CheckpointDir is not initialised");
+  return *self->dir;
+}
+
+int dir_init(DirObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"path", "keep", nullptr};
   PyObject* path = nullptr;
-  if (!PyUnicode_FSConverter(arg, &path)) return nullptr;
+  int keep = 2;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|i:CheckpointDir", const_cast<char**>(kwlist),
+                                   PyUnicode_FSConverter, &path, &keep))
+    return -1;
   Ref path_bytes = Ref::steal(path);
+  return guarded_status([&] {
+    auto* dir = new h5::CheckpointDir(PyBytes_AS_STRING(path_bytes.get()), keep);
+    delete self->dir;
+    self->dir = dir;
+  });
+}
+
+void dir_dealloc(DirObject* self) {
+  delete self->dir;
+  free_heap_instance(reinterpret_cast<PyObject*>(self));
+}
+
+std::uint64_t epoch_arg(PyObject* arg) {
+  Ref index = check(PyNumber_Index(arg));
+  const unsigned long long epoch = PyLong_AsUnsignedLongLong(index.get());
+  if (PyErr_Occurred()) throw PythonError{};
+  return epoch;
+}
+
+PyObject* dir_get_path(DirObject* self, void*) { return guarded([&] { return fs_path(dir_of(self).path()); }); }
+PyObject* dir_get_keep(DirObject* self, void*) { return guarded([&] { return PyLong_FromLong(dir_of(self).keep()); }); }
+PyObject* dir_get_request_path(DirObject* self, void*) {
+  return guarded([&] { return fs_path(dir_of(self).request_path()); });
+}
+PyObject* dir_list(DirObject* self, PyObject*) { return guarded([&] { return entries_list(dir_of(self)).release(); }); }
+PyObject* dir_latest(DirObject* self, PyObject*) {
   return guarded([&]() -> PyObject* {
+    const auto latest = dir_of(self).latest();
+    if (!latest) Py_RETURN_NONE;
+    return fs_path(*latest);
+  });
+}
+PyObject* dir_next_epoch(DirObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"comm", nullptr};
+  PyObject* comm = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:next_epoch", const_cast<char**>(kwlist), &comm)) return nullptr;
+  return guarded([&] {
+    const h5::Comm c = comm_of(comm);
+    std::uint64_t epoch = 0;
+    without_gil([&] { epoch = dir_of(self).next_epoch(c); });
+    return PyLong_FromUnsignedLongLong(epoch);
+  });
+}
+PyObject* dir_file_for(DirObject* self, PyObject* arg) {
+  return guarded([&] { return fs_path(dir_of(self).file_for(epoch_arg(arg))); });
+}
+PyObject* dir_writing_marker(DirObject* self, PyObject* arg) {
+  return guarded([&] { return fs_path(dir_of(self).writing_marker(epoch_arg(arg))); });
+}
+PyObject* dir_writing_markers(DirObject* self, PyObject*) {
+  return guarded([&] {
     Ref list = check(PyList_New(0));
-    for (const auto& e : h5::CheckpointDir(PyBytes_AS_STRING(path_bytes.get())).list()) {
-      Ref item = check(Py_BuildValue("{sKsNsLsKsO}", "epoch", static_cast<unsigned long long>(e.epoch), "path",
-                                     PyUnicode_DecodeFSDefault(e.path.c_str()), "mtime",
-                                     static_cast<long long>(e.mtime_unix), "bytes",
-                                     static_cast<unsigned long long>(e.bytes), "latest",
-                                     e.is_latest ? Py_True : Py_False));
-      if (PyList_Append(list.get(), item.get()) < 0) throw PythonErrorSet{};
+    for (const auto& [epoch, path] : dir_of(self).writing_markers()) {
+      Ref item = check(Py_BuildValue("(KN)", static_cast<unsigned long long>(epoch), fs_path(path)));
+      if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
     }
     return list.release();
   });
 }
+PyObject* dir_repr(DirObject* self) {
+  return guarded([&] {
+    Ref path = check(fs_path(dir_of(self).path()));
+    return PyUnicode_FromFormat("pyckpt._core.CheckpointDir(%R, keep=%d)", path.get(), dir_of(self).keep());
+  });
+}
 
-// Directory holding libpyckpt_h5.so; libpyckpt_mpi.so is installed beside it
-// in both the build and the install tree.
-PyObject* library_dir(PyObject*, PyObject*) {
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&h5::native_byte_order), &info) == 0 || info.dli_fname == nullptr) {
-    PyErr_SetString(PyExc_OSError, "cannot locate libpyckpt_h5");
-    return nullptr;
-  }
-  std::string path = info.dli_fname;
-  return PyUnicode_DecodeFSDefault(path.substr(0, path.rfind('/')).c_str());
+PyGetSetDef dir_getset[] = {
+    {"path", reinterpret_cast<getter>(dir_get_path), nullptr, "the directory (str)", nullptr},
+    {"keep", reinterpret_cast<getter>(dir_get_keep), nullptr, "how many committed checkpoints a commit keeps", nullptr},
+    {"request_path", reinterpret_cast<getter>(dir_get_request_path), nullptr,
+     "the file whose creation asks a running job for a checkpoint (`pyckpt request`)", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMethodDef dir_methods[] = {
+    {"list", reinterpret_cast<PyCFunction>(dir_list), METH_NOARGS,
+     "list() -> committed checkpoints, oldest first: dicts (epoch, path, mtime, bytes, latest)"},
+    {"latest", reinterpret_cast<PyCFunction>(dir_latest), METH_NOARGS,
+     "latest() -> path of the file `latest` names, or None; CheckpointFileError if it dangles"},
+    {"next_epoch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(dir_next_epoch)),
+     METH_VARARGS | METH_KEYWORDS,
+     "next_epoch(comm=None) -> the epoch after the newest committed one (1 if none); with an mpi4py comm,\n"
+     "rank 0's answer, collectively"},
+    {"file_for", reinterpret_cast<PyCFunction>(dir_file_for), METH_O, "file_for(epoch) -> path of that checkpoint"},
+    {"writing_marker", reinterpret_cast<PyCFunction>(dir_writing_marker), METH_O,
+     "writing_marker(epoch) -> path of the marker an asynchronous writer holds while it writes epoch"},
+    {"writing_markers", reinterpret_cast<PyCFunction>(dir_writing_markers), METH_NOARGS,
+     "writing_markers() -> [(epoch, path)] of the markers present, by epoch"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot dir_slots[] = {
+    {Py_tp_doc, const_cast<char*>("CheckpointDir(path, keep=2): a checkpoint directory and its conventions\n"
+                                  "(names of checkpoints, `latest`, writing markers, the request file; epochs).")},
+    {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
+    {Py_tp_init, reinterpret_cast<void*>(dir_init)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(dir_dealloc)},
+    {Py_tp_repr, reinterpret_cast<void*>(dir_repr)},
+    {Py_tp_methods, dir_methods},
+    {Py_tp_getset, dir_getset},
+    {0, nullptr},
+};
+PyType_Spec dir_spec = {"pyckpt._core.CheckpointDir", sizeof(DirObject), 0, Py_TPFLAGS_DEFAULT, dir_slots};
+
+// ------------------------------------------------------------ functions ---
+
+// Kept while pyckpt's Python modules still call it: CheckpointDir(d).list().
+PyObject* list_checkpoints(PyObject*, PyObject* arg) {
+  PyObject* path = nullptr;
+  if (!PyUnicode_FSConverter(arg, &path)) return nullptr;
+  Ref path_bytes = Ref::steal(path);
+  return guarded([&] { return entries_list(h5::CheckpointDir(PyBytes_AS_STRING(path_bytes.get()))).release(); });
+}
+
+PyObject* dataset_path(PyObject*, PyObject* args) {
+  int rank;
+  const char* kind;
+  const char* name;
+  Py_ssize_t name_len;
+  if (!PyArg_ParseTuple(args, "iss#:dataset_path", &rank, &kind, &name, &name_len)) return nullptr;
+  return guarded([&] {
+    const std::string_view k(kind);
+    if (k != "blob" && k != "array") raise(error_classes().usage_error, "dataset kind must be 'blob' or 'array', not '" + std::string(k) + "'");
+    return str_from(h5::dataset_path(rank, k == "blob" ? h5::DatasetKind::Blob : h5::DatasetKind::Array,
+                                     std::string(name, static_cast<std::size_t>(name_len))));
+  });
 }
 
 PyMethodDef container_functions[] = {
     {"list_checkpoints", list_checkpoints, METH_O,
-     "list_checkpoints(directory) -> committed checkpoints, oldest first (epoch, path, mtime, bytes, latest)"},
-    {"library_dir", library_dir, METH_NOARGS, "library_dir() -> directory of pyckpt's shared libraries"},
+     "list_checkpoints(directory) -> CheckpointDir(directory).list() (kept for older callers)"},
+    {"dataset_path", dataset_path, METH_VARARGS,
+     "dataset_path(rank, kind, name) -> HDF5 path of rank's 'blob' or 'array' `name` (escaped as stored)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -742,8 +847,10 @@ int add_type(PyObject* module, PyType_Spec* spec, const char* name) {
 }  // namespace
 
 int add_container_api(PyObject* module) {
-  if (load_error_classes() < 0) return -1;
-  if (add_type(module, &writer_spec, "Writer") < 0 || add_type(module, &reader_spec, "Reader") < 0) return -1;
+  if (add_type(module, &writer_spec, "Writer") < 0 || add_type(module, &reader_spec, "Reader") < 0 ||
+      add_type(module, &dir_spec, "CheckpointDir") < 0)
+    return -1;
+  if (PyModule_AddStringConstant(module, "DEFAULT_DIRECTORY", h5::CheckpointDir::kDefaultDirectory) < 0) return -1;
   return PyModule_AddFunctions(module, container_functions);
 }
 

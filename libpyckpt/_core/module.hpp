@@ -13,4 +13,19 @@ int add_container_api(PyObject* module);
 // safe points).
 int add_interp_api(PyObject* module);
 
+// mpi.cpp: the binding of libpyckpt_mpi.so's C ABI (pyckpt_mpi.h), and where
+// the libraries a job preloads are.
+int add_mpi_api(PyObject* module);
+
+// --- shared by the parts (module.cpp) ---------------------------------------
+
+// A PyStructSequence type named desc->name ("pyckpt._core.X"), added to the
+// module as X so that its instances pickle by reference. New reference, or
+// null with an error set.
+PyTypeObject* add_struct_type(PyObject* module, PyStructSequence_Desc* desc);
+
+// The Fortran handle of an mpi4py object (obj.py2f(), mpi4py's public API);
+// -1 with an error set on failure.
+long mpi4py_fortran_handle(PyObject* obj);
+
 }  // namespace pyckpt::core

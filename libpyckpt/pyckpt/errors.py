@@ -11,6 +11,12 @@ class UnsupportedStateError(CheckpointError):
     frame at fault; no checkpoint is written and the previous one is kept."""
 
 
+class UsageError(CheckpointError, ValueError):
+    """A pyckpt API was called wrongly (an argument out of range, an object
+    used after it was closed or committed, ...). Also a ValueError, which is
+    what such calls raised before."""
+
+
 class CheckpointFileError(CheckpointError):
     """A checkpoint file or directory cannot be used: missing, unwritable,
     truncated, corrupt, foreign, of an unknown format version, or failing its

@@ -229,6 +229,33 @@ TEST(Mpi, AnErrorOnOneRankFailsEveryRankAndLeavesLatest) {
   }
 }
 
+TEST(Mpi, NextEpochIsAgreedAndTheWriterUsesIt) {
+  SharedDir shared;
+  const int rank = world_rank();
+  CheckpointDir dir(shared.path() / "ckpt");
+  EXPECT_EQ(dir.next_epoch(Comm(MPI_COMM_WORLD)), 1u);
+  const std::int32_t v = rank;
+  {
+    CheckpointWriter w(dir, 4, Comm(MPI_COMM_WORLD));
+    w.add_array("v", view(&v, ElementType::integer(4), {}));
+    w.commit();
+  }
+  // Only rank 0 lists: a rank that sees a stale directory listing (another
+  // node's cache) still writes the same epoch.
+  EXPECT_EQ(dir.next_epoch(Comm(MPI_COMM_WORLD)), 5u);
+  CheckpointWriter w(dir, Comm(MPI_COMM_WORLD));
+  EXPECT_EQ(w.epoch(), 5u);
+  w.add_array("v", view(&v, ElementType::integer(4), {}));
+  const CommitInfo info = w.commit();
+  EXPECT_EQ(info.epoch, 5u);
+  EXPECT_EQ(CheckpointReader(dir.path()).epoch(), 5u);
+  // A sub-communicator agrees among its own ranks.
+  MPI_Comm half;
+  MPI_Comm_split(MPI_COMM_WORLD, rank % 2, rank, &half);
+  EXPECT_EQ(dir.next_epoch(Comm(half)), 6u);
+  MPI_Comm_free(&half);
+}
+
 TEST(Mpi, RetentionKeepsTheLastTwo) {
   SharedDir shared;
   CheckpointDir dir(shared.path(), 2);

@@ -376,6 +376,67 @@ TEST(Commit, LatestRetentionAndListing) {
   EXPECT_EQ(CheckpointReader(tmp / "ckpt").epoch(), 2u);
 }
 
+TEST(Dir, NamesOfTheDirectoryConventions) {
+  EXPECT_STREQ(CheckpointDir::kDefaultDirectory, "pyckpt.d");
+  CheckpointDir dir("/some/ckpt");
+  EXPECT_EQ(dir.request_path(), fs::path("/some/ckpt/.request"));
+  EXPECT_EQ(dir.latest_link(), fs::path("/some/ckpt/latest"));
+  EXPECT_EQ(dir.in_flight_file_for(5), fs::path("/some/ckpt/ckpt.00000005.h5.tmp"));
+  EXPECT_EQ(dir.writing_marker(12), fs::path("/some/ckpt/.writing.12"));
+  EXPECT_EQ(CheckpointDir::parse_writing_marker(".writing.12"), std::optional<std::uint64_t>(12));
+  EXPECT_EQ(CheckpointDir::parse_writing_marker(dir.writing_marker(7).filename().string()),
+            std::optional<std::uint64_t>(7));
+  for (const char* other : {".writing.", ".writing.x", ".writing.3a", "writing.3", ".request", "ckpt.00000001.h5"})
+    EXPECT_FALSE(CheckpointDir::parse_writing_marker(other)) << other;
+}
+
+TEST(Dir, WritingMarkersAreListedByEpoch) {
+  ScratchDir tmp;
+  CheckpointDir dir(tmp / "ckpt");
+  EXPECT_TRUE(dir.writing_markers().empty());  // no directory yet
+  fs::create_directories(dir.path());
+  for (std::uint64_t e : {10u, 9u}) std::ofstream(dir.writing_marker(e)) << 1234;
+  std::ofstream(dir.path() / ".writing.junk") << 1;
+  std::ofstream(dir.request_path()) << "";
+  const auto markers = dir.writing_markers();
+  ASSERT_EQ(markers.size(), 2u);
+  EXPECT_EQ(markers[0].first, 9u);
+  EXPECT_EQ(markers[0].second, dir.writing_marker(9));
+  EXPECT_EQ(markers[1].first, 10u);
+  EXPECT_TRUE(dir.list().empty());  // neither markers nor the request are checkpoints
+  EXPECT_EQ(dir.next_epoch(), 1u);
+}
+
+TEST(Dir, WriterWithoutEpochWritesTheNextOne) {
+  ScratchDir tmp;
+  CheckpointDir dir(tmp / "ckpt");
+  EXPECT_EQ(dir.next_epoch(Comm::serial()), 1u);
+  const std::int64_t v = 3;
+  for (std::uint64_t expected : {1u, 2u}) {
+    CheckpointWriter w(dir, Comm::serial());
+    EXPECT_EQ(w.epoch(), expected);
+    w.add_array("v", view(&v, ElementType::integer(8), {}));
+    const CommitInfo info = w.commit();
+    EXPECT_EQ(info.epoch, expected);
+    EXPECT_EQ(info.path, dir.file_for(expected));
+  }
+  write_one(dir, 7, "v", view(&v, ElementType::integer(8), {}));  // callers with their own numbering
+  EXPECT_EQ(dir.next_epoch(Comm::serial()), 8u);
+  EXPECT_EQ(CheckpointWriter(dir, Comm::serial()).epoch(), 8u);
+}
+
+TEST(Names, DatasetPathIsWhatTheFileHolds) {
+  EXPECT_EQ(dataset_path(0, DatasetKind::Array, "u"), "/ranks/0/arrays/u");
+  EXPECT_EQ(dataset_path(3, DatasetKind::Blob, ".a/b%c"), "/ranks/3/blobs/%2Ea%2Fb%25c");
+  ScratchDir tmp;
+  CheckpointDir dir(tmp / "ckpt");
+  const std::int32_t v = 1;
+  write_one(dir, 1, ".odd/name", view(&v, ElementType::integer(4), {}));
+  const auto results = CheckpointReader(dir.path()).verify();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].dataset, dataset_path(0, DatasetKind::Array, ".odd/name"));
+}
+
 TEST(Commit, UnwritableDirectoryIsAnIoErrorNamingIt) {
   ScratchDir tmp;
   std::ofstream(tmp / "plain-file") << "x";

@@ -2,16 +2,6 @@
 
 namespace pyckpt::core::interp {
 
-void set_unsupported(const std::string& message) {
-  PyObject* cls = PyExc_RuntimeError;
-  Ref errors = Ref::steal(PyImport_ImportModule("pyckpt.errors"));
-  Ref unsupported;
-  if (errors) unsupported = Ref::steal(PyObject_GetAttrString(errors.get(), "UnsupportedStateError"));
-  PyErr_Clear();  // a missing package must not hide the real message
-  if (unsupported) cls = unsupported.get();
-  PyErr_SetString(cls, message.c_str());
-}
-
 std::string describe_object(PyObject* obj) {
   if (obj == nullptr) return "<NULL>";
   PyObject *type, *value, *tb;

@@ -67,19 +67,16 @@ int tracer(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
       return 0;
     }
     disarm();
-    set_unsupported(e.message);
+    PyErr_SetString(error_classes().unsupported_state_error, e.message.c_str());
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
     Py_XDECREF(type);
     Py_XDECREF(tb);
     return deliver(Ref::steal(value));
-  } catch (const PythonError&) {
+  } catch (...) {
     disarm();
-    return -1;
-  } catch (const std::exception& e) {
-    disarm();
-    PyErr_Format(PyExc_SystemError, "pyckpt safe point: %s", e.what());
+    set_error_from_current_exception();
     return -1;
   }
   disarm();

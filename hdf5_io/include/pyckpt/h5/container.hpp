@@ -7,7 +7,7 @@
 // and get them back. doc/format.md specifies the file layout.
 //
 //   pyckpt::h5::CheckpointDir dir("ckpt", /*keep=*/2);
-//   pyckpt::h5::CheckpointWriter w(dir, epoch, pyckpt::h5::Comm(MPI_COMM_WORLD));
+//   pyckpt::h5::CheckpointWriter w(dir, pyckpt::h5::Comm(MPI_COMM_WORLD));  // next epoch
 //   w.add_blob("pickle", bytes);              // memory must stay valid ...
 //   w.add_array("u", view);                   // ... until commit() returns
 //   w.commit();                               // collective; atomic
@@ -27,6 +27,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pyckpt::h5 {
@@ -60,16 +62,26 @@ struct CheckpointEntry {
   bool is_latest = false;
 };
 
-// A checkpoint directory: committed files are `ckpt.<epoch, 8 digits>.h5`,
-// in-flight ones `<same>.tmp`, and `latest` is a symlink to the newest
-// committed file. Creating the object does not touch the file system; the
-// writer creates the directory on first commit.
+// A checkpoint directory, the one owner of its conventions (doc/format.md,
+// "Directory"): committed files are `ckpt.<epoch, 8 digits>.h5`, in-flight
+// ones `<same>.tmp`, `latest` is a symlink to the newest committed file,
+// `.writing.<epoch>` marks an epoch an asynchronous writer process is still
+// writing (it holds the writer's pid), and `.request` asks a running job for a
+// checkpoint. Creating the object does not touch the file system; the writer
+// creates the directory on first commit.
 class CheckpointDir {
  public:
+  // The directory a job uses when it names none ($PYCKPT_DIR unset).
+  static constexpr const char* kDefaultDirectory = "pyckpt.d";
+
   explicit CheckpointDir(std::filesystem::path dir, int keep = 2);
   const std::filesystem::path& path() const { return dir_; }
   int keep() const { return keep_; }
   std::filesystem::path file_for(std::uint64_t epoch) const;
+  // Where file_for(epoch) is written before its commit renames it.
+  std::filesystem::path in_flight_file_for(std::uint64_t epoch) const;
+  // The `latest` symlink itself (it may not exist).
+  std::filesystem::path latest_link() const;
   // Committed checkpoints, oldest first. Stray *.tmp files are not listed.
   std::vector<CheckpointEntry> list() const;
   // The file `latest` points to, if any. Throws FormatError if `latest`
@@ -77,6 +89,19 @@ class CheckpointDir {
   std::optional<std::filesystem::path> latest() const;
   // The epoch after the newest committed one (1 for an empty directory).
   std::uint64_t next_epoch() const;
+  // The same, agreed over comm: rank 0 lists the directory and broadcasts
+  // (collective for an MPI comm; next_epoch() for Comm::serial()).
+  std::uint64_t next_epoch(const Comm& comm) const;
+
+  // The file whose creation asks a running job for a checkpoint.
+  std::filesystem::path request_path() const;
+  // The marker of an epoch being written by an asynchronous writer.
+  std::filesystem::path writing_marker(std::uint64_t epoch) const;
+  // The epoch of a writing-marker file name (a name, not a path), if it is one.
+  static std::optional<std::uint64_t> parse_writing_marker(std::string_view filename);
+  // The writing markers present, by ascending epoch (none if the directory
+  // does not exist).
+  std::vector<std::pair<std::uint64_t, std::filesystem::path>> writing_markers() const;
 
  private:
   std::filesystem::path dir_;
@@ -119,6 +144,10 @@ struct WriterOptions {
 // and `latest` are untouched. Destroying an uncommitted writer discards it.
 class CheckpointWriter {
  public:
+  // Writes the epoch after the newest committed one, dir.next_epoch(comm)
+  // (collective: the constructor already communicates over comm).
+  CheckpointWriter(const CheckpointDir& dir, Comm comm, WriterOptions options = {});
+  // Writes the given epoch: for callers with their own numbering.
   CheckpointWriter(const CheckpointDir& dir, std::uint64_t epoch, Comm comm, WriterOptions options = {});
   ~CheckpointWriter();
   CheckpointWriter(const CheckpointWriter&) = delete;
@@ -140,6 +169,9 @@ class CheckpointWriter {
                        const std::vector<std::uint64_t>& offset, const ArrayView& slab,
                        AttrMap attrs = {});
 
+  // The epoch this writer writes (also CommitInfo::epoch).
+  std::uint64_t epoch() const;
+
   CommitInfo commit();
 
  private:
@@ -148,6 +180,10 @@ class CheckpointWriter {
 };
 
 enum class DatasetKind { Blob, Array };
+
+// The HDF5 path of a rank's blob or array `name` in a checkpoint file, e.g.
+// "/ranks/0/arrays/u" (name escaped as doc/format.md, "Names", says).
+std::string dataset_path(int rank, DatasetKind kind, const std::string& name);
 
 struct DatasetInfo {
   std::string name;

@@ -13,11 +13,56 @@
 #include <stdexcept>
 #include <vector>
 
+#include "module.hpp"
+
 namespace pyckpt::core::interp::py311 {
 
 bool is_resume_thunk(PyObject* obj);  // resume.cpp
 
 namespace {
+
+// --- record types -------------------------------------------------------------
+
+PyStructSequence_Field g_stack_state_fields[] = {
+    {"format", "interpreter state format (INTERP_FORMAT) of the capturing interpreter"},
+    {"frames", "tuple of FrameRecord, outermost first"},
+    {nullptr, nullptr},
+};
+// In FrameField order.
+PyStructSequence_Field g_frame_record_fields[] = {
+    {"code", "code object"},
+    {"kind", "'module', 'function' or 'generator'"},
+    {"globals", "globals dict"},
+    {"locals", "locals mapping of a module frame, else None"},
+    {"localsplus", "tuple: locals, cells, free variables (NULL marks unbound)"},
+    {"stack", "tuple: the value stack kept below the pending instruction's operands"},
+    {"offset", "byte offset of the instruction execution continues at"},
+    {"link", "(kind[, arg]): what resume pushes for the pending instruction"},
+    {"exc", "the handled exception of the frame (or None)"},
+    {"generator", "the generator owning the frame, or None"},
+    {nullptr, nullptr},
+};
+// In GenField order.
+PyStructSequence_Field g_generator_state_fields[] = {
+    {"format", "interpreter state format"},
+    {"code", "code object"},
+    {"globals", "globals dict (None for a running or finished generator)"},
+    {"name", "__name__"},
+    {"qualname", "__qualname__"},
+    {"status", "'created', 'suspended', 'running' or 'completed'"},
+    {"localsplus", "tuple of locals, cells, free variables, or None"},
+    {"stack", "tuple: value stack of the suspended frame, or None"},
+    {"offset", "byte offset execution continues at, or None"},
+    {"exc", "the generator's handled exception, or None"},
+    {nullptr, nullptr},
+};
+PyStructSequence_Desc g_record_descs[] = {
+    {"pyckpt._core.StackState", "The captured Python stack of a thread (capture_stack()).", g_stack_state_fields, 2},
+    {"pyckpt._core.FrameRecord", "One captured frame of a StackState.", g_frame_record_fields, kFrameFields},
+    {"pyckpt._core.GeneratorState", "A captured generator (capture_generator()).", g_generator_state_fields,
+     kGenFields},
+};
+PyTypeObject* g_record_types[3] = {nullptr, nullptr, nullptr};
 
 // Callables through which a parent frame legitimately runs a generator frame.
 PyObject* g_builtin_next = nullptr;
@@ -206,13 +251,29 @@ Ref frame_state(Frame* f, const Pending& p, PyObject* exc) {
   const char* kind = frame_kind(f);
   const bool is_module = kind[0] == 'm';
   PyObject* gen = reinterpret_cast<PyObject*>(generator_of(f));
-  return check_new(Py_BuildValue("(OsOONNiNOO)", co, kind, f->f_globals, is_module ? or_none(f->f_locals) : Py_None,
+  return as_record(Record::kFrameRecord, check_new(Py_BuildValue("(OsOONNiNOO)", co, kind, f->f_globals, is_module ? or_none(f->f_locals) : Py_None,
                                  slots_tuple(f->localsplus, co->co_nlocalsplus).release(),
                                  slots_tuple(f->localsplus + co->co_nlocalsplus, p.keep).release(),
-                                 p.resume_unit * 2, link_tuple(p).release(), or_none(exc), or_none(gen)));
+                                 p.resume_unit * 2, link_tuple(p).release(), or_none(exc), or_none(gen))));
 }
 
 }  // namespace
+
+bool init_records(PyObject* module) {
+  for (int i = 0; i < 3; ++i) {
+    g_record_types[i] = add_struct_type(module, &g_record_descs[i]);  // kept for the process
+    if (g_record_types[i] == nullptr) return false;
+  }
+  return true;
+}
+
+Ref as_record(Record type, Ref tuple) {
+  PyTypeObject* t = g_record_types[static_cast<int>(type)];
+  Ref record = check_new(PyStructSequence_New(t));
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple.get()); ++i)
+    PyStructSequence_SetItem(record.get(), i, Py_NewRef(PyTuple_GET_ITEM(tuple.get(), i)));
+  return record;
+}
 
 std::string describe_frame(Frame* f) {
   int unit = prev_unit(f);
@@ -282,7 +343,7 @@ Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
     }
     PyTuple_SET_ITEM(states.get(), n - 1 - i, frame_state(f, pending[i], exc).release());
   }
-  return check_new(Py_BuildValue("(sN)", state_format(), states.release()));
+  return as_record(Record::kStackState, check_new(Py_BuildValue("(sN)", state_format(), states.release())));
 }
 
 // --- generators -------------------------------------------------------------
@@ -305,11 +366,13 @@ Ref capture_generator_impl(PyObject* obj) {
     case FRAME_SUSPENDED: status = "suspended"; break;
     case FRAME_EXECUTING:
       // Its frame is on the stack: capture_stack() holds it, resume fills it.
-      return check_new(Py_BuildValue("(sOOOOsOOOO)", state_format(), code, Py_None, gen->gi_name, gen->gi_qualname,
-                                     "running", Py_None, Py_None, Py_None, Py_None));
+      return as_record(Record::kGeneratorState,
+                       check_new(Py_BuildValue("(sOOOOsOOOO)", state_format(), code, Py_None, gen->gi_name,
+                                               gen->gi_qualname, "running", Py_None, Py_None, Py_None, Py_None)));
     default:
-      return check_new(Py_BuildValue("(sOOOOsOOOO)", state_format(), code, Py_None, gen->gi_name, gen->gi_qualname,
-                                     "completed", Py_None, Py_None, Py_None, Py_None));
+      return as_record(Record::kGeneratorState,
+                       check_new(Py_BuildValue("(sOOOOsOOOO)", state_format(), code, Py_None, gen->gi_name,
+                                               gen->gi_qualname, "completed", Py_None, Py_None, Py_None, Py_None)));
   }
   // Suspended at YIELD_VALUE (or created at RETURN_GENERATOR): the next send
   // pushes its value and execution continues after prev_instr.
@@ -319,10 +382,12 @@ Ref capture_generator_impl(PyObject* obj) {
   const Instr& next = info.at_unit(resume_unit);
   if (next.start != resume_unit || next.depth != depth + 1)
     throw std::runtime_error("stack analysis disagrees with suspended generator " + describe_object(obj));
-  return check_new(Py_BuildValue("(sOOOOsNNiO)", state_format(), code, f->f_globals, gen->gi_name, gen->gi_qualname,
-                                 status, slots_tuple(f->localsplus, gen->gi_code->co_nlocalsplus).release(),
-                                 slots_tuple(f->localsplus + gen->gi_code->co_nlocalsplus, depth).release(),
-                                 resume_unit * 2, or_none(gen->gi_exc_state.exc_value)));
+  return as_record(Record::kGeneratorState,
+                   check_new(Py_BuildValue("(sOOOOsNNiO)", state_format(), code, f->f_globals, gen->gi_name,
+                                           gen->gi_qualname, status,
+                                           slots_tuple(f->localsplus, gen->gi_code->co_nlocalsplus).release(),
+                                           slots_tuple(f->localsplus + gen->gi_code->co_nlocalsplus, depth).release(),
+                                           resume_unit * 2, or_none(gen->gi_exc_state.exc_value))));
 }
 
 }  // namespace pyckpt::core::interp::py311

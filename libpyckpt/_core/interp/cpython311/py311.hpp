@@ -68,10 +68,20 @@ const CodeInfo& code_info(PyCodeObject* co);
 
 // --- shared by capture and resume ------------------------------------------
 
-// Frame-state tuple layout (see doc/interp.md).
+// Captured states are named tuples (PyStructSequence types of pyckpt._core,
+// doc/interp.md): StackState(format, frames), frames a tuple of FrameRecord,
+// and GeneratorState. Resume reads them by index and also accepts plain
+// tuples of the same layout (older checkpoints).
+// FrameRecord fields.
 enum FrameField { kCode, kKind, kGlobals, kLocals, kLocalsplus, kStack, kOffset, kLink, kExc, kGenerator, kFrameFields };
-// Generator-state tuple layout.
+// GeneratorState fields.
 enum GenField { kGenFormat, kGenCode, kGenGlobals, kGenName, kGenQualname, kGenStatus, kGenLocalsplus, kGenStack, kGenOffset, kGenExc, kGenFields };
+
+// The record types, created by init_records (capture.cpp) at module import.
+enum class Record { kStackState, kFrameRecord, kGeneratorState };
+bool init_records(PyObject* module);
+// A record of the given type holding the items of `tuple` (its field layout).
+Ref as_record(Record type, Ref tuple);
 
 // Link kinds: what a resumed frame's pending instruction gets on top of its
 // captured value stack.

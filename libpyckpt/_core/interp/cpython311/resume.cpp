@@ -383,7 +383,7 @@ const char* state_format() { return "cpython-3.11"; }
 
 bool backend_init(PyObject* module) {
   using namespace py311;
-  if (!init_opcode_tables() || !init_capture()) return false;
+  if (!init_opcode_tables() || !init_capture() || !init_records(module)) return false;
   g_thunk_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &g_thunk_spec, nullptr));
   return g_thunk_type != nullptr;
 }

@@ -1,0 +1,446 @@
+// pyckpt._core's binding of libpyckpt_mpi.so, the PMPI interposer: the one
+// place where Python reaches mpi_wrap. Its C ABI is described by one header,
+// pyckpt_mpi.h; _core does not link the library (a serial Python program has
+// none) but looks every function up once, with dlsym in the process, into a
+// table typed from the header's declarations. Also: where the libraries a job
+// preloads are (library_dir, preload_libraries).
+//
+// mpi4py objects cross as Fortran handles through mpi4py's public API
+// (obj.py2f(), cls.f2py(fint)), which the MPI library converts to and from C
+// handles: no mpi4py headers, no writing into mpi4py objects' memory.
+#include "errors.hpp"
+#include "module.hpp"
+#include "pyref.hpp"
+
+#include <pyckpt/h5/types.hpp>
+#include <pyckpt/mpi/pyckpt_mpi.h>
+
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace pyckpt::core {
+namespace {
+
+// ------------------------------------------------------ the symbol table ---
+
+#define PYCKPT_MPI_FUNCTIONS(X)                                                                          \
+  X(set_capture_callbacks) X(world) X(request_checkpoint) X(install_signal_trigger) X(poll) X(checkpoint) \
+  X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
+  X(request_id) X(request_from_id) X(pending_requests) X(request_repost) X(get_stats)                     \
+  X(channel_messages) X(last_error) X(unsupported_calls)
+
+struct Api {
+#define PYCKPT_MPI_MEMBER(name) decltype(&pyckpt_mpi_##name) name = nullptr;
+  PYCKPT_MPI_FUNCTIONS(PYCKPT_MPI_MEMBER)
+#undef PYCKPT_MPI_MEMBER
+  bool loaded = false;  // every function above was found
+};
+
+Api g_api;
+
+void load_api() {
+  bool all = true;
+#define PYCKPT_MPI_LOOKUP(name)                                                                           \
+  g_api.name = reinterpret_cast<decltype(g_api.name)>(dlsym(RTLD_DEFAULT, "pyckpt_mpi_" #name)); \
+  all = all && g_api.name != nullptr;
+  PYCKPT_MPI_FUNCTIONS(PYCKPT_MPI_LOOKUP)
+#undef PYCKPT_MPI_LOOKUP
+  g_api.loaded = all;
+}
+
+const Api& api() {
+  if (!g_api.loaded)
+    throw std::runtime_error(
+        "libpyckpt_mpi.so is not loaded in this process: run the job with `pyckpt mpirun` or "
+        "`mpirun -x LD_PRELOAD=$(pyckpt preload-path) ...`");
+  return g_api;
+}
+
+// Raises CheckpointError with the library's description of a failure.
+void check_rc(int rc, const char* what) {
+  if (rc == PYCKPT_MPI_OK) return;
+  const char* text = g_api.last_error();
+  throw std::runtime_error(text != nullptr && *text != '\0'
+                               ? std::string(text)
+                               : std::string(what) + " failed (code " + std::to_string(rc) + ")");
+}
+
+Ref checked(PyObject* obj) {
+  if (obj == nullptr) throw PythonError{};
+  return Ref::steal(obj);
+}
+
+std::uint64_t u64_arg(PyObject* arg) {
+  Ref index = checked(PyNumber_Index(arg));
+  const unsigned long long v = PyLong_AsUnsignedLongLong(index.get());
+  if (PyErr_Occurred()) throw PythonError{};
+  return v;
+}
+
+MPI_Fint fortran_handle(PyObject* obj) {
+  const long f = mpi4py_fortran_handle(obj);
+  if (f == -1 && PyErr_Occurred()) throw PythonError{};
+  return static_cast<MPI_Fint>(f);
+}
+
+// cls.f2py(fint): an mpi4py object of class cls for a C handle.
+Ref mpi4py_object(PyObject* cls, MPI_Fint fint) {
+  return checked(PyObject_CallMethod(cls, "f2py", "i", static_cast<int>(fint)));
+}
+
+// ------------------------------------------------------------ callbacks ---
+
+// The Python callables behind the C trampolines; replaced with the GIL held.
+struct Callbacks {
+  Ref capture, write;
+} g_callbacks;
+
+// Runs one callback from inside an MPI call, which mpi4py may have made with
+// or without the GIL. Returns the library's code for its outcome.
+int run_callback(Ref Callbacks::*which, bool may_retry) {
+  const PyGILState_STATE gil = PyGILState_Ensure();
+  int rc = PYCKPT_MPI_OK;
+  {
+    Ref fn = g_callbacks.*which;  // pinned: the callback may replace the callbacks
+    Ref result = fn ? Ref::steal(PyObject_CallNoArgs(fn.get())) : Ref();
+    if (!fn) {
+      rc = PYCKPT_MPI_ECALLBACK;
+    } else if (!result) {
+      PyObject *type, *value, *tb;
+      PyErr_Fetch(&type, &value, &tb);
+      PyErr_NormalizeException(&type, &value, &tb);
+      Ref t = Ref::steal(type), v = Ref::steal(value), b = Ref::steal(tb);
+      Ref text = v ? Ref::steal(PyObject_Str(v.get())) : Ref();
+      const char* utf8 = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
+      PyErr_Clear();
+      int rank = -1, size = 0;
+      g_api.world(&rank, &size);
+      std::fprintf(stderr, "pyckpt: rank %d: checkpoint failed: %s\n", rank, utf8 != nullptr ? utf8 : "<unprintable>");
+      std::fflush(stderr);
+      rc = PYCKPT_MPI_ECALLBACK;
+    } else if (may_retry && result.get() == Py_False) {
+      rc = PYCKPT_MPI_EAGAIN;
+    }
+  }
+  PyGILState_Release(gil);
+  return rc;
+}
+
+int capture_trampoline(void*) { return run_callback(&Callbacks::capture, true); }
+int write_trampoline(void*) { return run_callback(&Callbacks::write, false); }
+
+// ------------------------------------------------------------ functions ---
+
+PyObject* py_mpi_loaded(PyObject*, PyObject*) { return PyBool_FromLong(g_api.loaded); }
+
+PyObject* py_mpi_world(PyObject*, PyObject*) {
+  return guarded([] {
+    int rank = 0, size = 0;
+    check_rc(api().world(&rank, &size), "pyckpt_mpi_world");
+    return Py_BuildValue("(ii)", rank, size);
+  });
+}
+
+PyObject* py_mpi_set_capture_callbacks(PyObject*, PyObject* args) {
+  PyObject *capture, *write;
+  if (!PyArg_ParseTuple(args, "OO:mpi_set_capture_callbacks", &capture, &write)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    const Api& a = api();
+    const bool clear = capture == Py_None && write == Py_None;
+    if (!clear && (!PyCallable_Check(capture) || !PyCallable_Check(write))) {
+      PyErr_SetString(PyExc_TypeError, "mpi_set_capture_callbacks(capture, write) needs two callables (or None, None)");
+      throw PythonError{};
+    }
+    g_callbacks.capture = clear ? Ref() : Ref::borrow(capture);
+    g_callbacks.write = clear ? Ref() : Ref::borrow(write);
+    check_rc(clear ? a.set_capture_callbacks(nullptr, nullptr, nullptr)
+                   : a.set_capture_callbacks(capture_trampoline, write_trampoline, nullptr),
+             "pyckpt_mpi_set_capture_callbacks");
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_request_checkpoint(PyObject*, PyObject*) {
+  return guarded([]() -> PyObject* {
+    api().request_checkpoint();
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_install_signal_trigger(PyObject*, PyObject* arg) {
+  const long signum = PyLong_AsLong(arg);
+  if (signum == -1 && PyErr_Occurred()) return nullptr;
+  return guarded([&]() -> PyObject* {
+    check_rc(api().install_signal_trigger(static_cast<int>(signum)), "pyckpt_mpi_install_signal_trigger");
+    Py_RETURN_NONE;
+  });
+}
+
+// Calls a library function that may run a whole checkpoint, without the GIL:
+// other Python threads go on, and the callbacks take the GIL themselves.
+template <class Fn>
+int without_gil(Fn&& fn) {
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = fn();
+  Py_END_ALLOW_THREADS
+  return rc;
+}
+
+PyObject* py_mpi_checkpoint(PyObject*, PyObject*) {
+  return guarded([]() -> PyObject* {
+    const Api& a = api();
+    check_rc(without_gil([&] { return a.checkpoint(); }), "pyckpt_mpi_checkpoint");
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_poll(PyObject*, PyObject*) {
+  return guarded([]() -> PyObject* {
+    const Api& a = api();
+    check_rc(without_gil([&] { return a.poll(); }), "pyckpt_mpi_poll");
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_state_save(PyObject*, PyObject*) {
+  return guarded([] {
+    const Api& a = api();
+    void* data = nullptr;
+    std::size_t len = 0;
+    check_rc(a.state_save(&data, &len), "pyckpt_mpi_state_save");
+    std::unique_ptr<void, void (*)(void*)> owned(data, a.free);
+    return PyBytes_FromStringAndSize(static_cast<const char*>(data), static_cast<Py_ssize_t>(len));
+  });
+}
+
+PyObject* py_mpi_state_restore(PyObject*, PyObject* arg) {
+  Py_buffer view;
+  if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0) return nullptr;
+  std::unique_ptr<Py_buffer, void (*)(Py_buffer*)> held(&view, PyBuffer_Release);
+  return guarded([&]() -> PyObject* {
+    const Api& a = api();
+    // Collective: the other ranks may still be on their way.
+    check_rc(without_gil([&] { return a.state_restore(view.buf, static_cast<std::size_t>(view.len)); }),
+             "pyckpt_mpi_state_restore");
+    Py_RETURN_NONE;
+  });
+}
+
+// --- handles ---
+//
+// One kind of MPI handle: its C<->Fortran conversions, its null handle and
+// the library's id functions.
+struct CommHandle {
+  static MPI_Comm f2c(MPI_Fint f) { return MPI_Comm_f2c(f); }
+  static MPI_Fint c2f(MPI_Comm h) { return MPI_Comm_c2f(h); }
+  static MPI_Comm null() { return MPI_COMM_NULL; }
+  static std::uint64_t id(const Api& a, MPI_Comm h) { return a.comm_id(h); }
+  static MPI_Comm from_id(const Api& a, std::uint64_t id) { return a.comm_from_id(id); }
+};
+struct TypeHandle {
+  static MPI_Datatype f2c(MPI_Fint f) { return MPI_Type_f2c(f); }
+  static MPI_Fint c2f(MPI_Datatype h) { return MPI_Type_c2f(h); }
+  static MPI_Datatype null() { return MPI_DATATYPE_NULL; }
+  static std::uint64_t id(const Api& a, MPI_Datatype h) { return a.type_id(h); }
+  static MPI_Datatype from_id(const Api& a, std::uint64_t id) { return a.type_from_id(id); }
+};
+struct RequestHandle {
+  static MPI_Request f2c(MPI_Fint f) { return MPI_Request_f2c(f); }
+  static MPI_Fint c2f(MPI_Request h) { return MPI_Request_c2f(h); }
+  static MPI_Request null() { return MPI_REQUEST_NULL; }
+  static std::uint64_t id(const Api& a, MPI_Request h) { return a.request_id(h); }
+  static MPI_Request from_id(const Api& a, std::uint64_t id) { return a.request_from_id(id); }
+};
+
+// mpi_X_id(obj) -> int: the stable id of an mpi4py object's handle (0: unknown).
+template <class H>
+PyObject* py_handle_id(PyObject*, PyObject* obj) {
+  return guarded([&] {
+    const Api& a = api();
+    return PyLong_FromUnsignedLongLong(H::id(a, H::f2c(fortran_handle(obj))));
+  });
+}
+
+// mpi_X_from_id(cls, id) -> cls.f2py() of the handle with that id, or None.
+template <class H>
+PyObject* py_handle_from_id(PyObject*, PyObject* args) {
+  PyObject *cls, *id;
+  if (!PyArg_ParseTuple(args, "OO", &cls, &id)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    const auto handle = H::from_id(api(), u64_arg(id));
+    if (handle == H::null()) Py_RETURN_NONE;
+    return mpi4py_object(cls, H::c2f(handle)).release();
+  });
+}
+
+// --- requests and channel state ---
+
+PyTypeObject* g_request_info_type = nullptr;
+
+PyStructSequence_Field g_request_info_fields[] = {
+    {"id", "stable request id"},
+    {"is_recv", "True for a receive"},
+    {"completed", "True if the request needs no re-post after a restart"},
+    {"buf", "receive buffer address (int), None for sends and unbound receives"},
+    {"bytes", "receive buffer size: count * extent of its datatype"},
+    {nullptr, nullptr},
+};
+PyStructSequence_Desc g_request_info_desc = {
+    "pyckpt._core.RequestInfo", "A request the application holds, as mpi_pending_requests() lists it.",
+    g_request_info_fields, 5};
+
+PyObject* py_mpi_pending_requests(PyObject*, PyObject*) {
+  return guarded([] {
+    const Api& a = api();
+    const pyckpt_mpi_request_info* infos = nullptr;
+    std::size_t n = 0;
+    check_rc(a.pending_requests(&infos, &n), "pyckpt_mpi_pending_requests");
+    Ref list = checked(PyList_New(0));
+    for (std::size_t i = 0; i < n; ++i) {
+      const pyckpt_mpi_request_info& r = infos[i];
+      Ref item = checked(PyStructSequence_New(g_request_info_type));
+      const auto set = [&](Py_ssize_t k, PyObject* v) { PyStructSequence_SetItem(item.get(), k, checked(v).release()); };
+      set(0, PyLong_FromUnsignedLongLong(r.id));
+      set(1, PyBool_FromLong(r.is_recv));
+      set(2, PyBool_FromLong(r.completed));
+      set(3, r.buf != nullptr ? PyLong_FromVoidPtr(r.buf) : Py_NewRef(Py_None));
+      set(4, PyLong_FromUnsignedLongLong(r.bytes));
+      if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
+    }
+    return list.release();
+  });
+}
+
+PyObject* py_mpi_request_repost(PyObject*, PyObject* args) {
+  PyObject *id, *address;
+  if (!PyArg_ParseTuple(args, "OO:mpi_request_repost", &id, &address)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    const Api& a = api();
+    void* buf = address == Py_None ? nullptr : PyLong_AsVoidPtr(address);
+    if (PyErr_Occurred()) throw PythonError{};
+    check_rc(a.request_repost(u64_arg(id), buf), "pyckpt_mpi_request_repost");
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_channel_messages(PyObject*, PyObject*) {
+  return guarded([] {
+    const Api& a = api();
+    const pyckpt_mpi_channel_message* messages = nullptr;
+    std::size_t n = 0;
+    check_rc(a.channel_messages(&messages, &n), "pyckpt_mpi_channel_messages");
+    Ref list = checked(PyList_New(0));
+    for (std::size_t i = 0; i < n; ++i) {
+      const pyckpt_mpi_channel_message& m = messages[i];
+      Ref item = checked(Py_BuildValue("{sKsisisisK}", "comm", static_cast<unsigned long long>(m.comm), "source",
+                                       static_cast<int>(m.source), "dest", static_cast<int>(m.dest), "tag",
+                                       static_cast<int>(m.tag), "bytes", static_cast<unsigned long long>(m.bytes)));
+      if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
+    }
+    return list.release();
+  });
+}
+
+PyObject* py_mpi_stats(PyObject*, PyObject*) {
+  return guarded([] {
+    pyckpt_mpi_stats s{};
+    check_rc(api().get_stats(&s), "pyckpt_mpi_get_stats");
+    using ull = unsigned long long;
+    return Py_BuildValue("{sKsKsKsKsKsKsKsK}", "intercepted", ull{s.intercepted}, "sent", ull{s.sent}, "received",
+                         ull{s.received}, "collectives", ull{s.collectives}, "checkpoints", ull{s.checkpoints},
+                         "drained", ull{s.drained}, "channel_pending", ull{s.channel_pending}, "replayed",
+                         ull{s.replayed});
+  });
+}
+
+PyObject* py_mpi_unsupported_calls(PyObject*, PyObject*) {
+  return guarded([] {
+    const char* calls = api().unsupported_calls();
+    return PyUnicode_FromString(calls != nullptr ? calls : "");
+  });
+}
+
+// ---------------------------------------------------- preload libraries ---
+
+// Directory holding libpyckpt_h5.so; libpyckpt_mpi.so and the Python-rank
+// library are installed beside it in both the build and the install tree.
+std::string library_directory() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&h5::native_byte_order), &info) == 0 || info.dli_fname == nullptr)
+    throw std::runtime_error("cannot locate libpyckpt_h5, hence pyckpt's libraries");
+  const std::string path = info.dli_fname;
+  return path.substr(0, path.rfind('/'));
+}
+
+PyObject* py_library_dir(PyObject*, PyObject*) {
+  return guarded([] { return PyUnicode_DecodeFSDefault(library_directory().c_str()); });
+}
+
+PyObject* py_preload_libraries(PyObject*, PyObject*) {
+  return guarded([] {
+    const std::string dir = library_directory();
+    return Py_BuildValue("[NN]", PyUnicode_DecodeFSDefault((dir + "/" PYCKPT_MPI_LIBRARY).c_str()),
+                         PyUnicode_DecodeFSDefault((dir + "/" PYCKPT_PYTHON_RANK_LIBRARY).c_str()));
+  });
+}
+
+PyMethodDef g_mpi_functions[] = {
+    {"mpi_loaded", py_mpi_loaded, METH_NOARGS, "mpi_loaded() -> bool: libpyckpt_mpi.so's functions are in this process"},
+    {"mpi_world", py_mpi_world, METH_NOARGS, "mpi_world() -> (rank, size) in MPI_COMM_WORLD"},
+    {"mpi_set_capture_callbacks", py_mpi_set_capture_callbacks, METH_VARARGS,
+     "mpi_set_capture_callbacks(capture, write): called on every rank inside a cut (with the GIL).\n"
+     "capture() returning False: not at this safe point, retry at the next; raising: the checkpoint\n"
+     "fails on every rank. write() is collective, run only when every capture succeeded.\n"
+     "(None, None) unregisters them."},
+    {"mpi_request_checkpoint", py_mpi_request_checkpoint, METH_NOARGS,
+     "mpi_request_checkpoint(): ask for a checkpoint at the next safe point (any rank suffices)"},
+    {"mpi_install_signal_trigger", py_mpi_install_signal_trigger, METH_O,
+     "mpi_install_signal_trigger(signum): the signal requests a checkpoint (C handler)"},
+    {"mpi_poll", py_mpi_poll, METH_NOARGS,
+     "mpi_poll(): a safe point without MPI calls: serves a pending checkpoint if every rank is ready"},
+    {"mpi_checkpoint", py_mpi_checkpoint, METH_NOARGS,
+     "mpi_checkpoint(): collective over MPI_COMM_WORLD; returns when the checkpoint is committed,\n"
+     "raises CheckpointError if it failed (on every rank). Runs without the GIL."},
+    {"mpi_state_save", py_mpi_state_save, METH_NOARGS,
+     "mpi_state_save() -> bytes: the interposer's state (lineage, channel state), inside capture"},
+    {"mpi_state_restore", py_mpi_state_restore, METH_O,
+     "mpi_state_restore(data): collective, after MPI_Init of a restarted job"},
+    {"mpi_comm_id", py_handle_id<CommHandle>, METH_O, "mpi_comm_id(comm) -> stable id of an mpi4py communicator (0: unknown)"},
+    {"mpi_comm_from_id", py_handle_from_id<CommHandle>, METH_VARARGS,
+     "mpi_comm_from_id(cls, id) -> cls.f2py() of the communicator with that id, or None"},
+    {"mpi_type_id", py_handle_id<TypeHandle>, METH_O, "mpi_type_id(datatype) -> stable id (0: unknown)"},
+    {"mpi_type_from_id", py_handle_from_id<TypeHandle>, METH_VARARGS,
+     "mpi_type_from_id(cls, id) -> cls.f2py() of the datatype with that id, or None"},
+    {"mpi_request_id", py_handle_id<RequestHandle>, METH_O, "mpi_request_id(request) -> stable id (0: unknown)"},
+    {"mpi_request_from_id", py_handle_from_id<RequestHandle>, METH_VARARGS,
+     "mpi_request_from_id(cls, id) -> cls.f2py() of the request with that id, or None (MPI_REQUEST_NULL)"},
+    {"mpi_pending_requests", py_mpi_pending_requests, METH_NOARGS,
+     "mpi_pending_requests() -> [RequestInfo(id, is_recv, completed, buf, bytes)], in posting order"},
+    {"mpi_request_repost", py_mpi_request_repost, METH_VARARGS,
+     "mpi_request_repost(id, address): re-post a pending receive into restored memory at address"},
+    {"mpi_channel_messages", py_mpi_channel_messages, METH_NOARGS,
+     "mpi_channel_messages() -> [dict(comm, source, dest, tag, bytes)]: channel state in delivery order"},
+    {"mpi_stats", py_mpi_stats, METH_NOARGS, "mpi_stats() -> dict of the interposer's counters"},
+    {"mpi_unsupported_calls", py_mpi_unsupported_calls, METH_NOARGS,
+     "mpi_unsupported_calls() -> str: MPI calls of the job a checkpoint cannot capture, comma-separated"},
+    {"library_dir", py_library_dir, METH_NOARGS, "library_dir() -> directory of pyckpt's shared libraries"},
+    {"preload_libraries", py_preload_libraries, METH_NOARGS,
+     "preload_libraries() -> [libpyckpt_mpi.so, the Python-rank library]: absolute paths, in LD_PRELOAD order"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+int add_mpi_api(PyObject* module) {
+  load_api();
+  g_request_info_type = add_struct_type(module, &g_request_info_desc);
+  if (g_request_info_type == nullptr) return -1;
+  return PyModule_AddFunctions(module, g_mpi_functions);
+}
+
+}  // namespace pyckpt::core
