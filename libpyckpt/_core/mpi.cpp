@@ -28,10 +28,10 @@ namespace {
 // ------------------------------------------------------ the symbol table ---
 
 #define PYCKPT_MPI_FUNCTIONS(X)                                                                          \
-  X(set_capture_callbacks) X(world) X(request_checkpoint) X(install_signal_trigger) X(poll) X(checkpoint) \
+  X(set_capture_callbacks) X(world) X(request_checkpoint) X(install_signal_trigger) X(checkpoint) \
   X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
   X(request_id) X(request_from_id) X(pending_requests) X(request_repost) X(get_stats)                     \
-  X(channel_messages) X(last_error) X(unsupported_calls)
+  X(channel_messages) X(last_error)
 
 struct Api {
 #define PYCKPT_MPI_MEMBER(name) decltype(&pyckpt_mpi_##name) name = nullptr;
@@ -97,7 +97,10 @@ Ref mpi4py_object(PyObject* cls, MPI_Fint fint) {
 // The Python callables behind the C trampolines; replaced with the GIL held.
 struct Callbacks {
   Ref capture, write;
-} g_callbacks;
+};
+// Never destroyed: the process's exit runs C++ static destructors after the
+// interpreter is finalised, when releasing a Python object would crash.
+Callbacks& g_callbacks = *new Callbacks;
 
 // Runs one callback from inside an MPI call, which mpi4py may have made with
 // or without the GIL. Returns the library's code for its outcome.
@@ -195,14 +198,6 @@ PyObject* py_mpi_checkpoint(PyObject*, PyObject*) {
   return guarded([]() -> PyObject* {
     const Api& a = api();
     check_rc(without_gil([&] { return a.checkpoint(); }), "pyckpt_mpi_checkpoint");
-    Py_RETURN_NONE;
-  });
-}
-
-PyObject* py_mpi_poll(PyObject*, PyObject*) {
-  return guarded([]() -> PyObject* {
-    const Api& a = api();
-    check_rc(without_gil([&] { return a.poll(); }), "pyckpt_mpi_poll");
     Py_RETURN_NONE;
   });
 }
@@ -358,13 +353,6 @@ PyObject* py_mpi_stats(PyObject*, PyObject*) {
   });
 }
 
-PyObject* py_mpi_unsupported_calls(PyObject*, PyObject*) {
-  return guarded([] {
-    const char* calls = api().unsupported_calls();
-    return PyUnicode_FromString(calls != nullptr ? calls : "");
-  });
-}
-
 // ---------------------------------------------------- preload libraries ---
 
 // Directory holding libpyckpt_h5.so; libpyckpt_mpi.so and the Python-rank
@@ -401,8 +389,6 @@ PyMethodDef g_mpi_functions[] = {
      "mpi_request_checkpoint(): ask for a checkpoint at the next safe point (any rank suffices)"},
     {"mpi_install_signal_trigger", py_mpi_install_signal_trigger, METH_O,
      "mpi_install_signal_trigger(signum): the signal requests a checkpoint (C handler)"},
-    {"mpi_poll", py_mpi_poll, METH_NOARGS,
-     "mpi_poll(): a safe point without MPI calls: serves a pending checkpoint if every rank is ready"},
     {"mpi_checkpoint", py_mpi_checkpoint, METH_NOARGS,
      "mpi_checkpoint(): collective over MPI_COMM_WORLD; returns when the checkpoint is committed,\n"
      "raises CheckpointError if it failed (on every rank). Runs without the GIL."},
@@ -426,8 +412,6 @@ PyMethodDef g_mpi_functions[] = {
     {"mpi_channel_messages", py_mpi_channel_messages, METH_NOARGS,
      "mpi_channel_messages() -> [dict(comm, source, dest, tag, bytes)]: channel state in delivery order"},
     {"mpi_stats", py_mpi_stats, METH_NOARGS, "mpi_stats() -> dict of the interposer's counters"},
-    {"mpi_unsupported_calls", py_mpi_unsupported_calls, METH_NOARGS,
-     "mpi_unsupported_calls() -> str: MPI calls of the job a checkpoint cannot capture, comma-separated"},
     {"library_dir", py_library_dir, METH_NOARGS, "library_dir() -> directory of pyckpt's shared libraries"},
     {"preload_libraries", py_preload_libraries, METH_NOARGS,
      "preload_libraries() -> [libpyckpt_mpi.so, the Python-rank library]: absolute paths, in LD_PRELOAD order"},

@@ -19,8 +19,10 @@ def test_installed_prefix_works(tmp_path):
     assert cli.exists()
     # The installed command must not depend on the build tree's PYTHONPATH.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    preload = run([str(cli), "preload-path"], env=env).stdout.strip()
-    assert Path(preload).is_file() and Path(preload).resolve().is_relative_to(prefix.resolve())
+    preload = run([str(cli), "preload-path"], env=env).stdout.strip().split(":")
+    assert [Path(p).name for p in preload] == ["libpyckpt_mpi.so", "libpyckpt_python_rank.so"]
+    for path in preload:
+        assert Path(path).is_file() and Path(path).resolve().is_relative_to(prefix.resolve())
     assert (prefix / "include" / "pyckpt" / "h5" / "container.hpp").is_file()
 
     # A consumer project built against the prefix writes a checkpoint ...
