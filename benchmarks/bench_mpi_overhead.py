@@ -227,7 +227,8 @@ def report(title, rounds, sizes):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default=".", help="build directory (has lib/libpyckpt_mpi.so, bin/mpi_pingpong)")
+    ap.add_argument("--build", default=".",
+                    help="build directory (has lib/libpyckpt_mpi.so, lib/libpyckpt_python_rank.so, bin/mpi_pingpong)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=0.3, help="timed seconds per size and run")
     ap.add_argument("--bind", default="core", help="mpirun --bind-to (core: Open MPI's default for 2 ranks)")
@@ -243,9 +244,13 @@ def main():
     if args.worker_paired:
         return worker_paired(PY_SIZES, 40, 3e-3)
 
-    args.lib = os.path.abspath(os.path.join(args.build, "lib", "libpyckpt_mpi.so"))
+    # What `pyckpt preload-path` names: the interposer, and the library that
+    # attaches pyckpt to a Python rank at MPI_Init (a no-op in mpi_pingpong).
+    libs = [os.path.abspath(os.path.join(args.build, "lib", name))
+            for name in ("libpyckpt_mpi.so", "libpyckpt_python_rank.so")]
+    args.lib = ":".join(libs)
     args.pingpong = os.path.abspath(os.path.join(args.build, "bin", "mpi_pingpong"))
-    for p in (args.lib, args.pingpong):
+    for p in (*libs, args.pingpong):
         if not os.path.exists(p):
             sys.exit(f"not found: {p} (build the project, or pass --build)")
     print(f"{datetime.datetime.now().isoformat(timespec='seconds')}  {os.uname().nodename}  "

@@ -805,12 +805,6 @@ PyType_Spec dir_spec = {"pyckpt._core.CheckpointDir", sizeof(DirObject), 0, Py_T
 // ------------------------------------------------------------ functions ---
 
 // Kept while pyckpt's Python modules still call it: CheckpointDir(d).list().
-PyObject* list_checkpoints(PyObject*, PyObject* arg) {
-  PyObject* path = nullptr;
-  if (!PyUnicode_FSConverter(arg, &path)) return nullptr;
-  Ref path_bytes = Ref::steal(path);
-  return guarded([&] { return entries_list(h5::CheckpointDir(PyBytes_AS_STRING(path_bytes.get()))).release(); });
-}
 
 PyObject* dataset_path(PyObject*, PyObject* args) {
   int rank;
@@ -827,8 +821,6 @@ PyObject* dataset_path(PyObject*, PyObject* args) {
 }
 
 PyMethodDef container_functions[] = {
-    {"list_checkpoints", list_checkpoints, METH_O,
-     "list_checkpoints(directory) -> CheckpointDir(directory).list() (kept for older callers)"},
     {"dataset_path", dataset_path, METH_VARARGS,
      "dataset_path(rank, kind, name) -> HDF5 path of rank's 'blob' or 'array' `name` (escaped as stored)"},
     {nullptr, nullptr, 0, nullptr},
