@@ -46,9 +46,6 @@ bool is_reserved_root_attr(std::string_view name);
 std::string escape_name(std::string_view name);
 std::string unescape_name(std::string_view escaped);
 
-// "ckpt.<digits><suffix>" -> its epoch (suffix ".h5" or ".h5.tmp").
-std::optional<std::uint64_t> parse_checkpoint_name(std::string_view name, std::string_view suffix);
-
 // ---------------------------------------------------------- types -------
 
 // The HDF5 type an element type is stored as (see doc/format.md). Unicode is

@@ -19,23 +19,37 @@ constexpr std::string_view kInFlightSuffix = ".tmp";
 constexpr std::string_view kWritingMarker = ".writing.";
 constexpr std::string_view kRequestFile = ".request";
 
-}  // namespace
+// An epoch written in decimal, at least min_digits long.
+std::optional<std::uint64_t> parse_epoch(std::string_view digits, std::size_t min_digits) {
+  std::uint64_t epoch = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), epoch);
+  if (ec != std::errc() || end != digits.data() + digits.size() || digits.size() < min_digits) return std::nullopt;
+  return epoch;
+}
 
-namespace detail {
+// The files of dir whose names parse to an epoch, by ascending epoch (none if
+// the directory does not exist).
+template <class Parse>
+std::vector<std::pair<std::uint64_t, fs::path>> files_by_epoch(const fs::path& dir, Parse parse) {
+  std::vector<std::pair<std::uint64_t, fs::path>> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (const auto epoch = parse(it->path().filename().string())) out.emplace_back(*epoch, it->path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
+// "ckpt.<digits><suffix>" -> its epoch (suffix ".h5" or ".h5.tmp").
 std::optional<std::uint64_t> parse_checkpoint_name(std::string_view name, std::string_view suffix) {
   constexpr std::string_view prefix = "ckpt.";
   if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) || !name.ends_with(suffix)) {
     return std::nullopt;
   }
-  const std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-  std::uint64_t epoch = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), epoch);
-  if (ec != std::errc() || end != digits.data() + digits.size() || digits.size() < 8) return std::nullopt;
-  return epoch;
+  return parse_epoch(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()), 8);
 }
 
-}  // namespace detail
+}  // namespace
 
 CheckpointDir::CheckpointDir(fs::path dir, int keep) : dir_(std::move(dir)), keep_(keep) {
   if (keep_ < 1) throw UsageError(dir_.string(), "", "keep must be at least 1, got " + std::to_string(keep_));
@@ -61,21 +75,16 @@ fs::path CheckpointDir::writing_marker(std::uint64_t epoch) const {
 
 std::optional<std::uint64_t> CheckpointDir::parse_writing_marker(std::string_view filename) {
   if (filename.size() <= kWritingMarker.size() || !filename.starts_with(kWritingMarker)) return std::nullopt;
-  const std::string_view digits = filename.substr(kWritingMarker.size());
-  std::uint64_t epoch = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), epoch);
-  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
-  return epoch;
+  return parse_epoch(filename.substr(kWritingMarker.size()), 1);
 }
 
 std::vector<std::pair<std::uint64_t, fs::path>> CheckpointDir::writing_markers() const {
-  std::vector<std::pair<std::uint64_t, fs::path>> out;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
-    if (const auto epoch = parse_writing_marker(it->path().filename().string())) out.emplace_back(*epoch, it->path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
+  return files_by_epoch(dir_, parse_writing_marker);
+}
+
+std::vector<std::pair<std::uint64_t, fs::path>> CheckpointDir::in_flight_files() const {
+  const std::string suffix = ".h5" + std::string(kInFlightSuffix);
+  return files_by_epoch(dir_, [&](std::string_view name) { return parse_checkpoint_name(name, suffix); });
 }
 
 std::optional<fs::path> CheckpointDir::latest() const {
@@ -103,7 +112,7 @@ std::vector<CheckpointEntry> CheckpointDir::list() const {
     // A dangling `latest` marks nothing; listing still works.
   }
   for (const fs::directory_entry& e : it) {
-    const std::optional<std::uint64_t> epoch = detail::parse_checkpoint_name(e.path().filename().string(), ".h5");
+    const std::optional<std::uint64_t> epoch = parse_checkpoint_name(e.path().filename().string(), ".h5");
     struct stat st {};
     if (!epoch || ::lstat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     out.push_back({*epoch, e.path(), static_cast<std::int64_t>(st.st_mtime), static_cast<std::uint64_t>(st.st_size),

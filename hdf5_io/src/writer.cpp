@@ -478,9 +478,8 @@ struct CheckpointWriter::Impl {
     for (std::size_t i = 0; i + keep < all.size(); ++i) {
       if (all[i].path.filename() != final_path.filename()) fs::remove(all[i].path, ec);
     }
-    for (const fs::directory_entry& f : fs::directory_iterator(dir.path(), ec)) {
-      const auto e = parse_checkpoint_name(f.path().filename().string(), ".h5.tmp");
-      if (e && *e < epoch) fs::remove(f.path(), ec);
+    for (const auto& [stale, path] : dir.in_flight_files()) {
+      if (stale < epoch) fs::remove(path, ec);
     }
   }
 

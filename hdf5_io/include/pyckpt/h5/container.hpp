@@ -102,6 +102,8 @@ class CheckpointDir {
   // The writing markers present, by ascending epoch (none if the directory
   // does not exist).
   std::vector<std::pair<std::uint64_t, std::filesystem::path>> writing_markers() const;
+  // In-flight files (of commits under way, or of crashed ones), by ascending epoch.
+  std::vector<std::pair<std::uint64_t, std::filesystem::path>> in_flight_files() const;
 
  private:
   std::filesystem::path dir_;
