@@ -29,7 +29,8 @@
 //    pyckpt._core) and, in a resumed rank, restores its state. If attach
 //    raises, the traceback is printed and the interposer ends the job: a rank
 //    that cannot resume must not leave its peers waiting.
-//    PYCKPT_MPI_PYTHON=never/0/no/off skips the attach.
+//    PYCKPT_MPI_PYTHON=never/0/no/off skips the attach, and so the resume
+//    too (resume-rank cannot resume a rank that is not attached).
 #include <pyckpt/h5/container.hpp>
 #include <pyckpt/mpi/pyckpt_mpi.h>
 
@@ -118,7 +119,9 @@ bool has_committed_checkpoint(const std::string& dir) {
 }
 
 void resume_if_checkpointed(int argc, char** argv) {
-  if (argc < 2 || disabled(std::getenv("PYCKPT_RESTART")) || std::getenv("PYCKPT_RESUME_DIR") != nullptr) return;
+  if (argc < 2 || disabled(std::getenv("PYCKPT_RESTART")) || disabled(std::getenv("PYCKPT_MPI_PYTHON")) ||
+      std::getenv("PYCKPT_RESUME_DIR") != nullptr)
+    return;
   const char* env_dir = std::getenv("PYCKPT_DIR");
   const std::string dir = env_dir != nullptr && *env_dir != '\0' ? env_dir : pyckpt::h5::CheckpointDir::kDefaultDirectory;
   if (!has_committed_checkpoint(dir)) return;  // nothing committed: a fresh start
