@@ -19,9 +19,12 @@ void after_init() {
   if (!callbacks.init) return;
   const int rc = callbacks.init(callbacks.init_user);
   if (rc == PYCKPT_MPI_OK) return;
+  // The layer above reports its own reason (pyckpt prints the Python
+  // traceback) before it returns; the library's last error is only set when
+  // one of its own calls failed in the callback.
   const char* why = last_error_cstr();
-  std::fprintf(stderr, "pyckpt_mpi: rank %d: the init callback failed (code %d): %s\n", Runtime::get()->world_rank(),
-               rc, *why ? why : "it gave no reason (pyckpt_mpi_last_error is empty)");
+  std::fprintf(stderr, "pyckpt_mpi: rank %d: the init callback failed (code %d)%s%s; ending the job\n",
+               Runtime::get()->world_rank(), rc, *why ? ": " : ", see its message above", why);
   PMPI_Abort(MPI_COMM_WORLD, 70);
 }
 
