@@ -30,8 +30,7 @@ std::optional<Channel::Iter> Channel::match_slow(std::uint64_t comm, int source,
 void Channel::fill_status(const ChannelMsg& m, MPI_Status* status) {
   if (status == MPI_STATUS_IGNORE) return;
   status->MPI_SOURCE = m.source;
-  status->MPI_TAG = m.tag;
-  status->MPI_ERROR = MPI_SUCCESS;
+  status->MPI_TAG = m.tag;  // MPI_ERROR untouched: only single-completion calls get here
   PMPI_Status_set_elements_x(status, MPI_BYTE, static_cast<MPI_Count>(m.data.size()));
   PMPI_Status_set_cancelled(status, 0);
 }
@@ -52,7 +51,6 @@ int Channel::deliver(Iter m, void* buf, int count, MPI_Datatype type, MPI_Status
                      static_cast<int>(bytes / static_cast<std::size_t>(type_size)), type, MPI_COMM_SELF);
   }
   fill_status(*m, status);
-  if (status != MPI_STATUS_IGNORE) status->MPI_ERROR = rc;
   messages_.erase(m);
   ++replayed_;
   return rc;

@@ -25,7 +25,11 @@ ReqRec& RequestTable::add(MPI_Request r, ReqRec rec) {
 
 void RequestTable::record_completion(ReqRec& rec, const MPI_Status& st) {
   if (rec.complete) return;
-  if (!rec.counted) channel_.count_recv(rec.comm, st.MPI_SOURCE);
+  if (!rec.counted) {
+    int cancelled = 0;  // a cancelled receive got no message
+    PMPI_Test_cancelled(&st, &cancelled);
+    if (!cancelled) channel_.count_recv(rec.comm, st.MPI_SOURCE);
+  }
   rec.counted = rec.complete = true;
   rec.status = recv_status(st);
 }
@@ -35,7 +39,11 @@ void RequestTable::on_complete(MPI_Request r, const MPI_Status& st, bool release
   if (it == requests_.end()) return;
   ReqRec& rec = it->second;
   if (release) {  // the handle is gone: only the count matters
-    if (rec.is_recv && !rec.counted) channel_.count_recv(rec.comm, st.MPI_SOURCE);
+    if (rec.is_recv && !rec.counted) {
+      int cancelled = 0;  // a cancelled receive got no message
+      PMPI_Test_cancelled(&st, &cancelled);
+      if (!cancelled) channel_.count_recv(rec.comm, st.MPI_SOURCE);
+    }
     requests_.erase(it);
   } else if (rec.is_recv) {  // still held: a cut may save it complete
     record_completion(rec, st);

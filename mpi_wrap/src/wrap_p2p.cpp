@@ -30,15 +30,40 @@ std::uint64_t message_bytes(int count, MPI_Datatype type) {
 
 // Drives reqs[0..n) to completion, serving checkpoints meanwhile. If op has
 // a receive, it is the last request (drains test it; cuts record both).
+// statuses[0..n) get what MPI_Testall reports; MPI_ERR_IN_STATUS becomes
+// the error of the failed request, as the blocking call of the app returns.
 int progress(Runtime& rt, BlockingOp op, MPI_Request* reqs, int n, MPI_Status* statuses) {
   if (op.recv) op.recv_request = &reqs[n - 1];
   InCall in_call(rt.call, op);
   for (;;) {
     int flag = 0;
     int rc = PMPI_Testall(n, reqs, &flag, statuses);
+    if (rc == MPI_ERR_IN_STATUS) [[unlikely]] {
+      for (int i = 0; i < n; ++i)
+        if (statuses[i].MPI_ERROR != MPI_SUCCESS && statuses[i].MPI_ERROR != MPI_ERR_PENDING)
+          return statuses[i].MPI_ERROR;
+      return rc;
+    }
     if (rc != MPI_SUCCESS || flag) return rc;
     rt.coordinator.poll_spin();
   }
+}
+
+// A single-completion call's status (MPI_Recv, MPI_Sendrecv): st except
+// MPI_ERROR, which such calls leave alone (MPI 3.1 sec. 3.2.5).
+void copy_status(MPI_Status* status, const MPI_Status& st) {
+  if (status == MPI_STATUS_IGNORE) return;
+  const int error = status->MPI_ERROR;
+  *status = st;
+  status->MPI_ERROR = error;
+}
+
+// Where a completion call of the app has MPI write the status the wrapper
+// reads too: the app's own, so that MPI's rules on what is written hold
+// unchanged (nothing when nothing completed, MPI_ERROR only where MPI sets
+// it), or local if the app passed MPI_STATUS_IGNORE.
+MPI_Status* status_or(MPI_Status* status, MPI_Status& local) {
+  return status == MPI_STATUS_IGNORE ? &local : status;
 }
 
 // A completion loop of the app (Wait*, Probe, Mprobe): test until done,
@@ -69,7 +94,9 @@ int blocking_send(const void* buf, int count, MPI_Datatype type, int dest, int t
   if (MayBeLocal && send.bytes <= eager_bytes()) return Direct(buf, count, type, dest, tag, comm);
   MPI_Request req;
   int rc = Post(buf, count, type, dest, tag, comm, &req);
-  return rc != MPI_SUCCESS ? rc : progress(*rt, BlockingOp{.send = &send}, &req, 1, MPI_STATUSES_IGNORE);
+  if (rc != MPI_SUCCESS) return rc;
+  MPI_Status st;
+  return progress(*rt, BlockingOp{.send = &send}, &req, 1, &st);
 }
 
 template <PostSendFn Post>
@@ -111,9 +138,18 @@ int send_recv(Runtime& rt, CommRec* c, const void* sbuf, int scount, MPI_Datatyp
   rc = PMPI_Irecv(rbuf, rcount, rtype, source, rtag, comm, &reqs[1]);
   if (rc != MPI_SUCCESS) return rc;
   rc = progress(rt, BlockingOp{.send = &send, .recv = &rec}, reqs, 2, sts);
+  if (rc != MPI_SUCCESS) return rc;
   if (!rec.counted) rt.channel.count_recv(c, sts[1].MPI_SOURCE);
-  if (status != MPI_STATUS_IGNORE) *status = sts[1];
+  copy_status(status, sts[1]);
   return rc;
+}
+
+// After MPI_Waitall/Testall returned rc with every request done: each one
+// the app no longer holds counts; with MPI_ERR_IN_STATUS those still
+// pending (MPI_ERR_PENDING) stay tracked.
+void complete_all(Runtime& rt, int rc, int n, const MPI_Request* orig, const MPI_Status* sts) {
+  for (int i = 0; i < n; ++i)
+    if (rc != MPI_ERR_IN_STATUS || sts[i].MPI_ERROR != MPI_ERR_PENDING) rt.requests.on_complete(orig[i], sts[i]);
 }
 
 template <typename F>
@@ -165,8 +201,9 @@ int MPI_Recv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_C
   ReqRec rec{.is_recv = true, .comm = c, .buf = buf, .count = count, .type = type, .source = source, .tag = tag};
   MPI_Status st;
   rc = progress(*rt, BlockingOp{.recv = &rec}, &req, 1, &st);
+  if (rc != MPI_SUCCESS) return rc;
   if (!rec.counted) rt->channel.count_recv(c, st.MPI_SOURCE);
-  if (status != MPI_STATUS_IGNORE) *status = st;
+  copy_status(status, st);
   return rc;
 }
 
@@ -255,15 +292,15 @@ int MPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Message* mess
     *message = rt->channel.hold(*m);
     return MPI_SUCCESS;
   }
-  MPI_Status st;
-  int rc = PMPI_Improbe(source, tag, comm, flag, message, &st);
-  if (rc == MPI_SUCCESS && *flag && st.MPI_SOURCE >= 0) {
+  MPI_Status local;
+  MPI_Status* st = status_or(status, local);
+  int rc = PMPI_Improbe(source, tag, comm, flag, message, st);
+  if (rc == MPI_SUCCESS && *flag && st->MPI_SOURCE >= 0) {
     // Matched messages leave MPI's matching queue, so a drain cannot see
     // them: they count as received now.
-    rt->channel.count_recv(c, st.MPI_SOURCE);
+    rt->channel.count_recv(c, st->MPI_SOURCE);
     rt->channel.matched_real();
   }
-  if (status != MPI_STATUS_IGNORE) *status = st;
   return rc;
 }
 
@@ -319,15 +356,15 @@ int MPI_Wait(MPI_Request* request, MPI_Status* status) {
   if (!rt) return PMPI_Wait(request, status);
   rt->coordinator.poll();
   const MPI_Request orig = *request;
-  MPI_Status st;
+  MPI_Status local;
+  MPI_Status* st = status_or(status, local);
   const int rc = spin(*rt, [&](bool& done) {
     int flag = 0;
-    const int r = PMPI_Test(request, &flag, &st);
+    const int r = PMPI_Test(request, &flag, st);
     done = flag != 0;
     return r;
   });
-  rt->requests.on_complete(orig, st);
-  if (status != MPI_STATUS_IGNORE) *status = st;
+  if (rc == MPI_SUCCESS) rt->requests.on_complete(orig, *st);
   return rc;
 }
 
@@ -336,10 +373,10 @@ int MPI_Test(MPI_Request* request, int* flag, MPI_Status* status) {
   if (!rt) return PMPI_Test(request, flag, status);
   rt->coordinator.poll();
   const MPI_Request orig = *request;
-  MPI_Status st;
-  int rc = PMPI_Test(request, flag, &st);
-  if (*flag) rt->requests.on_complete(orig, st);
-  if (status != MPI_STATUS_IGNORE) *status = st;
+  MPI_Status local;
+  MPI_Status* st = status_or(status, local);
+  int rc = PMPI_Test(request, flag, st);
+  if (rc == MPI_SUCCESS && *flag) rt->requests.on_complete(orig, *st);
   return rc;
 }
 
@@ -355,7 +392,7 @@ int MPI_Waitall(int n, MPI_Request* requests, MPI_Status* statuses) {
       done = flag != 0;
       return r;
     });
-    for (int i = 0; i < n; ++i) rt->requests.on_complete(orig[i], sts[i]);
+    if (rc == MPI_SUCCESS || rc == MPI_ERR_IN_STATUS) complete_all(*rt, rc, n, orig.data(), sts);
     return rc;
   });
 }
@@ -367,8 +404,7 @@ int MPI_Testall(int n, MPI_Request* requests, int* flag, MPI_Status* statuses) {
   std::vector<MPI_Request> orig(requests, requests + n);
   return with_statuses(n, statuses, [&](MPI_Status* sts) {
     int rc = PMPI_Testall(n, requests, flag, sts);
-    if (*flag)
-      for (int i = 0; i < n; ++i) rt->requests.on_complete(orig[i], sts[i]);
+    if (rc == MPI_ERR_IN_STATUS || (rc == MPI_SUCCESS && *flag)) complete_all(*rt, rc, n, orig.data(), sts);
     return rc;
   });
 }
@@ -378,15 +414,16 @@ int MPI_Waitany(int n, MPI_Request* requests, int* index, MPI_Status* status) {
   if (!rt) return PMPI_Waitany(n, requests, index, status);
   rt->coordinator.poll();
   std::vector<MPI_Request> orig(requests, requests + n);
-  MPI_Status st;
+  MPI_Status local;
+  MPI_Status* st = status_or(status, local);
   const int rc = spin(*rt, [&](bool& done) {
     int flag = 0;
-    const int r = PMPI_Testany(n, requests, index, &flag, &st);
+    const int r = PMPI_Testany(n, requests, index, &flag, st);
     done = flag != 0;
     return r;
   });
-  if (*index != MPI_UNDEFINED) rt->requests.on_complete(orig[static_cast<std::size_t>(*index)], st);
-  if (status != MPI_STATUS_IGNORE) *status = st;
+  if (rc == MPI_SUCCESS && *index != MPI_UNDEFINED)
+    rt->requests.on_complete(orig[static_cast<std::size_t>(*index)], *st);
   return rc;
 }
 
@@ -395,10 +432,11 @@ int MPI_Testany(int n, MPI_Request* requests, int* index, int* flag, MPI_Status*
   if (!rt) return PMPI_Testany(n, requests, index, flag, status);
   rt->coordinator.poll();
   std::vector<MPI_Request> orig(requests, requests + n);
-  MPI_Status st;
-  int rc = PMPI_Testany(n, requests, index, flag, &st);
-  if (*flag && *index != MPI_UNDEFINED) rt->requests.on_complete(orig[static_cast<std::size_t>(*index)], st);
-  if (status != MPI_STATUS_IGNORE) *status = st;
+  MPI_Status local;
+  MPI_Status* st = status_or(status, local);
+  int rc = PMPI_Testany(n, requests, index, flag, st);
+  if (rc == MPI_SUCCESS && *flag && *index != MPI_UNDEFINED)
+    rt->requests.on_complete(orig[static_cast<std::size_t>(*index)], *st);
   return rc;
 }
 
@@ -413,6 +451,7 @@ int MPI_Waitsome(int n, MPI_Request* requests, int* outcount, int* indices, MPI_
       done = *outcount != 0;
       return r;
     });
+    if (rc != MPI_SUCCESS && rc != MPI_ERR_IN_STATUS) return rc;
     for (int i = 0; i < *outcount && *outcount != MPI_UNDEFINED; ++i)
       rt->requests.on_complete(orig[static_cast<std::size_t>(indices[i])], sts[i]);
     return rc;
@@ -426,6 +465,7 @@ int MPI_Testsome(int n, MPI_Request* requests, int* outcount, int* indices, MPI_
   std::vector<MPI_Request> orig(requests, requests + n);
   return with_statuses(n, statuses, [&](MPI_Status* sts) {
     int rc = PMPI_Testsome(n, requests, outcount, indices, sts);
+    if (rc != MPI_SUCCESS && rc != MPI_ERR_IN_STATUS) return rc;
     for (int i = 0; i < *outcount && *outcount != MPI_UNDEFINED; ++i)
       rt->requests.on_complete(orig[static_cast<std::size_t>(indices[i])], sts[i]);
     return rc;
@@ -435,10 +475,10 @@ int MPI_Testsome(int n, MPI_Request* requests, int* outcount, int* indices, MPI_
 int MPI_Request_get_status(MPI_Request request, int* flag, MPI_Status* status) {
   Runtime* rt = app_call();
   if (!rt) return PMPI_Request_get_status(request, flag, status);
-  MPI_Status st;
-  int rc = PMPI_Request_get_status(request, flag, &st);
-  if (*flag) rt->requests.on_complete(request, st, /*release=*/false);
-  if (status != MPI_STATUS_IGNORE) *status = st;
+  MPI_Status local;
+  MPI_Status* st = status_or(status, local);
+  int rc = PMPI_Request_get_status(request, flag, st);
+  if (rc == MPI_SUCCESS && *flag) rt->requests.on_complete(request, *st, /*release=*/false);
   return rc;
 }
 
