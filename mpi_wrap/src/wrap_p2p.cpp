@@ -236,10 +236,14 @@ int MPI_Sendrecv_replace(void* buf, int count, MPI_Datatype type, int dest, int 
   if (!c) return PMPI_Sendrecv_replace(buf, count, type, dest, stag, source, rtag, comm, status);
   rt->coordinator.poll();
   int size = 0, pos = 0;
-  PMPI_Pack_size(count, type, comm, &size);
-  std::vector<std::byte> packed(static_cast<std::size_t>(size));
-  int rc = PMPI_Pack(buf, count, type, packed.data(), size, &pos, comm);
+  int rc = PMPI_Pack_size(count, type, comm, &size);
   if (rc != MPI_SUCCESS) return rc;
+  std::vector<std::byte> packed(static_cast<std::size_t>(size));
+  // Nothing to pack for an empty message (Open MPI rejects a null outbuf).
+  if (size > 0) {
+    rc = PMPI_Pack(buf, count, type, packed.data(), size, &pos, comm);
+    if (rc != MPI_SUCCESS) return rc;
+  }
   return send_recv(*rt, c, packed.data(), pos, MPI_PACKED, dest, stag, buf, count, type, source, rtag, comm, status);
 }
 

@@ -8,7 +8,7 @@
 //  - a cancelled Irecv reports Test_cancelled (Open MPI 4.1 cannot cancel
 //    sends: a Wait on a cancelled unmatched Issend hangs even without us);
 //  - MPI_PROC_NULL peers: source MPI_PROC_NULL, tag MPI_ANY_TAG, count 0;
-//  - MPI_REQUEST_NULL inputs; empty statuses.
+//  - Sendrecv_replace with count 0; MPI_REQUEST_NULL inputs; empty statuses.
 #include "check.hpp"
 
 #include <cstring>
@@ -130,7 +130,11 @@ int main(int argc, char** argv) {
     CHECK(MPI_Waitany(2, reqs, &index, &st) == MPI_SUCCESS && index == 1 && reqs[1] == MPI_REQUEST_NULL);
     CHECK(st.MPI_SOURCE == peer && st.MPI_TAG == 108 && st.MPI_ERROR == kSentinel);
 
-    // --- Sendrecv_replace.
+    // --- Sendrecv_replace: count 0, and a real one.
+    st = sentinel_status();
+    CHECK(MPI_Sendrecv_replace(&buf, 0, MPI_INT, peer, 109, peer, 109, comm, &st) == MPI_SUCCESS);
+    CHECK(st.MPI_SOURCE == peer && st.MPI_TAG == 109 && count_of(st, MPI_INT) == 0 && st.MPI_ERROR == kSentinel);
+    CHECK(MPI_Sendrecv_replace(nullptr, 0, MPI_INT, peer, 110, peer, 110, comm, MPI_STATUS_IGNORE) == MPI_SUCCESS);
     buf = out;
     CHECK(MPI_Sendrecv_replace(&buf, 1, MPI_INT, peer, 111, peer, 111, comm, MPI_STATUS_IGNORE) == MPI_SUCCESS);
     CHECK(buf == 10 + peer);
@@ -179,6 +183,9 @@ int main(int argc, char** argv) {
   st = sentinel_status();
   CHECK(MPI_Sendrecv_replace(&x, 1, MPI_INT, MPI_PROC_NULL, 1, MPI_PROC_NULL, 1, comm, &st) == MPI_SUCCESS);
   CHECK(proc_null_status(st) && x == 5);
+  st = sentinel_status();
+  CHECK(MPI_Sendrecv_replace(&x, 0, MPI_INT, MPI_PROC_NULL, 1, MPI_PROC_NULL, 1, comm, &st) == MPI_SUCCESS);
+  CHECK(proc_null_status(st));
   st = sentinel_status();
   CHECK(MPI_Probe(MPI_PROC_NULL, 1, comm, &st) == MPI_SUCCESS && proc_null_status(st));
   MPI_Request req;
