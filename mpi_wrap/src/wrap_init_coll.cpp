@@ -49,15 +49,18 @@ int collective(MPI_Comm comm, Direct direct, Post post) {
 }
 
 // Communicator creation is collective over the parent but has no
-// nonblocking form in MPI 3.1 (see Coordinator::synchronize).
-template <typename Make>
-int create_comm(MPI_Comm parent, MPI_Comm* made, LineageOp op, std::vector<std::int32_t> args, Make make) {
+// nonblocking form in MPI 3.1 (see Coordinator::synchronize). The lineage
+// arguments (args(), a std::vector<std::int32_t>) are read only once the
+// real call succeeded: with invalid arguments MPI reports the error (through
+// the error handler the app set) and the library makes no call of its own.
+template <typename Make, typename Args>
+int create_comm(MPI_Comm parent, MPI_Comm* made, LineageOp op, Args args, Make make) {
   Runtime* rt = app_call();
   CommRec* p = rt ? rt->comms.find(parent) : nullptr;
   if (!p) return make();
   rt->coordinator.synchronize(p, /*creating=*/true);
   int rc = make();
-  if (rc == MPI_SUCCESS) rt->add_comm(*p, op, std::move(args), *made);
+  if (rc == MPI_SUCCESS) rt->add_comm(*p, op, args(), *made);
   rt->coordinator.end_creation();
   return rc;
 }
@@ -153,25 +156,26 @@ PYCKPT_COLLECTIVE(Reduce_scatter_block, Ireduce_scatter_block,
 // --- communicator management ------------------------------------------------
 
 int MPI_Comm_dup(MPI_Comm comm, MPI_Comm* newcomm) {
-  return create_comm(comm, newcomm, LineageOp::Dup, {}, [&] { return PMPI_Comm_dup(comm, newcomm); });
+  return create_comm(comm, newcomm, LineageOp::Dup, [] { return std::vector<std::int32_t>{}; },
+                     [&] { return PMPI_Comm_dup(comm, newcomm); });
 }
 int MPI_Comm_dup_with_info(MPI_Comm comm, MPI_Info info, MPI_Comm* newcomm) {
-  return create_comm(comm, newcomm, LineageOp::Dup, {},
+  return create_comm(comm, newcomm, LineageOp::Dup, [] { return std::vector<std::int32_t>{}; },
                      [&] { return PMPI_Comm_dup_with_info(comm, info, newcomm); });
 }
 int MPI_Comm_split(MPI_Comm comm, int color, int key, MPI_Comm* newcomm) {
-  return create_comm(comm, newcomm, LineageOp::Split, {color, key},
+  return create_comm(comm, newcomm, LineageOp::Split, [&] { return std::vector<std::int32_t>{color, key}; },
                      [&] { return PMPI_Comm_split(comm, color, key, newcomm); });
 }
 int MPI_Comm_split_type(MPI_Comm comm, int type, int key, MPI_Info info, MPI_Comm* newcomm) {
-  return create_comm(comm, newcomm, LineageOp::SplitType, {type, key},
+  return create_comm(comm, newcomm, LineageOp::SplitType, [&] { return std::vector<std::int32_t>{type, key}; },
                      [&] { return PMPI_Comm_split_type(comm, type, key, info, newcomm); });
 }
 int MPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm* newcomm) {
   // Lineage keeps the group as ranks of the parent: groups are local objects
   // that do not survive a restart.
-  std::vector<std::int32_t> ranks;
-  if (Runtime::get() && internal_depth == 0) {
+  // Read after the call succeeded: comm and group are valid, these cannot fail.
+  const auto ranks = [&] {
     InternalScope internal;
     OwnedGroup parent_group;
     int n = 0;
@@ -180,24 +184,29 @@ int MPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm* newcomm) {
     std::vector<int> in(static_cast<std::size_t>(n)), out(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) in[static_cast<std::size_t>(i)] = i;
     PMPI_Group_translate_ranks(group, n, in.data(), parent_group.get(), out.data());
-    ranks.assign(out.begin(), out.end());
-  }
-  return create_comm(comm, newcomm, LineageOp::Create, std::move(ranks),
+    return std::vector<std::int32_t>(out.begin(), out.end());
+  };
+  return create_comm(comm, newcomm, LineageOp::Create, ranks,
                      [&] { return PMPI_Comm_create(comm, group, newcomm); });
 }
 int MPI_Cart_create(MPI_Comm comm, int ndims, const int dims[], const int periods[], int reorder,
                     MPI_Comm* newcomm) {
-  std::vector<std::int32_t> args{ndims, reorder};
-  args.insert(args.end(), dims, dims + ndims);
-  args.insert(args.end(), periods, periods + ndims);
-  return create_comm(comm, newcomm, LineageOp::Cart, std::move(args),
+  const auto args = [&] {
+    std::vector<std::int32_t> a{ndims, reorder};
+    a.insert(a.end(), dims, dims + ndims);
+    a.insert(a.end(), periods, periods + ndims);
+    return a;
+  };
+  return create_comm(comm, newcomm, LineageOp::Cart, args,
                      [&] { return PMPI_Cart_create(comm, ndims, dims, periods, reorder, newcomm); });
 }
 int MPI_Cart_sub(MPI_Comm comm, const int remain_dims[], MPI_Comm* newcomm) {
-  int ndims = 0;
-  PMPI_Cartdim_get(comm, &ndims);
-  std::vector<std::int32_t> args(remain_dims, remain_dims + ndims);
-  return create_comm(comm, newcomm, LineageOp::CartSub, std::move(args),
+  const auto args = [&] {
+    int ndims = 0;
+    PMPI_Cartdim_get(comm, &ndims);
+    return std::vector<std::int32_t>(remain_dims, remain_dims + ndims);
+  };
+  return create_comm(comm, newcomm, LineageOp::CartSub, args,
                      [&] { return PMPI_Cart_sub(comm, remain_dims, newcomm); });
 }
 int MPI_Comm_free(MPI_Comm* comm) {

@@ -8,7 +8,8 @@
 //  - a cancelled Irecv reports Test_cancelled (Open MPI 4.1 cannot cancel
 //    sends: a Wait on a cancelled unmatched Issend hangs even without us);
 //  - MPI_PROC_NULL peers: source MPI_PROC_NULL, tag MPI_ANY_TAG, count 0;
-//  - Sendrecv_replace with count 0; MPI_REQUEST_NULL inputs; empty statuses.
+//  - Sendrecv_replace with count 0; MPI_REQUEST_NULL inputs; empty statuses;
+//  - invalid communicators with MPI_ERRORS_RETURN: an error code, no crash.
 #include "check.hpp"
 
 #include <cstring>
@@ -42,6 +43,9 @@ bool cancelled(const MPI_Status& st) {
 bool empty_status(const MPI_Status& st) {
   return st.MPI_SOURCE == MPI_ANY_SOURCE && st.MPI_TAG == MPI_ANY_TAG && count_of(st, MPI_INT) == 0;
 }
+int handler_calls = 0;
+void count_errors(MPI_Comm*, int*, ...) { ++handler_calls; }
+
 bool proc_null_status(const MPI_Status& st) {
   return st.MPI_SOURCE == MPI_PROC_NULL && st.MPI_TAG == MPI_ANY_TAG && count_of(st, MPI_INT) == 0;
 }
@@ -215,6 +219,47 @@ int main(int argc, char** argv) {
   int outcount = 0, indices[2];
   CHECK(MPI_Waitsome(2, nulls, &outcount, indices, MPI_STATUSES_IGNORE) == MPI_SUCCESS &&
         outcount == MPI_UNDEFINED);
+
+  // --- invalid communicators with MPI_ERRORS_RETURN: an error code comes
+  // back (the error class MPI gives), nothing crashes.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
+  MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+  MPI_Group group;
+  MPI_Comm_group(comm, &group);
+  MPI_Comm made = MPI_COMM_SELF;
+  int cls = MPI_SUCCESS;
+  int rc = MPI_Comm_create(MPI_COMM_NULL, group, &made);
+  MPI_Error_class(rc, &cls);
+  CHECK(rc != MPI_SUCCESS && cls == MPI_ERR_COMM);
+  // The app's error handler runs once per failed call, as without the
+  // interposer (Open MPI reports an invalid communicator on MPI_COMM_WORLD).
+  MPI_Errhandler counting;
+  MPI_Comm_create_errhandler(count_errors, &counting);
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, counting);
+  handler_calls = 0;
+  CHECK(MPI_Comm_create(MPI_COMM_NULL, group, &made) != MPI_SUCCESS && handler_calls == 1);
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Errhandler_free(&counting);
+  rc = MPI_Comm_create(comm, MPI_GROUP_NULL, &made);
+  MPI_Error_class(rc, &cls);
+  CHECK(rc != MPI_SUCCESS && cls == MPI_ERR_GROUP);
+  rc = MPI_Comm_dup(MPI_COMM_NULL, &made);
+  CHECK(rc != MPI_SUCCESS);
+  const int remain[1] = {1};
+  rc = MPI_Cart_sub(comm, remain, &made);  // comm has no topology
+  MPI_Error_class(rc, &cls);
+  CHECK(rc != MPI_SUCCESS && cls == MPI_ERR_TOPOLOGY);
+  rc = MPI_Send(&x, 1, MPI_INT, 0, 1, MPI_COMM_NULL);
+  MPI_Error_class(rc, &cls);
+  CHECK(rc != MPI_SUCCESS && cls == MPI_ERR_COMM);
+  rc = MPI_Recv(&x, 1, MPI_INT, size + 5, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  MPI_Error_class(rc, &cls);
+  CHECK(rc != MPI_SUCCESS && cls == MPI_ERR_RANK);
+  // A valid Comm_create still works (and is recorded) afterwards.
+  CHECK(MPI_Comm_create(comm, group, &made) == MPI_SUCCESS);
+  if (made != MPI_COMM_NULL) MPI_Comm_free(&made);
+  MPI_Group_free(&group);
 
   MPI_Comm_free(&comm);
   MPI_Barrier(MPI_COMM_WORLD);
