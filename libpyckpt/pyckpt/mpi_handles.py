@@ -4,7 +4,8 @@ Handles are process-local; they are pickled as libpyckpt_mpi.so's stable ids
 and turned back into handles of the restarted job (pyckpt._core converts
 between mpi4py objects and handles with mpi4py's public py2f/f2py).
 Predefined objects (MPI.COMM_WORLD, MPI.DOUBLE, MPI.SUM, ...) are pickled by
-name, so identity (`comm is MPI.COMM_WORLD`) survives.
+name, so identity (`comm is MPI.COMM_WORLD`) survives; so are the buffer
+sentinels MPI.IN_PLACE and MPI.BOTTOM, whose classes mpi4py does not export.
 """
 from . import _core, heap
 from .errors import CheckpointFileError, UnsupportedStateError
@@ -18,11 +19,16 @@ def _mpi():
 _predefined = None
 
 
+def _sentinel_types(MPI):
+    return type(MPI.IN_PLACE), type(MPI.BOTTOM)
+
+
 def _predefined_names():
     global _predefined
     if _predefined is None:
         MPI = _mpi()
-        kinds = (MPI.Comm, MPI.Datatype, MPI.Op, MPI.Request, MPI.Group, MPI.Info, MPI.Errhandler, MPI.Message)
+        kinds = (MPI.Comm, MPI.Datatype, MPI.Op, MPI.Request, MPI.Group, MPI.Info, MPI.Errhandler, MPI.Message,
+                 *_sentinel_types(MPI))
         _predefined = {id(v): k for k, v in vars(MPI).items() if k.isupper() and isinstance(v, kinds)}
     return _predefined
 
@@ -95,6 +101,6 @@ def register_reducers():
     _registered = True
     MPI = _mpi()
     for cls in (MPI.Comm, MPI.Datatype, MPI.Request, MPI.Op, MPI.Group, MPI.Info, MPI.Errhandler, MPI.Message,
-                MPI.Win, MPI.File):
+                MPI.Win, MPI.File, *_sentinel_types(MPI)):
         heap.register_reduce(cls, _reduce_handle)
     heap.register_reduce(MPI.Status, _reduce_status)

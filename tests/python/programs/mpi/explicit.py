@@ -1,5 +1,7 @@
 """A collective pyckpt.checkpoint() made by all ranks at one step: it returns
-False in the job that wrote the checkpoint, True in the job resumed from it."""
+False in the job that wrote the checkpoint, True in the job resumed from it.
+The sentinels MPI.IN_PLACE and MPI.BOTTOM, held in a local across it, are
+the very same objects afterwards."""
 import sys
 import time
 
@@ -15,6 +17,7 @@ print(f"program start: rank {rank}", file=sys.stderr, flush=True)
 out = open(f"out.{rank}", "w")
 value = rank
 resumed = None
+sentinels = (MPI.IN_PLACE, MPI.BOTTOM)
 for step in range(steps):
     value = comm.allreduce(value * 3 + step, op=MPI.SUM) % 1000003
     out.write(f"step {step} value {value}\n")
@@ -22,6 +25,7 @@ for step in range(steps):
     if step == at:
         resumed = pyckpt.checkpoint()
         out.write(f"checkpoint returned {resumed}\n")
+        out.write(f"sentinels kept {sentinels[0] is MPI.IN_PLACE and sentinels[1] is MPI.BOTTOM}\n")
         out.flush()
     time.sleep(0.02)
 out.close()
