@@ -19,11 +19,6 @@ namespace {
 
 namespace h5 = pyckpt::h5;
 
-Ref check(PyObject* obj) {
-  if (obj == nullptr) throw PythonError{};
-  return Ref::steal(obj);
-}
-
 std::string to_string(PyObject* obj) {
   Py_ssize_t len = 0;
   const char* s = PyUnicode_AsUTF8AndSize(obj, &len);
@@ -57,7 +52,7 @@ std::vector<h5::ElementType::Field> fields_of(PyArray_Descr* d) {
     f.offset = PyLong_AsSize_t(PyTuple_GET_ITEM(info, 1));
     if (fd->subarray != nullptr) {
       Ref shape = Ref::borrow(fd->subarray->shape);
-      if (PyLong_Check(shape.get())) shape = check(PyTuple_Pack(1, shape.get()));
+      if (PyLong_Check(shape.get())) shape = check_new(PyTuple_Pack(1, shape.get()));
       for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(shape.get()); ++k)
         f.shape.push_back(PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(shape.get(), k)));
       f.type = element_type_of(fd->subarray->base);
@@ -87,7 +82,7 @@ h5::ElementType element_type_of(PyArray_Descr* d) {
     case 'V': return T::opaque(size);
     default: break;
   }
-  Ref repr = check(PyObject_Repr(reinterpret_cast<PyObject*>(d)));
+  Ref repr = check_new(PyObject_Repr(reinterpret_cast<PyObject*>(d)));
   PyErr_Format(PyExc_TypeError, "the checkpoint container cannot store arrays of %s as a dataset",
                to_string(repr.get()).c_str());
   throw PythonError{};
@@ -95,23 +90,23 @@ h5::ElementType element_type_of(PyArray_Descr* d) {
 
 // A NumPy dtype description (string or dict) for a container type.
 Ref dtype_descr_of(const h5::ElementType& t) {
-  if (t.kind != h5::ElementType::Kind::Compound) return check(PyUnicode_FromString(t.str().c_str()));
-  Ref names = check(PyList_New(0)), formats = check(PyList_New(0)), offsets = check(PyList_New(0));
+  if (t.kind != h5::ElementType::Kind::Compound) return check_new(PyUnicode_FromString(t.str().c_str()));
+  Ref names = check_new(PyList_New(0)), formats = check_new(PyList_New(0)), offsets = check_new(PyList_New(0));
   for (const auto& f : t.fields) {
     Ref format = dtype_descr_of(f.type);
     if (!f.shape.empty()) {
-      Ref shape = check(PyTuple_New(static_cast<Py_ssize_t>(f.shape.size())));
+      Ref shape = check_new(PyTuple_New(static_cast<Py_ssize_t>(f.shape.size())));
       for (std::size_t k = 0; k < f.shape.size(); ++k)
-        PyTuple_SET_ITEM(shape.get(), k, check(PyLong_FromUnsignedLongLong(f.shape[k])).release());
-      format = check(PyTuple_Pack(2, format.get(), shape.get()));
+        PyTuple_SET_ITEM(shape.get(), k, check_new(PyLong_FromUnsignedLongLong(f.shape[k])).release());
+      format = check_new(PyTuple_Pack(2, format.get(), shape.get()));
     }
-    if (PyList_Append(names.get(), check(PyUnicode_FromString(f.name.c_str())).get()) < 0 ||
+    if (PyList_Append(names.get(), check_new(PyUnicode_FromString(f.name.c_str())).get()) < 0 ||
         PyList_Append(formats.get(), format.get()) < 0 ||
-        PyList_Append(offsets.get(), check(PyLong_FromSize_t(f.offset)).get()) < 0)
+        PyList_Append(offsets.get(), check_new(PyLong_FromSize_t(f.offset)).get()) < 0)
       throw PythonError{};
   }
-  Ref itemsize = check(PyLong_FromSize_t(t.size));
-  return check(Py_BuildValue("{sOsOsOsO}", "names", names.get(), "formats", formats.get(), "offsets",
+  Ref itemsize = check_new(PyLong_FromSize_t(t.size));
+  return check_new(Py_BuildValue("{sOsOsOsO}", "names", names.get(), "formats", formats.get(), "offsets",
                              offsets.get(), "itemsize", itemsize.get()));
 }
 
@@ -133,7 +128,7 @@ h5::AttrValue attr_value_of(PyObject* v) {
   if (PyFloat_Check(v)) return PyFloat_AS_DOUBLE(v);
   if (PyUnicode_Check(v)) return to_string(v);
   if (PyList_Check(v) || PyTuple_Check(v)) {
-    Ref seq = check(PySequence_Fast(v, "attribute value"));
+    Ref seq = check_new(PySequence_Fast(v, "attribute value"));
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
     PyObject** items = PySequence_Fast_ITEMS(seq.get());
     if (n > 0 && PyUnicode_Check(items[0])) {
@@ -176,9 +171,9 @@ h5::AttrMap attr_map_of(PyObject* dict) {
 
 template <class T>
 Ref list_of(const std::vector<T>& values, PyObject* (*make)(T)) {
-  Ref list = check(PyList_New(static_cast<Py_ssize_t>(values.size())));
+  Ref list = check_new(PyList_New(static_cast<Py_ssize_t>(values.size())));
   for (std::size_t i = 0; i < values.size(); ++i)
-    PyList_SET_ITEM(list.get(), i, check(make(values[i])).release());
+    PyList_SET_ITEM(list.get(), i, check_new(make(values[i])).release());
   return list;
 }
 
@@ -187,9 +182,9 @@ PyObject* int_from(std::int64_t v) { return PyLong_FromLongLong(v); }
 
 Ref py_value_of(const h5::AttrValue& v) {
   struct Visitor {
-    Ref operator()(std::int64_t x) const { return check(PyLong_FromLongLong(x)); }
-    Ref operator()(double x) const { return check(PyFloat_FromDouble(x)); }
-    Ref operator()(const std::string& x) const { return check(str_from(x)); }
+    Ref operator()(std::int64_t x) const { return check_new(PyLong_FromLongLong(x)); }
+    Ref operator()(double x) const { return check_new(PyFloat_FromDouble(x)); }
+    Ref operator()(const std::string& x) const { return check_new(str_from(x)); }
     Ref operator()(const std::vector<std::int64_t>& x) const { return list_of(x, int_from); }
     Ref operator()(const std::vector<double>& x) const { return list_of(x, PyFloat_FromDouble); }
     Ref operator()(const std::vector<std::string>& x) const { return list_of(x, str_from); }
@@ -198,18 +193,18 @@ Ref py_value_of(const h5::AttrValue& v) {
 }
 
 Ref py_dict_of(const h5::AttrMap& attrs) {
-  Ref dict = check(PyDict_New());
+  Ref dict = check_new(PyDict_New());
   for (const auto& [k, v] : attrs)
     if (PyDict_SetItemString(dict.get(), k.c_str(), py_value_of(v).get()) < 0) throw PythonError{};
   return dict;
 }
 
 std::vector<std::uint64_t> u64_vector_of(PyObject* seq_obj, const char* what) {
-  Ref seq = check(PySequence_Fast(seq_obj, what));
+  Ref seq = check_new(PySequence_Fast(seq_obj, what));
   std::vector<std::uint64_t> out;
   for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
     // PyNumber_Index accepts NumPy integers as well as ints.
-    Ref index = check(PyNumber_Index(PySequence_Fast_GET_ITEM(seq.get(), i)));
+    Ref index = check_new(PyNumber_Index(PySequence_Fast_GET_ITEM(seq.get(), i)));
     out.push_back(PyLong_AsUnsignedLongLong(index.get()));
     if (PyErr_Occurred()) throw PythonError{};
   }
@@ -324,7 +319,7 @@ int writer_init(WriterObject* self, PyObject* args, PyObject* kwargs) {
   return guarded_status([&] {
     std::optional<std::uint64_t> explicit_epoch;
     if (epoch != Py_None) {
-      Ref index = check(PyNumber_Index(epoch));
+      Ref index = check_new(PyNumber_Index(epoch));
       explicit_epoch = PyLong_AsUnsignedLongLong(index.get());
       if (PyErr_Occurred()) throw PythonError{};
     }
@@ -512,14 +507,14 @@ void reader_dealloc(ReaderObject* self) {
 }
 
 Ref shape_tuple(const std::vector<std::uint64_t>& shape) {
-  Ref t = check(PyTuple_New(static_cast<Py_ssize_t>(shape.size())));
+  Ref t = check_new(PyTuple_New(static_cast<Py_ssize_t>(shape.size())));
   for (std::size_t k = 0; k < shape.size(); ++k)
-    PyTuple_SET_ITEM(t.get(), k, check(PyLong_FromUnsignedLongLong(shape[k])).release());
+    PyTuple_SET_ITEM(t.get(), k, check_new(PyLong_FromUnsignedLongLong(shape[k])).release());
   return t;
 }
 
 Ref dataset_dict(const h5::DatasetInfo& d) {
-  return check(Py_BuildValue(
+  return check_new(Py_BuildValue(
       "{sNsssNsNsssKsKsN}", "name", str_from(d.name), "kind", d.kind == h5::DatasetKind::Blob ? "blob" : "array",
       "dtype", dtype_of(d.type).release(), "shape", shape_tuple(d.shape).release(), "order",
       d.order == h5::StorageOrder::F ? "F" : "C", "bytes", static_cast<unsigned long long>(d.bytes), "checksum",
@@ -527,14 +522,14 @@ Ref dataset_dict(const h5::DatasetInfo& d) {
 }
 
 Ref global_array_dict(const h5::GlobalArrayInfo& g) {
-  Ref slabs = check(PyList_New(0));
+  Ref slabs = check_new(PyList_New(0));
   for (const auto& s : g.slabs) {
-    Ref slab = check(Py_BuildValue("{sisNsNsK}", "rank", s.rank, "offset", shape_tuple(s.offset).release(), "count",
+    Ref slab = check_new(Py_BuildValue("{sisNsNsK}", "rank", s.rank, "offset", shape_tuple(s.offset).release(), "count",
                                    shape_tuple(s.count).release(), "checksum",
                                    static_cast<unsigned long long>(s.checksum)));
     if (PyList_Append(slabs.get(), slab.get()) < 0) throw PythonError{};
   }
-  return check(Py_BuildValue("{sNsNsNsOsN}", "name", str_from(g.name), "dtype", dtype_of(g.type).release(), "shape",
+  return check_new(Py_BuildValue("{sNsNsNsOsN}", "name", str_from(g.name), "dtype", dtype_of(g.type).release(), "shape",
                              shape_tuple(g.shape).release(), "slabs", slabs.get(), "attrs",
                              py_dict_of(g.attrs).release()));
 }
@@ -562,7 +557,7 @@ PyObject* reader_datasets(ReaderObject* self, PyObject* arg) {
   const long rank = PyLong_AsLong(arg);
   if (rank == -1 && PyErr_Occurred()) return nullptr;
   return guarded([&]() -> PyObject* {
-    Ref list = check(PyList_New(0));
+    Ref list = check_new(PyList_New(0));
     for (const auto& d : reader_of(self).datasets(static_cast<int>(rank)))
       if (PyList_Append(list.get(), dataset_dict(d).get()) < 0) throw PythonError{};
     return list.release();
@@ -594,7 +589,7 @@ PyObject* reader_read_array(ReaderObject* self, PyObject* args) {
 
 PyObject* reader_global_arrays(ReaderObject* self, PyObject*) {
   return guarded([&]() -> PyObject* {
-    Ref list = check(PyList_New(0));
+    Ref list = check_new(PyList_New(0));
     for (const auto& g : reader_of(self).global_arrays())
       if (PyList_Append(list.get(), global_array_dict(g).get()) < 0) throw PythonError{};
     return list.release();
@@ -618,9 +613,9 @@ PyObject* reader_verify(ReaderObject* self, PyObject*) {
   return guarded([&]() -> PyObject* {
     std::vector<h5::VerifyResult> results;
     without_gil([&] { results = reader_of(self).verify(); });
-    Ref list = check(PyList_New(0));
+    Ref list = check_new(PyList_New(0));
     for (const auto& r : results) {
-      Ref item = check(Py_BuildValue("(NON)", str_from(r.dataset), r.ok ? Py_True : Py_False, str_from(r.message)));
+      Ref item = check_new(Py_BuildValue("(NON)", str_from(r.dataset), r.ok ? Py_True : Py_False, str_from(r.message)));
       if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
     }
     return list.release();
@@ -669,9 +664,9 @@ PyType_Spec reader_spec = {"pyckpt._core.Reader", sizeof(ReaderObject), 0, Py_TP
 PyObject* fs_path(const std::filesystem::path& p) { return PyUnicode_DecodeFSDefault(p.c_str()); }
 
 Ref entries_list(const h5::CheckpointDir& dir) {
-  Ref list = check(PyList_New(0));
+  Ref list = check_new(PyList_New(0));
   for (const auto& e : dir.list()) {
-    Ref item = check(Py_BuildValue("{sKsNsLsKsO}", "epoch", static_cast<unsigned long long>(e.epoch), "path",
+    Ref item = check_new(Py_BuildValue("{sKsNsLsKsO}", "epoch", static_cast<unsigned long long>(e.epoch), "path",
                                    fs_path(e.path), "mtime", static_cast<long long>(e.mtime_unix), "bytes",
                                    static_cast<unsigned long long>(e.bytes), "latest",
                                    e.is_latest ? Py_True : Py_False));
@@ -711,7 +706,7 @@ void dir_dealloc(DirObject* self) {
 }
 
 std::uint64_t epoch_arg(PyObject* arg) {
-  Ref index = check(PyNumber_Index(arg));
+  Ref index = check_new(PyNumber_Index(arg));
   const unsigned long long epoch = PyLong_AsUnsignedLongLong(index.get());
   if (PyErr_Occurred()) throw PythonError{};
   return epoch;
@@ -749,9 +744,9 @@ PyObject* dir_writing_marker(DirObject* self, PyObject* arg) {
 }
 PyObject* dir_writing_markers(DirObject* self, PyObject*) {
   return guarded([&] {
-    Ref list = check(PyList_New(0));
+    Ref list = check_new(PyList_New(0));
     for (const auto& [epoch, path] : dir_of(self).writing_markers()) {
-      Ref item = check(Py_BuildValue("(KN)", static_cast<unsigned long long>(epoch), fs_path(path)));
+      Ref item = check_new(Py_BuildValue("(KN)", static_cast<unsigned long long>(epoch), fs_path(path)));
       if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
     }
     return list.release();
@@ -759,7 +754,7 @@ PyObject* dir_writing_markers(DirObject* self, PyObject*) {
 }
 PyObject* dir_repr(DirObject* self) {
   return guarded([&] {
-    Ref path = check(fs_path(dir_of(self).path()));
+    Ref path = check_new(fs_path(dir_of(self).path()));
     return PyUnicode_FromFormat("pyckpt._core.CheckpointDir(%R, keep=%d)", path.get(), dir_of(self).keep());
   });
 }

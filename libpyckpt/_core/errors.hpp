@@ -24,6 +24,17 @@ namespace pyckpt::core {
 // A Python exception is already set.
 struct PythonError {};
 
+// Throw PythonError if a C API call failed: check() for a borrowed or raw
+// result, check_new() for a new reference, check_status() for a status.
+inline PyObject* check(PyObject* obj) {
+  if (obj == nullptr) throw PythonError{};
+  return obj;
+}
+inline Ref check_new(PyObject* obj) { return Ref::steal(check(obj)); }
+inline void check_status(int status) {
+  if (status < 0) throw PythonError{};
+}
+
 // State that cannot be captured or resumed; becomes
 // pyckpt.UnsupportedStateError. `transient` marks conditions that go away by
 // themselves (a C function between two frames): a preemptive request waits

@@ -69,13 +69,8 @@ void check_rc(int rc, const char* what) {
                                : std::string(what) + " failed (code " + std::to_string(rc) + ")");
 }
 
-Ref checked(PyObject* obj) {
-  if (obj == nullptr) throw PythonError{};
-  return Ref::steal(obj);
-}
-
 std::uint64_t u64_arg(PyObject* arg) {
-  Ref index = checked(PyNumber_Index(arg));
+  Ref index = check_new(PyNumber_Index(arg));
   const unsigned long long v = PyLong_AsUnsignedLongLong(index.get());
   if (PyErr_Occurred()) throw PythonError{};
   return v;
@@ -89,7 +84,7 @@ MPI_Fint fortran_handle(PyObject* obj) {
 
 // cls.f2py(fint): an mpi4py object of class cls for a C handle.
 Ref mpi4py_object(PyObject* cls, MPI_Fint fint) {
-  return checked(PyObject_CallMethod(cls, "f2py", "i", static_cast<int>(fint)));
+  return check_new(PyObject_CallMethod(cls, "f2py", "i", static_cast<int>(fint)));
 }
 
 // ------------------------------------------------------------ callbacks ---
@@ -295,11 +290,11 @@ PyObject* py_mpi_pending_requests(PyObject*, PyObject*) {
     const pyckpt_mpi_request_info* infos = nullptr;
     std::size_t n = 0;
     check_rc(a.pending_requests(&infos, &n), "pyckpt_mpi_pending_requests");
-    Ref list = checked(PyList_New(0));
+    Ref list = check_new(PyList_New(0));
     for (std::size_t i = 0; i < n; ++i) {
       const pyckpt_mpi_request_info& r = infos[i];
-      Ref item = checked(PyStructSequence_New(g_request_info_type));
-      const auto set = [&](Py_ssize_t k, PyObject* v) { PyStructSequence_SetItem(item.get(), k, checked(v).release()); };
+      Ref item = check_new(PyStructSequence_New(g_request_info_type));
+      const auto set = [&](Py_ssize_t k, PyObject* v) { PyStructSequence_SetItem(item.get(), k, check_new(v).release()); };
       set(0, PyLong_FromUnsignedLongLong(r.id));
       set(1, PyBool_FromLong(r.is_recv));
       set(2, PyBool_FromLong(r.completed));
@@ -329,10 +324,10 @@ PyObject* py_mpi_channel_messages(PyObject*, PyObject*) {
     const pyckpt_mpi_channel_message* messages = nullptr;
     std::size_t n = 0;
     check_rc(a.channel_messages(&messages, &n), "pyckpt_mpi_channel_messages");
-    Ref list = checked(PyList_New(0));
+    Ref list = check_new(PyList_New(0));
     for (std::size_t i = 0; i < n; ++i) {
       const pyckpt_mpi_channel_message& m = messages[i];
-      Ref item = checked(Py_BuildValue("{sKsisisisK}", "comm", static_cast<unsigned long long>(m.comm), "source",
+      Ref item = check_new(Py_BuildValue("{sKsisisisK}", "comm", static_cast<unsigned long long>(m.comm), "source",
                                        static_cast<int>(m.source), "dest", static_cast<int>(m.dest), "tag",
                                        static_cast<int>(m.tag), "bytes", static_cast<unsigned long long>(m.bytes)));
       if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};

@@ -14,16 +14,6 @@
 
 namespace pyckpt::core::interp {
 
-// Throws PythonError if a C API call failed.
-inline PyObject* check(PyObject* obj) {
-  if (obj == nullptr) throw PythonError{};
-  return obj;
-}
-inline Ref check_new(PyObject* obj) { return Ref::steal(check(obj)); }
-inline void check_status(int status) {
-  if (status < 0) throw PythonError{};
-}
-
 // "file:line in function" of a code object at a byte offset.
 std::string describe_code_at(PyObject* code, int offset_bytes);
 // str()/repr() of an object for messages; never throws.
