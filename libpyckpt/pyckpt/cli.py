@@ -64,6 +64,14 @@ def _reexec_with_hash_seed(seed):
     os.execve(sys.executable, [sys.executable, "-m", "pyckpt", *sys.argv[1:]], env)
 
 
+def _reexec_for_hash_seed_of(reader):
+    """Before resuming `reader`'s checkpoint: run this command again if this
+    interpreter's hash seed is not the one the checkpoint was written with."""
+    seed = reader.attributes.get("hash_seed", "random")
+    if seed != "random" and os.environ.get("PYTHONHASHSEED") != seed:
+        _reexec_with_hash_seed(seed)
+
+
 def _cmd_run(args):
     from . import session
     if os.environ.get("PYTHONHASHSEED") in (None, "", "random"):
@@ -80,9 +88,7 @@ def _cmd_restart(args):
     if args.mpirun is not None:
         return _restart_mpirun(args.mpirun)
     reader = session.open_checkpoint(args.path)
-    seed = reader.attributes.get("hash_seed", "random")
-    if seed != "random" and os.environ.get("PYTHONHASHSEED") != seed:
-        _reexec_with_hash_seed(seed)
+    _reexec_for_hash_seed_of(reader)
     session.restart(reader)
     return 0
 
@@ -91,9 +97,7 @@ def _cmd_resume_rank(args):
     from . import mpi, session
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     reader = session.open_checkpoint(settings.resume_directory(), world_size=None)
-    seed = reader.attributes.get("hash_seed", "random")
-    if seed != "random" and os.environ.get("PYTHONHASHSEED") != seed:
-        _reexec_with_hash_seed(seed)
+    _reexec_for_hash_seed_of(reader)
     mpi.resume_rank(reader, command)
     return 0
 
