@@ -77,9 +77,20 @@ int pyckpt_mpi_install_signal_trigger(int signo) {
 
 int pyckpt_mpi_poll(void) {
   return guarded([] {
-    running().coordinator.poll_blocked();
+    running().coordinator.serve_here();
     return PYCKPT_MPI_OK;
   });
+}
+
+int pyckpt_mpi_set_wake_callback(pyckpt_mpi_wake_fn wake, void* user) {
+  if (callbacks.wake != nullptr) {
+    set_last_error("pyckpt_mpi: a wake callback is already registered");
+    return PYCKPT_MPI_ESTATE;
+  }
+  callbacks.wake = wake;
+  callbacks.wake_user = user;
+  if (Runtime* rt = Runtime::get()) rt->start_waker();
+  return PYCKPT_MPI_OK;
 }
 
 int pyckpt_mpi_checkpoint(void) {

@@ -2,14 +2,18 @@
 // (doc/mpi.md). Phases, all driven from safe points (MPI calls of the app,
 // progress loops of blocking calls, pyckpt_mpi_poll):
 //   Idle -> Agreeing : a local trigger or a REQ message from another rank;
-//                      REQ goes to every rank on the private control comm.
+//                      REQ reaches every rank down a binomial tree rooted
+//                      at world rank 0 on the private control comm.
 //   Agreeing         : rounds on the control comm. Each rank reports whether
 //                      it is at its targets and the collective sequence
 //                      number it wants per communicator; targets are the
 //                      highest wanted. Lagging ranks run the app on until
 //                      they get there; ranks at a target park at their next
-//                      collective on that comm, and ask for one more if they
-//                      are still below a target elsewhere.
+//                      collective on that comm (or wait at a safe point of
+//                      their own code, serve_here), and ask for one more if
+//                      they are still below a target elsewhere. A rank
+//                      waiting in a collective that completed on no member
+//                      is at the target before it (CollectiveKind).
 //   Agreeing -> Decided : every rank reported ready in one round.
 //   Decided -> cut   : at the next safe point outside a collective: exchange
 //                      per-peer counts on the control comm, drain the
@@ -36,12 +40,13 @@
 #include <cstring>
 #include <numeric>
 
+#include <sched.h>
+
 namespace pyckpt::mpi {
 
 std::atomic<bool> Coordinator::requested_{false};
 
 namespace {
-constexpr int kTagRequest = 1;
 unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
 }  // namespace
 
@@ -76,6 +81,7 @@ void Coordinator::trace(const char* format, ...) const {
 }
 
 void Coordinator::poll_slow(bool cut_allowed) {
+  note_activity();
   if (in_cut_) return;
   InternalScope internal;
   try {
@@ -89,35 +95,70 @@ void Coordinator::poll_slow(bool cut_allowed) {
 }
 
 void Coordinator::step(bool cut_allowed) {
-  if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) {
-    trace("begins (requested here)");
-    begin_cut();
-  }
+  if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) initiate();
   for (;;) {
     int flag = 0;
     MPI_Status st;
-    PMPI_Iprobe(MPI_ANY_SOURCE, kTagRequest, ctl_.get(), &flag, &st);
+    PMPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, ctl_.get(), &flag, &st);
     if (!flag) break;
-    std::uint64_t n = 0;
-    PMPI_Recv(&n, 1, MPI_UINT64_T, st.MPI_SOURCE, kTagRequest, ctl_.get(), MPI_STATUS_IGNORE);
-    if (n != completed_cuts_ + 1)
-      throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi: checkpoint request for an unexpected cut number");
-    ++req_received_;
-    if (phase_ == Phase::Idle) {
-      trace("begins (request from rank %d)", st.MPI_SOURCE);
-      begin_cut();
-    }
+    receive_request(st.MPI_SOURCE, st.MPI_TAG);
   }
   if (phase_ == Phase::Agreeing) advance_round();
   if (phase_ == Phase::Decided && cut_allowed && !channel_.holds_matched_message()) run_cut();
 }
 
-void Coordinator::begin_cut() {
+// This rank asks for the cut: the root starts it down the tree, any other
+// rank asks the root. Either way it begins at once.
+void Coordinator::initiate() {
+  trace("begins (requested here)");
+  initiated_ = true;
+  if (world_rank_ == 0) {
+    broadcast_request();
+  } else {
+    const std::uint64_t n = completed_cuts_ + 1;
+    check(PMPI_Send(&n, 1, MPI_UINT64_T, 0, kTagAsk, ctl_.get()), "MPI_Send (checkpoint request to rank 0)");
+  }
+  begin_cut();
+}
+
+// One request message on the control comm: an ASK at the root (the first
+// one of an attempt starts the tree), the REQ from this rank's parent
+// (forwarded to its children).
+void Coordinator::receive_request(int source, int tag) {
+  std::uint64_t n = 0;
+  check(PMPI_Recv(&n, 1, MPI_UINT64_T, source, tag, ctl_.get(), MPI_STATUS_IGNORE), "MPI_Recv (request)");
+  if (n != completed_cuts_ + 1 || (tag != kTagAsk && tag != kTagRequest))
+    throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi: checkpoint request for an unexpected cut number");
+  if (tag == kTagAsk) {
+    ++asks_received_;
+    if (!request_sent_) broadcast_request();
+  } else {
+    request_received_ = true;
+    broadcast_request();
+  }
+  if (phase_ == Phase::Idle) {
+    trace("begins (request from rank %d)", source);
+    begin_cut();
+  }
+}
+
+// REQ to this rank's children in the binomial tree rooted at world rank 0:
+// rank r's children are r + 2^k for every 2^k below r's lowest set bit (all
+// 2^k < N for the root); ceil(log2 N) rounds reach every rank.
+void Coordinator::broadcast_request() {
   const std::uint64_t n = completed_cuts_ + 1;
-  for (int r = 0; r < world_size_; ++r)
-    if (r != world_rank_) check(PMPI_Send(&n, 1, MPI_UINT64_T, r, kTagRequest, ctl_.get()), "MPI_Send (request)");
+  const int r = world_rank_;
+  const int lowest_bit = r == 0 ? world_size_ : (r & -r);
+  for (int step = 1; step < lowest_bit && r + step < world_size_; step <<= 1)
+    check(PMPI_Send(&n, 1, MPI_UINT64_T, r + step, kTagRequest, ctl_.get()), "MPI_Send (checkpoint request)");
+  request_sent_ = true;
+}
+
+void Coordinator::begin_cut() {
   phase_ = Phase::Agreeing;
+  active_.store(true, std::memory_order_relaxed);
   round_.number = 0;
+  peer_behind_ = false;
   post_round();
 }
 
@@ -144,9 +185,14 @@ void Coordinator::post_round() {
   }
   a.mine[0] = static_cast<int>(a.out.size());
   a.mine[1] = ready ? 1 : 0;
-  a.flags.assign(2 * static_cast<std::size_t>(world_size_), 0);
+  a.mine[2] = initiated_ ? 1 : 0;
+  // Behind: only this rank's application can take it to its targets (it is
+  // not inside a collective that gets it there). Ranks waiting at a safe
+  // point of their own code must then let their application run on.
+  a.mine[3] = a.targets_known() && below && parked_on_ == nullptr ? 1 : 0;
+  a.flags.assign(Round::kFlags * static_cast<std::size_t>(world_size_), 0);
   a.stage = Round::Stage::Flags;
-  check(PMPI_Iallgather(a.mine, 2, MPI_INT, a.flags.data(), 2, MPI_INT, ctl_.get(), &a.req),
+  check(PMPI_Iallgather(a.mine, Round::kFlags, MPI_INT, a.flags.data(), Round::kFlags, MPI_INT, ctl_.get(), &a.req),
         "MPI_Iallgather (agreement flags)");
 }
 
@@ -157,10 +203,15 @@ void Coordinator::advance_round() {
   if (!done) return;
   if (a.stage == Round::Stage::Flags) {
     bool all_ready = true;
+    initiators_ = 0;
+    peer_behind_ = false;
     a.counts.resize(static_cast<std::size_t>(world_size_));
     for (std::size_t r = 0; r < a.counts.size(); ++r) {
-      a.counts[r] = a.flags[2 * r];
-      all_ready &= a.flags[2 * r + 1] != 0;
+      const int* f = &a.flags[Round::kFlags * r];
+      a.counts[r] = f[0];
+      all_ready &= f[1] != 0;
+      initiators_ += f[2];
+      peer_behind_ |= f[3] != 0;
     }
     if (all_ready) {
       // Every rank is at the same targets and stays there (it parks at any
@@ -221,25 +272,27 @@ void Coordinator::on_new_comm(CommRec& c) {
   if (phase_ != Phase::Idle) c.coll_target = target_of(c);
 }
 
-void Coordinator::enter_collective(CommRec* c) {
-  poll();
-  // Entering now would pass the agreed target (or none is known yet): wait
-  // here, serving the protocol, until the cut is done or the target raised.
-  const auto must_wait = [&] {
-    return phase_ != Phase::Idle && (!round_.targets_known() || c->coll_seq >= c->coll_target);
-  };
-  if (must_wait()) {
-    trace("waits before collective %llu on comm %016llx@%d", ull(c->coll_seq + 1), ull(c->id), c->world_ranks[0]);
-    parked_on_ = c;
-    while (must_wait()) poll_blocked(true);
-    parked_on_ = nullptr;
-  }
-  ++c->coll_seq;
-  ++collectives_;
+// Entering a collective on c now would pass the agreed target (or none is
+// known yet): waits here, serving the protocol, until the cut is done or the
+// target raised.
+void Coordinator::park_at(CommRec* c) {
+  if (!must_wait(*c)) return;
+  trace("waits before collective %llu on comm %016llx@%d", ull(c->coll_seq + 1), ull(c->id), c->world_ranks[0]);
+  parked_on_ = c;
+  while (must_wait(*c)) poll_blocked(true);
+  parked_on_ = nullptr;
 }
 
+// Communicator creation has no nonblocking form, so it cannot wait for its
+// members in a form a cut can interrupt on every rank alike (a member in the
+// blocking creation serves no protocol): the rank counts it on entry and is
+// not ready for a cut until it is made. A cut requested meanwhile completes
+// once every member arrived (doc/mpi.md, "Collectives across a cut").
 void Coordinator::synchronize(CommRec* c, bool creating) {
-  enter_collective(c);
+  poll();
+  park_at(c);
+  ++c->coll_seq;
+  ++collectives_;
   creating_comm_ = creating;
   InternalScope internal;
   MPI_Request req;
@@ -384,12 +437,17 @@ void Coordinator::run_cut() {
   // 2. Drain in-flight messages into channel state.
   drain(live, offsets);
 
-  // 3. Every rank sent one REQ to every other rank for this cut; take the
-  //    rest so the control comm is empty for the next cut.
-  for (; req_received_ < world_size_ - 1; ++req_received_) {
-    std::uint64_t n = 0;
-    check(PMPI_Recv(&n, 1, MPI_UINT64_T, MPI_ANY_SOURCE, kTagRequest, ctl_.get(), MPI_STATUS_IGNORE),
-          "MPI_Recv (request)");
+  // 3. Take (and forward) the request messages of this attempt still on
+  //    their way, so the control comm is empty for the next one: the REQ
+  //    from the parent, at the root the ASK of every other initiator.
+  const auto all_taken = [&] {
+    return world_rank_ == 0 ? request_sent_ && asks_received_ == initiators_ - (initiated_ ? 1 : 0)
+                            : request_received_;
+  };
+  while (!all_taken()) {
+    MPI_Status st;
+    check(PMPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, ctl_.get(), &st), "MPI_Probe (request)");
+    receive_request(st.MPI_SOURCE, st.MPI_TAG);
   }
 
   // 4. This rank's verdict: a reason of its own not to be captured (then no
@@ -418,8 +476,10 @@ void Coordinator::run_cut() {
     c->coll_seq = c->coll_target = 0;
   }
   targets_.clear();
-  req_received_ = 0;
+  initiated_ = request_sent_ = request_received_ = false;
+  asks_received_ = initiators_ = 0;
   phase_ = Phase::Idle;
+  active_.store(false, std::memory_order_relaxed);
   conclude(job);
 }
 
@@ -465,6 +525,21 @@ void Coordinator::finish() {
     step(true);
   }
   while (ended_cuts_ < target) step(true);
+}
+
+bool Coordinator::serve_here() {
+  if (in_cut_ || finishing_) return false;
+  const std::uint64_t ended = ended_cuts_;
+  poll_slow(true);
+  // At a targets, nothing in progress: like a rank parked at a collective,
+  // but a point of its own code where the original program would not wait:
+  // it leaves as soon as it or a peer needs the application to run on (a
+  // peer may need a message this rank sends later).
+  while (phase_ != Phase::Idle && !(round_.targets_known() && (!at_targets() || peer_behind_))) {
+    sched_yield();  // the ranks of a node share its cores with the ones computing
+    poll_slow(true);
+  }
+  return ended_cuts_ != ended;
 }
 
 int Coordinator::checkpoint_now() {

@@ -58,9 +58,27 @@ class Coordinator {
   }
 
   // --- collectives and communicator creation -----------------------------
-  // At entry of a collective on c: waits while entering it would pass the
-  // cut point agreed for c. Then counts it.
-  void enter_collective(CommRec* c);
+  // How a blocking collective is cut (doc/mpi.md, "Collectives across a
+  // cut"): the cut falls before a collective that completed on no member,
+  // and after one that completed on some member.
+  //   Synchronizing: no member can complete it before every member entered
+  //     it (Barrier; Allreduce, Allgather(v), Alltoall, Reduce_scatter(_block)
+  //     with data on every rank, out of place, on an intracommunicator). It
+  //     runs as its nonblocking form at once; a member that has not seen it
+  //     complete can be cut before it, and while a cut is being agreed it
+  //     does not return from it (holds the completion) unless the target
+  //     lets it pass.
+  //   TwoPhase: any other (rooted ones complete early at the root or the
+  //     leaves, zero counts, in place buffers are written while it runs,
+  //     intercommunicators). An Ibarrier on its communicator first, during
+  //     which the member can be cut before it; the collective itself is
+  //     posted once every member arrived, and then completes without any
+  //     member's application code.
+  enum class CollectiveKind { Synchronizing, TwoPhase };
+  // Runs an application's blocking collective on c: post() posts its
+  // nonblocking form. Returns MPI's code.
+  template <typename Post>
+  int collective(CommRec* c, CollectiveKind kind, Post post);
   // Enter a blocking collective on c that has no nonblocking form: counts it
   // and waits, serving the protocol, in an Ibarrier on c until all members
   // arrived, so the blocking call that follows cannot wait for a rank parked
@@ -75,6 +93,29 @@ class Coordinator {
   // must not match a message (MPI_Improbe) until the round's outcome or the
   // cut, or the cut would wait for its receive.
   bool ready_for_cut() const { return phase_ != Phase::Idle && round_.reported_ready(); }
+
+  // --- safe points in the application's own code ---------------------------
+  // The application is at a point where its state can be captured without
+  // any MPI call in progress (a Python line): serves a checkpoint pending on
+  // this rank there, until it ends, unless this rank (or a peer) needs the
+  // application to run on to reach the cut. True if a cut ran (the capture
+  // callback was called here).
+  bool serve_here();
+  // Whether this rank has a checkpoint to serve (requested here, or under
+  // way). Any thread.
+  bool pending() const {
+    return requested_.load(std::memory_order_relaxed) || active_.load(std::memory_order_relaxed);
+  }
+  // How many times the main thread served the protocol or made an MPI call
+  // (a relaxed counter the waker reads to see whether the application is
+  // computing; see waker.hpp).
+  std::uint64_t activity() const { return activity_.load(std::memory_order_relaxed); }
+  void note_activity() { activity_.store(activity_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  // The control communicator and the tag of checkpoint requests (the waker
+  // probes for them).
+  MPI_Comm control() const { return ctl_.get(); }
+  static constexpr int kTagRequest = 1;  // root -> tree: cut n begins
+  static constexpr int kTagAsk = 2;      // initiator -> root: please begin cut n
 
   // --- checkpoints -----------------------------------------------------------
   // Async-signal-safe: a lock-free atomic store, usable before MPI_Init.
@@ -120,6 +161,13 @@ class Coordinator {
 
   void poll_slow(bool cut_allowed);
   void step(bool cut_allowed);
+  bool must_wait(const CommRec& c) const {
+    return phase_ != Phase::Idle && (!round_.targets_known() || c.coll_seq >= c.coll_target);
+  }
+  void park_at(CommRec* c);
+  void initiate();
+  void receive_request(int source, int tag);
+  void broadcast_request();
   void begin_cut();
   void post_round();
   void advance_round();
@@ -134,6 +182,8 @@ class Coordinator {
   void conclude(const Verdict& outcome);
 
   static std::atomic<bool> requested_;
+  std::atomic<bool> active_{false};  // phase_ != Idle, for other threads
+  std::atomic<std::uint64_t> activity_{0};
 
   int world_rank_, world_size_;
   CommTable& comms_;
@@ -149,17 +199,31 @@ class Coordinator {
   Phase phase_ = Phase::Idle;
   std::uint64_t poll_tick_ = 0;
   std::uint32_t spin_tick_ = 0;
-  int req_received_ = 0;  // REQ messages of the current cut consumed
+  // Requests travel on a binomial tree rooted at world rank 0 (O(log N)
+  // messages per rank): an initiating rank other than the root sends the
+  // root one ASK; the root sends REQ to its children once per attempt,
+  // every rank forwards the one REQ it gets from its parent. The cut
+  // consumes all of them (the initiators are counted in the rounds).
+  bool initiated_ = false;       // this rank began the current attempt itself
+  bool request_sent_ = false;    // root: REQ sent down the tree this attempt
+  bool request_received_ = false;  // non-root: REQ from the parent received
+  int asks_received_ = 0;        // root: ASKs of this attempt consumed
+  int initiators_ = 0;           // ranks that began this attempt themselves (rounds)
+  bool peer_behind_ = false;     // the last round: some rank must run its application on
   // One round of the cut's agreement on collective sequence numbers, on
-  // ctl_: an Iallgather of (entry count, ready flag) per rank, then, unless
+  // ctl_: an Iallgather of flags per rank, then, unless
   // every rank is ready, an Iallgatherv of (comm id, world rank of its rank
   // 0, wanted seq) triples.
   struct Round {
     enum class Stage { Flags, Triples } stage = Stage::Flags;
     MPI_Request req = MPI_REQUEST_NULL;
     int number = 0;               // rounds of this cut that set targets
-    int mine[2] = {0, 0};         // entries, ready
-    std::vector<int> flags;       // (entries, ready) per rank
+    // Per rank: entries, ready, initiated this attempt, behind (below a
+    // target and not inside a collective: only its application can get it
+    // there).
+    static constexpr int kFlags = 4;
+    int mine[kFlags] = {0, 0, 0, 0};
+    std::vector<int> flags;       // kFlags per rank
     std::vector<int> counts, displs;
     std::vector<std::uint64_t> out, in;
     bool targets_known() const { return number > 0; }
@@ -169,7 +233,7 @@ class Coordinator {
   // Agreed targets by (id, world rank of its rank 0), also of comms this
   // rank has not made yet; they only grow during a cut (see advance_round).
   std::map<CommRec::Key, std::uint64_t> targets_;
-  CommRec* parked_on_ = nullptr;  // enter_collective waits at this comm's target
+  CommRec* parked_on_ = nullptr;  // waiting before (or holding) a collective on this comm
   bool creating_comm_ = false;    // between synchronize(c, true) and end_creation()
   // Cuts are numbered alike on every rank. REQs name the cut they ask for
   // (completed_cuts_ + 1); a restarted job continues the numbering.
@@ -182,5 +246,51 @@ class Coordinator {
   std::uint64_t collectives_ = 0;        // application collectives entered
   std::uint64_t checkpoints_ = 0;        // cuts that succeeded in this process
 };
+
+// A blocking collective, cut as its kind requires (see CollectiveKind).
+template <typename Post>
+int Coordinator::collective(CommRec* c, CollectiveKind kind, Post post) {
+  poll();
+  const bool synchronizing = kind == CollectiveKind::Synchronizing;
+  if (!synchronizing) {
+    // Phase 1: every member arrives. The rank is before the collective
+    // (cut allowed) until the barrier completed and the target lets it pass.
+    MPI_Request barrier;
+    int rc = PMPI_Ibarrier(c->real, &barrier);
+    if (rc != MPI_SUCCESS) return rc;
+    parked_on_ = c;
+    for (int arrived = 0;;) {
+      if (!arrived) PMPI_Test(&barrier, &arrived, MPI_STATUS_IGNORE);
+      if (arrived && !must_wait(*c)) break;
+      poll_blocked(/*cut_allowed=*/true);
+    }
+    parked_on_ = nullptr;
+    ++c->coll_seq;
+    ++collectives_;
+  }
+  MPI_Request req;
+  int rc = post(&req);
+  if (rc != MPI_SUCCESS) return rc;
+  // Synchronizing: counted when it completes in the app's view; until then
+  // the rank is before it. TwoPhase: every member is in it, it completes
+  // first (no cut inside).
+  if (synchronizing) parked_on_ = c;
+  for (int done = 0;;) {
+    if (!done) {
+      rc = PMPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      if (rc != MPI_SUCCESS) break;
+    }
+    if (done && !(synchronizing && must_wait(*c))) break;
+    poll_blocked(/*cut_allowed=*/synchronizing);
+  }
+  if (synchronizing) {
+    parked_on_ = nullptr;
+    if (rc == MPI_SUCCESS) {
+      ++c->coll_seq;
+      ++collectives_;
+    }
+  }
+  return rc;
+}
 
 }  // namespace pyckpt::mpi

@@ -6,6 +6,7 @@
 //   RequestTable  app requests: ids, completion, pending view, re-post
 //   BlockingCall  the blocking app call in progress across a cut, re-issue
 //   Coordinator   phases, rounds, targets, the cut and its agreement, finish
+//   Waker         a thread that brings a checkpoint to a computing rank
 // -- and the save/restore codec of the whole state (runtime.cpp).
 // The wrappers (wrap_*.cpp) and the C ABI (capi.cpp) call the parts' methods.
 //
@@ -22,6 +23,7 @@
 #include "internal_scope.hpp"
 #include "request_table.hpp"
 #include "type_table.hpp"
+#include "waker.hpp"
 
 #include <mpi.h>
 
@@ -58,6 +60,12 @@ class Runtime {
   BlockingCall call{world_rank_};
   Coordinator coordinator;
 
+  // The waker runs once the layer above registered a wake callback;
+  // destroyed before the coordinator's communicators.
+  void start_waker() {
+    if (!waker_) waker_ = std::make_unique<Waker>(coordinator);
+  }
+
   // Record a communicator made by `op` on `parent` (collective on parent;
   // called on every member, also where the result is MPI_COMM_NULL).
   CommRec& add_comm(CommRec& parent, LineageOp op, std::vector<std::int32_t> args, MPI_Comm made) {
@@ -69,8 +77,12 @@ class Runtime {
   // Unsupported features the job used; a checkpoint fails naming them.
   void mark_unsupported(const char* call);
 
-  // Application MPI calls seen (pyckpt_mpi_get_stats).
-  void count_call() { ++intercepted_; }
+  // Application MPI calls seen (pyckpt_mpi_get_stats); each one is
+  // activity of the main thread for the waker.
+  void count_call() {
+    ++intercepted_;
+    coordinator.note_activity();
+  }
   void uncount_call() { --intercepted_; }
   std::uint64_t intercepted() const { return intercepted_; }
 
@@ -83,6 +95,7 @@ class Runtime {
 
   static std::unique_ptr<Runtime> instance_;
   std::uint64_t intercepted_ = 0;
+  std::unique_ptr<Waker> waker_;  // last member: stopped first
 };
 
 // The runtime if this call is the application's (to be tracked), else null.

@@ -28,24 +28,32 @@ void after_init() {
   PMPI_Abort(MPI_COMM_WORLD, 70);
 }
 
+using Kind = Coordinator::CollectiveKind;
+
 // A blocking collective as its nonblocking twin plus a progress loop, so a
-// rank waiting in it still serves the protocol; the cut never falls inside
-// it (cut_allowed = false): all members have entered, it completes first.
-template <typename Direct, typename Post>
-int collective(MPI_Comm comm, Direct direct, Post post) {
+// rank waiting in it still serves the protocol; how a cut treats it depends
+// on its kind (Coordinator::CollectiveKind, doc/mpi.md). synchronizing():
+// whether this call completes on no member before all entered it; every
+// member computes the same answer from arguments MPI requires to agree.
+template <typename Direct, typename Synchronizing, typename Post>
+int collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
   Runtime* rt = app_call();
   CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c) return direct();
-  rt->coordinator.enter_collective(c);
-  MPI_Request req;
-  int rc = post(&req);
-  if (rc != MPI_SUCCESS) return rc;
-  for (;;) {
-    int flag = 0;
-    rc = PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS || flag) return rc;
-    rt->coordinator.poll_blocked(/*cut_allowed=*/false);
-  }
+  // (The communicators the library tracks are intracommunicators: making
+  // intercommunicators is recorded as unsupported.)
+  return rt->coordinator.collective(c, synchronizing(*c) ? Kind::Synchronizing : Kind::TwoPhase, post);
+}
+
+// Data from every member reaches every member: the all-to-all collectives
+// synchronize unless a count is zero (a member with nothing to get may
+// finish early; Open MPI returns at once for a zero count) or the buffer is
+// in place (written while the collective runs, it would be captured half
+// done by a cut before the collective).
+bool all_positive(const int counts[], int n) {
+  for (int i = 0; i < n; ++i)
+    if (counts[i] <= 0) return false;
+  return true;
 }
 
 // Communicator creation is collective over the parent but has no
@@ -89,10 +97,10 @@ int MPI_Finalize(void) {
 
 // --- collectives: blocking ones become nonblocking + progress; the
 // nonblocking ones of the app pass through but are not checkpointable yet.
-#define PYCKPT_COLLECTIVE(name, iname, params, args)                                                        \
+#define PYCKPT_COLLECTIVE(name, iname, params, args, synchronizing)                                  \
   int MPI_##name params {                                                                             \
     return collective(                                                                                \
-        comm, [&] { return PMPI_##name args; },                                                       \
+        comm, [&] { return PMPI_##name args; }, [&]([[maybe_unused]] const CommRec& c_) { return synchronizing; },       \
         [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                  \
   }                                                                                                   \
   int MPI_##iname(PYCKPT_UNPAREN params, MPI_Request* request) {                                      \
@@ -101,57 +109,60 @@ int MPI_Finalize(void) {
   }
 #define PYCKPT_UNPAREN(...) __VA_ARGS__
 
-PYCKPT_COLLECTIVE(Barrier, Ibarrier, (MPI_Comm comm), (comm))
-PYCKPT_COLLECTIVE(Bcast, Ibcast, (void* b, int n, MPI_Datatype t, int root, MPI_Comm comm), (b, n, t, root, comm))
+PYCKPT_COLLECTIVE(Barrier, Ibarrier, (MPI_Comm comm), (comm), true)
+PYCKPT_COLLECTIVE(Bcast, Ibcast, (void* b, int n, MPI_Datatype t, int root, MPI_Comm comm), (b, n, t, root, comm),
+                  false)
 PYCKPT_COLLECTIVE(Reduce, Ireduce,
                   (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm),
-                  (s, r, n, t, op, root, comm))
+                  (s, r, n, t, op, root, comm), false)
 PYCKPT_COLLECTIVE(Allreduce, Iallreduce, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
-                  (s, r, n, t, op, comm))
+                  (s, r, n, t, op, comm), s != MPI_IN_PLACE && n > 0)
 PYCKPT_COLLECTIVE(Scan, Iscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
-                  (s, r, n, t, op, comm))
+                  (s, r, n, t, op, comm), false)
 PYCKPT_COLLECTIVE(Exscan, Iexscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
-                  (s, r, n, t, op, comm))
+                  (s, r, n, t, op, comm), false)
 PYCKPT_COLLECTIVE(Gather, Igather,
                   (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, int root,
                    MPI_Comm comm),
-                  (s, sn, st, r, rn, rt_, root, comm))
+                  (s, sn, st, r, rn, rt_, root, comm), false)
 PYCKPT_COLLECTIVE(Gatherv, Igatherv,
                   (const void* s, int sn, MPI_Datatype st, void* r, const int rn[], const int rd[],
                    MPI_Datatype rt_, int root, MPI_Comm comm),
-                  (s, sn, st, r, rn, rd, rt_, root, comm))
+                  (s, sn, st, r, rn, rd, rt_, root, comm), false)
 PYCKPT_COLLECTIVE(Scatter, Iscatter,
                   (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, int root,
                    MPI_Comm comm),
-                  (s, sn, st, r, rn, rt_, root, comm))
+                  (s, sn, st, r, rn, rt_, root, comm), false)
 PYCKPT_COLLECTIVE(Scatterv, Iscatterv,
                   (const void* s, const int sn[], const int sd[], MPI_Datatype st, void* r, int rn,
                    MPI_Datatype rt_, int root, MPI_Comm comm),
-                  (s, sn, sd, st, r, rn, rt_, root, comm))
+                  (s, sn, sd, st, r, rn, rt_, root, comm), false)
 PYCKPT_COLLECTIVE(Allgather, Iallgather,
                   (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, MPI_Comm comm),
-                  (s, sn, st, r, rn, rt_, comm))
+                  (s, sn, st, r, rn, rt_, comm), s != MPI_IN_PLACE && rn > 0)
 PYCKPT_COLLECTIVE(Allgatherv, Iallgatherv,
                   (const void* s, int sn, MPI_Datatype st, void* r, const int rn[], const int rd[],
                    MPI_Datatype rt_, MPI_Comm comm),
-                  (s, sn, st, r, rn, rd, rt_, comm))
+                  (s, sn, st, r, rn, rd, rt_, comm), s != MPI_IN_PLACE && all_positive(rn, c_.size))
 PYCKPT_COLLECTIVE(Alltoall, Ialltoall,
                   (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, MPI_Comm comm),
-                  (s, sn, st, r, rn, rt_, comm))
+                  (s, sn, st, r, rn, rt_, comm), s != MPI_IN_PLACE && rn > 0)
+// The v/w forms: each member knows only its own counts, so the kind could
+// differ between members; always two phases.
 PYCKPT_COLLECTIVE(Alltoallv, Ialltoallv,
                   (const void* s, const int sn[], const int sd[], MPI_Datatype st, void* r, const int rn[],
                    const int rd[], MPI_Datatype rt_, MPI_Comm comm),
-                  (s, sn, sd, st, r, rn, rd, rt_, comm))
+                  (s, sn, sd, st, r, rn, rd, rt_, comm), false)
 PYCKPT_COLLECTIVE(Alltoallw, Ialltoallw,
                   (const void* s, const int sn[], const int sd[], const MPI_Datatype st[], void* r,
                    const int rn[], const int rd[], const MPI_Datatype rt_[], MPI_Comm comm),
-                  (s, sn, sd, st, r, rn, rd, rt_, comm))
+                  (s, sn, sd, st, r, rn, rd, rt_, comm), false)
 PYCKPT_COLLECTIVE(Reduce_scatter, Ireduce_scatter,
                   (const void* s, void* r, const int rn[], MPI_Datatype t, MPI_Op op, MPI_Comm comm),
-                  (s, r, rn, t, op, comm))
+                  (s, r, rn, t, op, comm), s != MPI_IN_PLACE && all_positive(rn, c_.size))
 PYCKPT_COLLECTIVE(Reduce_scatter_block, Ireduce_scatter_block,
                   (const void* s, void* r, int rn, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
-                  (s, r, rn, t, op, comm))
+                  (s, r, rn, t, op, comm), s != MPI_IN_PLACE && rn > 0)
 
 // --- communicator management ------------------------------------------------
 

@@ -69,14 +69,31 @@ int pyckpt_mpi_set_capture_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_w
 /* This process's rank in MPI_COMM_WORLD and its size (after MPI_Init). */
 int pyckpt_mpi_world(int* rank, int* size);
 
-/* Ask for a checkpoint. Async-signal-safe; any one rank suffices, the others
- * learn of it at their next safe point (any MPI call, or pyckpt_mpi_poll). */
+/* Ask for a checkpoint. Async-signal-safe; any one rank suffices: the
+ * request travels to every rank (O(log N) messages per rank), which serve it
+ * at their safe points. */
 void pyckpt_mpi_request_checkpoint(void);
 /* Install a handler for signo that calls pyckpt_mpi_request_checkpoint. */
 int pyckpt_mpi_install_signal_trigger(int signo);
-/* A safe point for long computations without MPI calls: serves a pending
- * checkpoint if every rank is ready, else returns at once. */
+/* A safe point of the application's own code, where no MPI call is in
+ * progress (pyckpt: a Python line; a C program: its compute loop). Serves a
+ * checkpoint pending on this rank: runs the protocol here until the
+ * checkpoint ends (the capture callback may be called from here), unless
+ * this rank or another must run its application on to reach the cut; then
+ * it returns at once. Every MPI call of the application is a safe point
+ * too. */
 int pyckpt_mpi_poll(void);
+/* wake: called from a thread of this library (never the main thread; it
+ * holds no lock of this library and no MPI call of the application is made
+ * from it) when this rank has a checkpoint to serve -- requested here, or by
+ * another rank -- and the main thread has made no MPI call for a tick
+ * (20 ms): the application computes. The layer above should stop at its
+ * next safe point and call pyckpt_mpi_poll. Called again every tick while
+ * that holds; must be quick and thread-safe. Seeing another rank's request
+ * needs MPI_THREAD_MULTIPLE; without it, only requests made on this rank
+ * wake it. Register after MPI_Init or before; once. */
+typedef void (*pyckpt_mpi_wake_fn)(void* user);
+int pyckpt_mpi_set_wake_callback(pyckpt_mpi_wake_fn wake, void* user);
 /* Collective over MPI_COMM_WORLD: take a checkpoint now and return when it
  * is complete (or failed). */
 int pyckpt_mpi_checkpoint(void);
