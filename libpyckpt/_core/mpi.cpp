@@ -28,7 +28,8 @@ namespace {
 // ------------------------------------------------------ the symbol table ---
 
 #define PYCKPT_MPI_FUNCTIONS(X)                                                                          \
-  X(set_capture_callbacks) X(world) X(request_checkpoint) X(install_signal_trigger) X(checkpoint) \
+  X(set_capture_callbacks) X(set_wake_callback) X(world) X(write_comm) X(request_checkpoint) X(install_signal_trigger) X(set_triggers) \
+  X(poll) X(checkpoint)                                                                                   \
   X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
   X(request_id) X(request_from_id) X(pending_requests) X(request_repost) X(get_stats)                     \
   X(channel_messages) X(last_error)
@@ -115,10 +116,17 @@ int run_callback(Ref Callbacks::*which, bool may_retry) {
       Ref text = v ? Ref::steal(PyObject_Str(v.get())) : Ref();
       const char* utf8 = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
       PyErr_Clear();
-      int rank = -1, size = 0;
-      g_api.world(&rank, &size);
-      std::fprintf(stderr, "pyckpt: rank %d: checkpoint failed: %s\n", rank, utf8 != nullptr ? utf8 : "<unprintable>");
-      std::fflush(stderr);
+      // Once per cause: a checkpoint retried every interval fails the same
+      // way each time.
+      static std::string& last_printed = *new std::string;
+      const std::string why = utf8 != nullptr ? utf8 : "<unprintable>";
+      if (why != last_printed) {
+        int rank = -1, size = 0;
+        g_api.world(&rank, &size);
+        std::fprintf(stderr, "pyckpt: rank %d: checkpoint failed: %s\n", rank, why.c_str());
+        std::fflush(stderr);
+        last_printed = why;
+      }
       rc = PYCKPT_MPI_ECALLBACK;
     } else if (may_retry && result.get() == Py_False) {
       rc = PYCKPT_MPI_EAGAIN;
@@ -140,6 +148,14 @@ PyObject* py_mpi_world(PyObject*, PyObject*) {
     int rank = 0, size = 0;
     check_rc(api().world(&rank, &size), "pyckpt_mpi_world");
     return Py_BuildValue("(ii)", rank, size);
+  });
+}
+
+PyObject* py_mpi_write_comm(PyObject*, PyObject* cls) {
+  return guarded([&] {
+    MPI_Comm comm = MPI_COMM_NULL;
+    check_rc(api().write_comm(&comm), "pyckpt_mpi_write_comm");
+    return mpi4py_object(cls, MPI_Comm_c2f(comm)).release();
   });
 }
 
@@ -169,6 +185,17 @@ PyObject* py_mpi_request_checkpoint(PyObject*, PyObject*) {
   });
 }
 
+PyObject* py_mpi_set_triggers(PyObject*, PyObject* args) {
+  PyObject* path = nullptr;
+  double interval = 0;
+  if (!PyArg_ParseTuple(args, "O&d:mpi_set_triggers", PyUnicode_FSConverter, &path, &interval)) return nullptr;
+  Ref owned = Ref::steal(path);
+  return guarded([&]() -> PyObject* {
+    check_rc(api().set_triggers(PyBytes_AS_STRING(owned.get()), interval), "pyckpt_mpi_set_triggers");
+    Py_RETURN_NONE;
+  });
+}
+
 PyObject* py_mpi_install_signal_trigger(PyObject*, PyObject* arg) {
   const long signum = PyLong_AsLong(arg);
   if (signum == -1 && PyErr_Occurred()) return nullptr;
@@ -187,6 +214,43 @@ int without_gil(Fn&& fn) {
   rc = fn();
   Py_END_ALLOW_THREADS
   return rc;
+}
+
+// The waker's callback, on libpyckpt_mpi.so's own thread without the GIL.
+// It "trips" a signal number for which pyckpt.mpi installed a Python
+// handler (no OS signal is sent): the main thread runs that handler at its
+// next bytecode boundary. Py_AddPendingCall is no substitute: in 3.11 it
+// only interrupts the eval loop when called by the main thread or by one
+// that hands the GIL over.
+void wake_trampoline(void* signum) {
+  PyErr_SetInterruptEx(static_cast<int>(reinterpret_cast<std::intptr_t>(signum)));
+}
+
+PyObject* py_mpi_enable_wake(PyObject*, PyObject* arg) {
+  const long signum = PyLong_AsLong(arg);
+  if (signum == -1 && PyErr_Occurred()) return nullptr;
+  return guarded([&]() -> PyObject* {
+    check_rc(api().set_wake_callback(wake_trampoline, reinterpret_cast<void*>(static_cast<std::intptr_t>(signum))),
+             "pyckpt_mpi_set_wake_callback");
+    Py_RETURN_NONE;
+  });
+}
+
+// Before the interpreter is finalised (mpi4py finalises MPI after it).
+PyObject* py_mpi_disable_wake(PyObject*, PyObject*) {
+  return guarded([]() -> PyObject* {
+    const Api& a = api();
+    check_rc(without_gil([&] { return a.set_wake_callback(nullptr, nullptr); }), "pyckpt_mpi_set_wake_callback");
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_poll(PyObject*, PyObject*) {
+  return guarded([]() -> PyObject* {
+    const Api& a = api();
+    check_rc(without_gil([&] { return a.poll(); }), "pyckpt_mpi_poll");
+    Py_RETURN_NONE;
+  });
 }
 
 PyObject* py_mpi_checkpoint(PyObject*, PyObject*) {
@@ -384,6 +448,18 @@ PyMethodDef g_mpi_functions[] = {
      "mpi_request_checkpoint(): ask for a checkpoint at the next safe point (any rank suffices)"},
     {"mpi_install_signal_trigger", py_mpi_install_signal_trigger, METH_O,
      "mpi_install_signal_trigger(signum): the signal requests a checkpoint (C handler)"},
+    {"mpi_set_triggers", py_mpi_set_triggers, METH_VARARGS,
+     "mpi_set_triggers(request_file, interval): the interposer's thread asks for a checkpoint when\n"
+     "request_file ('' for none) appears and interval seconds (<= 0: none) after the previous one"},
+    {"mpi_write_comm", py_mpi_write_comm, METH_O,
+     "mpi_write_comm(cls) -> cls: the interposer's private duplicate of COMM_WORLD that writes checkpoints"},
+    {"mpi_enable_wake", py_mpi_enable_wake, METH_O,
+     "mpi_enable_wake(signum): when a checkpoint is pending while this rank computes, the interposer's\n"
+     "thread makes the main thread run the Python handler of signal signum (no OS signal is sent)"},
+    {"mpi_disable_wake", py_mpi_disable_wake, METH_NOARGS, "mpi_disable_wake(): no more of that (at exit)"},
+    {"mpi_poll", py_mpi_poll, METH_NOARGS,
+     "mpi_poll(): a safe point of the program's own code: serves a pending checkpoint here\n"
+     "(the capture callback may run) unless this rank or another must run on"},
     {"mpi_checkpoint", py_mpi_checkpoint, METH_NOARGS,
      "mpi_checkpoint(): collective over MPI_COMM_WORLD; returns when the checkpoint is committed,\n"
      "raises CheckpointError if it failed (on every rank). Runs without the GIL."},

@@ -8,9 +8,14 @@ module is reached through pyckpt._core's binding of its C ABI:
 - attach(): called by libpyckpt's Python-rank preload library at the end of
   MPI_Init (mpi4py's import) in every rank. Registers the capture and write
   callbacks, arms the triggers (signal, interval, `pyckpt request`), routes
-  pyckpt.checkpoint() to a collective checkpoint, and in a resuming rank
-  restores the interposer's state.
-- capture (inside the cut, every rank, local): captures the frames down to
+  pyckpt.checkpoint() to a collective checkpoint and the interpreter's safe
+  points to the job, and in a resuming rank restores the interposer's state.
+- safe points: a rank that computes in Python is woken by the interposer's
+  thread when a checkpoint is pending; at its next line the stack is
+  captured there and the checkpoint served (_on_safe_point), so no rank
+  delays a checkpoint by computing (doc/mpi.md, "Bounded latency").
+- capture (inside the cut, every rank, local): uses the frames captured at
+  the Python line the rank serves from, or else captures the frames down to
   the one making the MPI call that was at a safe point, positioned to make
   it again after a restart (mpi_wrap makes the re-issued call complete as
   the cut requires), and pickles the heap with mpi4py objects as stable
@@ -25,6 +30,7 @@ module is reached through pyckpt._core's binding of its C ABI:
 Configuration: pyckpt.settings (PYCKPT_DIR, PYCKPT_INTERVAL, PYCKPT_SIGNAL,
 PYCKPT_KEEP, PYCKPT_RESTART).
 """
+import atexit
 import json
 import os
 import signal
@@ -36,11 +42,13 @@ import numpy as np
 from . import _core, commit, mpi_handles, session, settings, state
 from .container import ArrayLoader
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
-from .triggers import Triggers
 
 MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel messages)
 REQUESTS_BLOB = "mpi_requests"   # pending receives: request id -> (array key, byte offset)
 CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
+# The signal number whose Python handler the interposer's waker runs (see
+# attach); the application must not install a handler of its own for it.
+WAKE_SIGNAL = signal.SIGRTMAX - 1
 
 
 class _Job:
@@ -50,8 +58,9 @@ class _Job:
     size = 1
     directory = None
     keep = settings.DEFAULT_KEEP
-    triggers = None
     api_state = None     # frames captured by pyckpt.checkpoint() for the cut it starts
+    line_state = None    # frames captured at the Python line this rank serves a cut from
+    line_refused = False  # said once that this rank's stack cannot be captured at a line
     captured = None      # what capture() hands to write()
     resume = None        # _Resume while this rank resumes a checkpoint
     command = None       # the application's command line (resume_rank(): not this process's argv)
@@ -72,13 +81,22 @@ def attach():
     _core.mpi_set_capture_callbacks(_capture, _write)
     _job.attached = True
     session.configure(_job.directory, _job.keep)
-    session.set_collective_checkpoint(checkpoint)
+    session.attach_job(session.Job(checkpoint, _on_safe_point), running=_job.resume is None)
+    # The interposer's waker thread makes the main thread run this handler
+    # when a checkpoint is pending while the rank computes; the safe point
+    # it asks for serves the checkpoint at the next line (_on_safe_point).
+    # No OS signal is involved: the number only names the handler.
+    signal.signal(WAKE_SIGNAL, lambda _signum, _frame: _core.request_safe_point())
+    _core.mpi_enable_wake(int(WAKE_SIGNAL))
+    atexit.register(_core.mpi_disable_wake)  # mpi4py finalises MPI after the interpreter
+    # The triggers are the interposer's, in C: they work while a rank waits
+    # in MPI or computes in Python (a Python thread could be starved of the
+    # GIL for seconds by the computing main thread).
     signal_name = settings.signal_name()
-    if signal_name:  # a C handler: it works while a rank waits in MPI
+    if signal_name:
         _core.mpi_install_signal_trigger(int(signal.Signals[signal_name]))
-    _job.triggers = Triggers(_core.mpi_request_checkpoint)
     if _job.rank == 0:  # any one rank's request starts a checkpoint on all
-        _job.triggers.watch(_job.directory, settings.interval())
+        _core.mpi_set_triggers(_core.CheckpointDir(_job.directory).request_path, settings.interval() or 0)
     if _job.resume is not None:
         _restore_interposer(_job.resume)
 
@@ -98,6 +116,25 @@ def checkpoint(directory=None):
     finally:
         _job.api_state = None
     return False
+
+
+def _on_safe_point(captured_state):
+    """Interpreter safe point, asked for by the interposer's waker while a
+    checkpoint is pending and this rank runs Python code: the cut may be
+    taken here, at this line."""
+    if isinstance(captured_state, BaseException):
+        # Not at a line (e.g. inside a coroutine): the checkpoint waits for
+        # this rank's next MPI call instead.
+        if not _job.line_refused:
+            _job.line_refused = True
+            print(f"pyckpt: rank {_job.rank}: checkpoints wait for this rank's MPI calls: {captured_state}",
+                  file=sys.stderr, flush=True)
+        return
+    _job.line_state = captured_state
+    try:
+        _core.mpi_poll()
+    finally:
+        _job.line_state = None
 
 
 # --- inside the cut, on every rank ---------------------------------------------
@@ -144,8 +181,8 @@ def _in_compound_call(captured_state):
 def _capture():
     """Local: this rank's state, kept for _write. False: not at this safe point."""
     mpi_handles.register_reducers()
-    captured_state = _job.api_state
-    trigger = "api" if captured_state is not None else "preemptive"
+    trigger = "api" if _job.api_state is not None else "preemptive"
+    captured_state = _job.api_state if _job.api_state is not None else _job.line_state
     if captured_state is None:
         captured_state = _core.capture_stack(session.base(), reissue_c_call=True)
         if _in_compound_call(captured_state):
@@ -164,14 +201,12 @@ def _write():
     started, trigger, captured, blobs = _job.captured
     _job.captured = None
     MPI = mpi_handles._mpi()
-    try:
-        info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep, comm=MPI.COMM_WORLD,
-                                   extra_blobs=blobs,
-                                   attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
-                                               **settings.job_triggers()},
-                                   rank_attributes={"host": MPI.Get_processor_name()})
-    finally:
-        _job.triggers.done()
+    # Not COMM_WORLD: an application collective may be pending on it.
+    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep,
+                               comm=_core.mpi_write_comm(MPI.Comm), extra_blobs=blobs,
+                               attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
+                                           **settings.job_triggers()},
+                               rank_attributes={"host": MPI.Get_processor_name()})
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)

@@ -37,8 +37,10 @@ class _Session:
         self.base = None
         self.triggers = Triggers(_core.request_safe_point,
                                  busy=lambda: _core.safe_point_pending() or commit.writing())
-        # In an MPI job (pyckpt.mpi attached), checkpoint() is collective.
-        self.collective_checkpoint = None
+        # In an MPI job, pyckpt.mpi (see attach_job): checkpoint() is
+        # collective, safe points serve the job's checkpoints, the job's
+        # triggers are its own.
+        self.job = None
         # `pyckpt run`/`restart` handed control to the program (see
         # start_program): an exception from now on is the program's own.
         self.program_started = False
@@ -64,9 +66,23 @@ def options():
     return _session.options()
 
 
-def set_collective_checkpoint(function):
-    """pyckpt.mpi: checkpoint() calls `function(directory)` instead."""
-    _session.collective_checkpoint = function
+class Job:
+    """How an MPI job (pyckpt.mpi) takes over this process's checkpoints:
+    checkpoint(directory) for pyckpt.checkpoint(), on_safe_point(state) for
+    the interpreter's safe points."""
+
+    def __init__(self, checkpoint, on_safe_point):
+        self.checkpoint = checkpoint
+        self.on_safe_point = on_safe_point
+
+
+def attach_job(job, running):
+    """pyckpt.mpi attached this process to an MPI job (a Job). running: the
+    program runs already (it made MPI_Init); else its safe points start with
+    start_program(), after a restart has restored it."""
+    _session.job = job
+    if running:
+        _core.set_safe_point_callback(job.on_safe_point, base=_session.base)
 
 
 def configure(directory=None, keep=settings.DEFAULT_KEEP, interval=None, signal_name=None, asynchronous=False):
@@ -117,8 +133,8 @@ def checkpoint(directory=None, *, asynchronous=None):
     captured (e.g. this call is made from a function that a C function such as
     sorted() called); no checkpoint is written then.
     """
-    if _session.collective_checkpoint is not None:
-        return _session.collective_checkpoint(directory)
+    if _session.job is not None:
+        return _session.job.checkpoint(directory)
     _refuse_unsupported_context(sys._getframe(1))
     captured_state = _core.capture_stack(_session.base)
     if captured_state is True:  # resumed: capture_stack returned resume_stack's result
@@ -174,10 +190,13 @@ def start_program(run, *args):
     (the script's code run from its start, or its resumed frames). Whatever
     it raises, SystemExit included, is the program's own and must reach
     Python's top level as in an uninterrupted run (program_started())."""
-    _core.set_safe_point_callback(_on_safe_point, base=_session.base)
-    if _session.signal_name:
-        _session.triggers.install_signal(_session.signal_name)
-    _session.triggers.watch(_session.resolved_directory(), _session.interval)
+    if _session.job is not None:  # a resumed rank: the job's triggers and safe points
+        _core.set_safe_point_callback(_session.job.on_safe_point, base=_session.base)
+    else:
+        _core.set_safe_point_callback(_on_safe_point, base=_session.base)
+        if _session.signal_name:
+            _session.triggers.install_signal(_session.signal_name)
+        _session.triggers.watch(_session.resolved_directory(), _session.interval)
     _session.program_started = True
     return run(*args)
 

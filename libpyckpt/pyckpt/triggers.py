@@ -1,13 +1,12 @@
-"""When to checkpoint: one engine for serial programs and MPI jobs.
+"""When a serial program checkpoints: the trigger engine of `pyckpt run`.
 
 Three triggers ask for a checkpoint at the next safe point: a signal
 (SIGUSR1 by default, a batch system's warning signal), an interval, and a
 request file that `pyckpt request DIR` drops into the checkpoint directory.
-Whoever owns the safe points says how a request is made: a serial program
-asks the interpreter layer (_core.request_safe_point), an MPI job asks
-libpyckpt_mpi.so (_core.mpi_request_checkpoint), whose coordinator carries it
-to every rank. The interval counts from the end of the previous checkpoint,
-not on a fixed clock, so that a slow commit leaves the program time to run.
+The interval counts from the end of the previous checkpoint, not on a fixed
+clock, so that a slow commit leaves the program time to run. An MPI job has
+the same three triggers in libpyckpt_mpi.so (a thread of its own, no GIL:
+pyckpt.mpi), whose coordinator carries a request to every rank.
 """
 import os
 import signal

@@ -1,6 +1,7 @@
 // What the layer above registered (pyckpt_mpi_set_init_callback,
-// pyckpt_mpi_set_capture_callbacks, pyckpt_mpi_set_wake_callback), possibly before MPI_Init: plain
-// globals, read by MPI_Init* (init) and by the cut (capture, write).
+// pyckpt_mpi_set_capture_callbacks), possibly before MPI_Init: plain
+// globals, read by MPI_Init* (init) and by the cut (capture, write). The
+// wake callback belongs to the waker (waker.hpp).
 #pragma once
 
 #include <pyckpt/mpi/pyckpt_mpi.h>
@@ -13,8 +14,6 @@ struct Callbacks {
   pyckpt_mpi_capture_fn capture = nullptr;
   pyckpt_mpi_write_fn write = nullptr;
   void* user = nullptr;  // of capture and write
-  pyckpt_mpi_wake_fn wake = nullptr;  // called from the waker thread (waker.hpp)
-  void* wake_user = nullptr;
 };
 inline Callbacks callbacks;
 

@@ -60,6 +60,13 @@ int pyckpt_mpi_world(int* rank, int* size) {
   });
 }
 
+int pyckpt_mpi_write_comm(MPI_Comm* comm) {
+  return guarded([&] {
+    *comm = running().coordinator.write_comm();
+    return PYCKPT_MPI_OK;
+  });
+}
+
 void pyckpt_mpi_request_checkpoint(void) { Coordinator::request(); }
 
 int pyckpt_mpi_install_signal_trigger(int signo) {
@@ -83,14 +90,17 @@ int pyckpt_mpi_poll(void) {
 }
 
 int pyckpt_mpi_set_wake_callback(pyckpt_mpi_wake_fn wake, void* user) {
-  if (callbacks.wake != nullptr) {
-    set_last_error("pyckpt_mpi: a wake callback is already registered");
-    return PYCKPT_MPI_ESTATE;
-  }
-  callbacks.wake = wake;
-  callbacks.wake_user = user;
-  if (Runtime* rt = Runtime::get()) rt->start_waker();
-  return PYCKPT_MPI_OK;
+  return guarded([&] {
+    running().waker().set_wake(wake, user);
+    return PYCKPT_MPI_OK;
+  });
+}
+
+int pyckpt_mpi_set_triggers(const char* request_file, double interval_seconds) {
+  return guarded([&] {
+    running().waker().set_triggers(request_file != nullptr ? request_file : "", interval_seconds);
+    return PYCKPT_MPI_OK;
+  });
 }
 
 int pyckpt_mpi_checkpoint(void) {

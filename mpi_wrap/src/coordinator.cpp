@@ -62,6 +62,7 @@ Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, Reque
   InternalScope internal;
   check(PMPI_Comm_dup(MPI_COMM_WORLD, ctl_.out()), "MPI_Comm_dup (control)");
   check(PMPI_Comm_dup(MPI_COMM_WORLD, fin_.out()), "MPI_Comm_dup (finish)");
+  check(PMPI_Comm_dup(MPI_COMM_WORLD, write_comm_.out()), "MPI_Comm_dup (write)");
   const char* trace = std::getenv("PYCKPT_MPI_TRACE");
   tracing_ = trace != nullptr && *trace != '\0' && std::strcmp(trace, "0") != 0;
 }
@@ -401,7 +402,7 @@ Coordinator::Verdict Coordinator::agree(Verdict mine, const char* phase) {
   int v[2] = {static_cast<int>(mine.severity), failed_here ? mine.code : 0};
   const std::string what = std::string("MPI_Allreduce (") + phase + " verdict)";
   check(PMPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, ctl_.get()), what.c_str());
-  Verdict job{static_cast<Severity>(v[0]), v[1], std::move(mine.why)};
+  Verdict job{static_cast<Severity>(v[0]), v[1], std::move(mine.why), failed_here};
   if (job.severity == Severity::Failed && !failed_here)
     job.why = job.code == PYCKPT_MPI_ECALLBACK ? std::string("the ") + phase + " callback failed on another rank"
                                                : "another rank cannot be captured (see its error)";
@@ -489,13 +490,20 @@ void Coordinator::conclude(const Verdict& outcome) {
     return;  // still requested: the next safe point starts a new cut
   }
   requested_.store(false, std::memory_order_relaxed);
+  last_end_.store(std::chrono::steady_clock::now().time_since_epoch().count());
   ++ended_cuts_;
   if (outcome.severity == Severity::Failed) {
     trace("cut failed: %s", outcome.why.c_str());
     last_result_ = outcome.code;
     last_message_ = "pyckpt_mpi: checkpoint failed on rank " + std::to_string(world_rank_) + " (cut " +
                     std::to_string(completed_cuts_ + 1) + "): " + outcome.why;
-    if (!finishing_) std::fprintf(stderr, "%s\n", last_message_.c_str());  // at the end: nothing lost
+    // Only a rank that failed for a reason of its own says why, once per
+    // cause: every rank printing it, at every retry, buried the reason.
+    // At the end (finishing_) nothing is lost.
+    if (!finishing_ && outcome.here && outcome.why != last_printed_) {
+      std::fprintf(stderr, "%s\n", last_message_.c_str());
+      last_printed_ = outcome.why;
+    }
     return;
   }
   trace("cut done: %llu message(s) in channel state", ull(channel_.size()));
@@ -551,7 +559,7 @@ int Coordinator::checkpoint_now() {
   // safe point) by a peer's call, then start a second cut with its own.
   synchronize(comms_.find(MPI_COMM_WORLD));
   const std::uint64_t before = ended_cuts_;
-  request();
+  if (world_rank_ == 0) request();  // one initiator: the others get REQ down the tree
   while (ended_cuts_ == before) poll_blocked(true);
   return last_result_;
 }

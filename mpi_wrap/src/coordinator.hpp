@@ -20,6 +20,7 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -111,9 +112,15 @@ class Coordinator {
   // computing; see waker.hpp).
   std::uint64_t activity() const { return activity_.load(std::memory_order_relaxed); }
   void note_activity() { activity_.store(activity_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  // When the last checkpoint ended (succeeded or failed), for the interval
+  // trigger; the start of the library before the first. Any thread.
+  std::chrono::steady_clock::time_point last_cut_end() const {
+    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(last_end_.load()));
+  }
   // The control communicator and the tag of checkpoint requests (the waker
   // probes for them).
   MPI_Comm control() const { return ctl_.get(); }
+  MPI_Comm write_comm() const { return write_comm_.get(); }
   static constexpr int kTagRequest = 1;  // root -> tree: cut n begins
   static constexpr int kTagAsk = 2;      // initiator -> root: please begin cut n
 
@@ -157,6 +164,7 @@ class Coordinator {
     Severity severity = Severity::Ok;
     int code = PYCKPT_MPI_OK;
     std::string why;  // a failure's reason, for the message
+    bool here = false;  // the job's verdict: this rank failed (its own reason)
   };
 
   void poll_slow(bool cut_allowed);
@@ -184,6 +192,7 @@ class Coordinator {
   static std::atomic<bool> requested_;
   std::atomic<bool> active_{false};  // phase_ != Idle, for other threads
   std::atomic<std::uint64_t> activity_{0};
+  std::atomic<std::chrono::steady_clock::rep> last_end_{std::chrono::steady_clock::now().time_since_epoch().count()};
 
   int world_rank_, world_size_;
   CommTable& comms_;
@@ -194,6 +203,11 @@ class Coordinator {
 
   OwnedComm ctl_;  // private dup of world: checkpoint requests, rounds, the cut
   OwnedComm fin_;  // private dup of world: agreement in finish()
+  // Private dup of world for the write callback's collective I/O: the cut may
+  // fall while an application collective is pending on MPI_COMM_WORLD (before
+  // a collective that completed nowhere), and a collective of the write on
+  // MPI_COMM_WORLD would match it.
+  OwnedComm write_comm_;
   bool finishing_ = false;  // in finish(): a cut captures nothing
   bool tracing_ = false;    // PYCKPT_MPI_TRACE
   Phase phase_ = Phase::Idle;
@@ -242,6 +256,9 @@ class Coordinator {
   bool in_cut_ = false;
   int last_result_ = PYCKPT_MPI_OK;
   std::string last_message_;
+  // The last failure reason this rank printed: a checkpoint retried every
+  // interval that fails for the same cause says so once.
+  std::string last_printed_;
   std::vector<std::uint64_t> expected_;  // flattened per comm, per peer
   std::uint64_t collectives_ = 0;        // application collectives entered
   std::uint64_t checkpoints_ = 0;        // cuts that succeeded in this process

@@ -16,8 +16,6 @@
 //                 i32 source, i32 tag, i32 status_source, i32 status_tag, i64 status_bytes }
 #include "runtime.hpp"
 
-#include "callbacks.hpp"
-
 #include <pyckpt/codec/bytes.hpp>
 
 #include <map>
@@ -44,7 +42,6 @@ Runtime::Runtime(int world_rank, int world_size)
       world_size_(world_size),
       coordinator(world_rank, world_size, comms, requests, channel, call, unsupported_) {
   comms.add_predefined();
-  if (callbacks.wake != nullptr) start_waker();
 }
 
 void Runtime::start() {

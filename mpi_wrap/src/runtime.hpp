@@ -60,10 +60,11 @@ class Runtime {
   BlockingCall call{world_rank_};
   Coordinator coordinator;
 
-  // The waker runs once the layer above registered a wake callback;
-  // destroyed before the coordinator's communicators.
-  void start_waker() {
+  // The waker runs once the layer above registered a wake callback or
+  // triggers; destroyed before the coordinator's communicators.
+  Waker& waker() {
     if (!waker_) waker_ = std::make_unique<Waker>(coordinator);
+    return *waker_;
   }
 
   // Record a communicator made by `op` on `parent` (collective on parent;

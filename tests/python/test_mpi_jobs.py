@@ -425,3 +425,37 @@ def test_explicit_collective_checkpoint(tmp_path):
     job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
                                         seed_name="explicit", max_delay=0.4)
     check_same_as_reference(ref, job, work, history, 1)
+
+
+# Load imbalance (issue 14, "Bounded latency"): in every step of
+# imbalance.py one rank computes in pure Python ~50x longer than the others,
+# which wait in a collective of KIND meanwhile. `pyckpt request` must be
+# served while that rank computes: the checkpoint shows it inside compute()
+# (the waker brought the checkpoint to it at a Python line) and the others
+# before their collective, which they enter again after the restart.
+IMBALANCE_KINDS = ["allreduce", "barrier", "bcast", "gather", "pickle"]
+
+
+@pytest.mark.parametrize("kind", IMBALANCE_KINDS)
+def test_checkpoint_while_ranks_wait(tmp_path, kind):
+    program, np_, args = "imbalance.py", 3, [6, 2_000_000, kind, "hold"]
+    ref = reference(tmp_path, program, np_, args[:3])
+
+    def triggers(job, directory, history):
+        # Step 1's slow rank computes until the file "hold" exists.
+        _wait_for_lines(job, directory.parent / "out.0", 1)
+        request = subprocess.run(_cli("request", str(directory)), capture_output=True, text=True, timeout=60)
+        assert request.returncode == 0, request.stdout + request.stderr
+        latest = wait_for_checkpoint(job, directory, None)
+        shown = inspect_shows_ranks(directory, np_, program)
+        computing = [rank for rank, text in shown.items() if re.search(r", in compute\n", text)]
+        assert computing, (f"no rank was inside compute() at the checkpoint: it waited for the collective "
+                           f"instead of taking the computing rank at a Python line:\n"
+                           + "\n".join(f"rank {r}:\n{t}" for r, t in shown.items()))
+        history.append(f"`pyckpt request` -> {latest}, computing: ranks {computing}")
+        (directory.parent / "hold").touch()
+        return latest
+
+    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
+                                        seed_name=f"imbalance-{kind}", max_delay=0.3, triggers=triggers)
+    check_same_as_reference(ref, job, work, history, 1)

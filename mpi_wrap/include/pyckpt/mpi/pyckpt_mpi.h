@@ -49,7 +49,8 @@ typedef int (*pyckpt_mpi_init_fn)(void* user);
 int pyckpt_mpi_set_init_callback(pyckpt_mpi_init_fn init, void* user);
 
 /* capture and write: on every rank inside the consistent cut, after the
- * channels were drained. Their MPI calls are not counted.
+ * channels were drained. Their MPI calls are not counted; the write's
+ * collectives go to pyckpt_mpi_write_comm().
  *   capture: local, no MPI. Captures this rank's state (and typically calls
  *     pyckpt_mpi_state_save). PYCKPT_MPI_EAGAIN: not at this safe point.
  *   The library then agrees on the outcome over all ranks -- this library is
@@ -68,6 +69,12 @@ int pyckpt_mpi_set_capture_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_w
 
 /* This process's rank in MPI_COMM_WORLD and its size (after MPI_Init). */
 int pyckpt_mpi_world(int* rank, int* size);
+/* The communicator the write callback writes with: a private duplicate of
+ * MPI_COMM_WORLD. The cut may fall while an application collective is
+ * pending on MPI_COMM_WORLD (a rank is cut before a collective that completed
+ * on no rank), so the write must not run collectives on the application's
+ * communicators. */
+int pyckpt_mpi_write_comm(MPI_Comm* comm);
 
 /* Ask for a checkpoint. Async-signal-safe; any one rank suffices: the
  * request travels to every rank (O(log N) messages per rank), which serve it
@@ -75,6 +82,12 @@ int pyckpt_mpi_world(int* rank, int* size);
 void pyckpt_mpi_request_checkpoint(void);
 /* Install a handler for signo that calls pyckpt_mpi_request_checkpoint. */
 int pyckpt_mpi_install_signal_trigger(int signo);
+/* Triggers watched by a thread of this library (after MPI_Init): a
+ * checkpoint is requested when request_file (NULL or "": none) appears --
+ * the file is removed -- and interval_seconds (<= 0: none) after the end
+ * of the previous checkpoint (or after this call). One rank's triggers
+ * suffice for the job. Replaces the previous settings. */
+int pyckpt_mpi_set_triggers(const char* request_file, double interval_seconds);
 /* A safe point of the application's own code, where no MPI call is in
  * progress (pyckpt: a Python line; a C program: its compute loop). Serves a
  * checkpoint pending on this rank: runs the protocol here until the
@@ -83,15 +96,15 @@ int pyckpt_mpi_install_signal_trigger(int signo);
  * it returns at once. Every MPI call of the application is a safe point
  * too. */
 int pyckpt_mpi_poll(void);
-/* wake: called from a thread of this library (never the main thread; it
- * holds no lock of this library and no MPI call of the application is made
- * from it) when this rank has a checkpoint to serve -- requested here, or by
- * another rank -- and the main thread has made no MPI call for a tick
- * (20 ms): the application computes. The layer above should stop at its
- * next safe point and call pyckpt_mpi_poll. Called again every tick while
- * that holds; must be quick and thread-safe. Seeing another rank's request
- * needs MPI_THREAD_MULTIPLE; without it, only requests made on this rank
- * wake it. Register after MPI_Init or before; once. */
+/* wake: called from a thread of this library (never the main thread) when
+ * this rank has a checkpoint to serve -- requested here, or by another
+ * rank -- and the main thread has made no MPI call for a tick (20 ms): the
+ * application computes. The layer above should stop at its next safe point
+ * and call pyckpt_mpi_poll. Called again every tick while that holds; must
+ * be quick, thread-safe, and must not wait for the main thread. Seeing
+ * another rank's request needs MPI_THREAD_MULTIPLE; without it, only
+ * requests made on this rank wake it. After MPI_Init; NULL unregisters
+ * (returns once a call in progress has returned). */
 typedef void (*pyckpt_mpi_wake_fn)(void* user);
 int pyckpt_mpi_set_wake_callback(pyckpt_mpi_wake_fn wake, void* user);
 /* Collective over MPI_COMM_WORLD: take a checkpoint now and return when it

@@ -37,8 +37,9 @@ from pyckpt import _core  # noqa: E402
 
 def report():  # a function: the checkpoints below capture the module's globals
     job = pyckpt.mpi._job
+    woken = callable(signal.getsignal(pyckpt.mpi.WAKE_SIGNAL))  # attach() armed the waker's handler
     say(f"rank {rank} imported {imported_at_init} attached {job.attached} world {job.rank}/{job.size} "
-        f"triggers {job.triggers is not None} loaded {_core.mpi_loaded()}")
+        f"wake {woken} loaded {_core.mpi_loaded()}")
 
 
 world = MPI.COMM_WORLD

@@ -226,6 +226,56 @@ def save():
     run_until_checkpointed(before)
     assert (cb.captures, cb.writes) == (1, 1)
 
+    # --- mpi_poll: a safe point of the program's own code ------------------
+    # Rank 1 computes without MPI calls but polls; rank 0 asks.
+    cb = Callbacks()
+    before = checkpoints()
+    if rank == 0:
+        _core.mpi_request_checkpoint()
+    while checkpoints() == before:
+        _core.mpi_poll()
+    assert (cb.captures, cb.writes) == (1, 1)
+
+    # --- the library's triggers: a request file, an interval --------------
+    request_file = os.path.abspath(f"binding.request.{rank}")
+    if rank == 0:
+        _core.mpi_set_triggers(request_file, 0)
+        open(request_file, "w").close()
+    before = checkpoints()
+    while checkpoints() == before:
+        _core.mpi_poll()
+    assert not os.path.exists(request_file), "the library's thread did not take the request file"
+    if rank == 0:
+        _core.mpi_set_triggers("", 0.2)
+    before = checkpoints()
+    while checkpoints() < before + 2:  # the interval counts from the end of the previous one
+        _core.mpi_poll()
+    if rank == 0:
+        _core.mpi_set_triggers("", 0)
+
+    # --- the waker: a rank that computes without calling MPI is woken -----
+    woken = []
+    wake_signal = signal.SIGRTMAX - 1
+    signal.signal(wake_signal, lambda *_: woken.append(time.monotonic()))
+    _core.mpi_enable_wake(int(wake_signal))
+    before = checkpoints()
+    world.Barrier()
+    if rank == 0:
+        _core.mpi_request_checkpoint()
+    deadline = time.monotonic() + 30
+    while not woken and time.monotonic() < deadline:  # pure Python: the handler runs between bytecodes
+        sum(range(1000))
+    assert woken, f"rank {rank} computing in Python was not woken for a pending checkpoint"
+    while checkpoints() == before:
+        _core.mpi_poll()
+    _core.mpi_disable_wake()
+    signal.signal(wake_signal, signal.SIG_DFL)
+
+    # --- the write communicator: world's group, not world ------------------
+    write_comm = _core.mpi_write_comm(MPI.Intracomm)
+    assert MPI.Comm.Compare(write_comm, world) == MPI.CONGRUENT
+    assert _core.mpi_comm_id(write_comm) == 0  # the library's own, not the app's
+
     # --- capture raising on rank 1 only: the checkpoint fails on all ------
     def boom(n):
         raise RuntimeError(f"no state for you on rank {rank}")
