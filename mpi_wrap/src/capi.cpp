@@ -143,6 +143,16 @@ MPI_Request pyckpt_mpi_request_from_id(uint64_t id) {
   return rt ? rt->requests.from_id(id) : MPI_REQUEST_NULL;
 }
 
+uint64_t pyckpt_mpi_file_id(MPI_File file) {
+  Runtime* rt = Runtime::get();
+  return rt ? rt->files.id(file) : 0;
+}
+
+MPI_File pyckpt_mpi_file_from_id(uint64_t id) {
+  Runtime* rt = Runtime::get();
+  return rt ? rt->files.from_id(id) : MPI_FILE_NULL;
+}
+
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) {
   return guarded([&] {
     const auto& v = running().requests.pending();
