@@ -11,7 +11,12 @@ Each step computes a block of doubles per rank and writes it
 and every 8 steps a summary with Write_at_all into out.summary.bin, opened
 and closed again each time. The per-rank log out.<rank> records the file
 pointers, the atomicity and whether the block read back is the one written,
-so a file that lost data written before a checkpoint changes the log."""
+so a file that lost data written before a checkpoint changes the log.
+
+A second argument keeps something open from before the loop to after it
+that a checkpoint refuses, in out.extra.bin: "delete-on-close" (opened with
+MODE_DELETE_ON_CLOSE), "held-request" (an Iwrite_at request), "split" (a
+split collective begun)."""
 import sys
 import time
 
@@ -21,6 +26,7 @@ from mpi4py import MPI
 comm = MPI.COMM_WORLD
 rank, size = comm.Get_rank(), comm.Get_size()
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 120
+refused = sys.argv[2] if len(sys.argv) > 2 else None
 n = 256  # doubles per rank and step
 print(f"program start: rank {rank}", file=sys.stderr, flush=True)
 log = open(f"out.{rank}", "w")
@@ -51,6 +57,15 @@ half = comm.Split(rank % 2, rank)
 ordered = MPI.File.Open(half, f"out.ordered.{rank % 2}.bin", MPI.MODE_WRONLY | MPI.MODE_CREATE)
 half.Free()
 
+if refused:
+    marker = np.full(4, rank, dtype=np.int32)
+    extra = MPI.File.Open(comm, "out.extra.bin", MPI.MODE_WRONLY | MPI.MODE_CREATE
+                          | (MPI.MODE_DELETE_ON_CLOSE if refused == "delete-on-close" else 0))
+    if refused == "held-request":
+        held = extra.Iwrite_at(rank * marker.nbytes, marker)
+    elif refused == "split":
+        extra.Write_at_all_begin(rank * marker.nbytes, marker)
+
 u = np.cos(np.arange(n) * (rank + 1) / n)
 previous = np.zeros(n)
 readback = np.zeros(n)
@@ -77,7 +92,11 @@ for step in range(steps):
               f"shared position {ordered.Get_position_shared()} atomic {view.Get_atomicity()} "
               f"read back {'as written' if same else 'DIFFERENT'}\n")
     log.flush()
-for fh in (at, view, ordered):
+if refused == "held-request":
+    held.Wait()
+elif refused == "split":
+    extra.Write_at_all_end(marker)
+for fh in (at, view, ordered, *([extra] if refused else [])):
     fh.Close()
 log.close()
 if rank == 0:
