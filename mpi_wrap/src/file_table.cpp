@@ -36,8 +36,6 @@ std::string absolute(const char* filename) {
   return std::string(cwd.data()) + "/" + name;
 }
 
-bool writable(int amode) { return (amode & (MPI_MODE_WRONLY | MPI_MODE_RDWR)) != 0; }
-
 // The file system's name of an MPI file name (without a file-system prefix).
 std::string os_path(const std::string& name) {
   const auto colon = name.find(':');
@@ -62,6 +60,13 @@ int make_durable(const std::string& name, bool directory_too) {
   if (const int err = fsync_path(path, 0); err != 0 || !directory_too) return err;
   const auto slash = path.rfind('/');
   return fsync_path(slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash), O_DIRECTORY);
+}
+
+// 0 if an open file is still there and, when written or created since the
+// last cut, durable; else the errno of what failed.
+int still_there(const FileRec& f) {
+  if (f.written_since_cut || f.created_since_cut) return make_durable(f.path, f.created_since_cut);
+  return access(os_path(f.path).c_str(), F_OK) == 0 ? 0 : errno;
 }
 
 // A reason of the file's own that a checkpoint cannot capture it, or "".
@@ -123,7 +128,8 @@ void FileTable::forget(MPI_File fh) {
   if (it == by_handle_.end()) return;
   const FileRec* rec = it->second;
   by_handle_.erase(it);
-  if (writable(rec->amode)) closed_since_cut_.emplace_back(rec->path, rec->created_since_cut);
+  if (rec->written_since_cut || rec->created_since_cut)
+    closed_since_cut_.emplace_back(rec->path, rec->created_since_cut);
   files_.erase(std::find_if(files_.begin(), files_.end(), [rec](const auto& f) { return f.get() == rec; }));
 }
 
@@ -192,13 +198,12 @@ std::string FileTable::settle(const RequestTable& requests) {
   closed_since_cut_.clear();
   for (const auto& f : files_) {
     if (const std::string why = uncapturable(*f); !why.empty()) fail(f->path, why);
-    const int err = writable(f->amode) ? make_durable(f->path, f->created_since_cut)
-                                       : access(os_path(f->path).c_str(), F_OK) == 0 ? 0 : errno;
+    const int err = still_there(*f);
     if (err == ENOENT)
       fail(f->path, "it is gone (deleted or renamed while open): a restart could not reopen it");
     else if (err != 0)
       fail(f->path, unsynced(err));
-    f->created_since_cut = false;
+    f->written_since_cut = f->created_since_cut = false;
   }
   return failure;
 }
@@ -268,13 +273,14 @@ void FileTable::restore(codec::ByteReader& r, const CommTable& comms) {
     CommRec* c = comms.by_id(id);
     if (!c) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: the communicator of MPI file " + path + " was not re-created");
     const auto failed = [&path](const char* what, int rc) {
-      throw Error(PYCKPT_MPI_EMPI, "pyckpt_mpi: MPI file " + path + ", open at the checkpoint: " + what + ": " +
-                                       mpi_error_text(rc), rc);
+      throw Error(PYCKPT_MPI_EMPI,
+                  "pyckpt_mpi: MPI file " + path + ", open at the checkpoint: " + what + ": " + mpi_error_text(rc), rc);
     };
     OwnedInfo info;
     if (!hints.empty()) {
       check(PMPI_Info_create(info.out()), "MPI_Info_create (file hints)");
-      for (const auto& [key, value] : hints) check(PMPI_Info_set(info.get(), key.c_str(), value.c_str()), "MPI_Info_set");
+      for (const auto& [key, value] : hints)
+        check(PMPI_Info_set(info.get(), key.c_str(), value.c_str()), "MPI_Info_set");
     }
     // The file exists (it was open at the cut): MPI_MODE_EXCL would refuse
     // it, and without MPI_MODE_CREATE a file that is gone is an error

@@ -45,8 +45,10 @@ struct FileRec {
   // The begin call of a split collective not yet ended; a cut then fails:
   // its outcome is known only at the end call.
   const char* open_split = nullptr;
-  // Opened with MPI_MODE_CREATE since the last cut: its directory entry
-  // may be new too.
+  // Since the last cut: written through this handle (by a write routine of
+  // this process, or a collective one, whose aggregators write others'
+  // data), and opened with MPI_MODE_CREATE (its directory entry may be new).
+  bool written_since_cut = false;
   bool created_since_cut = false;
 };
 
@@ -72,7 +74,7 @@ class FileTable {
   // what the app wrote reaches storage (fsync(2) of every file written
   // since the last cut, open or closed since, and of the directories of
   // files created since), so that a checkpoint never outlives the data it
-  // relies on. Returns why the files cannot be captured at this cut
+  // relies on; and every open file is still there. Returns why the files cannot be captured at this cut
   // (nonblocking file I/O the app holds, an open split collective, ...),
   // "" if they can.
   std::string settle(const RequestTable& requests);
@@ -88,8 +90,9 @@ class FileTable {
  private:
   std::vector<std::unique_ptr<FileRec>> files_;  // open order
   std::unordered_map<MPI_File, FileRec*> by_handle_;
-  // Files with write access closed since the last cut (their data may still
-  // be in the page cache), and whether their directory entry may be new.
+  // Files written or created since the last cut and closed since (their
+  // data may still be in the page cache), and whether their directory entry
+  // may be new.
   std::vector<std::pair<std::string, bool>> closed_since_cut_;
 };
 

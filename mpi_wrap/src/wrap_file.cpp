@@ -18,6 +18,7 @@ enum Effect : unsigned {
   kSharedPointer = 1,  // moves the shared file pointer: the cut records it
   kBeginsSplit = 2,    // begins a split collective
   kEndsSplit = 4,      // ends it
+  kWrites = 8,         // changes the file: it is made durable at the next cut
 };
 enum class Kind { Independent, Collective };
 
@@ -38,6 +39,7 @@ int file_call(MPI_File fh, const char* name, MPI_Request* request, Call call) {
   else
     rt->coordinator.poll();
   if (f && (effects & kSharedPointer)) f->uses_shared_pointer = true;
+  if (f && (effects & kWrites)) f->written_since_cut = true;
   int rc;
   {
     InternalScope internal;
@@ -115,113 +117,94 @@ int MPI_File_close(MPI_File* fh) {
 // Hints given later replace those of the open: a restarted job opens the
 // file with all of them.
 int MPI_File_set_info(MPI_File fh, MPI_Info info) {
-  const int rc = file_call<Kind::Collective>(fh, "MPI_File_set_info", nullptr,
-                                             [&] { return PMPI_File_set_info(fh, info); });
+  const int rc =
+      file_call<Kind::Collective>(fh, "MPI_File_set_info", nullptr, [&] { return PMPI_File_set_info(fh, info); });
   if (FileRec* f = app_file(fh); f && rc == MPI_SUCCESS) FileTable::merge(f->hints, FileTable::hints_of(info));
   return rc;
 }
 int MPI_File_set_view(MPI_File fh, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype filetype, const char* datarep,
                       MPI_Info info) {
-  const int rc = file_call<Kind::Collective>(fh, "MPI_File_set_view", nullptr, [&] {
-    return PMPI_File_set_view(fh, disp, etype, filetype, datarep, info);
-  });
+  const int rc = file_call<Kind::Collective>(
+      fh, "MPI_File_set_view", nullptr, [&] { return PMPI_File_set_view(fh, disp, etype, filetype, datarep, info); });
   if (FileRec* f = app_file(fh); f && rc == MPI_SUCCESS) FileTable::merge(f->hints, FileTable::hints_of(info));
   return rc;
 }
 
-#define PYCKPT_FILE(kind, effects, name, params, args, request)                                     \
-  int MPI_File_##name params {                                                                    \
-    return file_call<Kind::kind, effects>(fh, "MPI_File_" #name, request,                         \
-                                          [&] { return PMPI_File_##name args; });                 \
+#define PYCKPT_FILE(kind, effects, name, params, args, request)                                                   \
+  int MPI_File_##name params {                                                                                    \
+    return file_call<Kind::kind, effects>(fh, "MPI_File_" #name, request, [&] { return PMPI_File_##name args; }); \
   }
+// The data access routines by signature: AT with an explicit offset, PTR at
+// a file pointer; I*: nonblocking; BEGIN*, END: split collective halves.
+// cv: const for the buffer of a write.
+#define PYCKPT_FILE_AT(kind, effects, name, cv)                                                                   \
+  PYCKPT_FILE(kind, effects, name, (MPI_File fh, MPI_Offset o, cv void* b, int n, MPI_Datatype t, MPI_Status* s), \
+              (fh, o, b, n, t, s), nullptr)
+#define PYCKPT_FILE_PTR(kind, effects, name, cv)                                                                      \
+  PYCKPT_FILE(kind, effects, name, (MPI_File fh, cv void* b, int n, MPI_Datatype t, MPI_Status* s), (fh, b, n, t, s), \
+              nullptr)
+#define PYCKPT_FILE_IAT(kind, effects, name, cv)                                                                   \
+  PYCKPT_FILE(kind, effects, name, (MPI_File fh, MPI_Offset o, cv void* b, int n, MPI_Datatype t, MPI_Request* r), \
+              (fh, o, b, n, t, r), r)
+#define PYCKPT_FILE_IPTR(kind, effects, name, cv)                                                                      \
+  PYCKPT_FILE(kind, effects, name, (MPI_File fh, cv void* b, int n, MPI_Datatype t, MPI_Request* r), (fh, b, n, t, r), \
+              r)
+#define PYCKPT_FILE_BEGIN_AT(effects, name, cv)         \
+  PYCKPT_FILE(Collective, kBeginsSplit | effects, name, \
+              (MPI_File fh, MPI_Offset o, cv void* b, int n, MPI_Datatype t), (fh, o, b, n, t), nullptr)
+#define PYCKPT_FILE_BEGIN_PTR(effects, name, cv)                                                          \
+  PYCKPT_FILE(Collective, kBeginsSplit | effects, name, (MPI_File fh, cv void* b, int n, MPI_Datatype t), \
+              (fh, b, n, t), nullptr)
+#define PYCKPT_FILE_END(effects, name, cv) \
+  PYCKPT_FILE(Collective, kEndsSplit | effects, name, (MPI_File fh, cv void* b, MPI_Status* s), (fh, b, s), nullptr)
 
 // --- independent: safe points; nonblocking ones tracked ---------------------
-PYCKPT_FILE(Independent, kNoEffect, read_at,
-            (MPI_File fh, MPI_Offset o, void* b, int n, MPI_Datatype t, MPI_Status* s), (fh, o, b, n, t, s), nullptr)
-PYCKPT_FILE(Independent, kNoEffect, write_at,
-            (MPI_File fh, MPI_Offset o, const void* b, int n, MPI_Datatype t, MPI_Status* s), (fh, o, b, n, t, s),
-            nullptr)
-PYCKPT_FILE(Independent, kNoEffect, read, (MPI_File fh, void* b, int n, MPI_Datatype t, MPI_Status* s),
-            (fh, b, n, t, s), nullptr)
-PYCKPT_FILE(Independent, kNoEffect, write, (MPI_File fh, const void* b, int n, MPI_Datatype t, MPI_Status* s),
-            (fh, b, n, t, s), nullptr)
-PYCKPT_FILE(Independent, kSharedPointer, read_shared, (MPI_File fh, void* b, int n, MPI_Datatype t, MPI_Status* s),
-            (fh, b, n, t, s), nullptr)
-PYCKPT_FILE(Independent, kSharedPointer, write_shared,
-            (MPI_File fh, const void* b, int n, MPI_Datatype t, MPI_Status* s), (fh, b, n, t, s), nullptr)
+PYCKPT_FILE_AT(Independent, kNoEffect, read_at, )
+PYCKPT_FILE_AT(Independent, kWrites, write_at, const)
+PYCKPT_FILE_PTR(Independent, kNoEffect, read, )
+PYCKPT_FILE_PTR(Independent, kWrites, write, const)
+PYCKPT_FILE_PTR(Independent, kSharedPointer, read_shared, )
+PYCKPT_FILE_PTR(Independent, kSharedPointer | kWrites, write_shared, const)
+PYCKPT_FILE_IAT(Independent, kNoEffect, iread_at, )
+PYCKPT_FILE_IAT(Independent, kWrites, iwrite_at, const)
+PYCKPT_FILE_IPTR(Independent, kNoEffect, iread, )
+PYCKPT_FILE_IPTR(Independent, kWrites, iwrite, const)
+PYCKPT_FILE_IPTR(Independent, kSharedPointer, iread_shared, )
+PYCKPT_FILE_IPTR(Independent, kSharedPointer | kWrites, iwrite_shared, const)
 PYCKPT_FILE(Independent, kNoEffect, seek, (MPI_File fh, MPI_Offset o, int whence), (fh, o, whence), nullptr)
-PYCKPT_FILE(Independent, kNoEffect, iread_at,
-            (MPI_File fh, MPI_Offset o, void* b, int n, MPI_Datatype t, MPI_Request* request),
-            (fh, o, b, n, t, request), request)
-PYCKPT_FILE(Independent, kNoEffect, iwrite_at,
-            (MPI_File fh, MPI_Offset o, const void* b, int n, MPI_Datatype t, MPI_Request* request),
-            (fh, o, b, n, t, request), request)
-PYCKPT_FILE(Independent, kNoEffect, iread, (MPI_File fh, void* b, int n, MPI_Datatype t, MPI_Request* request),
-            (fh, b, n, t, request), request)
-PYCKPT_FILE(Independent, kNoEffect, iwrite,
-            (MPI_File fh, const void* b, int n, MPI_Datatype t, MPI_Request* request), (fh, b, n, t, request),
-            request)
-PYCKPT_FILE(Independent, kSharedPointer, iread_shared,
-            (MPI_File fh, void* b, int n, MPI_Datatype t, MPI_Request* request), (fh, b, n, t, request), request)
-PYCKPT_FILE(Independent, kSharedPointer, iwrite_shared,
-            (MPI_File fh, const void* b, int n, MPI_Datatype t, MPI_Request* request), (fh, b, n, t, request),
-            request)
 
 // --- collective -----------------------------------------------------------------
-PYCKPT_FILE(Collective, kNoEffect, set_size, (MPI_File fh, MPI_Offset size), (fh, size), nullptr)
-PYCKPT_FILE(Collective, kNoEffect, preallocate, (MPI_File fh, MPI_Offset size), (fh, size), nullptr)
-PYCKPT_FILE(Collective, kNoEffect, sync, (MPI_File fh), (fh), nullptr)
-PYCKPT_FILE(Collective, kNoEffect, set_atomicity, (MPI_File fh, int flag), (fh, flag), nullptr)
-PYCKPT_FILE(Collective, kSharedPointer, seek_shared, (MPI_File fh, MPI_Offset o, int whence), (fh, o, whence),
-            nullptr)
-PYCKPT_FILE(Collective, kNoEffect, read_at_all,
-            (MPI_File fh, MPI_Offset o, void* b, int n, MPI_Datatype t, MPI_Status* s), (fh, o, b, n, t, s), nullptr)
-PYCKPT_FILE(Collective, kNoEffect, write_at_all,
-            (MPI_File fh, MPI_Offset o, const void* b, int n, MPI_Datatype t, MPI_Status* s), (fh, o, b, n, t, s),
-            nullptr)
-PYCKPT_FILE(Collective, kNoEffect, read_all, (MPI_File fh, void* b, int n, MPI_Datatype t, MPI_Status* s),
-            (fh, b, n, t, s), nullptr)
-PYCKPT_FILE(Collective, kNoEffect, write_all, (MPI_File fh, const void* b, int n, MPI_Datatype t, MPI_Status* s),
-            (fh, b, n, t, s), nullptr)
-PYCKPT_FILE(Collective, kSharedPointer, read_ordered, (MPI_File fh, void* b, int n, MPI_Datatype t, MPI_Status* s),
-            (fh, b, n, t, s), nullptr)
-PYCKPT_FILE(Collective, kSharedPointer, write_ordered,
-            (MPI_File fh, const void* b, int n, MPI_Datatype t, MPI_Status* s), (fh, b, n, t, s), nullptr)
+PYCKPT_FILE_AT(Collective, kNoEffect, read_at_all, )
+PYCKPT_FILE_AT(Collective, kWrites, write_at_all, const)
+PYCKPT_FILE_PTR(Collective, kNoEffect, read_all, )
+PYCKPT_FILE_PTR(Collective, kWrites, write_all, const)
+PYCKPT_FILE_PTR(Collective, kSharedPointer, read_ordered, )
+PYCKPT_FILE_PTR(Collective, kSharedPointer | kWrites, write_ordered, const)
 // Nonblocking collectives are entered together too: an implementation may
 // do the collective part when they are posted.
-PYCKPT_FILE(Collective, kNoEffect, iread_at_all,
-            (MPI_File fh, MPI_Offset o, void* b, int n, MPI_Datatype t, MPI_Request* request),
-            (fh, o, b, n, t, request), request)
-PYCKPT_FILE(Collective, kNoEffect, iwrite_at_all,
-            (MPI_File fh, MPI_Offset o, const void* b, int n, MPI_Datatype t, MPI_Request* request),
-            (fh, o, b, n, t, request), request)
-PYCKPT_FILE(Collective, kNoEffect, iread_all, (MPI_File fh, void* b, int n, MPI_Datatype t, MPI_Request* request),
-            (fh, b, n, t, request), request)
-PYCKPT_FILE(Collective, kNoEffect, iwrite_all,
-            (MPI_File fh, const void* b, int n, MPI_Datatype t, MPI_Request* request), (fh, b, n, t, request),
-            request)
+PYCKPT_FILE_IAT(Collective, kNoEffect, iread_at_all, )
+PYCKPT_FILE_IAT(Collective, kWrites, iwrite_at_all, const)
+PYCKPT_FILE_IPTR(Collective, kNoEffect, iread_all, )
+PYCKPT_FILE_IPTR(Collective, kWrites, iwrite_all, const)
+PYCKPT_FILE(Collective, kWrites, set_size, (MPI_File fh, MPI_Offset size), (fh, size), nullptr)
+PYCKPT_FILE(Collective, kWrites, preallocate, (MPI_File fh, MPI_Offset size), (fh, size), nullptr)
+PYCKPT_FILE(Collective, kNoEffect, sync, (MPI_File fh), (fh), nullptr)
+PYCKPT_FILE(Collective, kNoEffect, set_atomicity, (MPI_File fh, int flag), (fh, flag), nullptr)
+PYCKPT_FILE(Collective, kSharedPointer, seek_shared, (MPI_File fh, MPI_Offset o, int whence), (fh, o, whence), nullptr)
 
 // --- split collectives: both halves are counted collectives, so every member
 // has the same one open at a cut (which then fails, see FileTable::settle).
-PYCKPT_FILE(Collective, kBeginsSplit, read_at_all_begin,
-            (MPI_File fh, MPI_Offset o, void* b, int n, MPI_Datatype t), (fh, o, b, n, t), nullptr)
-PYCKPT_FILE(Collective, kBeginsSplit, write_at_all_begin,
-            (MPI_File fh, MPI_Offset o, const void* b, int n, MPI_Datatype t), (fh, o, b, n, t), nullptr)
-PYCKPT_FILE(Collective, kBeginsSplit, read_all_begin, (MPI_File fh, void* b, int n, MPI_Datatype t),
-            (fh, b, n, t), nullptr)
-PYCKPT_FILE(Collective, kBeginsSplit, write_all_begin, (MPI_File fh, const void* b, int n, MPI_Datatype t),
-            (fh, b, n, t), nullptr)
-PYCKPT_FILE(Collective, kBeginsSplit | kSharedPointer, read_ordered_begin,
-            (MPI_File fh, void* b, int n, MPI_Datatype t), (fh, b, n, t), nullptr)
-PYCKPT_FILE(Collective, kBeginsSplit | kSharedPointer, write_ordered_begin,
-            (MPI_File fh, const void* b, int n, MPI_Datatype t), (fh, b, n, t), nullptr)
-PYCKPT_FILE(Collective, kEndsSplit, read_at_all_end, (MPI_File fh, void* b, MPI_Status* s), (fh, b, s), nullptr)
-PYCKPT_FILE(Collective, kEndsSplit, write_at_all_end, (MPI_File fh, const void* b, MPI_Status* s), (fh, b, s),
-            nullptr)
-PYCKPT_FILE(Collective, kEndsSplit, read_all_end, (MPI_File fh, void* b, MPI_Status* s), (fh, b, s), nullptr)
-PYCKPT_FILE(Collective, kEndsSplit, write_all_end, (MPI_File fh, const void* b, MPI_Status* s), (fh, b, s), nullptr)
-PYCKPT_FILE(Collective, kEndsSplit, read_ordered_end, (MPI_File fh, void* b, MPI_Status* s), (fh, b, s), nullptr)
-PYCKPT_FILE(Collective, kEndsSplit, write_ordered_end, (MPI_File fh, const void* b, MPI_Status* s), (fh, b, s),
-            nullptr)
+PYCKPT_FILE_BEGIN_AT(kNoEffect, read_at_all_begin, )
+PYCKPT_FILE_BEGIN_AT(kWrites, write_at_all_begin, const)
+PYCKPT_FILE_BEGIN_PTR(kNoEffect, read_all_begin, )
+PYCKPT_FILE_BEGIN_PTR(kWrites, write_all_begin, const)
+PYCKPT_FILE_BEGIN_PTR(kSharedPointer, read_ordered_begin, )
+PYCKPT_FILE_BEGIN_PTR(kSharedPointer | kWrites, write_ordered_begin, const)
+PYCKPT_FILE_END(kNoEffect, read_at_all_end, )
+PYCKPT_FILE_END(kWrites, write_at_all_end, const)
+PYCKPT_FILE_END(kNoEffect, read_all_end, )
+PYCKPT_FILE_END(kWrites, write_all_end, const)
+PYCKPT_FILE_END(kNoEffect, read_ordered_end, )
+PYCKPT_FILE_END(kWrites, write_ordered_end, const)
 
 }  // extern "C"
