@@ -128,8 +128,15 @@ void FileTable::forget(MPI_File fh) {
   if (it == by_handle_.end()) return;
   const FileRec* rec = it->second;
   by_handle_.erase(it);
-  if (rec->written_since_cut || rec->created_since_cut)
-    closed_since_cut_.emplace_back(rec->path, rec->created_since_cut);
+  if (rec->written_since_cut || rec->created_since_cut) {
+    // Once per name: a program may open and close a file at every step.
+    auto it = std::find_if(closed_since_cut_.begin(), closed_since_cut_.end(),
+                           [rec](const auto& closed) { return closed.first == rec->path; });
+    if (it == closed_since_cut_.end())
+      closed_since_cut_.emplace_back(rec->path, rec->created_since_cut);
+    else
+      it->second = it->second || rec->created_since_cut;
+  }
   files_.erase(std::find_if(files_.begin(), files_.end(), [rec](const auto& f) { return f.get() == rec; }));
 }
 
@@ -290,6 +297,7 @@ void FileTable::restore(codec::ByteReader& r, const CommTable& comms) {
       failed("cannot reopen it", rc);
     FileRec& f = add(*c, fh, path.c_str(), amode, std::move(hints));
     f.uses_shared_pointer = shared;
+    f.created_since_cut = false;  // made durable by the cut saved here
     // The view first: MPI_File_set_view resets both file pointers.
     if (int rc = PMPI_File_set_view(fh, disp, etype.get(), filetype.get(), datarep.c_str(), MPI_INFO_NULL))
       failed("MPI_File_set_view", rc);
