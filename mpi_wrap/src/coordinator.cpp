@@ -393,8 +393,9 @@ void Coordinator::run_cut() {
           "MPI_Recv (request)");
   }
 
-  // 3b. The app's files at rest (nonblocking I/O complete, written data on
-  //     storage; local). Not capturable: a reason of this rank's own.
+  // 3b. The app's files at rest: what was written to them since the last
+  //     cut made durable (local). What cannot be captured about them is a
+  //     reason of this rank's own.
   const std::string files_unsettled = files_.settle(requests_);
 
   // 4. This rank's verdict: a reason of its own not to be captured (then no

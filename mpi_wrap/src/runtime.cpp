@@ -3,8 +3,7 @@
 // replaying their lineage in creation order, derived datatypes rebuilt from
 // MPI_Type_get_contents trees, channel messages reloaded for delivery,
 // requests restored complete or awaiting re-post, the app's files reopened.
-// Format (all little-endian,
-// pyckpt/codec/bytes.hpp):
+// Format (all little-endian, pyckpt/codec/bytes.hpp):
 //   "PYCKMPI1" u32 version, u32 world_size
 //   u64 ncomms  { u64 id, i32 op, u64 parent, u32 n, i32 args[n], u8 freed, i32 rank, i32 size }
 //   u64 ntypes  { u64 id, type-tree }   (TypeTable::encode)
