@@ -1,6 +1,6 @@
 // The file table: records of the app's open files, their rest at a cut
-// (nonblocking I/O completed, data synced, what cannot be captured), their
-// state as bytes and their re-opening at restart.
+// (what was written made durable, what cannot be captured), their state as
+// bytes and their re-opening at restart.
 #include "file_table.hpp"
 
 #include "error.hpp"
@@ -130,12 +130,12 @@ void FileTable::forget(MPI_File fh) {
   by_handle_.erase(it);
   if (rec->written_since_cut || rec->created_since_cut) {
     // Once per name: a program may open and close a file at every step.
-    auto it = std::find_if(closed_since_cut_.begin(), closed_since_cut_.end(),
-                           [rec](const auto& closed) { return closed.first == rec->path; });
-    if (it == closed_since_cut_.end())
+    auto closed = std::find_if(closed_since_cut_.begin(), closed_since_cut_.end(),
+                               [rec](const auto& c) { return c.first == rec->path; });
+    if (closed == closed_since_cut_.end())
       closed_since_cut_.emplace_back(rec->path, rec->created_since_cut);
     else
-      it->second = it->second || rec->created_since_cut;
+      closed->second = closed->second || rec->created_since_cut;
   }
   files_.erase(std::find_if(files_.begin(), files_.end(), [rec](const auto& f) { return f.get() == rec; }));
 }
