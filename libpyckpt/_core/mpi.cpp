@@ -31,8 +31,8 @@ namespace {
   X(set_capture_callbacks) X(set_wake_callback) X(world) X(write_comm) X(request_checkpoint) X(install_signal_trigger) X(set_triggers) \
   X(poll) X(checkpoint)                                                                                   \
   X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
-  X(request_id) X(request_from_id) X(pending_requests) X(request_repost) X(get_stats)                     \
-  X(channel_messages) X(last_error)
+  X(request_id) X(request_from_id) X(file_id) X(file_from_id) X(pending_requests) X(request_repost)      \
+  X(get_stats) X(channel_messages) X(last_error)
 
 struct Api {
 #define PYCKPT_MPI_MEMBER(name) decltype(&pyckpt_mpi_##name) name = nullptr;
@@ -311,6 +311,14 @@ struct RequestHandle {
   static MPI_Request from_id(const Api& a, std::uint64_t id) { return a.request_from_id(id); }
 };
 
+struct FileHandle {
+  static MPI_File f2c(MPI_Fint f) { return MPI_File_f2c(f); }
+  static MPI_Fint c2f(MPI_File h) { return MPI_File_c2f(h); }
+  static MPI_File null() { return MPI_FILE_NULL; }
+  static std::uint64_t id(const Api& a, MPI_File h) { return a.file_id(h); }
+  static MPI_File from_id(const Api& a, std::uint64_t id) { return a.file_from_id(id); }
+};
+
 // mpi_X_id(obj) -> int: the stable id of an mpi4py object's handle (0: unknown).
 template <class H>
 PyObject* py_handle_id(PyObject*, PyObject* obj) {
@@ -476,6 +484,10 @@ PyMethodDef g_mpi_functions[] = {
     {"mpi_request_id", py_handle_id<RequestHandle>, METH_O, "mpi_request_id(request) -> stable id (0: unknown)"},
     {"mpi_request_from_id", py_handle_from_id<RequestHandle>, METH_VARARGS,
      "mpi_request_from_id(cls, id) -> cls.f2py() of the request with that id, or None (MPI_REQUEST_NULL)"},
+    {"mpi_file_id", py_handle_id<FileHandle>, METH_O,
+     "mpi_file_id(file) -> stable id of an MPI file the application opened (0: unknown)"},
+    {"mpi_file_from_id", py_handle_from_id<FileHandle>, METH_VARARGS,
+     "mpi_file_from_id(cls, id) -> cls.f2py() of the file with that id (reopened after a restart), or None"},
     {"mpi_pending_requests", py_mpi_pending_requests, METH_NOARGS,
      "mpi_pending_requests() -> [RequestInfo(id, is_recv, completed, buf, bytes)], in posting order"},
     {"mpi_request_repost", py_mpi_request_repost, METH_VARARGS,

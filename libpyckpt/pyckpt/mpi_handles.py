@@ -49,6 +49,8 @@ _datatype_from_id = _rebuilt("datatype", _core.mpi_type_from_id)
 # A receive pending at the cut was re-posted into its restored buffer before
 # the heap is read (pyckpt.mpi), so every request has its handle by then.
 _request_from_id = _rebuilt("request", _core.mpi_request_from_id)
+# Files were reopened when the interposer's state was restored (at MPI_Init).
+_file_from_id = _rebuilt("file", _core.mpi_file_from_id)
 
 
 def _reduce_handle(obj):
@@ -62,7 +64,8 @@ def _reduce_handle(obj):
     cls = type(obj)
     for kind, null, to_id, rebuild in ((MPI.Comm, MPI.COMM_NULL, _core.mpi_comm_id, _communicator_from_id),
                                        (MPI.Datatype, MPI.DATATYPE_NULL, _core.mpi_type_id, _datatype_from_id),
-                                       (MPI.Request, MPI.REQUEST_NULL, _core.mpi_request_id, _request_from_id)):
+                                       (MPI.Request, MPI.REQUEST_NULL, _core.mpi_request_id, _request_from_id),
+                                       (MPI.File, MPI.FILE_NULL, _core.mpi_file_id, _file_from_id)):
         if isinstance(obj, kind):
             if obj == null:
                 return cls, ()
@@ -71,7 +74,7 @@ def _reduce_handle(obj):
                 return rebuild, (cls, ident)
             break
     raise UnsupportedStateError(f"cannot capture {obj!r}: this kind of MPI object ({cls.__name__}) is not "
-                                f"recorded by pyckpt (supported: communicators, datatypes, requests, "
+                                f"recorded by pyckpt (supported: communicators, datatypes, requests, files, "
                                 f"predefined objects such as MPI.SUM)")
 
 

@@ -31,6 +31,14 @@ Runtime& running() {
   return *rt;
 }
 
+// f(runtime), or `none` outside MPI_Init..MPI_Finalize (the handle lookups
+// of the C ABI: a null handle or id 0, never an error).
+template <typename T, typename F>
+T if_running(T none, F f) {
+  Runtime* rt = Runtime::get();
+  return rt ? static_cast<T>(f(*rt)) : none;
+}
+
 extern "C" void on_trigger_signal(int) { pyckpt_mpi_request_checkpoint(); }
 
 }  // namespace
@@ -133,35 +141,41 @@ int pyckpt_mpi_state_restore(const void* data, size_t len) {
 }
 
 uint64_t pyckpt_mpi_comm_id(MPI_Comm comm) {
-  Runtime* rt = Runtime::get();
-  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
-  return c ? c->id : 0;
+  return if_running(std::uint64_t{0}, [&](Runtime& rt) {
+    CommRec* c = rt.comms.find(comm);
+    return c ? c->id : 0;
+  });
 }
 
 MPI_Comm pyckpt_mpi_comm_from_id(uint64_t id) {
-  Runtime* rt = Runtime::get();
-  CommRec* c = rt ? rt->comms.by_id(id) : nullptr;
-  return c ? c->real : MPI_COMM_NULL;
+  return if_running(MPI_COMM_NULL, [&](Runtime& rt) {
+    CommRec* c = rt.comms.by_id(id);
+    return c ? c->real : MPI_COMM_NULL;
+  });
 }
 
 uint64_t pyckpt_mpi_type_id(MPI_Datatype type) {
-  Runtime* rt = Runtime::get();
-  return rt ? rt->types.id(type) : 0;
+  return if_running(std::uint64_t{0}, [&](Runtime& rt) { return rt.types.id(type); });
 }
 
 MPI_Datatype pyckpt_mpi_type_from_id(uint64_t id) {
-  Runtime* rt = Runtime::get();
-  return rt ? rt->types.from_id(id) : MPI_DATATYPE_NULL;
+  return if_running(MPI_DATATYPE_NULL, [&](Runtime& rt) { return rt.types.from_id(id); });
 }
 
 uint64_t pyckpt_mpi_request_id(MPI_Request request) {
-  Runtime* rt = Runtime::get();
-  return rt ? rt->requests.id(request) : 0;
+  return if_running(std::uint64_t{0}, [&](Runtime& rt) { return rt.requests.id(request); });
 }
 
 MPI_Request pyckpt_mpi_request_from_id(uint64_t id) {
-  Runtime* rt = Runtime::get();
-  return rt ? rt->requests.from_id(id) : MPI_REQUEST_NULL;
+  return if_running(MPI_REQUEST_NULL, [&](Runtime& rt) { return rt.requests.from_id(id); });
+}
+
+uint64_t pyckpt_mpi_file_id(MPI_File file) {
+  return if_running(std::uint64_t{0}, [&](Runtime& rt) { return rt.files.id(file); });
+}
+
+MPI_File pyckpt_mpi_file_from_id(uint64_t id) {
+  return if_running(MPI_FILE_NULL, [&](Runtime& rt) { return rt.files.from_id(id); });
 }
 
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) {

@@ -51,13 +51,14 @@ unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>
 }  // namespace
 
 Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, Channel& channel,
-                         BlockingCall& call, const std::string& unsupported)
+                         BlockingCall& call, FileTable& files, const std::string& unsupported)
     : world_rank_(world_rank),
       world_size_(world_size),
       comms_(comms),
       requests_(requests),
       channel_(channel),
       call_(call),
+      files_(files),
       unsupported_(unsupported) {
   InternalScope internal;
   check(PMPI_Comm_dup(MPI_COMM_WORLD, ctl_.out()), "MPI_Comm_dup (control)");
@@ -451,6 +452,11 @@ void Coordinator::run_cut() {
     receive_request(st.MPI_SOURCE, st.MPI_TAG);
   }
 
+  // 3b. The app's files at rest: what was written to them since the last
+  //     cut made durable (local). What cannot be captured about them is a
+  //     reason of this rank's own.
+  const std::string files_unsettled = files_.settle(requests_);
+
   // 4. This rank's verdict: a reason of its own not to be captured (then no
   //    capture), else the capture callback's result (local, no MPI). Then
   //    ONE agreement on it, which doubles as the barrier that keeps post-cut
@@ -460,7 +466,8 @@ void Coordinator::run_cut() {
     BlockingCall& c;
     ~ForgetCutCall() { c.forget_cut(); }
   } forget_cut_call{call_};
-  Verdict mine = local_verdict();
+  Verdict mine = files_unsettled.empty() ? local_verdict()
+                                          : Verdict{Severity::Failed, PYCKPT_MPI_EUNSUPPORTED, files_unsettled};
   if (mine.severity == Severity::Ok && callbacks.capture) mine = callback_verdict(callbacks.capture, "capture");
   Verdict job = agree(std::move(mine), "capture");
 

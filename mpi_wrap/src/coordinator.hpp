@@ -12,6 +12,7 @@
 #include "blocking_call.hpp"
 #include "channel.hpp"
 #include "comm_table.hpp"
+#include "file_table.hpp"
 #include "mpi_handles.hpp"
 #include "request_table.hpp"
 
@@ -33,7 +34,7 @@ class Coordinator {
   // After PMPI_Init*: makes the private control communicators. unsupported:
   // the calls the job made that a cut cannot capture (read at each cut).
   Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, Channel& channel,
-              BlockingCall& call, const std::string& unsupported);
+              BlockingCall& call, FileTable& files, const std::string& unsupported);
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
@@ -199,6 +200,7 @@ class Coordinator {
   RequestTable& requests_;
   Channel& channel_;
   BlockingCall& call_;
+  FileTable& files_;
   const std::string& unsupported_;
 
   OwnedComm ctl_;  // private dup of world: checkpoint requests, rounds, the cut

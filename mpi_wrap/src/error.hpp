@@ -22,6 +22,8 @@ struct Error : std::runtime_error {
 
 // Throws Error(PYCKPT_MPI_EMPI) naming `what` if rc is not MPI_SUCCESS.
 void check(int rc, const char* what);
+// MPI's description of an error code.
+std::string mpi_error_text(int rc);
 
 // The message pyckpt_mpi_last_error() returns on this thread.
 void set_last_error(const std::string& msg);

@@ -1,7 +1,8 @@
-// Owning wrappers for the MPI groups and communicators the library makes
-// itself (rank translation, lineage replay at restart, its private control
-// communicators): freed on scope exit, also when a check throws in between.
-// Handles of the application are never owned here.
+// Owning wrappers for the MPI groups, communicators, infos and datatypes the
+// library makes or is handed (rank translation, lineage replay at restart,
+// its private control communicators, a file's view read at a cut): freed on
+// scope exit, also when a check throws in between. Handles of the
+// application are never owned here.
 #pragma once
 
 #include <mpi.h>
@@ -21,6 +22,27 @@ struct CommTraits {
   using Handle = MPI_Comm;
   static Handle null() { return MPI_COMM_NULL; }
   static void free(Handle* h) { PMPI_Comm_free(h); }
+};
+
+struct InfoTraits {
+  using Handle = MPI_Info;
+  static Handle null() { return MPI_INFO_NULL; }
+  static void free(Handle* h) { PMPI_Info_free(h); }
+};
+// Datatypes MPI hands out (MPI_Type_get_contents, MPI_File_get_view) or the
+// library rebuilds: a derived one is a handle of its own to free, a
+// predefined one must not be freed.
+struct TypeTraits {
+  using Handle = MPI_Datatype;
+  static Handle null() { return MPI_DATATYPE_NULL; }
+  static bool predefined(Handle h) {
+    int ni, na, nd, combiner = MPI_COMBINER_NAMED;
+    PMPI_Type_get_envelope(h, &ni, &na, &nd, &combiner);
+    return combiner == MPI_COMBINER_NAMED;
+  }
+  static void free(Handle* h) {
+    if (!predefined(*h)) PMPI_Type_free(h);
+  }
 };
 
 template <typename Traits>
@@ -60,5 +82,7 @@ class Owned {
 
 using OwnedGroup = Owned<GroupTraits>;
 using OwnedComm = Owned<CommTraits>;
+using OwnedInfo = Owned<InfoTraits>;
+using OwnedType = Owned<TypeTraits>;
 
 }  // namespace pyckpt::mpi

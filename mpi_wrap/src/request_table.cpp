@@ -108,6 +108,12 @@ bool RequestTable::test_receives(ReqRec* extra, const MPI_Request* extra_handle)
   return !matched_incomplete;
 }
 
+std::uint64_t RequestTable::held_file_io() const {
+  for (const auto& [handle, rec] : requests_)
+    if (rec.file != 0) return rec.file;
+  return 0;
+}
+
 MPI_Request RequestTable::repost(std::uint64_t id, void* buf) {
   auto it = awaiting_repost_.find(id);
   if (it == awaiting_repost_.end())

@@ -40,6 +40,9 @@ struct ReqRec {
   MPI_Datatype type = MPI_DATATYPE_NULL;
   int source = 0, tag = 0;
   RecvStatus status{};  // valid once complete
+  // Nonblocking I/O on the app's file with this id (FileTable), 0 for a
+  // message: a checkpoint fails while the app holds one (FileTable::settle).
+  std::uint64_t file = 0;
 };
 
 // A generalized request that is already complete and reports st (with
@@ -76,6 +79,9 @@ class RequestTable {
   // False while a receive of a message matched by MPI_Improbe/Mprobe is
   // still incomplete (the drain waits for it).
   bool test_receives(ReqRec* extra, const MPI_Request* extra_handle);
+  // The file id of nonblocking file I/O the app holds (posted, not yet
+  // completed by its MPI_Wait/Test), 0 if none.
+  std::uint64_t held_file_io() const;
 
   // After restore: re-post receive id (pending at the cut) into buf, from
   // channel state if a drained message matches. Returns the new handle.

@@ -2,8 +2,8 @@
 // bytes with its restoration in a fresh job: communicators re-created by
 // replaying their lineage in creation order, derived datatypes rebuilt from
 // MPI_Type_get_contents trees, channel messages reloaded for delivery,
-// requests restored complete or awaiting re-post. Format (all little-endian,
-// pyckpt/codec/bytes.hpp):
+// requests restored complete or awaiting re-post, the app's files reopened.
+// Format (all little-endian, pyckpt/codec/bytes.hpp):
 //   "PYCKMPI1" u32 version, u32 world_size
 //   u64 ncomms  { u64 id, i32 op, u64 parent, u32 n, i32 args[n], u8 freed, i32 rank, i32 size }
 //   u64 ntypes  { u64 id, type-tree }   (TypeTable::encode)
@@ -14,6 +14,7 @@
 //       not the checkpoint file's epoch), u64 next_request_id
 //   u64 nreqs   { u64 id, u8 is_recv, u8 complete, u64 comm, u64 type, i32 count,
 //                 i32 source, i32 tag, i32 status_source, i32 status_tag, i64 status_bytes }
+//   u64 nfiles  { ... }   (FileTable::save)
 #include "runtime.hpp"
 
 #include <pyckpt/codec/bytes.hpp>
@@ -27,7 +28,7 @@ std::unique_ptr<Runtime> Runtime::instance_;
 
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
-constexpr std::uint32_t kVersion = 2;
+constexpr std::uint32_t kVersion = 3;
 
 std::pair<int, int> world() {
   int rank = 0, size = 1;
@@ -40,7 +41,7 @@ std::pair<int, int> world() {
 Runtime::Runtime(int world_rank, int world_size)
     : world_rank_(world_rank),
       world_size_(world_size),
-      coordinator(world_rank, world_size, comms, requests, channel, call, unsupported_) {
+      coordinator(world_rank, world_size, comms, requests, channel, call, files, unsupported_) {
   comms.add_predefined();
 }
 
@@ -130,12 +131,13 @@ std::vector<std::byte> Runtime::save() const {
     w.put(rec->status.tag);
     w.put(rec->status.bytes);
   }
+  files.save(w);
   return w.take();
 }
 
 void Runtime::restore(const std::byte* data, std::size_t len) {
   InternalScope internal;
-  if (!comms.only_predefined() || channel.size() != 0 || !types.empty() || !requests.empty())
+  if (!comms.only_predefined() || channel.size() != 0 || !types.empty() || !requests.empty() || !files.empty())
     throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi_state_restore: must be called once, right after MPI_Init");
   codec::ByteReader r(data, len, "pyckpt_mpi: state bytes are truncated");
   try {
@@ -241,6 +243,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
                                            " names an unknown communicator or datatype");
       requests.await_repost(rec);
     }
+    files.restore(r, comms);
     if (!r.done()) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: trailing bytes after the state");
   } catch (const std::length_error& e) {
     throw Error(PYCKPT_MPI_EINVAL, e.what());

@@ -5,6 +5,7 @@
 //   Channel       per-peer counts, channel state, matching, Mprobe'd messages
 //   RequestTable  app requests: ids, completion, pending view, re-post
 //   BlockingCall  the blocking app call in progress across a cut, re-issue
+//   FileTable     the app's open files: records, rest at a cut, reopening
 //   Coordinator   phases, rounds, targets, the cut and its agreement, finish
 //   Waker         a thread that brings a checkpoint to a computing rank
 // -- and the save/restore codec of the whole state (runtime.cpp).
@@ -20,6 +21,7 @@
 #include "comm_table.hpp"
 #include "coordinator.hpp"
 #include "error.hpp"
+#include "file_table.hpp"
 #include "internal_scope.hpp"
 #include "request_table.hpp"
 #include "type_table.hpp"
@@ -58,6 +60,7 @@ class Runtime {
   Channel channel;
   RequestTable requests{channel};
   BlockingCall call{world_rank_};
+  FileTable files;
   Coordinator coordinator;
 
   // The waker runs once the layer above registered a wake callback or

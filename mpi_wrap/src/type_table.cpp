@@ -3,6 +3,7 @@
 #include "type_table.hpp"
 
 #include "error.hpp"
+#include "mpi_handles.hpp"
 
 #include <algorithm>
 #include <string>
@@ -60,18 +61,12 @@ void TypeTable::restore(MPI_Datatype t, std::uint64_t id) {
 
 namespace {
 
-bool is_named(MPI_Datatype t) {
-  int ni, na, nd, comb = MPI_COMBINER_NAMED;
-  PMPI_Type_get_envelope(t, &ni, &na, &nd, &comb);
-  return comb == MPI_COMBINER_NAMED;
-}
-
 // Frees the derived children made while decoding, whatever happens.
 struct TypeList {
   std::vector<MPI_Datatype> v;
   ~TypeList() {
     for (MPI_Datatype& t : v)
-      if (t != MPI_DATATYPE_NULL && !is_named(t)) PMPI_Type_free(&t);
+      if (t != MPI_DATATYPE_NULL) TypeTraits::free(&t);
   }
 };
 

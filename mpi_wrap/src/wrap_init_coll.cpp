@@ -251,7 +251,6 @@ PYCKPT_UNSUPPORTED(Win_allocate, (MPI_Aint s, int d, MPI_Info i, MPI_Comm c, voi
 PYCKPT_UNSUPPORTED(Win_allocate_shared, (MPI_Aint s, int d, MPI_Info i, MPI_Comm c, void* b, MPI_Win* w),
                    (s, d, i, c, b, w))
 PYCKPT_UNSUPPORTED(Win_create_dynamic, (MPI_Info i, MPI_Comm c, MPI_Win* w), (i, c, w))
-PYCKPT_UNSUPPORTED(File_open, (MPI_Comm c, const char* f, int m, MPI_Info i, MPI_File* h), (c, f, m, i, h))
 PYCKPT_UNSUPPORTED(Comm_spawn,
                    (const char* cmd, char* argv[], int n, MPI_Info i, int root, MPI_Comm c, MPI_Comm* ic,
                     int errs[]),

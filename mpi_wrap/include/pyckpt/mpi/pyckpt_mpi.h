@@ -117,7 +117,9 @@ int pyckpt_mpi_state_save(void** data, size_t* len);
 void pyckpt_mpi_free(void* data);
 /* Collective over MPI_COMM_WORLD, after MPI_Init of a restarted job:
  * re-create communicators and datatypes from their lineage, load channel
- * messages for re-delivery, restore the app's requests (see below).
+ * messages for re-delivery, restore the app's requests (see below), reopen
+ * the app's files (same name, access mode, hints, view, atomicity, file
+ * pointers; a file that is gone is an error naming it).
  *
  * Re-issue: the capture callback runs inside the app's MPI call that was at
  * a safe point. A restarted rank is expected to re-issue that very call as
@@ -135,14 +137,18 @@ void pyckpt_mpi_free(void* data);
 int pyckpt_mpi_state_restore(const void* data, size_t len);
 
 /* Stable ids of application handles (equal on all members for a
- * communicator, per rank for datatypes and requests; the same after a
- * restart). 0 means unknown. Predefined handles have fixed ids. */
+ * communicator and a file, per rank for datatypes and requests; the same
+ * after a restart). 0 means unknown. Predefined handles have fixed ids.
+ * Files: those the application opened with MPI_File_open and has not
+ * closed; a restored job reopens them in pyckpt_mpi_state_restore. */
 uint64_t pyckpt_mpi_comm_id(MPI_Comm comm);
 MPI_Comm pyckpt_mpi_comm_from_id(uint64_t id);
 uint64_t pyckpt_mpi_type_id(MPI_Datatype type);
 MPI_Datatype pyckpt_mpi_type_from_id(uint64_t id);
 uint64_t pyckpt_mpi_request_id(MPI_Request request);
 MPI_Request pyckpt_mpi_request_from_id(uint64_t id);
+uint64_t pyckpt_mpi_file_id(MPI_File file);
+MPI_File pyckpt_mpi_file_from_id(uint64_t id);
 
 /* Application requests across a checkpoint.
  *

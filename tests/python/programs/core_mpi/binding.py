@@ -4,13 +4,14 @@ MPI_Init, this script registers its own capture and write callbacks.
 
     binding.py save     every function of the binding against the running
                         interposer; the last checkpoint leaves a pending
-                        receive, a sent request and a drained message and
-                        saves the interposer's state to state.<rank> and the
-                        ids of the handles to ids.<rank>.json (in the cwd)
+                        receive, a sent request, a drained message and an
+                        open MPI file (view, atomicity, both file pointers)
+                        and saves the interposer's state to state.<rank> and
+                        the ids of the handles to ids.<rank>.json (in the cwd)
     binding.py restore  the restarted job: restores that state right after
-                        MPI_Init, finds the handles by id, re-posts the
-                        pending receive, gets the drained message again, and
-                        takes another checkpoint
+                        MPI_Init, finds the handles by id (the file reopened
+                        as it was), re-posts the pending receive, gets the
+                        drained message again, and takes another checkpoint
 
 Each rank prints `rank R OK` at the end. An assertion error aborts the whole
 job (MPI_Abort), so that no rank is left waiting. Callback failures print
@@ -169,6 +170,13 @@ def save():
     assert _core.mpi_type_from_id(MPI.Datatype, 12345) is None
     assert _core.mpi_request_from_id(MPI.Request, 12345) is None
     assert _core.mpi_comm_id(MPI.COMM_NULL) == 0
+    # Files: the id of the file's own communicator, equal on every member.
+    fh = MPI.File.Open(world, "binding.bin", MPI.MODE_RDWR | MPI.MODE_CREATE)
+    ids["file"] = _core.mpi_file_id(fh)
+    assert ids["file"] not in {0, 1, 2, ids["dup"], ids["split"]} and same_on_all_ranks([ids["file"]]), ids
+    round_trip(_core.mpi_file_from_id, MPI.File, fh, ids["file"])
+    assert _core.mpi_file_from_id(MPI.File, 12345) is None
+    assert _core.mpi_file_id(MPI.FILE_NULL) == 0
 
     # --- errors of the library, passed on as CheckpointError ---------------
     assert "is not a receive awaiting re-post" in fails(_core.mpi_request_repost, 12345, 0)
@@ -302,7 +310,20 @@ def save():
     _core.mpi_checkpoint()
     assert (cb.captures, cb.writes, checkpoints()) == (1, 1, before + 1)
 
-    # --- the saving checkpoint: requests, channel state, state bytes ------
+    # --- the saving checkpoint: requests, channel state, a file, state bytes
+    # The file's view: a filetype freed at once (saved as a type tree, not
+    # by id), atomic mode, both file pointers moved.
+    filetype = MPI.INT.Create_vector(2, 1, 4).Create_resized(0, 64).Commit()
+    fh.Set_view(4 * rank, MPI.INT, filetype)
+    filetype.Free()
+    fh.Set_atomicity(True)
+    fh.Write_all(np.array([1, 2, 3], dtype=np.int32) + 10 * rank)  # individual pointer: 3 ints
+    # The shared file pointer, on a second file (shared pointer routines
+    # need the same view on every rank).
+    shared = MPI.File.Open(world, "binding.shared.bin", MPI.MODE_WRONLY | MPI.MODE_CREATE)
+    shared.Write_ordered(np.array([7 + rank], dtype=np.int32))
+    ids["shared"] = _core.mpi_file_id(shared)
+    assert ids["shared"] not in {0, ids["file"]}, ids
     inbox = np.zeros(4)
     recv = world.Irecv(inbox, source=peer, tag=5)  # pending across the cut
     send = world.Isend(OUTBOX, dest=peer, tag=7)   # drained at the peer's cut
@@ -340,6 +361,9 @@ def save():
     assert (inbox == 5.0 + peer).all(), inbox
     send.Wait()
     assert _core.mpi_pending_requests() == []
+    for f in (fh, shared):
+        f.Close()
+    assert _core.mpi_file_from_id(MPI.File, ids["file"]) is None  # closed: forgotten
     for comm in (dup, split):
         comm.Free()
     vector.Free()
@@ -360,6 +384,28 @@ def restore():
     assert vector.Get_size() == 16 and vector.Get_extent() == (0, 32), (vector.Get_size(), vector.Get_extent())
     assert vector.Get_envelope()[3] == MPI.COMBINER_VECTOR
     assert _core.mpi_type_from_id(MPI.Datatype, ids["double"]) == MPI.DOUBLE
+    # The files reopened as they were at the cut, and written on from there.
+    fh = _core.mpi_file_from_id(MPI.File, ids["file"])
+    assert type(fh) is MPI.File and fh != MPI.FILE_NULL and _core.mpi_file_id(fh) == ids["file"]
+    assert fh.Get_amode() == MPI.MODE_RDWR, fh.Get_amode()  # without MODE_CREATE: the file must exist
+    disp, etype, filetype = fh.Get_view()[:3]
+    assert disp == 4 * rank and etype == MPI.INT, (disp, etype)
+    assert filetype.Get_size() == 8 and filetype.Get_extent() == (0, 64), (filetype.Get_size(), filetype.Get_extent())
+    filetype.Free()
+    assert fh.Get_atomicity() and fh.Get_position() == 3, (fh.Get_atomicity(), fh.Get_position())
+    fh.Write_all(np.array([4], dtype=np.int32) + 10 * rank)
+    shared = _core.mpi_file_from_id(MPI.File, ids["shared"])
+    assert shared.Get_position_shared() == 8, shared.Get_position_shared()
+    shared.Write_ordered(np.array([9 + rank], dtype=np.int32))
+    for f in (fh, shared):
+        f.Close()
+    world.Barrier()
+    with open("binding.bin", "rb") as f:
+        data = np.frombuffer(f.read(), dtype=np.int32)
+    # Rank r's view: ints r, r + 4 of every 16, from the start.
+    assert [list(data[k:k + 2]) for k in (0, 4, 16, 20)] == [[1, 11], [2, 12], [3, 13], [4, 14]], data
+    with open("binding.shared.bin", "rb") as f:
+        assert list(np.frombuffer(f.read(), dtype=np.int32)) == [7, 8, 9, 10]
     # Channel state reloaded.
     assert _core.mpi_channel_messages() == [{"comm": 1, "source": peer, "dest": rank, "tag": 7, "bytes": 24}]
     # The send: an already complete request. The receive: awaits a re-post.
