@@ -128,6 +128,39 @@ OwnedComm CommTable::replay(LineageOp op, MPI_Comm parent, const std::vector<std
       break;
     }
     case LineageOp::CartSub: check(PMPI_Cart_sub(parent, args.data(), made.out()), "MPI_Cart_sub (restore)"); break;
+    case LineageOp::Graph: {  // nnodes, reorder, index[nnodes], edges[index[nnodes-1]]
+      if (args.size() < 2 || args[0] < 0 || args.size() < 2 + static_cast<std::size_t>(args[0])) bad();
+      const std::size_t n = static_cast<std::size_t>(args[0]);
+      if (args.size() != 2 + n + (n > 0 ? static_cast<std::size_t>(args[1 + n]) : 0)) bad();
+      check(PMPI_Graph_create(parent, args[0], &args[2], &args[2 + n], args[1], made.out()),
+            "MPI_Graph_create (restore)");
+      break;
+    }
+    case LineageOp::DistGraphAdjacent: {  // indegree, outdegree, reorder, weighted, sources, dests[, weights]
+      if (args.size() < 4) bad();
+      const std::size_t in = static_cast<std::size_t>(args[0]), out = static_cast<std::size_t>(args[1]);
+      const bool weighted = args[3] != 0;
+      if (args.size() != 4 + (in + out) * (weighted ? 2 : 1)) bad();
+      const int* p = &args[4];
+      check(PMPI_Dist_graph_create_adjacent(parent, args[0], p, weighted ? p + in + out : MPI_UNWEIGHTED, args[1],
+                                            p + in, weighted ? p + 2 * in + out : MPI_UNWEIGHTED, MPI_INFO_NULL,
+                                            args[2], made.out()),
+            "MPI_Dist_graph_create_adjacent (restore)");
+      break;
+    }
+    case LineageOp::DistGraph: {  // n, reorder, weighted, sources[n], degrees[n], dests[m][, weights[m]]
+      if (args.size() < 3 || args[0] < 0 || args.size() < 3 + 2 * static_cast<std::size_t>(args[0])) bad();
+      const std::size_t n = static_cast<std::size_t>(args[0]);
+      std::size_t m = 0;
+      for (std::size_t i = 0; i < n; ++i) m += static_cast<std::size_t>(args[3 + n + i]);
+      const bool weighted = args[2] != 0;
+      if (args.size() != 3 + 2 * n + m * (weighted ? 2 : 1)) bad();
+      const int* p = &args[3];
+      check(PMPI_Dist_graph_create(parent, args[0], p, p + n, p + 2 * n, weighted ? p + 2 * n + m : MPI_UNWEIGHTED,
+                                   MPI_INFO_NULL, args[1], made.out()),
+            "MPI_Dist_graph_create (restore)");
+      break;
+    }
     default: bad();
   }
   return made;

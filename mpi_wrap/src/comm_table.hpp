@@ -17,7 +17,7 @@
 namespace pyckpt::mpi {
 
 // How a communicator was made from its parent; replayed at restart.
-enum class LineageOp : std::int32_t { World, Self, Dup, Split, SplitType, Create, Cart, CartSub };
+enum class LineageOp : std::int32_t { World, Self, Dup, Split, SplitType, Create, Cart, CartSub, Graph, DistGraphAdjacent, DistGraph };
 
 inline constexpr std::uint64_t kWorldId = 1;
 inline constexpr std::uint64_t kSelfId = 2;

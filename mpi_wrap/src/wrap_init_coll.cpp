@@ -160,6 +160,26 @@ PYCKPT_COLLECTIVE(Alltoallw, Ialltoallw,
 PYCKPT_COLLECTIVE(Reduce_scatter, Ireduce_scatter,
                   (const void* s, void* r, const int rn[], MPI_Datatype t, MPI_Op op, MPI_Comm comm),
                   (s, r, rn, t, op, comm), s != MPI_IN_PLACE && all_positive(rn, c_.size))
+// Neighbourhood collectives (graph and Cartesian topologies): a member
+// completes once its neighbours entered, not all members.
+PYCKPT_COLLECTIVE(Neighbor_allgather, Ineighbor_allgather,
+                  (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, MPI_Comm comm),
+                  (s, sn, st, r, rn, rt_, comm), false)
+PYCKPT_COLLECTIVE(Neighbor_allgatherv, Ineighbor_allgatherv,
+                  (const void* s, int sn, MPI_Datatype st, void* r, const int rn[], const int rd[],
+                   MPI_Datatype rt_, MPI_Comm comm),
+                  (s, sn, st, r, rn, rd, rt_, comm), false)
+PYCKPT_COLLECTIVE(Neighbor_alltoall, Ineighbor_alltoall,
+                  (const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt_, MPI_Comm comm),
+                  (s, sn, st, r, rn, rt_, comm), false)
+PYCKPT_COLLECTIVE(Neighbor_alltoallv, Ineighbor_alltoallv,
+                  (const void* s, const int sn[], const int sd[], MPI_Datatype st, void* r, const int rn[],
+                   const int rd[], MPI_Datatype rt_, MPI_Comm comm),
+                  (s, sn, sd, st, r, rn, rd, rt_, comm), false)
+PYCKPT_COLLECTIVE(Neighbor_alltoallw, Ineighbor_alltoallw,
+                  (const void* s, const int sn[], const MPI_Aint sd[], const MPI_Datatype st[], void* r,
+                   const int rn[], const MPI_Aint rd[], const MPI_Datatype rt_[], MPI_Comm comm),
+                  (s, sn, sd, st, r, rn, rd, rt_, comm), false)
 PYCKPT_COLLECTIVE(Reduce_scatter_block, Ireduce_scatter_block,
                   (const void* s, void* r, int rn, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
                   (s, r, rn, t, op, comm), s != MPI_IN_PLACE && rn > 0)
@@ -220,6 +240,56 @@ int MPI_Cart_sub(MPI_Comm comm, const int remain_dims[], MPI_Comm* newcomm) {
   return create_comm(comm, newcomm, LineageOp::CartSub, args,
                      [&] { return PMPI_Cart_sub(comm, remain_dims, newcomm); });
 }
+int MPI_Graph_create(MPI_Comm comm, int nnodes, const int index[], const int edges[], int reorder,
+                     MPI_Comm* newcomm) {
+  const auto args = [&] {
+    std::vector<std::int32_t> a{nnodes, reorder};
+    a.insert(a.end(), index, index + nnodes);
+    if (nnodes > 0) a.insert(a.end(), edges, edges + index[nnodes - 1]);
+    return a;
+  };
+  return create_comm(comm, newcomm, LineageOp::Graph, args,
+                     [&] { return PMPI_Graph_create(comm, nnodes, index, edges, reorder, newcomm); });
+}
+// Distributed graphs: the arguments of this rank (they differ per rank),
+// replayed by this rank; the info hints are not kept.
+int MPI_Dist_graph_create_adjacent(MPI_Comm comm, int indegree, const int sources[], const int sourceweights[],
+                                   int outdegree, const int destinations[], const int destweights[], MPI_Info info,
+                                   int reorder, MPI_Comm* newcomm) {
+  const auto args = [&] {
+    const bool weighted = sourceweights != MPI_UNWEIGHTED && destweights != MPI_UNWEIGHTED &&
+                          sourceweights != MPI_WEIGHTS_EMPTY && destweights != MPI_WEIGHTS_EMPTY;
+    std::vector<std::int32_t> a{indegree, outdegree, reorder, weighted ? 1 : 0};
+    a.insert(a.end(), sources, sources + indegree);
+    a.insert(a.end(), destinations, destinations + outdegree);
+    if (weighted) {
+      a.insert(a.end(), sourceweights, sourceweights + indegree);
+      a.insert(a.end(), destweights, destweights + outdegree);
+    }
+    return a;
+  };
+  return create_comm(comm, newcomm, LineageOp::DistGraphAdjacent, args, [&] {
+    return PMPI_Dist_graph_create_adjacent(comm, indegree, sources, sourceweights, outdegree, destinations,
+                                           destweights, info, reorder, newcomm);
+  });
+}
+int MPI_Dist_graph_create(MPI_Comm comm, int n, const int sources[], const int degrees[], const int destinations[],
+                          const int weights[], MPI_Info info, int reorder, MPI_Comm* newcomm) {
+  const auto args = [&] {
+    int m = 0;
+    for (int i = 0; i < n; ++i) m += degrees[i];
+    const bool weighted = weights != MPI_UNWEIGHTED && weights != MPI_WEIGHTS_EMPTY;
+    std::vector<std::int32_t> a{n, reorder, weighted ? 1 : 0};
+    a.insert(a.end(), sources, sources + n);
+    a.insert(a.end(), degrees, degrees + n);
+    a.insert(a.end(), destinations, destinations + m);
+    if (weighted) a.insert(a.end(), weights, weights + m);
+    return a;
+  };
+  return create_comm(comm, newcomm, LineageOp::DistGraph, args, [&] {
+    return PMPI_Dist_graph_create(comm, n, sources, degrees, destinations, weights, info, reorder, newcomm);
+  });
+}
 int MPI_Comm_free(MPI_Comm* comm) {
   if (Runtime* rt = app_call()) rt->comms.forget_handle(*comm);
   return PMPI_Comm_free(comm);
@@ -269,16 +339,6 @@ PYCKPT_UNSUPPORTED(Comm_create_group, (MPI_Comm c, MPI_Group g, int t, MPI_Comm*
 PYCKPT_UNSUPPORTED(Intercomm_create, (MPI_Comm l, int lr, MPI_Comm p, int rr, int t, MPI_Comm* n),
                    (l, lr, p, rr, t, n))
 PYCKPT_UNSUPPORTED(Intercomm_merge, (MPI_Comm c, int high, MPI_Comm* n), (c, high, n))
-PYCKPT_UNSUPPORTED(Graph_create, (MPI_Comm c, int n, const int i[], const int e[], int r, MPI_Comm* g),
-                   (c, n, i, e, r, g))
-PYCKPT_UNSUPPORTED(Dist_graph_create_adjacent,
-                   (MPI_Comm c, int in, const int s[], const int sw[], int out, const int d[],
-                    const int dw[], MPI_Info i, int r, MPI_Comm* g),
-                   (c, in, s, sw, out, d, dw, i, r, g))
-PYCKPT_UNSUPPORTED(Dist_graph_create,
-                   (MPI_Comm c, int n, const int s[], const int deg[], const int d[], const int w[],
-                    MPI_Info i, int r, MPI_Comm* g),
-                   (c, n, s, deg, d, w, i, r, g))
 PYCKPT_UNSUPPORTED(Send_init, (const void* b, int n, MPI_Datatype t, int d, int tag, MPI_Comm c, MPI_Request* r),
                    (b, n, t, d, tag, c, r))
 PYCKPT_UNSUPPORTED(Ssend_init, (const void* b, int n, MPI_Datatype t, int d, int tag, MPI_Comm c, MPI_Request* r),

@@ -157,8 +157,18 @@ def save():
     dup = world.Dup()
     split = world.Split(color=0, key=peer)  # the ranks in reverse order
     vector = MPI.DOUBLE.Create_vector(2, 1, 3).Commit()
+    # Topologies: each re-created at restart from this rank's arguments.
+    cart = world.Create_cart([2], periods=[True])
+    graph = world.Create_graph([1, 2], [1, 0])
+    adjacent = world.Create_dist_graph_adjacent([peer], [peer], sourceweights=[3], destweights=[4])
+    dist = world.Create_dist_graph([rank], [1], [peer])
     ids = {"dup": _core.mpi_comm_id(dup), "split": _core.mpi_comm_id(split), "type": _core.mpi_type_id(vector),
-           "double": _core.mpi_type_id(MPI.DOUBLE)}
+           "double": _core.mpi_type_id(MPI.DOUBLE), "cart": _core.mpi_comm_id(cart),
+           "graph": _core.mpi_comm_id(graph), "adjacent": _core.mpi_comm_id(adjacent),
+           "dist": _core.mpi_comm_id(dist)}
+    got = np.zeros(1, "i8")
+    adjacent.Neighbor_allgather(np.array([rank], "i8"), got)  # a neighbourhood collective through the interposer
+    assert got[0] == peer, got
     assert len({1, 2, ids["dup"], ids["split"]}) == 4 and 0 not in ids.values(), ids
     assert same_on_all_ranks([ids["dup"], ids["split"]])  # communicator ids: equal on every member
     assert ids["double"] >> 63 == 1 and ids["type"] >> 63 == 0, ids  # predefined types: fixed ids
@@ -379,6 +389,17 @@ def restore():
     assert MPI.Comm.Compare(dup, world) == MPI.CONGRUENT and dup != world
     assert split.Get_rank() == peer and split.Get_size() == 2
     assert (_core.mpi_comm_id(dup), _core.mpi_comm_id(split)) == (ids["dup"], ids["split"])
+    cart = _core.mpi_comm_from_id(MPI.Cartcomm, ids["cart"])
+    assert cart.Get_topo() == ([2], [True], [rank]), cart.Get_topo()
+    graph = _core.mpi_comm_from_id(MPI.Graphcomm, ids["graph"])
+    assert graph.Get_topo() == ([1, 2], [1, 0]), graph.Get_topo()
+    adjacent = _core.mpi_comm_from_id(MPI.Distgraphcomm, ids["adjacent"])
+    assert adjacent.Get_dist_neighbors() == ([peer], [peer], ([3], [4])), adjacent.Get_dist_neighbors()
+    dist = _core.mpi_comm_from_id(MPI.Distgraphcomm, ids["dist"])
+    assert dist.Get_dist_neighbors_count() == (1, 1, False), dist.Get_dist_neighbors_count()
+    got = np.zeros(1, "i8")
+    adjacent.Neighbor_allgather(np.array([rank], "i8"), got)
+    assert got[0] == peer, got
     vector = _core.mpi_type_from_id(MPI.Datatype, ids["type"])
     assert type(vector) is MPI.Datatype and _core.mpi_type_id(vector) == ids["type"]
     assert vector.Get_size() == 16 and vector.Get_extent() == (0, 32), (vector.Get_size(), vector.Get_extent())
