@@ -385,6 +385,10 @@ Coordinator::Verdict Coordinator::local_verdict() {
   if (!unsupported_.empty())
     return {Severity::Failed, PYCKPT_MPI_EUNSUPPORTED,
             "the job used MPI calls a checkpoint cannot capture: " + unsupported_};
+  if (foreign_thread_.exchange(false, std::memory_order_relaxed))
+    return {Severity::Failed, PYCKPT_MPI_EUNSUPPORTED,
+            "a thread other than the one that called MPI_Init made MPI calls since the previous checkpoint; "
+            "pyckpt supports one application thread calling MPI"};
   try {
     call_.record_cut();
   } catch (const Error& e) {

@@ -108,6 +108,9 @@ class Coordinator {
   bool pending() const {
     return requested_.load(std::memory_order_relaxed) || active_.load(std::memory_order_relaxed);
   }
+  // An application MPI call from a thread other than the main one: the
+  // next checkpoint fails (any thread).
+  void refuse_foreign_thread() { foreign_thread_.store(true, std::memory_order_relaxed); }
   // How many times the main thread served the protocol or made an MPI call
   // (a relaxed counter the waker reads to see whether the application is
   // computing; see waker.hpp).
@@ -192,6 +195,7 @@ class Coordinator {
 
   static std::atomic<bool> requested_;
   std::atomic<bool> active_{false};  // phase_ != Idle, for other threads
+  std::atomic<bool> foreign_thread_{false};  // see refuse_foreign_thread
   std::atomic<std::uint64_t> activity_{0};
   std::atomic<std::chrono::steady_clock::rep> last_end_{std::chrono::steady_clock::now().time_since_epoch().count()};
 

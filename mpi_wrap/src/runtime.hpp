@@ -28,6 +28,7 @@
 #include "waker.hpp"
 
 #include <mpi.h>
+#include <pthread.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -47,6 +48,7 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   int world_rank() const { return world_rank_; }
+  bool on_main_thread() const { return pthread_equal(pthread_self(), main_thread_) != 0; }
   int world_size() const { return world_size_; }
 
   // --- the parts (declaration order = construction order) ------------------
@@ -99,13 +101,22 @@ class Runtime {
 
   static std::unique_ptr<Runtime> instance_;
   std::uint64_t intercepted_ = 0;
+  pthread_t main_thread_ = pthread_self();  // the one that called MPI_Init
   std::unique_ptr<Waker> waker_;  // last member: stopped first
 };
 
 // The runtime if this call is the application's (to be tracked), else null.
+// One application thread calls MPI: the one that called MPI_Init, whose
+// stack a checkpoint captures. A call from another thread would run the
+// protocol concurrently with it: it passes through untracked, and the next
+// checkpoint fails, saying why (its messages were not counted).
 inline Runtime* app_call() {
   Runtime* rt = Runtime::get();
   if (!rt || internal_depth > 0) return nullptr;
+  if (!rt->on_main_thread()) {
+    rt->coordinator.refuse_foreign_thread();
+    return nullptr;
+  }
   rt->count_call();
   return rt;
 }

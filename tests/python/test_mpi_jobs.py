@@ -468,3 +468,19 @@ def test_checkpoint_while_ranks_wait(tmp_path, kind):
     job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
                                         seed_name=f"imbalance-{kind}", max_delay=0.3, triggers=triggers)
     check_same_as_reference(ref, job, work, history, 1)
+
+
+def test_second_thread_calling_mpi_fails_checkpoints_clearly(tmp_path):
+    """One application thread calls MPI is the supported model: MPI calls of
+    a second thread while checkpoints are requested (every 0.3 s) fail them,
+    the failing ranks say why once, and the job finishes normally."""
+    work = tmp_path / "run"
+    work.mkdir()
+    directory = work / "ckpt.d"
+    job = Job(pyckpt_mpirun(directory, "threads.py", 2, [4], interval=0.3), work, "run")
+    assert job.wait() == 0, job.describe()
+    assert job.stdout.strip().endswith(f"threads done: {2 * sum(range(200))}"), job.describe()
+    said = [line for line in job.stderr.splitlines() if not line.startswith(TRACE) and "checkpoint failed" in line]
+    assert 1 <= len(said) <= 2 and all("a thread other than the one that called MPI_Init" in line for line in said), \
+        f"expected the reason once per failing rank, not once per attempt:\n{job.describe()}"
+    assert _latest(directory) is None, "a checkpoint was committed"
