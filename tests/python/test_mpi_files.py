@@ -20,8 +20,8 @@ import subprocess
 
 import pytest
 
-from test_mpi_jobs import (START_MARK, Job, _cli, _latest, _wait_for_lines, check_same_as_reference,
-                           kill_random_rank, pyckpt_mpirun, reference, run_with_kills, wait_for_checkpoint)
+from mpi_job_harness import (START_MARK, Job, cli, latest_checkpoint, wait_for_lines, check_same_as_reference,
+                             kill_random_rank, pyckpt_mpirun, reference, run_with_kills, wait_for_checkpoint)
 
 PROGRAM = "mpiio.py"
 NP = 4
@@ -49,14 +49,14 @@ def test_refused_checkpoint(tmp_path, refused, why):
     the job finishes."""
     directory = tmp_path / "ckpt.d"
     job = Job(pyckpt_mpirun(directory, PROGRAM, NP, [100, refused]), tmp_path, "run")
-    _wait_for_lines(job, tmp_path / "out.0", 5)
-    request = subprocess.run(_cli("request", str(directory)), capture_output=True, text=True, timeout=60)
+    wait_for_lines(job, tmp_path / "out.0", 5)
+    request = subprocess.run(cli("request", str(directory)), capture_output=True, text=True, timeout=60)
     assert request.returncode == 0, request.stdout + request.stderr
     assert job.wait() == 0, f"the job did not finish:\n{job.describe()}"
     path = re.escape(str(tmp_path / "out.extra.bin"))
     assert re.search(rf"checkpoint failed on rank \d .*MPI file {path}: {why}", job.stderr), \
         f"no checkpoint failure naming {tmp_path / 'out.extra.bin'} ({why}):\n{job.describe()}"
-    assert _latest(directory) is None, "a checkpoint was committed"
+    assert latest_checkpoint(directory) is None, "a checkpoint was committed"
 
 
 def test_file_gone_at_restart(tmp_path):
@@ -73,4 +73,4 @@ def test_file_gone_at_restart(tmp_path):
     assert re.search(rf"{re.escape(str(tmp_path / 'out.view.bin'))}, open at the checkpoint: cannot reopen it",
                      job.stderr), f"the error does not name the missing file:\n{job.describe()}"
     assert START_MARK not in job.stderr, f"the program ran from the start:\n{job.describe()}"
-    assert _latest(directory) == latest
+    assert latest_checkpoint(directory) == latest
