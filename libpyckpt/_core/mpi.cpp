@@ -97,6 +97,10 @@ struct Callbacks {
 // Never destroyed: the process's exit runs C++ static destructors after the
 // interpreter is finalised, when releasing a Python object would crash.
 Callbacks& g_callbacks = *new Callbacks;
+// Why this rank's capture or write callback failed last (empty: it did not),
+// for the error pyckpt.checkpoint() raises on this rank: the library only
+// knows that a callback failed. Touched with the GIL held.
+std::string& g_callback_failure = *new std::string;
 
 // Runs one callback from inside an MPI call, which mpi4py may have made with
 // or without the GIL. Returns the library's code for its outcome.
@@ -120,6 +124,7 @@ int run_callback(Ref Callbacks::*which, bool may_retry) {
       // way each time.
       static std::string& last_printed = *new std::string;
       const std::string why = utf8 != nullptr ? utf8 : "<unprintable>";
+      g_callback_failure = why;
       if (why != last_printed) {
         int rank = -1, size = 0;
         g_api.world(&rank, &size);
@@ -256,7 +261,14 @@ PyObject* py_mpi_poll(PyObject*, PyObject*) {
 PyObject* py_mpi_checkpoint(PyObject*, PyObject*) {
   return guarded([]() -> PyObject* {
     const Api& a = api();
-    check_rc(without_gil([&] { return a.checkpoint(); }), "pyckpt_mpi_checkpoint");
+    g_callback_failure.clear();
+    const int rc = without_gil([&] { return a.checkpoint(); });
+    if (rc != PYCKPT_MPI_OK && !g_callback_failure.empty()) {
+      const char* text = g_api.last_error();
+      throw std::runtime_error((text != nullptr ? std::string(text) : "pyckpt_mpi_checkpoint failed") + ": " +
+                               g_callback_failure);
+    }
+    check_rc(rc, "pyckpt_mpi_checkpoint");
     Py_RETURN_NONE;
   });
 }

@@ -6,6 +6,14 @@ between mpi4py objects and handles with mpi4py's public py2f/f2py).
 Predefined objects (MPI.COMM_WORLD, MPI.DOUBLE, MPI.SUM, ...) are pickled by
 name, so identity (`comm is MPI.COMM_WORLD`) survives; so are the buffer
 sentinels MPI.IN_PLACE and MPI.BOTTOM, whose classes mpi4py does not export.
+An object that is another handle to a predefined one (what Get_errhandler()
+returns, `MPI.Op(MPI.SUM)`) becomes that predefined object.
+
+Local objects are pickled by value: a group as the world ranks of its members
+(the restarted job has the same world), an Info as its key/value pairs.
+A communicator also keeps its error handler: mpi4py sets MPI_ERRORS_RETURN on
+every communicator it creates, but the interposer re-creates communicators
+itself at restart, where they inherit whatever their parent has then.
 """
 from . import _core, heap
 from .errors import CheckpointFileError, UnsupportedStateError
@@ -53,11 +61,94 @@ _request_from_id = _rebuilt("request", _core.mpi_request_from_id)
 _file_from_id = _rebuilt("file", _core.mpi_file_from_id)
 
 
-def _reduce_handle(obj):
+def _predefined_equal(obj):
+    """The name of the predefined object `obj` is a handle to, or None."""
     MPI = _mpi()
     name = _predefined_names().get(id(obj))
+    if name is None and isinstance(obj, (MPI.Errhandler, MPI.Op, MPI.Group, MPI.Info)):
+        name = next((k for k, v in _equality_candidates(MPI) if type(v) is type(obj) and v == obj), None)
+    return name
+
+
+def _equality_candidates(MPI):
+    return [(k, getattr(MPI, k)) for k in _predefined_names().values()
+            if isinstance(getattr(MPI, k), (MPI.Errhandler, MPI.Op, MPI.Group, MPI.Info))]
+
+
+def _group_from_world_ranks(ranks):
+    MPI = _mpi()
+    world = MPI.COMM_WORLD.Get_group()
+    try:
+        return world.Incl(ranks)
+    finally:
+        world.Free()
+
+
+def _reduce_group(group):
+    MPI = _mpi()
+    world = MPI.COMM_WORLD.Get_group()
+    try:
+        ranks = MPI.Group.Translate_ranks(group, list(range(group.Get_size())), world)
+    finally:
+        world.Free()
+    if MPI.UNDEFINED in ranks:
+        raise UnsupportedStateError(f"cannot capture {group!r}: the group has members outside MPI.COMM_WORLD "
+                                    f"(from a spawned or connected job)")
+    return _group_from_world_ranks, (list(ranks),)
+
+
+def _info_from_items(items):
+    info = _mpi().Info.Create()
+    for key, value in items:
+        info.Set(key, value)
+    return info
+
+
+def _reduce_info(info):
+    return _info_from_items, (list(info.items()),)
+
+
+def _errhandler_name(comm):
+    """The predefined error handler set on comm (pickled with it)."""
+    handler = comm.Get_errhandler()
+    try:
+        name = _predefined_equal(handler)
+    finally:
+        if _predefined_names().get(id(handler)) is None:
+            handler.Free()
+    if name is None:
+        raise UnsupportedStateError(f"cannot capture {comm!r}: it has a user-defined error handler")
+    return name
+
+
+def _predefined_communicator(name, errhandler):
+    MPI = _mpi()
+    comm = getattr(MPI, name)
+    comm.Set_errhandler(getattr(MPI, errhandler))
+    return comm
+
+
+def _communicator(cls, ident, errhandler):
+    comm = _communicator_from_id(cls, ident)
+    comm.Set_errhandler(getattr(_mpi(), errhandler))
+    return comm
+
+
+def _reduce_handle(obj):
+    MPI = _mpi()
+    name = _predefined_equal(obj)
     if name is not None:
+        if isinstance(obj, MPI.Comm) and obj != MPI.COMM_NULL:
+            return _predefined_communicator, (name, _errhandler_name(obj))
         return getattr, (MPI, name)
+    if isinstance(obj, MPI.Group):
+        return _reduce_group(obj)
+    if isinstance(obj, MPI.Info):
+        return _reduce_info(obj)
+    if isinstance(obj, MPI.Op):
+        raise UnsupportedStateError(f"cannot capture {obj!r}: a user-defined reduction (MPI.Op.Create) holds a "
+                                    f"Python function that mpi4py does not give back; create the operation "
+                                    f"again after the checkpoint instead of keeping it across one")
     if not _core.mpi_loaded():
         raise UnsupportedStateError(f"{type(obj).__name__} objects are captured only in a job run with "
                                     f"libpyckpt_mpi.so preloaded")
@@ -70,12 +161,17 @@ def _reduce_handle(obj):
             if obj == null:
                 return cls, ()
             ident = to_id(obj)
+            if ident and kind is MPI.Comm:
+                return _communicator, (cls, ident, _errhandler_name(obj))
             if ident:
                 return rebuild, (cls, ident)
+            if kind is MPI.Datatype:
+                raise UnsupportedStateError(f"cannot capture {obj!r}: a derived datatype is recorded when it is "
+                                            f"committed (Commit()), and this one never was")
             break
     raise UnsupportedStateError(f"cannot capture {obj!r}: this kind of MPI object ({cls.__name__}) is not "
                                 f"recorded by pyckpt (supported: communicators, datatypes, requests, files, "
-                                f"predefined objects such as MPI.SUM)")
+                                f"groups, infos, predefined objects such as MPI.SUM)")
 
 
 def _status(source, tag, error, count):

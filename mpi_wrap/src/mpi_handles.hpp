@@ -38,7 +38,9 @@ struct TypeTraits {
   static bool predefined(Handle h) {
     int ni, na, nd, combiner = MPI_COMBINER_NAMED;
     PMPI_Type_get_envelope(h, &ni, &na, &nd, &combiner);
-    return combiner == MPI_COMBINER_NAMED;
+    // MPI_Type_create_f90_*'s results are predefined too: never freed.
+    return combiner == MPI_COMBINER_NAMED || combiner == MPI_COMBINER_F90_REAL ||
+           combiner == MPI_COMBINER_F90_COMPLEX || combiner == MPI_COMBINER_F90_INTEGER;
   }
   static void free(Handle* h) {
     if (!predefined(*h)) PMPI_Type_free(h);

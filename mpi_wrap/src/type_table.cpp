@@ -158,7 +158,20 @@ MPI_Datatype TypeTable::decode(codec::ByteReader& r) {
       need(2 + 3 * nn, 0, 1);
       rc = PMPI_Type_create_subarray(n, &i[1], &i[1 + nn], &i[1 + 2 * nn], i[1 + 3 * nn], children.v[0], &t);
       break;
+    case MPI_COMBINER_DARRAY: {
+      // size, rank, ndims, gsizes[ndims], distribs[ndims], dargs[ndims], psizes[ndims], order
+      const auto nd = static_cast<std::size_t>(std::max(i.size() > 2 ? i[2] : 0, 0));
+      need(4 + 4 * nd, 0, 1);
+      rc = PMPI_Type_create_darray(i[0], i[1], i[2], &i[3], &i[3 + nd], &i[3 + 2 * nd], &i[3 + 3 * nd],
+                                   i[3 + 4 * nd], children.v[0], &t);
+      break;
+    }
     case MPI_COMBINER_RESIZED: need(0, 2, 1); rc = PMPI_Type_create_resized(children.v[0], a[0], a[1], &t); break;
+    // Parameterised predefined types (TypeTraits::predefined): made again
+    // from their precision and range, never freed.
+    case MPI_COMBINER_F90_REAL: need(2, 0, 0); rc = PMPI_Type_create_f90_real(i[0], i[1], &t); break;
+    case MPI_COMBINER_F90_COMPLEX: need(2, 0, 0); rc = PMPI_Type_create_f90_complex(i[0], i[1], &t); break;
+    case MPI_COMBINER_F90_INTEGER: need(1, 0, 0); rc = PMPI_Type_create_f90_integer(i[0], &t); break;
     default:
       throw Error(PYCKPT_MPI_EUNSUPPORTED,
                   "pyckpt_mpi: datatype combiner " + std::to_string(combiner) + " cannot be restored");

@@ -22,6 +22,12 @@ std::size_t eager_bytes() {
   return v;
 }
 
+// Buffer arguments MPI refuses before anything is sent: the real call must
+// report them, to the communicator's error handler; the wrapper must not
+// use them first (MPI_Type_size(MPI_DATATYPE_NULL) raises the error on
+// MPI_COMM_WORLD, fatal there even when the app asked for errors returned).
+bool refused_buffer(int count, MPI_Datatype type) { return count < 0 || type == MPI_DATATYPE_NULL; }
+
 std::uint64_t message_bytes(int count, MPI_Datatype type) {
   int size = 0;
   PMPI_Type_size(type, &size);
@@ -87,14 +93,20 @@ int blocking_send(const void* buf, int count, MPI_Datatype type, int dest, int t
   if (!rt) return Direct(buf, count, type, dest, tag, comm);
   rt->coordinator.poll();
   CommRec* c = rt->comms.find(comm);
-  if (!c) return Direct(buf, count, type, dest, tag, comm);
+  if (!c || refused_buffer(count, type)) return Direct(buf, count, type, dest, tag, comm);
   const BlockingSend send{c, dest, tag, message_bytes(count, type)};
   if (rt->call.is_resumed_send(send)) [[unlikely]] return MPI_SUCCESS;
-  rt->channel.count_send(c, dest);
-  if (MayBeLocal && send.bytes <= eager_bytes()) return Direct(buf, count, type, dest, tag, comm);
+  // Counted once MPI accepted the send: one it refuses (an invalid rank or
+  // datatype under MPI_ERRORS_RETURN) is no message of the channel.
+  if (MayBeLocal && send.bytes <= eager_bytes()) {
+    int rc = Direct(buf, count, type, dest, tag, comm);
+    if (rc == MPI_SUCCESS) rt->channel.count_send(c, dest);
+    return rc;
+  }
   MPI_Request req;
   int rc = Post(buf, count, type, dest, tag, comm, &req);
   if (rc != MPI_SUCCESS) return rc;
+  rt->channel.count_send(c, dest);
   MPI_Status st;
   return progress(*rt, BlockingOp{.send = &send}, &req, 1, &st);
 }
@@ -107,9 +119,10 @@ int nonblocking_send(const void* buf, int count, MPI_Datatype type, int dest, in
   rt->coordinator.poll();
   CommRec* c = rt->comms.find(comm);
   if (!c) return Post(buf, count, type, dest, tag, comm, request);
-  rt->channel.count_send(c, dest);
   int rc = Post(buf, count, type, dest, tag, comm, request);
-  if (rc == MPI_SUCCESS) rt->requests.add(*request, ReqRec{.comm = c});
+  if (rc != MPI_SUCCESS) return rc;
+  rt->channel.count_send(c, dest);
+  rt->requests.add(*request, ReqRec{.comm = c});
   return rc;
 }
 
@@ -122,9 +135,9 @@ int send_recv(Runtime& rt, CommRec* c, const void* sbuf, int scount, MPI_Datatyp
   MPI_Status sts[2];
   int rc = MPI_SUCCESS;
   if (!rt.call.is_resumed_send(send)) [[likely]] {
-    rt.channel.count_send(c, dest);
     rc = PMPI_Isend(sbuf, scount, stype, dest, stag, comm, &reqs[0]);
     if (rc != MPI_SUCCESS) return rc;
+    rt.channel.count_send(c, dest);
   }
   ReqRec rec{.is_recv = true, .comm = c, .buf = rbuf, .count = rcount, .type = rtype, .source = source, .tag = rtag};
   if (rt.channel.match(c->id, source, rtag)) {
@@ -224,7 +237,8 @@ int MPI_Sendrecv(const void* sbuf, int scount, MPI_Datatype stype, int dest, int
                  MPI_Datatype rtype, int source, int rtag, MPI_Comm comm, MPI_Status* status) {
   Runtime* rt = app_call();
   CommRec* c = rt ? rt->comms.find(comm) : nullptr;
-  if (!c) return PMPI_Sendrecv(sbuf, scount, stype, dest, stag, rbuf, rcount, rtype, source, rtag, comm, status);
+  if (!c || refused_buffer(scount, stype) || refused_buffer(rcount, rtype))
+    return PMPI_Sendrecv(sbuf, scount, stype, dest, stag, rbuf, rcount, rtype, source, rtag, comm, status);
   rt->coordinator.poll();
   return send_recv(*rt, c, sbuf, scount, stype, dest, stag, rbuf, rcount, rtype, source, rtag, comm, status);
 }

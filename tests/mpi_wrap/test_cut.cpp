@@ -107,6 +107,19 @@ void counting() {
   CHECK(r == 3);
   CHECK(pyckpt_mpi_channel_counts(dup, peer, &s, &r) == 0);
   CHECK(s == 1);
+  // Sends MPI refuses (errors returned) are no messages: nothing counted, no
+  // write past the per-peer counters (an invalid rank once corrupted the
+  // heap), and the cut below does not wait for them.
+  MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+  MPI_Request refused;
+  CHECK(MPI_Send(out, 1, MPI_INT, size_ + 5, 0, dup) != MPI_SUCCESS);
+  CHECK(MPI_Ssend(out, 1, MPI_INT, size_ + 5, 0, dup) != MPI_SUCCESS);
+  CHECK(MPI_Isend(out, 1, MPI_INT, size_ + 5, 0, dup, &refused) != MPI_SUCCESS);
+  CHECK(MPI_Send(out, 1, MPI_DATATYPE_NULL, peer, 0, dup) != MPI_SUCCESS);
+  CHECK(MPI_Sendrecv(out, 1, MPI_INT, size_ + 5, 0, in, 1, MPI_INT, from, 0, dup, MPI_STATUS_IGNORE) !=
+        MPI_SUCCESS);
+  CHECK(pyckpt_mpi_channel_counts(dup, peer, &s, &r) == 0);
+  CHECK(s == 1);
   CHECK(pyckpt_mpi_checkpoint() == 0);
   CHECK(pyckpt_mpi_channel_counts(MPI_COMM_WORLD, peer, &s, &r) == 0);
   CHECK(s == 0 && r == 0);

@@ -301,7 +301,9 @@ def save():
     cb = Callbacks(capture=boom if rank == 1 else None)
     before = checkpoints()
     message = fails(_core.mpi_checkpoint)
-    expected = "the capture callback failed" if rank == 1 else "the capture callback failed on another rank"
+    # The failing rank's error says why (what its callback raised).
+    expected = ("the capture callback failed: no state for you on rank 1" if rank == 1
+                else "the capture callback failed on another rank")
     assert message.endswith(expected) and f"checkpoint failed on rank {rank}" in message, message
     assert (cb.captures, cb.writes, checkpoints()) == (1, 0, before), (cb.captures, cb.writes)
 
@@ -311,7 +313,8 @@ def save():
 
     cb = Callbacks(write=full if rank == 0 else None)
     message = fails(_core.mpi_checkpoint)
-    expected = "the write callback failed" if rank == 0 else "the write callback failed on another rank"
+    expected = ("the write callback failed: disk full on rank 0" if rank == 0
+                else "the write callback failed on another rank")
     assert message.endswith(expected), message
     assert (cb.captures, cb.writes, checkpoints()) == (1, 1, before), (cb.captures, cb.writes)
 
