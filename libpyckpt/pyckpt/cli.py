@@ -95,7 +95,7 @@ def _cmd_restart(args):
 
 def _cmd_resume_rank(args):
     from . import mpi, session
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = args.program[1:] if args.program[:1] == ["--"] else args.program
     reader = session.open_checkpoint(settings.resume_directory(), world_size=None)
     _reexec_for_hash_seed_of(reader)
     mpi.resume_rank(reader, command)
@@ -211,7 +211,7 @@ def build_parser():
     p.set_defaults(func=_cmd_request)
 
     p = sub.add_parser("resume-rank", help="(run by libpyckpt_mpi.so) resume one rank of an MPI job")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("program", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_resume_rank)
 
     p = sub.add_parser("inspect", help="show what a checkpoint holds and verify its checksums")

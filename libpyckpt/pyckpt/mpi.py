@@ -49,6 +49,7 @@ CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON lis
 # The signal number whose Python handler the interposer's waker runs (see
 # attach); the application must not install a handler of its own for it.
 WAKE_SIGNAL = signal.SIGRTMAX - 1
+RESUME_FAILED_EXIT = 2  # MPI_Abort's code when a rank cannot resume (the CLI's error status)
 
 
 class _Job:
@@ -263,10 +264,19 @@ def resume_rank(reader, command):
     # Checkpoints of the resumed job record the application's command, not
     # `-m pyckpt resume-rank -- ...`, so that the next restart resumes too.
     _job.command = list(command)
-    from mpi4py import MPI  # noqa: F401 -- MPI_Init: attach() runs in it
-    if not _job.attached:
-        raise CheckpointError("libpyckpt_mpi.so did not attach to this interpreter at MPI_Init")
-    if _job.resume.error is not None:
-        raise _job.resume.error
-    mpi_handles.register_reducers()
-    return session.restart(reader, rank=_job.rank, preloaded=_repost_receives(reader, _job.rank))
+    from mpi4py import MPI  # MPI_Init: attach() runs in it
+    try:
+        if not _job.attached:
+            raise CheckpointError("libpyckpt_mpi.so did not attach to this interpreter at MPI_Init")
+        if _job.resume.error is not None:
+            raise _job.resume.error
+        mpi_handles.register_reducers()
+        return session.restart(reader, rank=_job.rank, preloaded=_repost_receives(reader, _job.rank))
+    except BaseException as exc:
+        if session.program_started():
+            raise  # the resumed program's own
+        # The other ranks are resuming, or waiting in a re-issued MPI call for
+        # this one: a rank that cannot resume ends the whole job, now.
+        print(f"pyckpt: rank {MPI.COMM_WORLD.Get_rank()}: cannot resume from {reader.file}: "
+              f"{type(exc).__name__}: {exc}; ending the job", file=sys.stderr, flush=True)
+        MPI.COMM_WORLD.Abort(RESUME_FAILED_EXIT)
