@@ -106,7 +106,10 @@ def write(captured, directory, trigger, keep, asynchronous=False):
     try:
         os.makedirs(directory, exist_ok=True)
         marker = ckpt_dir.writing_marker(epoch)
-        open(marker, "w").close()
+        # This process's pid until the writer records its own: a marker
+        # always names a process, so a restart can tell a dead writer at once.
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
     except OSError as exc:
         raise CheckpointFileError(f"{directory}: cannot write a checkpoint there: {exc.strerror}") from exc
     pid = os.fork()
@@ -114,6 +117,12 @@ def write(captured, directory, trigger, keep, asynchronous=False):
         _write_in_child(directory, epoch, trigger, captured, keep, marker)
     _background.pid, _background.marker = pid, marker
     return None
+
+
+# How long after its last change a marker naming a dead process may still
+# belong to a writer: the program that forked it died before the writer's
+# first statement recorded the writer's pid.
+_PID_GRACE = 0.5
 
 
 def wait_for_writers(directory, timeout=600.0):
@@ -131,7 +140,7 @@ def wait_for_writers(directory, timeout=600.0):
                 age = time.time() - os.path.getmtime(path)
             except OSError:
                 continue
-            if text.isdigit() and _alive(int(text)) or not text and age < 10:
+            if text.isdigit() and _alive(int(text)) or age < _PID_GRACE:
                 live.append((epoch, text))
             else:
                 try:
@@ -143,7 +152,7 @@ def wait_for_writers(directory, timeout=600.0):
         for epoch, pid in live:
             if epoch not in announced:
                 announced.add(epoch)
-                print(f"pyckpt restart: waiting for checkpoint {epoch} being written by pid {pid or '?'}",
+                print(f"pyckpt restart: waiting for checkpoint {epoch} being written by pid {pid}",
                       file=sys.stderr, flush=True)
         time.sleep(0.05)
 

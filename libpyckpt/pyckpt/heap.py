@@ -26,6 +26,7 @@ import os
 import pickle
 import random
 import re
+import struct
 import sys
 import sysconfig
 import threading
@@ -34,6 +35,7 @@ import weakref
 
 import numpy as np
 
+from . import _core
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 __all__ = [
@@ -41,6 +43,12 @@ __all__ = [
 ]
 
 PROTOCOL = 5
+
+# The stack the pickler runs on (_core.call_on_large_stack): reserved, not
+# committed, so it may be as large as the memory; the recursion it allows
+# touches less than half of it (1 KiB per level granted, <= 400 bytes used).
+# 23 GiB of memory: 23 million levels, a linked list of 7 million objects.
+_LARGE_STACK_BYTES = min(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), 64 << 30)
 
 # --- extension registry ----------------------------------------------------
 # type -> reduce function, consulted before the built-in rules and matched along
@@ -336,6 +344,14 @@ _DEFINITION_TYPES = (type, types.FunctionType, types.BuiltinFunctionType, types.
 _RLOCK_REPR = re.compile(r"<(\w+) .*owner=(\d+) count=(\d+)")
 
 
+def _import_name(module):
+    """The name `module` was imported as, which C modules of the standard
+    library do not all carry as __name__ (`_io` says "io", `_decimal`
+    "decimal"): the one of its import spec."""
+    spec = getattr(module, "__spec__", None)
+    return getattr(spec, "name", None) or module.__name__
+
+
 def _library_dirs():
     paths = sysconfig.get_paths()
     return tuple({os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")})
@@ -372,7 +388,10 @@ class Pickler(pickle.Pickler):
         type and its path from obj."""
         self._last = None
         try:
-            super().dump((obj, random._inst, np.random.mtrand._rand))
+            # The C pickler recurses once per nesting level (a linked list of
+            # 10^6 objects nests 3 * 10^6 deep): it runs on a stack of its own.
+            _core.call_on_large_stack(functools.partial(super().dump, (obj, random._inst, np.random.mtrand._rand)),
+                                      _LARGE_STACK_BYTES)
         except Exception as exc:
             raise self._unsupported(obj, exc) from exc
 
@@ -413,6 +432,7 @@ class Pickler(pickle.Pickler):
             types.MappingProxyType: self._reduce_mappingproxy,
             _Call: self._reduce_call,
             functools._lru_cache_wrapper: self._reduce_lru_cache,
+            struct.Struct: self._reduce_struct,
         }
         exact.update(dict.fromkeys(_DICT_VIEW_KINDS, self._reduce_dict_view))
         exact.update(dict.fromkeys(_DICT_ITERATOR_KINDS, self._reduce_dict_iterator))
@@ -433,11 +453,11 @@ class Pickler(pickle.Pickler):
     def _module_kind(self, module):
         """'main', 'library' (reimported by name), 'user' (reimported from its
         file, globals captured) or 'dynamic' (rebuilt from its globals)."""
-        name = module.__name__
-        cached = self._module_kinds.get(name)
+        cached = self._module_kinds.get(id(module))
         if cached is not None and cached[0] is module:
             return cached[1]
-        if name == "__main__":
+        name = _import_name(module)
+        if module.__name__ == "__main__":
             kind = "main"
         elif getattr(module, "__spec__", None) is None or sys.modules.get(name) is not module:
             kind = "dynamic"
@@ -447,7 +467,7 @@ class Pickler(pickle.Pickler):
             user = (path.startswith(self._user_dirs) and not path.startswith(self._library_dirs)
                     and name.partition(".")[0] != __package__)
             kind = "user" if user else "library"
-        self._module_kinds[name] = (module, kind)
+        self._module_kinds[id(module)] = (module, kind)
         return kind
 
     def _module_state(self, module):
@@ -464,9 +484,9 @@ class Pickler(pickle.Pickler):
     def _reduce_module(self, module):
         kind = self._module_kind(module)
         if kind == "library":
-            return importlib.import_module, (module.__name__,)
+            return importlib.import_module, (_import_name(module),)
         if kind == "user":
-            callable_, args = _import_user_module, (module.__name__, os.path.realpath(module.__file__))
+            callable_, args = _import_user_module, (_import_name(module), os.path.realpath(module.__file__))
         elif kind == "main":
             callable_, args = _main_module, ()
         else:
@@ -639,6 +659,8 @@ class Pickler(pickle.Pickler):
             return _closed_file, (text,)
         buffer = f.buffer if text else f
         raw = getattr(buffer, "raw", buffer)
+        if not isinstance(raw, io.FileIO):
+            raise UnsupportedStateError(f"it wraps a {type_name(type(raw))}, not a file")
         if not isinstance(raw.name, str):
             raise UnsupportedStateError(f"{f!r} is open on file descriptor {raw.name}, not on a named file")
         if f.writable():
@@ -705,6 +727,9 @@ class Pickler(pickle.Pickler):
             raise UnsupportedStateError("an RLock held by another thread")
         return _make_rlock, (int(count),)
 
+    def _reduce_struct(self, packer):
+        return struct.Struct, (packer.format,)
+
     def _reduce_call(self, call):
         return call.func, call.args
 
@@ -722,14 +747,71 @@ class Pickler(pickle.Pickler):
 
     def _unsupported(self, root, exc):
         culprit = self._last
-        what = "an object" if culprit is None else f"a {type(culprit).__module__}.{type(culprit).__qualname__} object"
-        detail = str(exc) or type(exc).__name__
-        path = None if culprit is None else _find_path(root, culprit)
-        where = f"{path}: " if path else ""
-        return UnsupportedStateError(f"{where}cannot capture {what} ({detail})")
+        if isinstance(exc, RecursionError):
+            reason = (f"the object graph is nested deeper than the {_core.large_stack_levels(_LARGE_STACK_BYTES):,} "
+                      f"levels of pickling the checkpoint stack holds")
+        else:
+            reason = str(exc) or type(exc).__name__
+        suggest_reducer = not isinstance(exc, RecursionError)
+        path = None if culprit is None else find_path(root, culprit)
+        error = UnsupportedStateError(unsupported_message(path, culprit, reason, suggest_reducer))
+        # For a caller that can name where the culprit is in its own terms
+        # (pyckpt.state: the frame and variable).
+        error.culprit, error.reason, error.suggest_reducer = culprit, reason, suggest_reducer
+        return error
 
 
-def _find_path(root, target):
+def type_name(cls):
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def unsupported_message(where, culprit, reason, suggest_reducer=True):
+    """The message of an UnsupportedStateError for `culprit` (None: unknown),
+    reached at `where` (a path, or a frame and variable; None: unknown)."""
+    what = "an object" if culprit is None else f"a {type_name(type(culprit))} object"
+    message = f"{where}: cannot capture {what} ({reason})" if where else f"cannot capture {what} ({reason})"
+    if suggest_reducer and culprit is not None:
+        message += (f"; pyckpt.register_reducer({type_name(type(culprit))}, save, load) tells pyckpt "
+                    f"how to save and rebuild it")
+    return message
+
+
+_PATH_STEP = re.compile(r"\.<[^>]*>|\.[^.\[<]+|\[[^\]]*\]|<[^>]*>")
+_PATH_LIMIT = 160
+
+
+def _short_path(path):
+    """`head.next.next...` of a long chain written `head.next*396`, and what
+    is still longer than _PATH_LIMIT cut in the middle: an error message
+    names the way to the object, it does not spell out a linked list."""
+    steps = _PATH_STEP.findall(path)
+    if "".join(steps) != path[len(path) - len("".join(steps)):]:
+        steps = []
+    out = [path[: len(path) - len("".join(steps))]]
+    i = 0
+    while i < len(steps):
+        j = i
+        while j < len(steps) and steps[j] == steps[i]:
+            j += 1
+        out.append(steps[i] if j - i < 3 else f"{steps[i]}*{j - i}")
+        i = j
+    short = "".join(out)
+    if len(short) > _PATH_LIMIT:
+        half = _PATH_LIMIT // 2
+        short = f"{short[:half]}...{short[-half:]}"
+    return short
+
+
+def find_path(root, target, root_label=""):
+    """A readable path from root (called root_label) to target, None if
+    target is not reachable; see _find_path."""
+    if root is target:
+        return root_label or None
+    path = _find_path(root, target, root_label)
+    return None if path is None else _short_path(path)
+
+
+def _find_path(root, target, root_label=""):
     """A readable path from root to target (`cfg['a'].handler[2]`), by a
     breadth-first walk; None if target is not reachable. Only used for errors."""
     def label(obj):
@@ -765,7 +847,7 @@ def _find_path(root, target):
                     yield f"{path}.<referent {i}>", value
 
     seen = {id(root)}
-    queue = collections.deque([(root, label(root) or "")])
+    queue = collections.deque([(root, root_label or label(root) or "")])
     while queue:
         obj, path = queue.popleft()
         for child_path, child in children(obj, path):

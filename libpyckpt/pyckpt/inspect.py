@@ -40,11 +40,28 @@ def _frame_lines(summary, arrays):
         lines.append(f'      File "{f["file"]}", line {f["line"]}, in {f["function"]}')
         for name, value in f["locals"].items():
             lines.append(f"        {name} = {value}")
+    lines.extend(_output_lines(summary.get("output")))
     for key, refs in sorted(summary.get("arrays", {}).items()):
         d = arrays.get(key)
         if d is not None:
             lines.append(f"      array {', '.join(refs)}: {dtype_of(d)} {_shape(d['shape'])} "
                          f"{human_bytes(d['bytes'])} (dataset {key})")
+    return lines
+
+
+def _output_lines(output):
+    """What the program had written to stdout and stderr at the checkpoint:
+    with per-run output files, the first that many bytes of this run's file
+    followed by the restarted run's file make the uninterrupted output."""
+    if output is None:  # written before pyckpt recorded it
+        return []
+    lines = []
+    for name in ("stdout", "stderr"):
+        stream = output.get(name)
+        if stream is None:
+            lines.append(f"    {name} at the checkpoint: not a regular file (not counted)")
+        else:
+            lines.append(f"    {name} at the checkpoint: {stream['bytes']} bytes written to {stream['file'] or '?'}")
     return lines
 
 

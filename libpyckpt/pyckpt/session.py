@@ -30,10 +30,10 @@ class _Session:
         self.interval = None    # seconds between preemptive checkpoints
         self.signal_name = None  # signal that triggers a checkpoint
         self.asynchronous = False  # commit in a forked writer (pyckpt.commit)
-        # Outermost frame to capture: the script's code object under
-        # `pyckpt run` (its frame sits below the runner's), None otherwise
-        # (the outermost frame, or in a restarted process the outermost
-        # resumed one).
+        # Outermost frame to capture: the code object of the program's
+        # outermost frame under `pyckpt run` (the script's, whose frame sits
+        # below the runner's) and `pyckpt restart` (the outermost resumed
+        # frame's); None for a plain `python3 app.py` (the outermost frame).
         self.base = None
         self.triggers = Triggers(_core.request_safe_point,
                                  busy=lambda: _core.safe_point_pending() or commit.writing())
@@ -165,10 +165,25 @@ atexit.register(_at_exit)
 
 # --- preemptive checkpoints -------------------------------------------------------
 
+def _base_running():
+    """Whether a frame of the program's outermost code runs (see
+    _Session.base); False just before the program starts and once it ended."""
+    if not isinstance(_session.base, types.CodeType):
+        return True
+    frame = sys._getframe()
+    while frame is not None and frame.f_code is not _session.base:
+        frame = frame.f_back
+    return frame is not None
+
+
 def _on_safe_point(captured_state):
     """Safe-point callback: write a checkpoint, or say why none could be."""
     if isinstance(captured_state, BaseException):
-        print(f"pyckpt: checkpoint skipped: {captured_state}", file=sys.stderr, flush=True)
+        if _base_running():
+            print(f"pyckpt: checkpoint skipped: {captured_state}", file=sys.stderr, flush=True)
+        # else the request came as the program was starting or ending: there
+        # is nothing of the program to capture, and nothing to report.
+        _session.triggers.done()
         return
     if commit.writing():
         # The previous checkpoint is still being written: rather than stop the
@@ -198,7 +213,20 @@ def start_program(run, *args):
             _session.triggers.install_signal(_session.signal_name)
         _session.triggers.watch(_session.resolved_directory(), _session.interval)
     _session.program_started = True
-    return run(*args)
+    try:
+        return run(*args)
+    finally:
+        if _session.job is None:
+            _program_ended()
+
+
+def _program_ended():
+    """The program's frames are gone (it returned, raised, or was
+    interrupted): a request still pending now would capture pyckpt's or
+    Python's own frames (the traceback printer), so none is taken any more."""
+    _session.triggers.stop()
+    _core.set_safe_point_callback(None)
+    _core.cancel_safe_point()
 
 
 def program_started():
@@ -243,5 +271,9 @@ def restart(reader, rank=0, preloaded=None):
     saved = root["session"]
     configure(saved["directory"] or os.path.dirname(os.path.abspath(reader.file)), saved["keep"],
               saved["interval"], saved["signal"], saved["asynchronous"])
-    _session.base = None
+    # The resumed outermost frame runs the program's outermost code object:
+    # as under `pyckpt run`, no checkpoint is taken while no frame runs it
+    # (before the frames are resumed, after the program ended), in every
+    # restart of a restart chain.
+    _session.base = root["state"].frames[0].code
     return start_program(_core.resume_stack, root["state"], root["resume_result"])

@@ -121,30 +121,55 @@ def _root_array(value):
     return value
 
 
-def _summary(state, arrays):
-    """frames.json: the stack outermost first, and the variables holding each array."""
+def _variables(frame):
+    """(name, value) of a captured frame's variables: a function's locals
+    (cells opened), a module's globals but modules and dunders; unbound
+    ones left out."""
+    if frame.kind == "module":
+        items = [(k, v) for k, v in (frame.locals or frame.globals).items()
+                 if not k.startswith("__") and not isinstance(v, types.ModuleType)]
+    else:
+        items = zip(_local_names(frame.code, len(frame.localsplus)), frame.localsplus)
+    for name, value in items:
+        if isinstance(value, types.CellType):
+            try:
+                value = value.cell_contents
+            except ValueError:
+                continue
+        if value is not _core.NULL:
+            yield name, value
+
+
+def _where(frame):
+    return f"{frame.code.co_qualname} at {frame.code.co_filename}:{_line_of(frame.code, frame.offset)}"
+
+
+def _output_summary(positions):
+    """How much stdout and stderr the program had written at the cut, for
+    the ones that are regular files (their length then, and their path)."""
+    output = {}
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if fd in positions:
+            try:
+                path = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                path = None
+            output[name] = {"bytes": positions[fd][2], "file": path}
+    return output
+
+
+def _summary(state, arrays, positions):
+    """frames.json: the stack outermost first, the variables holding each
+    array, and the output written so far."""
     by_pointer = {}
     for key, a in arrays:
         by_pointer[(a.__array_interface__["data"][0], a.nbytes)] = key
     array_refs = {}
-    null = _core.NULL
     frames = []
     for frame in state.frames:
         code = frame.code
-        if frame.kind == "module":
-            items = [(k, v) for k, v in (frame.locals or frame.globals).items()
-                     if not k.startswith("__") and not isinstance(v, types.ModuleType)]
-        else:
-            items = list(zip(_local_names(code, len(frame.localsplus)), frame.localsplus))
         shown = {}
-        for name, value in items:
-            if isinstance(value, types.CellType):
-                try:
-                    value = value.cell_contents
-                except ValueError:
-                    continue
-            if value is null:
-                continue
+        for name, value in _variables(frame):
             if isinstance(value, np.ndarray):
                 root = _root_array(value)
                 key = by_pointer.get((root.__array_interface__["data"][0], root.nbytes))
@@ -154,7 +179,7 @@ def _summary(state, arrays):
                 shown[name] = _short_repr(value)
         frames.append({"file": code.co_filename, "line": _line_of(code, frame.offset),
                        "function": code.co_qualname, "kind": frame.kind, "locals": shown})
-    return {"frames": frames, "arrays": array_refs}
+    return {"frames": frames, "arrays": array_refs, "output": _output_summary(positions)}
 
 
 def array_refs(summary):
@@ -206,6 +231,7 @@ def capture(state, resume_result, options):
     write and for a forked writer (its memory is a copy-on-write snapshot)."""
     sys.stdout.flush()
     sys.stderr.flush()
+    positions = _stream_positions()
     root = {
         "state": _encode_state(state),
         "resume_result": resume_result,
@@ -213,10 +239,31 @@ def capture(state, resume_result, options):
         "argv": list(sys.argv),
         "cwd": os.getcwd(),
         "session": options,
-        "streams": _stream_positions(),
+        "streams": positions,
     }
-    data, arrays = heap.dumps(root)
-    return data, arrays, json.dumps(_summary(state, arrays)).encode()
+    try:
+        data, arrays = heap.dumps(root)
+    except UnsupportedStateError as exc:
+        raise _in_program_terms(exc, state) from exc.__cause__
+    return data, arrays, json.dumps(_summary(state, arrays, positions)).encode()
+
+
+def _in_program_terms(error, state):
+    """The heap's refusal of an object, told as the variable of the
+    innermost frame that reaches it (`conn.sock in serve at app.py:12`)
+    rather than as a path through pyckpt's own records."""
+    culprit = getattr(error, "culprit", None)
+    if culprit is None:
+        return error
+    for frame in reversed(state.frames):
+        for name, value in _variables(frame):
+            path = heap.find_path(value, culprit, name)
+            if path is not None:
+                located = UnsupportedStateError(heap.unsupported_message(
+                    f"{path} in {_where(frame)}", culprit, error.reason, error.suggest_reducer))
+                located.culprit, located.reason, located.suggest_reducer = culprit, error.reason, error.suggest_reducer
+                return located
+    return error
 
 
 def attributes():

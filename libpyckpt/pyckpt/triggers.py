@@ -40,12 +40,17 @@ class Triggers:
         self._thread = None
         self._last_done = time.monotonic()
         self._retry = False
+        self._stopped = False
 
     def install_signal(self, signal_name):
         """A Python-level handler: the request is made by the main thread
         between two bytecodes (serial programs; an MPI job installs its
         handler in libpyckpt_mpi.so, which works while a rank waits in MPI)."""
-        signal.signal(signal.Signals[signal_name], lambda _signum, _frame: self._request())
+        signal.signal(signal.Signals[signal_name], lambda _signum, _frame: self._stopped or self._request())
+
+    def stop(self):
+        """The program ended: no more requests (the signal is then ignored)."""
+        self._stopped = True
 
     def watch(self, directory, interval):
         """Watches the interval (seconds, None for none) and the request file
@@ -73,7 +78,7 @@ class Triggers:
         return True
 
     def _loop(self):
-        while True:
+        while not self._stopped:
             time.sleep(_TICK)
             if self._take_request_file():
                 self._retry = True

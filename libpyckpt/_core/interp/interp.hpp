@@ -68,5 +68,7 @@ Ref verify_stack_depths(PyObject* callable);
 
 // Adds the safe-point functions to the module (safepoint.cpp).
 bool add_safepoint_api(PyObject* module);
+// Adds call_on_large_stack() (large_stack.cpp).
+bool add_large_stack_api(PyObject* module);
 
 }  // namespace pyckpt::core::interp
