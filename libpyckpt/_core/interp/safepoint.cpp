@@ -58,10 +58,6 @@ int tracer(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
     return 0;
   }
   if (what != PyTrace_LINE) return 0;
-  if (!g_sp.callback) {  // a request that arrived after the program ended: nobody to capture for
-    disarm();
-    return 0;
-  }
   Ref state;
   try {
     state = capture_stack(g_sp.base.get(), CaptureMode::kAtTraceEvent);
