@@ -802,18 +802,23 @@ def _short_path(path):
     return short
 
 
-def find_path(root, target, root_label=""):
-    """A readable path from root (called root_label) to target, None if
-    target is not reachable; see _find_path."""
-    if root is target:
-        return root_label or None
-    path = _find_path(root, target, root_label)
-    return None if path is None else _short_path(path)
+def find_path(root, target):
+    """A readable path from root to target (`cfg['a'].handler[2]`, long
+    chains shortened), None if target is not reachable. Only for errors."""
+    found = _find_path([("", root)], target)
+    return None if found is None else found[1]
 
 
-def _find_path(root, target, root_label=""):
-    """A readable path from root to target (`cfg['a'].handler[2]`), by a
-    breadth-first walk; None if target is not reachable. Only used for errors."""
+def find_variable(variables, target):
+    """Which of `variables` ((name, value) pairs, the first preferred at
+    equal depth) reaches target by the shortest path: (its index, the path
+    from its name), or None."""
+    return _find_path(variables, target)
+
+
+def _find_path(roots, target):
+    """Breadth-first walk from all of `roots` ((path, object) pairs) at once:
+    (index of the root, shortened path) of the nearest way to target."""
     def label(obj):
         return obj.__name__ if isinstance(obj, types.ModuleType) else None
 
@@ -846,16 +851,21 @@ def _find_path(root, target, root_label=""):
                 if value is not attrs:
                     yield f"{path}.<referent {i}>", value
 
-    seen = {id(root)}
-    queue = collections.deque([(root, root_label or label(root) or "")])
+    queue = collections.deque()
+    seen = set()
+    for index, (root_path, root) in enumerate(roots):
+        if root is target:
+            return index, root_path or label(root)
+        seen.add(id(root))
+        queue.append((index, root, root_path or label(root) or ""))
     while queue:
-        obj, path = queue.popleft()
+        index, obj, path = queue.popleft()
         for child_path, child in children(obj, path):
             if child is target:
-                return child_path or None
+                return (index, _short_path(child_path)) if child_path else None
             if id(child) not in seen and not isinstance(child, (str, bytes, int, float, type(None))):
                 seen.add(id(child))
-                queue.append((child, child_path))
+                queue.append((index, child, child_path))
     return None
 
 

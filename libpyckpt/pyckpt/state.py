@@ -255,15 +255,19 @@ def _in_program_terms(error, state):
     culprit = getattr(error, "culprit", None)
     if culprit is None:
         return error
+    frames, variables = [], []
     for frame in reversed(state.frames):
         for name, value in _variables(frame):
-            path = heap.find_path(value, culprit, name)
-            if path is not None:
-                located = UnsupportedStateError(heap.unsupported_message(
-                    f"{path} in {_where(frame)}", culprit, error.reason, error.suggest_reducer))
-                located.culprit, located.reason, located.suggest_reducer = culprit, error.reason, error.suggest_reducer
-                return located
-    return error
+            frames.append(frame)
+            variables.append((name, value))
+    found = heap.find_variable(variables, culprit)
+    if found is None:
+        return error
+    index, path = found
+    located = UnsupportedStateError(heap.unsupported_message(
+        f"{path} in {_where(frames[index])}", culprit, error.reason, error.suggest_reducer))
+    located.culprit, located.reason, located.suggest_reducer = culprit, error.reason, error.suggest_reducer
+    return located
 
 
 def attributes():
