@@ -140,8 +140,10 @@ def wait_for_writers(directory, timeout=600.0):
                 age = time.time() - os.path.getmtime(path)
             except OSError:
                 continue
-            if text.isdigit() and _alive(int(text)) or age < _PID_GRACE:
+            if text.isdigit() and _alive(int(text)):
                 live.append((epoch, text))
+            elif age < _PID_GRACE:
+                live.append((epoch, None))  # may name its writer any moment: waited for briefly, silently
             else:
                 try:
                     os.unlink(path)
@@ -150,7 +152,7 @@ def wait_for_writers(directory, timeout=600.0):
         if not live or time.monotonic() > deadline:
             return
         for epoch, pid in live:
-            if epoch not in announced:
+            if pid is not None and epoch not in announced:
                 announced.add(epoch)
                 print(f"pyckpt restart: waiting for checkpoint {epoch} being written by pid {pid}",
                       file=sys.stderr, flush=True)
