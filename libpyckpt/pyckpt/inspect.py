@@ -99,6 +99,9 @@ def inspect_lines(path, verify=True):
     for key in _HEADLINE_ATTRS + tuple(sorted(k for k in attrs if k not in _HEADLINE_ATTRS)):
         if key in attrs and key not in ("epoch", "world_size", "created_unix"):
             lines.append(f"  {key}: {attrs[key]}")
+    if any("node_local_comms" in reader.rank_attributes(rank) for rank in range(reader.world_size)):
+        lines.append("  node-local communicators (MPI_Comm_split_type, node_local_comms below): a restart on another "
+                     "placement re-creates them with the ranks that share a node then")
     for rank in range(reader.world_size):
         rank_attrs = reader.rank_attributes(rank)
         extra = ", ".join(f"{k}={v}" for k, v in sorted(rank_attrs.items()))

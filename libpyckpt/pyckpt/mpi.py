@@ -207,10 +207,21 @@ def _write():
                                comm=_core.mpi_write_comm(MPI.Comm), extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
                                            **settings.job_triggers()},
-                               rank_attributes={"host": MPI.Get_processor_name()})
+                               rank_attributes=_placement(MPI))
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)
+
+
+def _placement(MPI):
+    """Where this rank ran, for `pyckpt inspect`: its host, and how many
+    node-local communicators (Split_type) it holds, which a restart on another
+    placement re-creates with other members."""
+    placement = {"host": MPI.Get_processor_name()}
+    node_local = _core.mpi_stats()["node_local_comms"]
+    if node_local:
+        placement["node_local_comms"] = node_local
+    return placement
 
 
 # --- restart ---------------------------------------------------------------------

@@ -3,6 +3,7 @@
 #include "callbacks.hpp"
 #include "runtime.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -201,6 +202,10 @@ int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out) {
   return guarded([&] {
     const Runtime& rt = running();
     const Channel& ch = rt.channel;
+    const auto& comms = rt.comms.all();
+    const auto node_local = std::count_if(comms.begin(), comms.end(), [](const auto& c) {
+      return c->placement_dependent && c->real != MPI_COMM_NULL;
+    });
     *out = pyckpt_mpi_stats{rt.intercepted(),
                             ch.sent(),
                             ch.received(),
@@ -208,7 +213,8 @@ int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out) {
                             rt.coordinator.checkpoints(),
                             ch.drained(),
                             static_cast<uint64_t>(ch.size()),
-                            ch.replayed()};
+                            ch.replayed(),
+                            static_cast<uint64_t>(node_local)};
     return PYCKPT_MPI_OK;
   });
 }

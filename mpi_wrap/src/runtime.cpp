@@ -19,6 +19,7 @@
 
 #include <pyckpt/codec/bytes.hpp>
 
+#include <cstdio>
 #include <map>
 #include <stdexcept>
 
@@ -29,6 +30,24 @@ std::unique_ptr<Runtime> Runtime::instance_;
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
 constexpr std::uint32_t kVersion = 3;
+
+// A communicator made by Split_type (or from one) that the restarted job's
+// placement gave other members.
+struct MovedComm {
+  std::uint64_t id;
+  int rank, size, now_rank, now_size;
+};
+
+// Traffic recorded at the cut names ranks of the old members: it cannot be
+// delivered on a communicator that has other members now.
+void refuse_if_moved(const std::vector<MovedComm>& moved, std::uint64_t comm, const char* what) {
+  for (const MovedComm& m : moved)
+    if (m.id == comm)
+      throw Error(PYCKPT_MPI_EUNSUPPORTED,
+                  std::string("pyckpt_mpi: ") + what + " on a node-local communicator (MPI_Comm_split_type) " +
+                      "cannot be restored on this placement, which gives that communicator other members; " +
+                      "restart on the placement of the checkpoint (as many ranks per node)");
+}
 
 std::pair<int, int> world() {
   int rank = 0, size = 1;
@@ -150,6 +169,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
                                          " ranks, this job has " + std::to_string(world_size_));
     const auto ncomms = r.get<std::uint64_t>();
     std::vector<CommRec*> to_free;
+    std::vector<MovedComm> moved;
     for (std::uint64_t k = 0; k < ncomms; ++k) {
       const auto id = r.get<std::uint64_t>();
       const auto op = static_cast<LineageOp>(r.get<std::int32_t>());
@@ -174,10 +194,25 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
         int made_rank = 0, made_size = 0;
         PMPI_Comm_rank(made.get(), &made_rank);
         PMPI_Comm_size(made.get(), &made_size);
-        if (made_rank != rank || made_size != size) mismatch();
+        if (made_rank != rank || made_size != size) {
+          // Split_type's members are the ranks that share a node *now*.
+          if (!p->placement_dependent && op != LineageOp::SplitType) mismatch();
+          moved.push_back({id, rank, size, made_rank, made_size});
+        }
       }
       CommRec& c = add_comm(*p, op, std::move(args), made.release());
       if (freed && c.real != MPI_COMM_NULL) to_free.push_back(&c);
+    }
+    if (!moved.empty()) {
+      std::string list;
+      for (const MovedComm& m : moved)
+        list += " " + std::to_string(m.rank) + "/" + std::to_string(m.size) + "->" + std::to_string(m.now_rank) +
+                "/" + std::to_string(m.now_size);
+      std::fprintf(stderr,
+                   "pyckpt_mpi: rank %d: %zu node-local communicator(s) (MPI_Comm_split_type) re-created on this "
+                   "placement with other members (rank/size:%s); what the program derived from them before the "
+                   "checkpoint describes the old placement\n",
+                   world_rank_, moved.size(), list.c_str());
     }
     for (CommRec* c : to_free) {
       MPI_Comm h = c->real;
@@ -197,6 +232,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       m.comm = r.get<std::uint64_t>();
       m.source = r.get<std::int32_t>();
       m.tag = r.get<std::int32_t>();
+      refuse_if_moved(moved, m.comm, "a message in flight at the checkpoint");
       const auto n = r.get<std::uint64_t>();
       const std::byte* p = r.get_bytes(n);
       m.data.assign(p, p + n);
@@ -208,6 +244,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       send.dest = r.get<std::int32_t>();
       send.tag = r.get<std::int32_t>();
       send.bytes = r.get<std::uint64_t>();
+      refuse_if_moved(moved, send.comm, "the send in flight at the checkpoint");
       call.resume_send(send);
     }
     coordinator.restore_cut_number(r.get<std::uint64_t>());  // the next cut continues the numbering
@@ -238,6 +275,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
         requests.add(h, rec);
         continue;
       }
+      refuse_if_moved(moved, comm, "a receive pending at the checkpoint");
       if (!rec.comm || rec.type == MPI_DATATYPE_NULL)
         throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: pending receive " + std::to_string(rec.id) +
                                            " names an unknown communicator or datatype");

@@ -203,6 +203,8 @@ typedef struct pyckpt_mpi_stats {
   uint64_t drained;          /* messages drained into channel state, total */
   uint64_t channel_pending;  /* drained messages not yet delivered */
   uint64_t replayed;         /* drained messages delivered to the app */
+  uint64_t node_local_comms; /* live communicators made by Split_type or from one:
+                                re-created on the placement of a restarted job */
 } pyckpt_mpi_stats;
 int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out);
 /* Messages counted on comm to/from peer (a rank of comm) since the last cut. */
