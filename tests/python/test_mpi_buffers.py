@@ -8,7 +8,8 @@ keeps a log in a file-backed map. It is killed with SIGKILL after
 checkpoints and restarted; its outputs (digests of everything received, the
 mapped log file) must be byte-identical to an uninterrupted run's: the views
 must still alias the restored buffers, and a receive pending at the cut must
-be re-posted into the restored map.
+be re-posted into the restored map (a restart from a checkpoint cut
+while receives were pending checks that case every time).
 
 An MPI.memory that is not an Alloc_mem block (MPI.memory.fromaddress) fails
 the checkpoint with a message naming it, and the job runs on.
@@ -20,7 +21,7 @@ import subprocess
 import h5py
 
 from mpi_job_harness import (Job, check_same_as_reference, cli, latest_checkpoint, pyckpt_mpirun, reference,
-                             run_with_kills, wait_for_lines)
+                             restart_mpirun, run_with_kills, wait_for_lines)
 
 PROGRAM = "buffers.py"
 NP = 4
@@ -41,6 +42,44 @@ def test_killed_and_restarted(tmp_path):
             # s_buf (Alloc_mem) and r_buf (anonymous map) by content; the
             # log's shared file map by its file, not in the checkpoint.
             assert allocations == ["mmap", "mpi_alloc_mem"], (rank, allocations)
+
+
+def _receives_pending_into_map(path):
+    """Ranks of checkpoint `path` cut while receives into their mmap were
+    pending (re-posted into the new map at restart)."""
+    ranks = []
+    with h5py.File(path, "r") as f:
+        for rank in range(NP):
+            arrays = f[f"ranks/{rank}/arrays"]
+            pending = json.loads(bytes(f[f"ranks/{rank}/blobs/mpi_requests"][()]))
+            if any(json.loads(arrays[key].attrs.get("allocation", "[null]"))[0] == "mmap"
+                   for key, _offset in pending.values()):
+                ranks.append(rank)
+    return ranks
+
+
+def test_restart_with_receives_pending_into_the_map(tmp_path):
+    """Not left to chance: a run keeps every checkpoint; the job is restarted
+    from the first one cut while a rank waited in Waitall for receives into
+    its anonymous map, and must end as the uninterrupted run."""
+    ref = reference(tmp_path, PROGRAM, NP, [STEPS])
+    work = tmp_path / "run"
+    work.mkdir()
+    directory = work / "ckpt.d"
+    job = Job(pyckpt_mpirun(directory, PROGRAM, NP, [STEPS], interval=0.3, extra=["--keep", "1000"]), work, "run0")
+    assert job.wait() == 0, job.describe()
+    chosen = next((path for path in sorted(directory.glob("ckpt.*.h5")) if _receives_pending_into_map(path)), None)
+    assert chosen is not None, f"no checkpoint of {sorted(directory.glob('ckpt.*.h5'))} was cut with receives pending"
+    history = [f"restart from {chosen.name}, ranks {_receives_pending_into_map(chosen)} had receives pending"]
+    # As if the job had been killed right after that checkpoint.
+    for path in directory.glob("ckpt.*.h5"):
+        if path.name > chosen.name:
+            path.unlink()
+    (directory / "latest").unlink()
+    (directory / "latest").symlink_to(chosen.name)
+    job = Job(restart_mpirun(directory, NP), work, "run1")
+    assert job.wait() == 0, job.describe()
+    check_same_as_reference(ref, job, work, history, 1)
 
 
 def test_memory_not_from_alloc_mem_is_refused(tmp_path):
