@@ -189,25 +189,29 @@ def _reduce_status(status):
     return _status, (status.Get_source(), status.Get_tag(), status.Get_error(), status.Get_elements(_mpi().BYTE))
 
 
-def _memory_over(obj, readonly):
-    return _mpi().memory.frombuffer(obj, readonly=readonly)
+def _memory_over(obj, offset, length, readonly):
+    whole = _mpi().memory.frombuffer(obj, readonly=readonly)
+    return whole if (offset, length) == (0, len(whole)) else whole[offset:offset + length]
 
 
 def _reduce_memory(mem):
     """An MPI.memory: over another object's buffer (memory.frombuffer,
-    Win.tomemory), that object; released (Free_mem) or empty, an empty memory;
-    a block of MPI.Alloc_mem, its contents (pyckpt.buffers), allocated again
-    with MPI.Alloc_mem at restart."""
+    Win.tomemory, a slice of another memory), that object and where in its
+    buffer; released (Free_mem) or empty, an empty memory; a block of
+    MPI.Alloc_mem, its contents (pyckpt.buffers), allocated again with
+    MPI.Alloc_mem at restart."""
+    MPI = _mpi()
     if mem.obj is not None:
-        return _memory_over, (mem.obj, mem.readonly)
+        offset = mem.address - MPI.memory.frombuffer(mem.obj, readonly=True).address
+        return _memory_over, (mem.obj, offset, len(mem), mem.readonly)
     if mem.address == 0:
-        return _mpi().memory, ()
+        return MPI.memory, ()
     size = _core.mpi_alloc_mem_size(mem.address) if _core.mpi_loaded() else None
     if size != len(mem):
         raise UnsupportedStateError(
             f"an MPI.memory of {len(mem)} bytes at {mem.address:#x} that is not a block of MPI.Alloc_mem (made by "
-            f"MPI.memory.fromaddress, a slice of a block, or outside a job run with libpyckpt_mpi.so preloaded): "
-            f"only Alloc_mem memory is captured by content")
+            f"MPI.memory.fromaddress, or outside a job run with libpyckpt_mpi.so preloaded): only Alloc_mem memory "
+            f"is captured by content")
     return buffers.owner_from_contents, (buffers.MemoryContents.of(mem, "mpi_alloc_mem", None),)
 
 

@@ -1,6 +1,7 @@
 """A benchmark loop shaped like mpi4py's demo/osu_latency.py and osu_bw.py:
 message buffers in MPI.Alloc_mem memory and in an anonymous mmap, NumPy
-arrays made over them with np.frombuffer, and per pair of ranks (0-1, 2-3,
+arrays made over them with np.frombuffer (and an MPI.memory slice of the
+block), and per pair of ranks (0-1, 2-3,
 ...) steps that alternate a ping-pong (Send/Recv, latency) and a window of
 Isend/Irecv completed by Waitall and acknowledged (bandwidth), over message
 sizes 0 B .. 64 KiB. Each rank also keeps a log in a file-backed shared map
@@ -37,6 +38,7 @@ LOG_SLOTS = 512
 s_buf = MPI.Alloc_mem(MAX_MSG_SIZE)
 r_buf = mmap.mmap(-1, WINDOW * MAX_MSG_SIZE)
 s_view = np.frombuffer(s_buf, dtype=np.uint8)
+ack = s_buf[:4]  # an MPI.memory slice of the block
 r_view = np.frombuffer(r_buf, dtype=np.uint8)
 log_path = f"out.map.{rank}"
 with open(log_path, "wb") as f:
@@ -77,7 +79,7 @@ for step in range(steps):
             MPI.Request.Waitall(requests)
             received = np.concatenate(slots)
             s_view[:4] = np.frombuffer(zlib.crc32(received).to_bytes(4, "little"), dtype=np.uint8)
-            comm.Send([s_buf, 4, MPI.BYTE], peer, 101)
+            comm.Send([ack, MPI.BYTE], peer, 101)
     digest = zlib.crc32(received, digest)
     # The map's contents are state too (an older entry: folding the current
     # digest into itself would give CRC-32's constant residue).
@@ -88,7 +90,7 @@ for step in range(steps):
     time.sleep(0.005)
 out.close()
 digests = comm.gather(digest)
-s_view = r_view = log = received = slots = None  # the buffers' last exports, before closing them
+s_view = r_view = log = received = slots = ack = None  # the buffers' last exports, before closing them
 MPI.Free_mem(s_buf)
 r_buf.close()
 log_map.close()
