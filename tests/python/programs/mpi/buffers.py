@@ -39,6 +39,8 @@ s_buf = MPI.Alloc_mem(MAX_MSG_SIZE)
 r_buf = mmap.mmap(-1, WINDOW * MAX_MSG_SIZE)
 s_view = np.frombuffer(s_buf, dtype=np.uint8)
 ack = s_buf[:4]  # an MPI.memory slice of the block
+spare = MPI.Alloc_mem(64)
+MPI.Free_mem(spare)  # kept, freed (an empty memory)
 r_view = np.frombuffer(r_buf, dtype=np.uint8)
 log_path = f"out.map.{rank}"
 with open(log_path, "wb") as f:
@@ -88,6 +90,7 @@ for step in range(steps):
     out.write(f"step {step} bytes {nbytes} digest {digest:08x}\n")
     out.flush()
     time.sleep(0.005)
+out.write(f"freed {len(spare)} {spare.address}\n")
 out.close()
 digests = comm.gather(digest)
 s_view = r_view = log = received = slots = ack = None  # the buffers' last exports, before closing them
