@@ -32,7 +32,7 @@ namespace {
   X(poll) X(checkpoint)                                                                                   \
   X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
   X(request_id) X(request_from_id) X(file_id) X(file_from_id) X(pending_requests) X(request_repost)      \
-  X(get_stats) X(channel_messages) X(last_error)
+  X(get_stats) X(channel_messages) X(last_error) X(alloc_mem_size)
 
 struct Api {
 #define PYCKPT_MPI_MEMBER(name) decltype(&pyckpt_mpi_##name) name = nullptr;
@@ -352,6 +352,19 @@ PyObject* py_handle_from_id(PyObject*, PyObject* args) {
   });
 }
 
+// mpi_alloc_mem_size(address) -> size of the block the app allocated there
+// with MPI_Alloc_mem and has not freed, or None.
+PyObject* py_mpi_alloc_mem_size(PyObject*, PyObject* address) {
+  return guarded([&]() -> PyObject* {
+    const Api& a = api();
+    void* base = PyLong_AsVoidPtr(address);
+    if (PyErr_Occurred()) throw PythonError{};
+    MPI_Aint size = 0;
+    if (!a.alloc_mem_size(base, &size)) Py_RETURN_NONE;
+    return PyLong_FromSsize_t(size);
+  });
+}
+
 // --- requests and channel state ---
 
 PyTypeObject* g_request_info_type = nullptr;
@@ -502,6 +515,8 @@ PyMethodDef g_mpi_functions[] = {
      "mpi_file_from_id(cls, id) -> cls.f2py() of the file with that id (reopened after a restart), or None"},
     {"mpi_pending_requests", py_mpi_pending_requests, METH_NOARGS,
      "mpi_pending_requests() -> [RequestInfo(id, is_recv, completed, buf, bytes)], in posting order"},
+    {"mpi_alloc_mem_size", py_mpi_alloc_mem_size, METH_O,
+     "mpi_alloc_mem_size(address) -> size of the app's MPI_Alloc_mem block starting there, or None"},
     {"mpi_request_repost", py_mpi_request_repost, METH_VARARGS,
      "mpi_request_repost(id, address): re-post a pending receive into restored memory at address"},
     {"mpi_channel_messages", py_mpi_channel_messages, METH_NOARGS,

@@ -22,6 +22,7 @@ import importlib.util
 import io
 import itertools
 import marshal
+import mmap
 import os
 import pickle
 import random
@@ -34,6 +35,7 @@ import weakref
 
 import numpy as np
 
+from . import buffers
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 __all__ = [
@@ -375,6 +377,11 @@ class Pickler(pickle.Pickler):
             super().dump((obj, random._inst, np.random.mtrand._rand))
         except Exception as exc:
             raise self._unsupported(obj, exc) from exc
+        finally:
+            # Its bound methods make the Pickler a reference cycle, which would
+            # keep the memo (every captured object) alive until the next
+            # garbage collection; an mmap with a buffer export cannot be closed.
+            self._dispatch.clear()
 
     # Called by the C pickler for every object that is not None, a bool, int,
     # float, str, bytes, dict, set, frozenset, list, tuple, bytearray or
@@ -407,6 +414,8 @@ class Pickler(pickle.Pickler):
             np.random.RandomState: self._reduce_numpy_randomstate,
             np.random.Generator: self._reduce_numpy_generator,
             np.ndarray: self._reduce_ndarray,
+            buffers.MemoryContents: self._reduce_memory_contents,
+            mmap.mmap: buffers.reduce_mmap,
             type(threading.Lock()): self._reduce_lock,
             type(threading.RLock()): self._reduce_rlock,
             weakref.ref: self._reduce_weakref,
@@ -670,6 +679,10 @@ class Pickler(pickle.Pickler):
         base = a
         while isinstance(base.base, np.ndarray):
             base = base.base
+        owner = buffers.owner_of(base)
+        if owner is not None:  # np.frombuffer(an mmap, MPI memory): stays a view of it
+            offset = a.__array_interface__["data"][0] - buffers.address_of(owner)
+            return _make_view, (owner, a.shape, a.dtype, offset, a.strides, writeable)
         if base is not a and (base.flags.c_contiguous or base.flags.f_contiguous):
             offset = a.__array_interface__["data"][0] - base.__array_interface__["data"][0]
             return _make_view, (base, a.shape, a.dtype, offset, a.strides, writeable)
@@ -683,6 +696,13 @@ class Pickler(pickle.Pickler):
             data = a
         else:  # strided, and not a view of anything captured: the one copy
             data = np.ascontiguousarray(a)
+        return self._out_of_band(data, writeable)
+
+    def _reduce_memory_contents(self, contents):
+        # The bytes of an mmap or MPI memory (pyckpt.buffers), not a view of it.
+        return self._out_of_band(contents, contents.flags.writeable)
+
+    def _out_of_band(self, data, writeable):
         key = f"a{len(self.arrays)}"
         self.arrays.append((key, data))
         # `transposed` (False): checkpoints written before order "F" stored
@@ -827,4 +847,12 @@ def dumps(obj, *, user_dirs=None):
 
 def loads(data, read_array, *, main_module=None):
     """Rebuilds what dumps() captured; see Unpickler for the arguments."""
-    return Unpickler(io.BytesIO(data), read_array, main_module=main_module).load()
+    unpickler = Unpickler(io.BytesIO(data), read_array, main_module=main_module)
+    try:
+        return unpickler.load()
+    finally:
+        # The memo holds the Unpickler's bound methods (find_class): a
+        # reference cycle that would keep every object read, and the arrays
+        # read into an mmap (buffer exports: it could not be closed), alive
+        # until the next garbage collection.
+        unpickler.memo.clear()

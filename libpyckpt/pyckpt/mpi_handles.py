@@ -14,8 +14,9 @@ Local objects are pickled by value: a group as the world ranks of its members
 A communicator also keeps its error handler: mpi4py sets MPI_ERRORS_RETURN on
 every communicator it creates, but the interposer re-creates communicators
 itself at restart, where they inherit whatever their parent has then.
+MPI.memory objects (MPI.Alloc_mem) are captured by content: pyckpt.buffers.
 """
-from . import _core, heap
+from . import _core, buffers, container, heap
 from .errors import CheckpointFileError, UnsupportedStateError
 
 
@@ -188,6 +189,36 @@ def _reduce_status(status):
     return _status, (status.Get_source(), status.Get_tag(), status.Get_error(), status.Get_elements(_mpi().BYTE))
 
 
+def _memory_over(obj, offset, length, readonly):
+    whole = _mpi().memory.frombuffer(obj, readonly=readonly)
+    return whole if (offset, length) == (0, len(whole)) else whole[offset:offset + length]
+
+
+def _reduce_memory(mem):
+    """An MPI.memory: over another object's buffer (memory.frombuffer,
+    Win.tomemory, a slice of another memory), that object and where in its
+    buffer; released (Free_mem) or empty, an empty memory; a block of
+    MPI.Alloc_mem, its contents (pyckpt.buffers), allocated again with
+    MPI.Alloc_mem at restart."""
+    MPI = _mpi()
+    if mem.obj is not None:
+        offset = mem.address - MPI.memory.frombuffer(mem.obj, readonly=True).address
+        return _memory_over, (mem.obj, offset, len(mem), mem.readonly)
+    if mem.address == 0:
+        return MPI.memory, ()
+    size = _core.mpi_alloc_mem_size(mem.address) if _core.mpi_loaded() else None
+    if size != len(mem):
+        raise UnsupportedStateError(
+            f"an MPI.memory of {len(mem)} bytes at {mem.address:#x} that is not a block of MPI.Alloc_mem (made by "
+            f"MPI.memory.fromaddress, or outside a job run with libpyckpt_mpi.so preloaded): only Alloc_mem memory "
+            f"is captured by content")
+    return buffers.owner_from_contents, (buffers.MemoryContents.of(mem, "mpi_alloc_mem", None),)
+
+
+def _alloc_mem(nbytes, _args):
+    return _mpi().Alloc_mem(nbytes)
+
+
 _registered = False
 
 
@@ -203,3 +234,6 @@ def register_reducers():
                 MPI.Win, MPI.File, *_sentinel_types(MPI)):
         heap.register_reduce(cls, _reduce_handle)
     heap.register_reduce(MPI.Status, _reduce_status)
+    heap.register_reduce(MPI.memory, _reduce_memory)
+    buffers.register_owner(MPI.memory)
+    container.register_allocator("mpi_alloc_mem", _alloc_mem)

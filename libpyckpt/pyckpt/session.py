@@ -240,6 +240,9 @@ def restart(reader, rank=0, preloaded=None):
     exceptions, SystemExit included, propagate). preloaded: arrays read
     before the heap (see state.restore)."""
     root = state.restore(reader, rank, preloaded)
+    # Not kept while the program runs: an array read into an mmap holds a
+    # buffer export of it, and an exported mmap cannot be closed.
+    del preloaded
     saved = root["session"]
     configure(saved["directory"] or os.path.dirname(os.path.abspath(reader.file)), saved["keep"],
               saved["interval"], saved["signal"], saved["asynchronous"])

@@ -32,7 +32,7 @@ BINDING = {
     "mpi_file_id": (None,), "mpi_file_from_id": (None, 1),
     "mpi_pending_requests": (), "mpi_request_repost": (1, 0), "mpi_channel_messages": (), "mpi_stats": (),
     "mpi_poll": (), "mpi_set_triggers": ("", 0.0), "mpi_enable_wake": (10,), "mpi_disable_wake": (),
-    "mpi_write_comm": (None,),
+    "mpi_write_comm": (None,), "mpi_alloc_mem_size": (0,),
 }
 
 

@@ -187,6 +187,10 @@ typedef struct pyckpt_mpi_request_info {
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n);
 int pyckpt_mpi_request_repost(uint64_t id, void* buf);
 
+/* Memory the application allocated with MPI_Alloc_mem and has not freed:
+ * returns 1 and its size if base is the start of such a block, else 0. */
+int pyckpt_mpi_alloc_mem_size(const void* base, MPI_Aint* size);
+
 /* MPI calls between begin and end (on this thread) pass straight through:
  * not counted, not cut, no lineage. Nests. For hdf5_io writing a checkpoint
  * and for any private traffic of the upper layer. */

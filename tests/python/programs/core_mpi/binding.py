@@ -187,6 +187,14 @@ def save():
     round_trip(_core.mpi_file_from_id, MPI.File, fh, ids["file"])
     assert _core.mpi_file_from_id(MPI.File, 12345) is None
     assert _core.mpi_file_id(MPI.FILE_NULL) == 0
+    # MPI_Alloc_mem blocks: known by their start until freed.
+    block = MPI.Alloc_mem(1000)
+    assert _core.mpi_alloc_mem_size(block.address) == 1000
+    assert _core.mpi_alloc_mem_size(block.address + 8) is None
+    assert _core.mpi_alloc_mem_size(np.zeros(8).ctypes.data) is None
+    address = block.address
+    MPI.Free_mem(block)
+    assert _core.mpi_alloc_mem_size(address) is None
 
     # --- errors of the library, passed on as CheckpointError ---------------
     assert "is not a receive awaiting re-post" in fails(_core.mpi_request_repost, 12345, 0)
