@@ -44,7 +44,10 @@ from .container import ArrayLoader
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel messages)
-REQUESTS_BLOB = "mpi_requests"   # pending receives: request id -> (array key, byte offset)
+# Requests posted again after a restart: a pending receive's id -> (array
+# key, byte offset) of its buffer; a nonblocking collective's id -> {"send":
+# location or None, "recv": location or None}.
+REQUESTS_BLOB = "mpi_requests"
 CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
 # The signal number whose Python handler the interposer's waker runs (see
 # attach); the application must not install a handler of its own for it.
@@ -139,22 +142,32 @@ def _on_safe_point(captured_state):
 
 # --- inside the cut, on every rank ---------------------------------------------
 
-def _locate_receives(requests, arrays):
-    """Pending receives -> (array key, byte offset): the restarted job re-posts
-    them into the restored arrays."""
+def _locate_reposted(requests, arrays):
+    """Buffers of the requests a restarted job posts again -- pending
+    receives, nonblocking collectives the cut fell before -- as (array key,
+    byte offset) in the captured NumPy arrays."""
     bounds = [(key, *np.byte_bounds(a)) for key, a in arrays]
-    located = {}
-    for req in requests:
-        if not req.is_recv or req.completed:
-            continue
-        end = req.buf + req.bytes
-        found = next(((k, lo) for k, lo, hi in bounds if lo <= req.buf and end <= hi), None)
+
+    def locate(address, size, what):
+        end = address + size
+        found = next(((k, lo) for k, lo, hi in bounds if lo <= address and end <= hi), None)
         if found is None:
             raise UnsupportedStateError(
-                f"a nonblocking receive (request {req.id}, {req.bytes} bytes) is pending into memory that is not "
-                f"a NumPy array of the program (e.g. mpi4py's lowercase irecv()); complete it before the "
-                f"checkpoint or receive into a NumPy array with Irecv")
-        located[str(req.id)] = (found[0], req.buf - found[1])
+                f"{what} ({size} bytes) is pending into memory that is not a NumPy array of the program (e.g. "
+                f"mpi4py's lowercase irecv()); complete it before the checkpoint or use a NumPy array buffer")
+        return found[0], address - found[1]
+
+    located = {}
+    for req in requests:
+        if req.completed:
+            continue
+        if req.is_recv:
+            located[str(req.id)] = locate(req.buf, req.bytes, f"a nonblocking receive (request {req.id})")
+            continue
+        what = f"a nonblocking collective (request {req.id})"
+        located[str(req.id)] = {
+            "send": locate(req.send_buf, req.send_bytes, f"the send buffer of {what}") if req.send_bytes else None,
+            "recv": locate(req.buf, req.bytes, f"the receive buffer of {what}") if req.bytes else None}
     return located
 
 
@@ -188,7 +201,7 @@ def _capture():
         if _in_compound_call(captured_state):
             return False
     captured = state.capture(captured_state, True if trigger == "api" else None, session.options())
-    located = _locate_receives(_core.mpi_pending_requests(), captured[1])
+    located = _locate_reposted(_core.mpi_pending_requests(), captured[1])
     blobs = {MPI_STATE_BLOB: _core.mpi_state_save(),
              REQUESTS_BLOB: json.dumps(located).encode(),
              CHANNEL_BLOB: json.dumps(_core.mpi_channel_messages()).encode()}
@@ -234,17 +247,28 @@ def _restore_interposer(resume):
         resume.error = exc
 
 
-def _repost_receives(reader, rank):
-    """Reads the arrays that receives pending at the cut were posted into and
-    re-posts those receives, before the heap is read: the unpickled
-    mpi4py Request objects then get their handles."""
+def _repost_requests(reader, rank):
+    """Reads the arrays that receives pending at the cut were posted into
+    (and the buffers of nonblocking collectives the cut fell before) and
+    posts those requests again, in posting order, before the heap is read:
+    the unpickled mpi4py Request objects then get their handles."""
     located = json.loads(reader.read_blob(rank, REQUESTS_BLOB))
     loader = ArrayLoader(reader, rank)
     arrays = {}
-    for ident, (key, offset) in located.items():
+
+    def address(location):
+        if location is None:
+            return None
+        key, offset = location
         if key not in arrays:
             arrays[key] = loader(key)
-        _core.mpi_request_repost(int(ident), arrays[key].ctypes.data + offset)
+        return arrays[key].ctypes.data + offset
+
+    for ident, location in located.items():
+        if isinstance(location, dict):
+            _core.mpi_request_repost_collective(int(ident), address(location["send"]), address(location["recv"]))
+        else:
+            _core.mpi_request_repost(int(ident), address(location))
     return arrays
 
 
@@ -269,4 +293,4 @@ def resume_rank(reader, command):
     if _job.resume.error is not None:
         raise _job.resume.error
     mpi_handles.register_reducers()
-    return session.restart(reader, rank=_job.rank, preloaded=_repost_receives(reader, _job.rank))
+    return session.restart(reader, rank=_job.rank, preloaded=_repost_requests(reader, _job.rank))

@@ -180,7 +180,8 @@ MPI_File pyckpt_mpi_file_from_id(uint64_t id) {
 
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) {
   return guarded([&] {
-    const auto& v = running().requests.pending();
+    Runtime& rt = running();
+    const auto& v = rt.requests.pending(rt.collectives);
     *out = v.data();
     *n = v.size();
     return PYCKPT_MPI_OK;
@@ -190,6 +191,16 @@ int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) 
 int pyckpt_mpi_request_repost(uint64_t id, void* buf) {
   return guarded([&] {
     running().requests.repost(id, buf);
+    return PYCKPT_MPI_OK;
+  });
+}
+
+int pyckpt_mpi_request_repost_collective(uint64_t id, const void* send_buf, void* recv_buf) {
+  return guarded([&] {
+    Runtime& rt = running();
+    auto [comm, call] = rt.collectives.take_for_repost(id, send_buf, recv_buf);
+    MPI_Request request = MPI_REQUEST_NULL;
+    check(rt.start_collective(comm, std::move(call), id, &request), "MPI nonblocking collective (repost)");
     return PYCKPT_MPI_OK;
   });
 }
