@@ -32,7 +32,6 @@ namespace {
   X(poll) X(checkpoint)                                                                                   \
   X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
   X(request_id) X(request_from_id) X(file_id) X(file_from_id) X(pending_requests) X(request_repost)      \
-  X(request_repost_collective)                                                                            \
   X(get_stats) X(channel_messages) X(last_error)
 
 struct Api {
@@ -351,13 +350,11 @@ PyStructSequence_Field g_request_info_fields[] = {
     {"completed", "True if the request needs no re-post after a restart"},
     {"buf", "receive buffer address (int), None for sends and unbound receives"},
     {"bytes", "receive buffer size: count * extent of its datatype"},
-    {"send_buf", "send buffer address (int) of a nonblocking collective the cut fell before, else None"},
-    {"send_bytes", "its size"},
     {nullptr, nullptr},
 };
 PyStructSequence_Desc g_request_info_desc = {
     "pyckpt._core.RequestInfo", "A request the application holds, as mpi_pending_requests() lists it.",
-    g_request_info_fields, 7};
+    g_request_info_fields, 5};
 
 PyObject* py_mpi_pending_requests(PyObject*, PyObject*) {
   return guarded([] {
@@ -375,8 +372,6 @@ PyObject* py_mpi_pending_requests(PyObject*, PyObject*) {
       set(2, PyBool_FromLong(r.completed));
       set(3, r.buf != nullptr ? PyLong_FromVoidPtr(r.buf) : Py_NewRef(Py_None));
       set(4, PyLong_FromUnsignedLongLong(r.bytes));
-      set(5, r.send_buf != nullptr ? PyLong_FromVoidPtr(r.send_buf) : Py_NewRef(Py_None));
-      set(6, PyLong_FromUnsignedLongLong(r.send_bytes));
       if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
     }
     return list.release();
@@ -391,23 +386,6 @@ PyObject* py_mpi_request_repost(PyObject*, PyObject* args) {
     void* buf = address == Py_None ? nullptr : PyLong_AsVoidPtr(address);
     if (PyErr_Occurred()) throw PythonError{};
     check_rc(a.request_repost(u64_arg(id), buf), "pyckpt_mpi_request_repost");
-    Py_RETURN_NONE;
-  });
-}
-
-PyObject* py_mpi_request_repost_collective(PyObject*, PyObject* args) {
-  PyObject *id, *send_address, *recv_address;
-  if (!PyArg_ParseTuple(args, "OOO:mpi_request_repost_collective", &id, &send_address, &recv_address)) return nullptr;
-  return guarded([&]() -> PyObject* {
-    const Api& a = api();
-    const auto address = [](PyObject* v) -> void* {
-      void* p = v == Py_None ? nullptr : PyLong_AsVoidPtr(v);
-      if (PyErr_Occurred()) throw PythonError{};
-      return p;
-    };
-    void* send_buf = address(send_address);
-    void* recv_buf = address(recv_address);
-    check_rc(a.request_repost_collective(u64_arg(id), send_buf, recv_buf), "pyckpt_mpi_request_repost_collective");
     Py_RETURN_NONE;
   });
 }
@@ -511,13 +489,9 @@ PyMethodDef g_mpi_functions[] = {
     {"mpi_file_from_id", py_handle_from_id<FileHandle>, METH_VARARGS,
      "mpi_file_from_id(cls, id) -> cls.f2py() of the file with that id (reopened after a restart), or None"},
     {"mpi_pending_requests", py_mpi_pending_requests, METH_NOARGS,
-     "mpi_pending_requests() -> [RequestInfo(id, is_recv, completed, buf, bytes, send_buf, send_bytes)], in "
-     "posting order"},
+     "mpi_pending_requests() -> [RequestInfo(id, is_recv, completed, buf, bytes)], in posting order"},
     {"mpi_request_repost", py_mpi_request_repost, METH_VARARGS,
      "mpi_request_repost(id, address): re-post a pending receive into restored memory at address"},
-    {"mpi_request_repost_collective", py_mpi_request_repost_collective, METH_VARARGS,
-     "mpi_request_repost_collective(id, send_address, recv_address): post again a nonblocking collective the "
-     "cut fell before, with its restored buffers (None where it has none)"},
     {"mpi_channel_messages", py_mpi_channel_messages, METH_NOARGS,
      "mpi_channel_messages() -> [dict(comm, source, dest, tag, bytes)]: channel state in delivery order"},
     {"mpi_stats", py_mpi_stats, METH_NOARGS, "mpi_stats() -> dict of the interposer's counters"},

@@ -44,9 +44,9 @@ from .container import ArrayLoader
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel messages)
-# Requests posted again after a restart: a pending receive's id -> (array
-# key, byte offset) of its buffer; a nonblocking collective's id -> {"send":
-# location or None, "recv": location or None}.
+# Requests posted again after a restart (pending receives, nonblocking
+# collectives the cut fell before): id -> (array key, byte offset) of the
+# receive buffer, or None if it has none.
 REQUESTS_BLOB = "mpi_requests"
 CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
 # The signal number whose Python handler the interposer's waker runs (see
@@ -143,31 +143,27 @@ def _on_safe_point(captured_state):
 # --- inside the cut, on every rank ---------------------------------------------
 
 def _locate_reposted(requests, arrays):
-    """Buffers of the requests a restarted job posts again -- pending
-    receives, nonblocking collectives the cut fell before -- as (array key,
-    byte offset) in the captured NumPy arrays."""
+    """Receive buffers of the requests a restarted job posts again -- pending
+    receives, nonblocking collectives the cut fell before (their send
+    buffers are saved by the interposer) -- as (array key, byte offset) in
+    the captured NumPy arrays, None for a collective without one here."""
     bounds = [(key, *np.byte_bounds(a)) for key, a in arrays]
-
-    def locate(address, size, what):
-        end = address + size
-        found = next(((k, lo) for k, lo, hi in bounds if lo <= address and end <= hi), None)
-        if found is None:
-            raise UnsupportedStateError(
-                f"{what} ({size} bytes) is pending into memory that is not a NumPy array of the program (e.g. "
-                f"mpi4py's lowercase irecv()); complete it before the checkpoint or use a NumPy array buffer")
-        return found[0], address - found[1]
-
     located = {}
     for req in requests:
         if req.completed:
             continue
-        if req.is_recv:
-            located[str(req.id)] = locate(req.buf, req.bytes, f"a nonblocking receive (request {req.id})")
+        if req.buf is None:
+            located[str(req.id)] = None
             continue
-        what = f"a nonblocking collective (request {req.id})"
-        located[str(req.id)] = {
-            "send": locate(req.send_buf, req.send_bytes, f"the send buffer of {what}") if req.send_bytes else None,
-            "recv": locate(req.buf, req.bytes, f"the receive buffer of {what}") if req.bytes else None}
+        end = req.buf + req.bytes
+        found = next(((k, lo) for k, lo, hi in bounds if lo <= req.buf and end <= hi), None)
+        if found is None:
+            what = "receive" if req.is_recv else "collective"
+            raise UnsupportedStateError(
+                f"a nonblocking {what} (request {req.id}, {req.bytes} bytes) is pending into memory that is not a "
+                f"NumPy array of the program (e.g. mpi4py's lowercase irecv()); complete it before the checkpoint "
+                f"or receive into a NumPy array")
+        located[str(req.id)] = (found[0], req.buf - found[1])
     return located
 
 
@@ -256,19 +252,14 @@ def _repost_requests(reader, rank):
     loader = ArrayLoader(reader, rank)
     arrays = {}
 
-    def address(location):
-        if location is None:
-            return None
-        key, offset = location
-        if key not in arrays:
-            arrays[key] = loader(key)
-        return arrays[key].ctypes.data + offset
-
     for ident, location in located.items():
-        if isinstance(location, dict):
-            _core.mpi_request_repost_collective(int(ident), address(location["send"]), address(location["recv"]))
-        else:
-            _core.mpi_request_repost(int(ident), address(location))
+        address = None
+        if location is not None:
+            key, offset = location
+            if key not in arrays:
+                arrays[key] = loader(key)
+            address = arrays[key].ctypes.data + offset
+        _core.mpi_request_repost(int(ident), address)
     return arrays
 
 

@@ -190,17 +190,15 @@ int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) 
 
 int pyckpt_mpi_request_repost(uint64_t id, void* buf) {
   return guarded([&] {
-    running().requests.repost(id, buf);
-    return PYCKPT_MPI_OK;
-  });
-}
-
-int pyckpt_mpi_request_repost_collective(uint64_t id, const void* send_buf, void* recv_buf) {
-  return guarded([&] {
     Runtime& rt = running();
-    auto [comm, call] = rt.collectives.take_for_repost(id, send_buf, recv_buf);
-    MPI_Request request = MPI_REQUEST_NULL;
-    check(rt.start_collective(comm, std::move(call), id, &request), "MPI nonblocking collective (repost)");
+    if (rt.collectives.awaiting(id)) {
+      auto [comm, call, send_copy] = rt.collectives.take_for_repost(id, buf);
+      MPI_Request request = MPI_REQUEST_NULL;
+      check(rt.start_collective(comm, std::move(call), id, &request, std::move(send_copy)),
+            "MPI nonblocking collective (repost)");
+    } else {
+      rt.requests.repost(id, buf);
+    }
     return PYCKPT_MPI_OK;
   });
 }

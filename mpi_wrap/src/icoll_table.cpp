@@ -137,11 +137,13 @@ std::uint64_t IcollCall::recv_bytes(const CommRec& c) const {
   return 0;
 }
 
-int IcollTable::start(CommRec* c, IcollCall call, std::uint64_t id, MPI_Request* app_request) {
+int IcollTable::start(CommRec* c, IcollCall call, std::uint64_t id, MPI_Request* app_request,
+                      std::vector<std::byte> send_copy) {
   IcollRec rec;
   rec.id = id;
   rec.comm = c;
   rec.call = std::move(call);
+  rec.send_copy = std::move(send_copy);  // heap memory: call.sbuf stays valid
   if (rec.call.input_in_recv_buffer()) {
     const auto* p = static_cast<const std::byte*>(rec.call.rbuf);
     rec.input.assign(p, p + rec.call.recv_bytes(*c));
@@ -182,10 +184,8 @@ void IcollTable::append_pending(std::vector<pyckpt_mpi_request_info>& view) cons
     if (rec.counted) continue;  // completes before the capture
     pyckpt_mpi_request_info info{};
     info.id = id;
-    info.buf = real_buffer(rec.call.rbuf) ? rec.call.rbuf : nullptr;
     info.bytes = rec.call.recv_bytes(*rec.comm);
-    info.send_buf = real_buffer(rec.call.sbuf) ? const_cast<void*>(rec.call.sbuf) : nullptr;
-    info.send_bytes = rec.call.send_bytes(*rec.comm);
+    info.buf = info.bytes > 0 ? rec.call.rbuf : nullptr;
     view.push_back(info);
   }
   for (const auto& [id, rec] : awaiting_) {  // restored, not re-posted yet: no buffers here
@@ -198,10 +198,10 @@ void IcollTable::append_pending(std::vector<pyckpt_mpi_request_info>& view) cons
 // Per call: u64 id, i32 kind, u64 comm, i32 root, i32 scount, i32 rcount,
 // 4 x (u32 n, i32[n]) count arrays, u64 stype, u64 rtype (TypeTable ids),
 // i32 op (index into predefined_ops(), -1 none), u8 flags (1: send buffer
-// MPI_IN_PLACE, 2: receive buffer MPI_IN_PLACE, 4: no send buffer, 8: no
-// receive buffer), u64 n, input[n].
+// MPI_IN_PLACE, 2: receive buffer MPI_IN_PLACE), u64 n, input[n] (in
+// place), u64 m, send buffer[m].
 namespace {
-constexpr std::uint8_t kSendInPlace = 1, kRecvInPlace = 2, kNoSend = 4, kNoRecv = 8;
+constexpr std::uint8_t kSendInPlace = 1, kRecvInPlace = 2;
 
 void put_ints(codec::ByteWriter& w, const std::vector<int>& v) {
   w.put<std::uint32_t>(static_cast<std::uint32_t>(v.size()));
@@ -212,9 +212,7 @@ std::vector<int> get_ints(codec::ByteReader& r) {
   for (auto& k : v) k = r.get<std::int32_t>();
   return v;
 }
-std::uint8_t buffer_flags(const void* p, std::uint8_t in_place, std::uint8_t none) {
-  return p == MPI_IN_PLACE ? in_place : p == nullptr ? none : 0;
-}
+
 }  // namespace
 
 void IcollTable::save(codec::ByteWriter& w, const TypeTable& types) const {
@@ -260,9 +258,13 @@ void IcollTable::save(codec::ByteWriter& w, const TypeTable& types) const {
     w.put(type_id(call.stype, bound && call.send_bytes(*rec->comm) > 0));
     w.put(type_id(call.rtype, bound && call.recv_bytes(*rec->comm) > 0));
     w.put<std::int32_t>(op);
-    w.put<std::uint8_t>(buffer_flags(call.sbuf, kSendInPlace, kNoSend) | buffer_flags(call.rbuf, kRecvInPlace, kNoRecv));
+    w.put<std::uint8_t>((call.sbuf == MPI_IN_PLACE ? kSendInPlace : 0) | (call.rbuf == MPI_IN_PLACE ? kRecvInPlace : 0));
     w.put<std::uint64_t>(rec->input.size());
     w.put_bytes(rec->input.data(), rec->input.size());
+    // A restored call not posted again yet has its send buffer in send_copy.
+    const std::uint64_t sent = bound ? call.send_bytes(*rec->comm) : rec->send_copy.size();
+    w.put(sent);
+    w.put_bytes(bound ? static_cast<const std::byte*>(call.sbuf) : rec->send_copy.data(), sent);
   }
 }
 
@@ -298,6 +300,9 @@ void IcollTable::restore(codec::ByteReader& r, const CommTable& comms, const Typ
     const auto bytes = r.get<std::uint64_t>();
     const std::byte* p = r.get_bytes(bytes);
     rec.input.assign(p, p + bytes);
+    const auto sent = r.get<std::uint64_t>();
+    const std::byte* q = r.get_bytes(sent);
+    rec.send_copy.assign(q, q + sent);
     if (!rec.comm)
       throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: nonblocking collective " + std::to_string(rec.id) +
                                          " names an unknown communicator");
@@ -305,23 +310,23 @@ void IcollTable::restore(codec::ByteReader& r, const CommTable& comms, const Typ
   }
 }
 
-std::pair<CommRec*, IcollCall> IcollTable::take_for_repost(std::uint64_t id, const void* send_buf, void* recv_buf) {
+IcollTable::Repost IcollTable::take_for_repost(std::uint64_t id, void* recv_buf) {
   auto it = awaiting_.find(id);
   if (it == awaiting_.end())
-    throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_request_repost_collective: request " + std::to_string(id) +
+    throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_request_repost: request " + std::to_string(id) +
                                        " is not a nonblocking collective awaiting re-post");
   IcollRec rec = std::move(it->second);
   awaiting_.erase(it);
-  if (rec.call.sbuf != MPI_IN_PLACE) rec.call.sbuf = send_buf;
+  if (rec.call.sbuf != MPI_IN_PLACE) rec.call.sbuf = rec.send_copy.empty() ? nullptr : rec.send_copy.data();
   if (rec.call.rbuf != MPI_IN_PLACE) rec.call.rbuf = recv_buf;
   if (!rec.input.empty()) {
     if (recv_buf == nullptr || rec.call.recv_bytes(*rec.comm) != rec.input.size())
-      throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_request_repost_collective: request " + std::to_string(id) +
+      throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_request_repost: request " + std::to_string(id) +
                                          " needs its receive buffer (its input, in place) of " +
                                          std::to_string(rec.input.size()) + " bytes");
     std::memcpy(recv_buf, rec.input.data(), rec.input.size());
   }
-  return {rec.comm, std::move(rec.call)};
+  return {rec.comm, std::move(rec.call), std::move(rec.send_copy)};
 }
 
 }  // namespace pyckpt::mpi

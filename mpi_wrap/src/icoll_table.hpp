@@ -17,7 +17,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <utility>
 #include <vector>
 
 namespace pyckpt::mpi {
@@ -65,6 +64,10 @@ struct IcollRec {
   // that is running may already have written partial results into the
   // buffer; a restarted rank posts it again from this input.
   std::vector<std::byte> input;
+  // Posted again after a restart: the send buffer's content as saved (the
+  // app's send buffer may be a temporary only its request kept alive); the
+  // call's sbuf points into it.
+  std::vector<std::byte> send_copy;
   MPI_Request app = MPI_REQUEST_NULL;      // the generalized request the app holds
   MPI_Request arrival = MPI_REQUEST_NULL;  // Ibarrier: every member posted the call
   MPI_Request real = MPI_REQUEST_NULL;     // the collective
@@ -80,8 +83,10 @@ class IcollTable {
   // Posts call on c (the collective, then the arrival barrier) and hands the
   // app a generalized request that the coordinator completes. With invalid
   // arguments MPI reports the error and nothing is recorded. An input in
-  // the receive buffer is copied first.
-  int start(CommRec* c, IcollCall call, std::uint64_t id, MPI_Request* app_request);
+  // the receive buffer is copied first. send_copy: the memory call.sbuf
+  // points into, kept with the record (a re-posted call).
+  int start(CommRec* c, IcollCall call, std::uint64_t id, MPI_Request* app_request,
+            std::vector<std::byte> send_copy = {});
 
   // Posting order = id order: the order of the app's collectives on each
   // communicator, in which they are counted.
@@ -97,19 +102,26 @@ class IcollTable {
   std::map<std::uint64_t, IcollRec>::iterator finish(std::map<std::uint64_t, IcollRec>::iterator it);
 
   // Inside a cut: the calls not yet counted (posted again after a restart)
-  // as pending-request entries (buffers to capture), in id order.
+  // as pending-request entries (the receive buffer to capture).
   void append_pending(std::vector<pyckpt_mpi_request_info>& view) const;
 
   // --- the state codec -------------------------------------------------------
-  // The calls not yet counted (counted ones completed before the capture).
-  // Throws Error if one cannot be posted again (a user-defined operation, an
-  // unknown datatype).
+  // The calls not yet counted (counted ones completed before the capture),
+  // with the content of their send buffers. Throws Error if one cannot be
+  // posted again (a user-defined operation, an unknown datatype).
   void save(codec::ByteWriter& w, const TypeTable& types) const;
   void restore(codec::ByteReader& r, const CommTable& comms, const TypeTable& types);
-  // After restore: call id bound to the restored buffers (send_buf,
-  // recv_buf: NULL where the call has none), its input put back into an in
-  // place buffer, ready to be started again; its communicator.
-  std::pair<CommRec*, IcollCall> take_for_repost(std::uint64_t id, const void* send_buf, void* recv_buf);
+  // After restore: whether call id waits to be posted again; the call
+  // bound to its restored receive buffer (NULL where it has none), its
+  // input put back into an in place buffer, and its saved send buffer
+  // (which the call's sbuf points into), to be started again.
+  bool awaiting(std::uint64_t id) const { return awaiting_.count(id) != 0; }
+  struct Repost {
+    CommRec* comm;
+    IcollCall call;
+    std::vector<std::byte> send_copy;
+  };
+  Repost take_for_repost(std::uint64_t id, void* recv_buf);
 
  private:
   std::map<std::uint64_t, IcollRec> records_;

@@ -78,7 +78,7 @@ const std::vector<pyckpt_mpi_request_info>& RequestTable::pending(const IcollTab
   pending_view_.clear();
   const auto add = [this](const ReqRec& rec) {
     if (rec.collective && !rec.complete) return;  // listed by the IcollTable
-    pyckpt_mpi_request_info info{rec.id, rec.is_recv ? 1 : 0, !rec.is_recv || rec.complete ? 1 : 0, rec.buf, 0, nullptr, 0};
+    pyckpt_mpi_request_info info{rec.id, rec.is_recv ? 1 : 0, !rec.is_recv || rec.complete ? 1 : 0, rec.buf, 0};
     // A receive restored complete (or not yet re-posted) has no buffer here:
     // the upper layer restores its memory itself.
     if (rec.is_recv && rec.type != MPI_DATATYPE_NULL) {

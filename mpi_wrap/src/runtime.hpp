@@ -83,10 +83,12 @@ class Runtime {
     return c;
   }
 
-  // An app's nonblocking collective on c (its request id given, or a new
-  // one): posted and tracked; the app holds *request. MPI's code.
-  int start_collective(CommRec* c, IcollCall call, std::uint64_t id, MPI_Request* request) {
-    int rc = collectives.start(c, std::move(call), id, request);
+  // An app's nonblocking collective on c with request id: posted and
+  // tracked; the app holds *request. MPI's code. send_copy: see
+  // IcollTable::start.
+  int start_collective(CommRec* c, IcollCall call, std::uint64_t id, MPI_Request* request,
+                       std::vector<std::byte> send_copy = {}) {
+    int rc = collectives.start(c, std::move(call), id, request, std::move(send_copy));
     if (rc == MPI_SUCCESS) requests.add(*request, ReqRec{.id = id, .comm = c, .collective = true});
     return rc;
   }

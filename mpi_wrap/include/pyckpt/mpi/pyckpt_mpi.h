@@ -182,23 +182,20 @@ MPI_File pyckpt_mpi_file_from_id(uint64_t id);
  * are listed too (is_recv = 0): completed = 1 if the collective completed
  * before the capture (its output is in the app's buffers), completed = 0 if
  * the cut fell before it (doc/mpi.md, "Collectives across a cut"): then
- * buf/bytes is its receive buffer and send_buf/send_bytes its send buffer
- * (NULL/0 where this rank has none or passed MPI_IN_PLACE), both to be
- * captured, and after a restart it must be posted again, in posting order
- * with the receives, by pyckpt_mpi_request_repost_collective(id, send_buf,
- * buf) with the restored memory (NULL where the entry had none). */
+ * buf/bytes is its receive buffer (NULL/0 where this rank has none; its
+ * send buffer is saved by the library) and after a restart it must be
+ * posted again, in posting order with the receives, by
+ * pyckpt_mpi_request_repost(id, buf) with the restored receive buffer
+ * (NULL if it has none). */
 typedef struct pyckpt_mpi_request_info {
   uint64_t id;
   int32_t is_recv;
   int32_t completed;
   void* buf;
   uint64_t bytes;
-  void* send_buf; /* nonblocking collectives only */
-  uint64_t send_bytes;
 } pyckpt_mpi_request_info;
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n);
 int pyckpt_mpi_request_repost(uint64_t id, void* buf);
-int pyckpt_mpi_request_repost_collective(uint64_t id, const void* send_buf, void* recv_buf);
 
 /* MPI calls between begin and end (on this thread) pass straight through:
  * not counted, not cut, no lineage. Nests. For hdf5_io writing a checkpoint
