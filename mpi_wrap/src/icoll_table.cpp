@@ -255,7 +255,9 @@ void IcollTable::save(codec::ByteWriter& w, const TypeTable& types) const {
     put_ints(w, call.rdispls);
     // A restored call not re-posted yet has no buffers, and the types as saved.
     const bool bound = rec->app != MPI_REQUEST_NULL;
-    w.put(type_id(call.stype, bound && call.send_bytes(*rec->comm) > 0));
+    // The reductions and Ibcast have one datatype (rtype).
+    const bool own_send_type = call.kind >= IcollKind::Gather && call.kind <= IcollKind::Alltoallv;
+    w.put(type_id(call.stype, bound && own_send_type && call.send_bytes(*rec->comm) > 0));
     w.put(type_id(call.rtype, bound && call.recv_bytes(*rec->comm) > 0));
     w.put<std::int32_t>(op);
     w.put<std::uint8_t>((call.sbuf == MPI_IN_PLACE ? kSendInPlace : 0) | (call.rbuf == MPI_IN_PLACE ? kRecvInPlace : 0));
