@@ -27,8 +27,14 @@ from mpi_job_harness import (check_same_as_reference, cli, inspect_shows_ranks, 
 # Rooted ones are rooted at a fast rank, where they would complete early.
 NONBLOCKING = ["ibarrier-late", "iallreduce-late", "ibcast-late", "ireduce-early", "igather-late",
                "iscatter-early", "ialltoall-late", "iallgather-early", "ibarrier-early", "ibcast-early"]
-COMPOUND = ["sendrecv", "allreduce_obj", "reduce_obj", "scan_obj", "bcast_obj", "gather_obj", "scatter_obj",
-            "alltoall_obj", "irecv_obj"]
+# Pickled-object collectives made of two collectives (sizes, then data):
+# every member is cut at the same one of the pair and a restarted rank
+# re-issues the whole call. Not here, because still unbounded (doc/mpi.md,
+# "Bounded latency"; waits.py has them): sendrecv, allreduce_obj,
+# reduce_obj, scan_obj (point-to-point inside: the capture asks for a retry
+# until the computing rank has sent) and irecv_obj (a lowercase irecv
+# pending into mpi4py's own buffer fails each attempt).
+COMPOUND = ["bcast_obj", "gather_obj", "scatter_obj", "alltoall_obj"]
 LOOPS = ["probe", "iprobe", "waitany", "testany", "waitsome"]
 
 
