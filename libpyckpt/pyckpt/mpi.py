@@ -44,7 +44,10 @@ from .container import ArrayLoader
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel messages)
-REQUESTS_BLOB = "mpi_requests"   # pending receives: request id -> (array key, byte offset)
+# Requests posted again after a restart (pending receives, nonblocking
+# collectives the cut fell before): id -> (array key, byte offset) of the
+# receive buffer, or None if it has none.
+REQUESTS_BLOB = "mpi_requests"
 CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
 # The signal number whose Python handler the interposer's waker runs (see
 # attach); the application must not install a handler of its own for it.
@@ -140,21 +143,27 @@ def _on_safe_point(captured_state):
 
 # --- inside the cut, on every rank ---------------------------------------------
 
-def _locate_receives(requests, arrays):
-    """Pending receives -> (array key, byte offset): the restarted job re-posts
-    them into the restored arrays."""
+def _locate_reposted(requests, arrays):
+    """Receive buffers of the requests a restarted job posts again -- pending
+    receives, nonblocking collectives the cut fell before (their send
+    buffers are saved by the interposer) -- as (array key, byte offset) in
+    the captured NumPy arrays, None for a collective without one here."""
     bounds = [(key, *np.byte_bounds(a)) for key, a in arrays]
     located = {}
     for req in requests:
-        if not req.is_recv or req.completed:
+        if req.completed:
+            continue
+        if req.buf is None:
+            located[str(req.id)] = None
             continue
         end = req.buf + req.bytes
         found = next(((k, lo) for k, lo, hi in bounds if lo <= req.buf and end <= hi), None)
         if found is None:
+            what = "receive" if req.is_recv else "collective"
             raise UnsupportedStateError(
-                f"a nonblocking receive (request {req.id}, {req.bytes} bytes) is pending into memory that is not "
-                f"a NumPy array of the program (e.g. mpi4py's lowercase irecv()); complete it before the "
-                f"checkpoint or receive into a NumPy array with Irecv")
+                f"a nonblocking {what} (request {req.id}, {req.bytes} bytes) is pending into memory that is not a "
+                f"NumPy array of the program (e.g. mpi4py's lowercase irecv()); complete it before the checkpoint "
+                f"or receive into a NumPy array")
         located[str(req.id)] = (found[0], req.buf - found[1])
     return located
 
@@ -189,7 +198,7 @@ def _capture():
         if _in_compound_call(captured_state):
             return False
     captured = state.capture(captured_state, True if trigger == "api" else None, session.options())
-    located = _locate_receives(_core.mpi_pending_requests(), captured[1])
+    located = _locate_reposted(_core.mpi_pending_requests(), captured[1])
     blobs = {MPI_STATE_BLOB: _core.mpi_state_save(),
              REQUESTS_BLOB: json.dumps(located).encode(),
              CHANNEL_BLOB: json.dumps(_core.mpi_channel_messages()).encode()}
@@ -246,17 +255,23 @@ def _restore_interposer(resume):
         resume.error = exc
 
 
-def _repost_receives(reader, rank):
-    """Reads the arrays that receives pending at the cut were posted into and
-    re-posts those receives, before the heap is read: the unpickled
-    mpi4py Request objects then get their handles."""
+def _repost_requests(reader, rank):
+    """Reads the arrays that receives pending at the cut were posted into
+    (and the buffers of nonblocking collectives the cut fell before) and
+    posts those requests again, in posting order, before the heap is read:
+    the unpickled mpi4py Request objects then get their handles."""
     located = json.loads(reader.read_blob(rank, REQUESTS_BLOB))
     loader = ArrayLoader(reader, rank)
     arrays = {}
-    for ident, (key, offset) in located.items():
-        if key not in arrays:
-            arrays[key] = loader(key)
-        _core.mpi_request_repost(int(ident), arrays[key].ctypes.data + offset)
+
+    for ident, location in located.items():
+        address = None
+        if location is not None:
+            key, offset = location
+            if key not in arrays:
+                arrays[key] = loader(key)
+            address = arrays[key].ctypes.data + offset
+        _core.mpi_request_repost(int(ident), address)
     return arrays
 
 
@@ -282,7 +297,7 @@ def resume_rank(reader, command):
         if _job.resume.error is not None:
             raise _job.resume.error
         mpi_handles.register_reducers()
-        return session.restart(reader, rank=_job.rank, preloaded=_repost_receives(reader, _job.rank))
+        return session.restart(reader, rank=_job.rank, preloaded=_repost_requests(reader, _job.rank))
     except BaseException as exc:
         if session.program_started():
             raise  # the resumed program's own

@@ -181,7 +181,8 @@ MPI_File pyckpt_mpi_file_from_id(uint64_t id) {
 
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) {
   return guarded([&] {
-    const auto& v = running().requests.pending();
+    Runtime& rt = running();
+    const auto& v = rt.requests.pending(rt.collectives);
     *out = v.data();
     *n = v.size();
     return PYCKPT_MPI_OK;
@@ -190,7 +191,15 @@ int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) 
 
 int pyckpt_mpi_request_repost(uint64_t id, void* buf) {
   return guarded([&] {
-    running().requests.repost(id, buf);
+    Runtime& rt = running();
+    if (rt.collectives.awaiting(id)) {
+      auto [comm, call, send_copy] = rt.collectives.take_for_repost(id, buf);
+      MPI_Request request = MPI_REQUEST_NULL;
+      check(rt.start_collective(comm, std::move(call), id, &request, std::move(send_copy)),
+            "MPI nonblocking collective (repost)");
+    } else {
+      rt.requests.repost(id, buf);
+    }
     return PYCKPT_MPI_OK;
   });
 }

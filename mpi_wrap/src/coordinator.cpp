@@ -50,12 +50,14 @@ namespace {
 unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
 }  // namespace
 
-Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, Channel& channel,
-                         BlockingCall& call, FileTable& files, const std::string& unsupported)
+Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests,
+                         IcollTable& icolls, Channel& channel, BlockingCall& call, FileTable& files,
+                         const std::string& unsupported)
     : world_rank_(world_rank),
       world_size_(world_size),
       comms_(comms),
       requests_(requests),
+      icolls_(icolls),
       channel_(channel),
       call_(call),
       files_(files),
@@ -97,6 +99,7 @@ void Coordinator::poll_slow(bool cut_allowed) {
 }
 
 void Coordinator::step(bool cut_allowed) {
+  if (!icolls_.empty()) progress_collectives();
   if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) initiate();
   for (;;) {
     int flag = 0;
@@ -106,7 +109,10 @@ void Coordinator::step(bool cut_allowed) {
     receive_request(st.MPI_SOURCE, st.MPI_TAG);
   }
   if (phase_ == Phase::Agreeing) advance_round();
-  if (phase_ == Phase::Decided && cut_allowed && !channel_.holds_matched_message()) run_cut();
+  // A nonblocking collective counted here is posted on every member: it
+  // completes first, so that its output is captured (never half written).
+  if (phase_ == Phase::Decided && cut_allowed && !channel_.holds_matched_message() && !icolls_.in_flight())
+    run_cut();
 }
 
 // This rank asks for the cut: the root starts it down the tree, any other
@@ -278,11 +284,46 @@ void Coordinator::on_new_comm(CommRec& c) {
 // known yet): waits here, serving the protocol, until the cut is done or the
 // target raised.
 void Coordinator::park_at(CommRec* c) {
-  if (!must_wait(*c)) return;
+  if (may_count(*c)) return;
   trace("waits before collective %llu on comm %016llx@%d", ull(c->coll_seq + 1), ull(c->id), c->world_ranks[0]);
   parked_on_ = c;
-  while (must_wait(*c)) poll_blocked(true);
+  while (!may_count(*c)) poll_blocked(true);
   parked_on_ = nullptr;
+}
+
+void Coordinator::progress_collectives() {
+  auto& records = icolls_.records();
+  // Communicators with a call not counted yet: later ones on them wait.
+  std::vector<const CommRec*> held;
+  for (auto it = records.begin(); it != records.end();) {
+    IcollRec& r = it->second;
+    if (!r.counted) {
+      if (!r.arrived) {
+        int flag = 0;
+        PMPI_Test(&r.arrival, &flag, MPI_STATUS_IGNORE);
+        r.arrived = flag != 0;
+      }
+      if (!r.arrived || must_wait(*r.comm) || std::find(held.begin(), held.end(), r.comm) != held.end()) {
+        held.push_back(r.comm);
+        ++it;
+        continue;
+      }
+      r.counted = true;
+      ++r.comm->coll_seq;
+      ++collectives_;
+    }
+    if (!r.done) {
+      int flag = 1;  // an Ibarrier of the app has no collective besides its barrier
+      if (r.real != MPI_REQUEST_NULL) PMPI_Test(&r.real, &flag, MPI_STATUS_IGNORE);
+      r.done = flag != 0;
+    }
+    if (!r.done) {
+      ++it;
+      continue;
+    }
+    requests_.collective_done(r.app);
+    it = icolls_.finish(it);
+  }
 }
 
 // Communicator creation has no nonblocking form, so it cannot wait for its

@@ -15,6 +15,7 @@
 //   u64 nreqs   { u64 id, u8 is_recv, u8 complete, u64 comm, u64 type, i32 count,
 //                 i32 source, i32 tag, i32 status_source, i32 status_tag, i64 status_bytes }
 //   u64 nfiles  { ... }   (FileTable::save)
+//   u64 ncolls  { ... }   (IcollTable::save: nonblocking collectives the cut fell before)
 #include "runtime.hpp"
 
 #include <pyckpt/codec/bytes.hpp>
@@ -29,7 +30,7 @@ std::unique_ptr<Runtime> Runtime::instance_;
 
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
-constexpr std::uint32_t kVersion = 3;
+constexpr std::uint32_t kVersion = 4;
 
 // A communicator made by Split_type (or from one) that the restarted job's
 // placement gave other members.
@@ -60,7 +61,7 @@ std::pair<int, int> world() {
 Runtime::Runtime(int world_rank, int world_size)
     : world_rank_(world_rank),
       world_size_(world_size),
-      coordinator(world_rank, world_size, comms, requests, channel, call, files, unsupported_) {
+      coordinator(world_rank, world_size, comms, requests, collectives, channel, call, files, unsupported_) {
   comms.add_predefined();
 }
 
@@ -130,7 +131,10 @@ std::vector<std::byte> Runtime::save() const {
   }
   w.put(coordinator.saved_cut_number());
   w.put(requests.next_id());
-  const auto reqs = requests.by_id();  // by id = posting order
+  auto reqs = requests.by_id();  // by id = posting order
+  // Nonblocking collectives the cut fell before are saved with their calls
+  // (below); done ones are complete requests like sends.
+  std::erase_if(reqs, [](const auto& kv) { return kv.second->collective && !kv.second->complete; });
   w.put<std::uint64_t>(reqs.size());
   for (const auto& [id, rec] : reqs) {
     const bool complete = !rec->is_recv || rec->complete;
@@ -151,12 +155,14 @@ std::vector<std::byte> Runtime::save() const {
     w.put(rec->status.bytes);
   }
   files.save(w);
+  collectives.save(w, types);
   return w.take();
 }
 
 void Runtime::restore(const std::byte* data, std::size_t len) {
   InternalScope internal;
-  if (!comms.only_predefined() || channel.size() != 0 || !types.empty() || !requests.empty() || !files.empty())
+  if (!comms.only_predefined() || channel.size() != 0 || !types.empty() || !requests.empty() || !files.empty() ||
+      !collectives.empty())
     throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi_state_restore: must be called once, right after MPI_Init");
   codec::ByteReader r(data, len, "pyckpt_mpi: state bytes are truncated");
   try {
@@ -282,6 +288,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       requests.await_repost(rec);
     }
     files.restore(r, comms);
+    collectives.restore(r, comms, types);
     if (!r.done()) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: trailing bytes after the state");
   } catch (const std::length_error& e) {
     throw Error(PYCKPT_MPI_EINVAL, e.what());

@@ -95,17 +95,13 @@ int MPI_Finalize(void) {
   return PMPI_Finalize();
 }
 
-// --- collectives: blocking ones become nonblocking + progress; the
-// nonblocking ones of the app pass through but are not checkpointable yet.
+// --- blocking collectives become nonblocking + progress (the app's
+// nonblocking ones: wrap_icoll.cpp).
 #define PYCKPT_COLLECTIVE(name, iname, params, args, synchronizing)                                  \
   int MPI_##name params {                                                                             \
     return collective(                                                                                \
         comm, [&] { return PMPI_##name args; }, [&]([[maybe_unused]] const CommRec& c_) { return synchronizing; },       \
         [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                  \
-  }                                                                                                   \
-  int MPI_##iname(PYCKPT_UNPAREN params, MPI_Request* request) {                                      \
-    if (Runtime* rt = app_call()) rt->mark_unsupported("MPI_" #iname);                                \
-    return PMPI_##iname(PYCKPT_UNPAREN args, request);                                                \
   }
 #define PYCKPT_UNPAREN(...) __VA_ARGS__
 

@@ -176,7 +176,17 @@ MPI_File pyckpt_mpi_file_from_id(uint64_t id);
  * channel state first, like MPI_Irecv, then posted with the recorded count,
  * datatype, source, tag and communicator. Afterwards
  * pyckpt_mpi_request_from_id(id) returns its handle. Ids stay the same in the
- * restarted job, so a second checkpoint sees the same ids. */
+ * restarted job, so a second checkpoint sees the same ids.
+ *
+ * Nonblocking collectives of the app (MPI_Ibarrier, MPI_Iallreduce, ...)
+ * are listed too (is_recv = 0): completed = 1 if the collective completed
+ * before the capture (its output is in the app's buffers), completed = 0 if
+ * the cut fell before it (doc/mpi.md, "Collectives across a cut"): then
+ * buf/bytes is its receive buffer (NULL/0 where this rank has none; its
+ * send buffer is saved by the library) and after a restart it must be
+ * posted again, in posting order with the receives, by
+ * pyckpt_mpi_request_repost(id, buf) with the restored receive buffer
+ * (NULL if it has none). */
 typedef struct pyckpt_mpi_request_info {
   uint64_t id;
   int32_t is_recv;
