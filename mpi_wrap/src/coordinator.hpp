@@ -15,6 +15,7 @@
 #include "file_table.hpp"
 #include "mpi_handles.hpp"
 #include "request_table.hpp"
+#include "win_table.hpp"
 
 #include <pyckpt/mpi/pyckpt_mpi.h>
 
@@ -34,7 +35,7 @@ class Coordinator {
   // After PMPI_Init*: makes the private control communicators. unsupported:
   // the calls the job made that a cut cannot capture (read at each cut).
   Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, Channel& channel,
-              BlockingCall& call, FileTable& files, const std::string& unsupported);
+              BlockingCall& call, FileTable& files, WinTable& windows, const std::string& unsupported);
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
@@ -81,6 +82,13 @@ class Coordinator {
   // nonblocking form. Returns MPI's code.
   template <typename Post>
   int collective(CommRec* c, CollectiveKind kind, Post post);
+  // The first phase of a two-phase collective on c: waits, serving the
+  // protocol, in an Ibarrier on c until every member arrived and the target
+  // lets the rank pass (until then it is before the collective: a cut may
+  // fall here), then counts it. The blocking call that follows (the
+  // collective, or one without a nonblocking form such as MPI_Win_fence)
+  // completes without any member's application code. Returns MPI's code.
+  int arrive(CommRec* c);
   // Enter a blocking collective on c that has no nonblocking form: counts it
   // and waits, serving the protocol, in an Ibarrier on c until all members
   // arrived, so the blocking call that follows cannot wait for a rank parked
@@ -95,6 +103,14 @@ class Coordinator {
   // must not match a message (MPI_Improbe) until the round's outcome or the
   // cut, or the cut would wait for its receive.
   bool ready_for_cut() const { return phase_ != Phase::Idle && round_.reported_ready(); }
+  // A safe point before a call that would make this rank unready for a cut
+  // (an RMA operation or an exclusive lock: its window would hold
+  // something in flight). If the rank reported itself ready, it waits here,
+  // serving the protocol, until the round's outcome (or runs the cut here).
+  void before_unsettling() {
+    poll();
+    while (ready_for_cut()) poll_blocked(true);
+  }
 
   // --- safe points in the application's own code ---------------------------
   // The application is at a point where its state can be captured without
@@ -205,6 +221,7 @@ class Coordinator {
   Channel& channel_;
   BlockingCall& call_;
   FileTable& files_;
+  WinTable& windows_;
   const std::string& unsupported_;
 
   OwnedComm ctl_;  // private dup of world: checkpoint requests, rounds, the cut
@@ -275,22 +292,8 @@ template <typename Post>
 int Coordinator::collective(CommRec* c, CollectiveKind kind, Post post) {
   poll();
   const bool synchronizing = kind == CollectiveKind::Synchronizing;
-  if (!synchronizing) {
-    // Phase 1: every member arrives. The rank is before the collective
-    // (cut allowed) until the barrier completed and the target lets it pass.
-    MPI_Request barrier;
-    int rc = PMPI_Ibarrier(c->real, &barrier);
-    if (rc != MPI_SUCCESS) return rc;
-    parked_on_ = c;
-    for (int arrived = 0;;) {
-      if (!arrived) PMPI_Test(&barrier, &arrived, MPI_STATUS_IGNORE);
-      if (arrived && !must_wait(*c)) break;
-      poll_blocked(/*cut_allowed=*/true);
-    }
-    parked_on_ = nullptr;
-    ++c->coll_seq;
-    ++collectives_;
-  }
+  if (!synchronizing)
+    if (int rc = arrive(c); rc != MPI_SUCCESS) return rc;
   MPI_Request req;
   int rc = post(&req);
   if (rc != MPI_SUCCESS) return rc;

@@ -2,7 +2,9 @@
 // bytes with its restoration in a fresh job: communicators re-created by
 // replaying their lineage in creation order, derived datatypes rebuilt from
 // MPI_Type_get_contents trees, channel messages reloaded for delivery,
-// requests restored complete or awaiting re-post, the app's files reopened.
+// requests restored complete or awaiting re-post, the app's files reopened,
+// its RMA windows read (created again once the layer above restored their
+// memory: pyckpt_mpi_windows_recreate).
 // Format (all little-endian, pyckpt/codec/bytes.hpp):
 //   "PYCKMPI1" u32 version, u32 world_size
 //   u64 ncomms  { u64 id, i32 op, u64 parent, u32 n, i32 args[n], u8 freed, i32 rank, i32 size }
@@ -15,6 +17,7 @@
 //   u64 nreqs   { u64 id, u8 is_recv, u8 complete, u64 comm, u64 type, i32 count,
 //                 i32 source, i32 tag, i32 status_source, i32 status_tag, i64 status_bytes }
 //   u64 nfiles  { ... }   (FileTable::save)
+//   u64 nwins   { ... }   (WinTable::save)
 #include "runtime.hpp"
 
 #include <pyckpt/codec/bytes.hpp>
@@ -28,7 +31,7 @@ std::unique_ptr<Runtime> Runtime::instance_;
 
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
-constexpr std::uint32_t kVersion = 3;
+constexpr std::uint32_t kVersion = 4;
 
 std::pair<int, int> world() {
   int rank = 0, size = 1;
@@ -41,7 +44,7 @@ std::pair<int, int> world() {
 Runtime::Runtime(int world_rank, int world_size)
     : world_rank_(world_rank),
       world_size_(world_size),
-      coordinator(world_rank, world_size, comms, requests, channel, call, files, unsupported_) {
+      coordinator(world_rank, world_size, comms, requests, channel, call, files, windows, unsupported_) {
   comms.add_predefined();
 }
 
@@ -132,12 +135,14 @@ std::vector<std::byte> Runtime::save() const {
     w.put(rec->status.bytes);
   }
   files.save(w);
+  windows.save(w);
   return w.take();
 }
 
 void Runtime::restore(const std::byte* data, std::size_t len) {
   InternalScope internal;
-  if (!comms.only_predefined() || channel.size() != 0 || !types.empty() || !requests.empty() || !files.empty())
+  if (!comms.only_predefined() || channel.size() != 0 || !types.empty() || !requests.empty() || !files.empty() ||
+      !windows.empty())
     throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi_state_restore: must be called once, right after MPI_Init");
   codec::ByteReader r(data, len, "pyckpt_mpi: state bytes are truncated");
   try {
@@ -244,6 +249,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       requests.await_repost(rec);
     }
     files.restore(r, comms);
+    windows.restore(r);  // created in pyckpt_mpi_windows_recreate, over restored memory
     if (!r.done()) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: trailing bytes after the state");
   } catch (const std::length_error& e) {
     throw Error(PYCKPT_MPI_EINVAL, e.what());

@@ -6,6 +6,7 @@
 //   RequestTable  app requests: ids, completion, pending view, re-post
 //   BlockingCall  the blocking app call in progress across a cut, re-issue
 //   FileTable     the app's open files: records, rest at a cut, reopening
+//   WinTable      the app's RMA windows: records, epochs, creation at restart
 //   Coordinator   phases, rounds, targets, the cut and its agreement, finish
 //   Waker         a thread that brings a checkpoint to a computing rank
 // -- and the save/restore codec of the whole state (runtime.cpp).
@@ -26,6 +27,7 @@
 #include "request_table.hpp"
 #include "type_table.hpp"
 #include "waker.hpp"
+#include "win_table.hpp"
 
 #include <mpi.h>
 #include <pthread.h>
@@ -63,6 +65,7 @@ class Runtime {
   RequestTable requests{channel};
   BlockingCall call{world_rank_};
   FileTable files;
+  WinTable windows;
   Coordinator coordinator;
 
   // The waker runs once the layer above registered a wake callback or
