@@ -51,6 +51,8 @@ _datatype_from_id = _rebuilt("datatype", _core.mpi_type_from_id)
 _request_from_id = _rebuilt("request", _core.mpi_request_from_id)
 # Files were reopened when the interposer's state was restored (at MPI_Init).
 _file_from_id = _rebuilt("file", _core.mpi_file_from_id)
+# RMA windows were created again before the heap is read (pyckpt.mpi).
+_window_from_id = _rebuilt("window", _core.mpi_win_from_id)
 
 
 def _reduce_handle(obj):
@@ -65,7 +67,8 @@ def _reduce_handle(obj):
     for kind, null, to_id, rebuild in ((MPI.Comm, MPI.COMM_NULL, _core.mpi_comm_id, _communicator_from_id),
                                        (MPI.Datatype, MPI.DATATYPE_NULL, _core.mpi_type_id, _datatype_from_id),
                                        (MPI.Request, MPI.REQUEST_NULL, _core.mpi_request_id, _request_from_id),
-                                       (MPI.File, MPI.FILE_NULL, _core.mpi_file_id, _file_from_id)):
+                                       (MPI.File, MPI.FILE_NULL, _core.mpi_file_id, _file_from_id),
+                                       (MPI.Win, MPI.WIN_NULL, _core.mpi_win_id, _window_from_id)):
         if isinstance(obj, kind):
             if obj == null:
                 return cls, ()
@@ -75,7 +78,50 @@ def _reduce_handle(obj):
             break
     raise UnsupportedStateError(f"cannot capture {obj!r}: this kind of MPI object ({cls.__name__}) is not "
                                 f"recorded by pyckpt (supported: communicators, datatypes, requests, files, "
-                                f"predefined objects such as MPI.SUM)")
+                                f"RMA windows, predefined objects such as MPI.SUM)")
+
+
+# --- RMA window memory -------------------------------------------------------------
+# The memory of a window (win.tomemory(), win.Shared_query(rank), or a
+# window itself, which exports its memory) is rebuilt as the same place of
+# the window created again after a restart: NumPy arrays over it stay views
+# of the window's memory. Its content is restored with the window
+# (pyckpt.mpi).
+
+def _window_memory(ident, rank, offset, size, readonly):
+    address = _core.mpi_window_address(ident, rank, offset)
+    if address is None:
+        raise CheckpointFileError(f"RMA window {ident} of the checkpoint was not re-created")
+    return _mpi().memory.fromaddress(address, size, readonly)
+
+
+def _window_segment(owner):
+    """(address, size, readonly) of the memory an mpi4py memory object or
+    window exports."""
+    memory = owner.tomemory() if isinstance(owner, _mpi().Win) else owner
+    return memory.address, len(memory), memory.readonly
+
+
+def _describe_window_memory(owner):
+    """heap.register_buffer_owner: a window's memory, or None (captured by
+    content)."""
+    if not _core.mpi_loaded():
+        return None
+    address, size, readonly = _window_segment(owner)
+    found = _core.mpi_window_locate(address, size) if size else None
+    if found is None:
+        return None
+    return address, _window_memory, (*found, size, readonly)
+
+
+def _reduce_memory(memory):
+    described = _describe_window_memory(memory)
+    if described is None:
+        raise UnsupportedStateError(f"cannot capture an mpi4py memory object of {len(memory)} bytes at "
+                                    f"{memory.address:#x}: only the memory of an RMA window (Win.tomemory(), "
+                                    f"Win.Shared_query()) is recorded")
+    _, rebuild, args = described
+    return rebuild, args
 
 
 def _status(source, tag, error, count):
@@ -107,3 +153,6 @@ def register_reducers():
                 MPI.Win, MPI.File, *_sentinel_types(MPI)):
         heap.register_reduce(cls, _reduce_handle)
     heap.register_reduce(MPI.Status, _reduce_status)
+    heap.register_reduce(MPI.memory, _reduce_memory)
+    for owner in (MPI.memory, MPI.Win):
+        heap.register_buffer_owner(owner, _describe_window_memory)

@@ -317,21 +317,6 @@ void Coordinator::synchronize(CommRec* c, bool creating) {
   }
 }
 
-int Coordinator::arrive(CommRec* c) {
-  MPI_Request barrier;
-  if (int rc = PMPI_Ibarrier(c->real, &barrier); rc != MPI_SUCCESS) return rc;
-  parked_on_ = c;
-  for (int arrived = 0;;) {
-    if (!arrived) PMPI_Test(&barrier, &arrived, MPI_STATUS_IGNORE);
-    if (arrived && !must_wait(*c)) break;
-    poll_blocked(/*cut_allowed=*/true);
-  }
-  parked_on_ = nullptr;
-  ++c->coll_seq;
-  ++collectives_;
-  return MPI_SUCCESS;
-}
-
 // What every peer sent me, per communicator: each rank sends each peer
 // (comm id, world rank of the comm's rank 0, count) for the comms it sent
 // it messages on, freed ones too, on the control comm (never counted,
@@ -579,8 +564,12 @@ bool Coordinator::serve_here() {
   // but a point of its own code where the original program would not wait:
   // it leaves as soon as it or a peer needs the application to run on (a
   // peer may need a message this rank sends later).
-  while (phase_ != Phase::Idle &&
-         !(round_.targets_known() && (!at_targets() || !windows_.settled() || peer_behind_))) {
+  // A rank whose windows hold something in flight (an exclusive lock, an
+  // operation not yet flushed) leaves at once, before any round completes: a
+  // peer may be waiting inside MPI_Win_lock for its lock, serving no
+  // protocol, so no round would complete before its unlock.
+  while (phase_ != Phase::Idle && windows_.settled() &&
+         !(round_.targets_known() && (!at_targets() || peer_behind_))) {
     sched_yield();  // the ranks of a node share its cores with the ones computing
     poll_slow(true);
   }

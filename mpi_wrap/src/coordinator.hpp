@@ -82,13 +82,6 @@ class Coordinator {
   // nonblocking form. Returns MPI's code.
   template <typename Post>
   int collective(CommRec* c, CollectiveKind kind, Post post);
-  // The first phase of a two-phase collective on c: waits, serving the
-  // protocol, in an Ibarrier on c until every member arrived and the target
-  // lets the rank pass (until then it is before the collective: a cut may
-  // fall here), then counts it. The blocking call that follows (the
-  // collective, or one without a nonblocking form such as MPI_Win_fence)
-  // completes without any member's application code. Returns MPI's code.
-  int arrive(CommRec* c);
   // Enter a blocking collective on c that has no nonblocking form: counts it
   // and waits, serving the protocol, in an Ibarrier on c until all members
   // arrived, so the blocking call that follows cannot wait for a rank parked
@@ -292,8 +285,22 @@ template <typename Post>
 int Coordinator::collective(CommRec* c, CollectiveKind kind, Post post) {
   poll();
   const bool synchronizing = kind == CollectiveKind::Synchronizing;
-  if (!synchronizing)
-    if (int rc = arrive(c); rc != MPI_SUCCESS) return rc;
+  if (!synchronizing) {
+    // Phase 1: every member arrives. The rank is before the collective
+    // (cut allowed) until the barrier completed and the target lets it pass.
+    MPI_Request barrier;
+    int rc = PMPI_Ibarrier(c->real, &barrier);
+    if (rc != MPI_SUCCESS) return rc;
+    parked_on_ = c;
+    for (int arrived = 0;;) {
+      if (!arrived) PMPI_Test(&barrier, &arrived, MPI_STATUS_IGNORE);
+      if (arrived && !must_wait(*c)) break;
+      poll_blocked(/*cut_allowed=*/true);
+    }
+    parked_on_ = nullptr;
+    ++c->coll_seq;
+    ++collectives_;
+  }
   MPI_Request req;
   int rc = post(&req);
   if (rc != MPI_SUCCESS) return rc;

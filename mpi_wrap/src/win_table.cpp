@@ -138,7 +138,7 @@ const std::vector<pyckpt_mpi_window_info>& WinTable::listing() {
   listed_.clear();
   for (const auto& w : windows_)
     listed_.push_back({w->id, static_cast<std::int32_t>(w->flavor), w->disp_unit, w->base,
-                       static_cast<std::uint64_t>(w->size)});
+                       static_cast<std::uint64_t>(w->size), w->origin.c_str()});
   return listed_;
 }
 

@@ -1,7 +1,7 @@
 // Interposition of one-sided communication (doc/mpi.md, "One-sided
 // communication"): window creation recorded in the WinTable (entered like
-// communicator creation), MPI_Win_fence and MPI_Win_free entered as
-// two-phase collectives on the window's own communicator, the RMA
+// communicator creation), MPI_Win_fence and MPI_Win_free counted as
+// collectives on the window's own communicator and entered together, the RMA
 // operations and passive target synchronization tracked so that a cut falls
 // only where no operation is in flight, general active target
 // synchronization (post/start) marking the window as refused.
@@ -120,16 +120,14 @@ int MPI_Win_create_dynamic(MPI_Info info, MPI_Comm comm, MPI_Win* win) {
       [] { return static_cast<void*>(nullptr); });
 }
 
-// Collective over the window, with no nonblocking form: entered as the
-// first phase of a two-phase collective on the window's communicator (the
-// cut may fall before it); its own communicator is freed with it (its
-// record stays in lineage).
+// Collective over the window, with no nonblocking form: counted on the
+// window's communicator and entered by its members together (like a fence);
+// its own communicator is freed with it (its record stays in lineage).
 int MPI_Win_free(MPI_Win* win) {
   Runtime* rt = app_call();
   WinRec* w = rt ? rt->windows.find(*win) : nullptr;
   if (!w) return PMPI_Win_free(win);
-  rt->coordinator.poll();
-  if (int rc = rt->coordinator.arrive(w->comm); rc != MPI_SUCCESS) return rc;
+  rt->coordinator.synchronize(w->comm);
   InternalScope internal;
   const MPI_Win freeing = *win;
   const int rc = PMPI_Win_free(win);
@@ -151,17 +149,19 @@ int MPI_Win_set_info(MPI_Win win, MPI_Info info) {
 
 // --- fence epochs ----------------------------------------------------------------
 
-// Collective over the window: the first phase of a two-phase collective on
-// the window's communicator (a cut may fall before it, and this rank then
-// fences again after a restart), then the fence, which completes every
-// operation of the epoch it closes without application code (every member
-// arrived).
+// Collective over the window, with no nonblocking form: counted on the
+// window's communicator (parked at its entry while a cut's target says so:
+// the cut may fall before it, and the rank fences again after a restart)
+// and entered by its members together, after an Ibarrier that serves the
+// protocol (Coordinator::synchronize): the fence then completes every
+// operation of the epoch it closes without application code. A rank must
+// not wait for a round once it is past that barrier: its peers are already
+// inside the blocking fence, serving no protocol.
 int MPI_Win_fence(int assert_flags, MPI_Win win) {
   Runtime* rt = app_call();
   WinRec* w = rt ? rt->windows.find(win) : nullptr;
   if (!w) return PMPI_Win_fence(assert_flags, win);
-  rt->coordinator.poll();
-  if (int rc = rt->coordinator.arrive(w->comm); rc != MPI_SUCCESS) return rc;
+  rt->coordinator.synchronize(w->comm);
   int rc;
   {
     InternalScope internal;

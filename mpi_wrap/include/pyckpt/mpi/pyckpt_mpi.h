@@ -175,6 +175,7 @@ typedef struct pyckpt_mpi_window_info {
   int32_t disp_unit;
   void* base;
   uint64_t size;
+  const char* origin; /* "MPI_Win_allocate at app.py:12": its creation, for messages */
 } pyckpt_mpi_window_info;
 uint64_t pyckpt_mpi_win_id(MPI_Win win);
 MPI_Win pyckpt_mpi_win_from_id(uint64_t id);
