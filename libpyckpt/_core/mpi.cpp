@@ -482,6 +482,7 @@ PyObject* py_mpi_window_locate(PyObject*, PyObject* args) {
     std::uint64_t id = 0, offset = 0;
     int rank = 0;
     check_rc(api().window_locate(addr, u64_arg(length), &id, &rank, &offset), "pyckpt_mpi_window_locate");
+    if (id == 0 && rank == -1) return Py_BuildValue("(KiK)", 0ULL, -1, 0ULL);
     if (id == 0) Py_RETURN_NONE;
     return Py_BuildValue("(KiK)", static_cast<unsigned long long>(id), rank, static_cast<unsigned long long>(offset));
   });
@@ -594,7 +595,8 @@ PyMethodDef g_mpi_functions[] = {
      "mpi_windows_recreate({id: address}): collective, after mpi_state_restore: the checkpoint's windows\n"
      "created again, MPI_Win_create ones over the restored memory at address"},
     {"mpi_window_locate", py_mpi_window_locate, METH_VARARGS,
-     "mpi_window_locate(address, length) -> (window id, rank, offset) of the window segment holding it, or None"},
+     "mpi_window_locate(address, length) -> (window id, rank, offset) of the window segment holding it,\n"
+     "(0, -1, 0) for memory of a window freed since, or None"},
     {"mpi_window_address", py_mpi_window_address, METH_VARARGS,
      "mpi_window_address(id, rank, offset) -> address in rank's segment of window id, or None"},
     {"mpi_pending_requests", py_mpi_pending_requests, METH_NOARGS,

@@ -95,6 +95,12 @@ def _window_memory(ident, rank, offset, size, readonly):
     return _mpi().memory.fromaddress(address, size, readonly)
 
 
+def _freed_window_memory(size):
+    # The program may not use the memory of a freed window: a stand-in of
+    # its size keeps its views valid objects.
+    return bytearray(size)
+
+
 def _window_segment(owner):
     """(address, size, readonly) of the memory an mpi4py memory object or
     window exports."""
@@ -111,6 +117,8 @@ def _describe_window_memory(owner):
     found = _core.mpi_window_locate(address, size) if size else None
     if found is None:
         return None
+    if found[0] == 0:  # the window was freed: its memory must not be read
+        return address, _freed_window_memory, (size,)
     return address, _window_memory, (*found, size, readonly)
 
 

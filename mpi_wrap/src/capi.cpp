@@ -209,7 +209,8 @@ int pyckpt_mpi_windows_recreate(const uint64_t* ids, void* const* bases, size_t 
 int pyckpt_mpi_window_locate(const void* addr, uint64_t len, uint64_t* id, int* rank, uint64_t* offset) {
   return guarded([&] {
     *id = 0;
-    running().windows.locate(addr, len, *id, *rank, *offset);
+    const WinTable& windows = running().windows;
+    if (!windows.locate(addr, len, *id, *rank, *offset) && windows.freed_memory(addr, len)) *rank = -1;
     return PYCKPT_MPI_OK;
   });
 }

@@ -75,6 +75,29 @@ WinRec& WinTable::add(CommRec& comm, MPI_Win win, WinFlavor flavor, MPI_Aint siz
   return *windows_.back();
 }
 
+void WinTable::retire(const WinRec& w) {
+  if (w.flavor != WinFlavor::Allocate && w.flavor != WinFlavor::Shared) return;  // the app's memory, or none
+  InternalScope internal;
+  for (int r = 0; r < w.comm->size; ++r) {
+    MPI_Aint size = 0;
+    int disp_unit = 0;
+    void* base = nullptr;
+    if (r == w.comm->rank) {
+      base = w.base;
+      size = w.size;
+    } else if (w.flavor != WinFlavor::Shared || PMPI_Win_shared_query(w.real, r, &size, &disp_unit, &base)) {
+      continue;
+    }
+    if (base && size > 0) freed_.emplace(static_cast<const char*>(base), size);
+  }
+}
+
+bool WinTable::freed_memory(const void* addr, std::uint64_t len) const {
+  const auto* p = static_cast<const char*>(addr);
+  return std::any_of(freed_.begin(), freed_.end(),
+                     [&](const auto& f) { return p >= f.first && p + len <= f.first + f.second; });
+}
+
 void WinTable::forget(MPI_Win win) {
   const auto it = by_handle_.find(win);
   if (it == by_handle_.end()) return;

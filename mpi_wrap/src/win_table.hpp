@@ -75,6 +75,9 @@ class WinTable {
     const auto it = by_handle_.find(win);
     return it == by_handle_.end() ? nullptr : it->second;
   }
+  // Before the app's MPI_Win_free: MPI's memory of the window becomes
+  // invalid (see freed_). forget() once the free succeeded.
+  void retire(const WinRec& w);
   void forget(MPI_Win win);
   std::uint64_t id(MPI_Win win) const;
   MPI_Win from_id(std::uint64_t id) const;
@@ -108,6 +111,9 @@ class WinTable {
   // The window segment holding [addr, addr + len): this rank's memory of a
   // window, or another member's segment of a shared window. False if none.
   bool locate(const void* addr, std::uint64_t len, std::uint64_t& id, int& rank, std::uint64_t& offset) const;
+  // Whether [addr, addr + len) lies in MPI's memory of a window freed since:
+  // the program may still hold a view of it, which must not be read.
+  bool freed_memory(const void* addr, std::uint64_t len) const;
   // The address of offset in rank's segment of window id (null if unknown).
   void* address(std::uint64_t id, int rank, std::uint64_t offset) const;
 
@@ -134,6 +140,10 @@ class WinTable {
   };
   std::vector<Awaiting> awaiting_;
   std::vector<pyckpt_mpi_window_info> listed_;
+  // The segments of freed MPI_Win_allocate(_shared) windows (start, size):
+  // MPI may have unmapped them, and a view the program still holds (it may
+  // not use it) must be captured without reading it.
+  std::set<std::pair<const char*, std::int64_t>> freed_;
 };
 
 // "MPI window <id> (<origin>)", for messages.

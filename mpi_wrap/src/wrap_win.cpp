@@ -129,6 +129,7 @@ int MPI_Win_free(MPI_Win* win) {
   if (!w) return PMPI_Win_free(win);
   rt->coordinator.synchronize(w->comm);
   InternalScope internal;
+  rt->windows.retire(*w);
   const MPI_Win freeing = *win;
   const int rc = PMPI_Win_free(win);
   if (rc != MPI_SUCCESS) return rc;
@@ -207,14 +208,15 @@ int MPI_Win_flush_all(MPI_Win win) {
   return win_sync(win, [&] { return PMPI_Win_flush_all(win); }, [](WinRec& w) { WinTable::flushed_all(w); });
 }
 
-// --- general active target: not supported; a checkpoint fails naming the window.
+// --- general active target: not supported; a checkpoint fails naming the
+// window and the first such call.
 int MPI_Win_post(MPI_Group group, int assert_flags, MPI_Win win) {
   return win_sync(win, [&] { return PMPI_Win_post(group, assert_flags, win); },
-                  [](WinRec& w) { w.refused_call = "MPI_Win_post"; });
+                  [](WinRec& w) { w.refused_call = w.refused_call ? w.refused_call : "MPI_Win_post"; });
 }
 int MPI_Win_start(MPI_Group group, int assert_flags, MPI_Win win) {
   return win_sync(win, [&] { return PMPI_Win_start(group, assert_flags, win); },
-                  [](WinRec& w) { w.refused_call = "MPI_Win_start"; });
+                  [](WinRec& w) { w.refused_call = w.refused_call ? w.refused_call : "MPI_Win_start"; });
 }
 
 // --- RMA operations ----------------------------------------------------------------

@@ -162,7 +162,8 @@ MPI_File pyckpt_mpi_file_from_id(uint64_t id);
  * pyckpt_mpi_window_locate finds the window segment holding [addr, addr +
  * len) -- this rank's, or another member's segment of a shared window
  * (MPI_Win_shared_query) -- as (id, rank of the window, offset); id 0 if
- * none. pyckpt_mpi_window_address is the inverse (NULL if unknown). */
+ * none, and then rank -1 if it is MPI's memory of a window freed since (no
+ * longer valid: not to be read). pyckpt_mpi_window_address is the inverse (NULL if unknown). */
 enum {
   PYCKPT_MPI_WIN_CREATE = 1,   /* MPI_Win_create: the application's memory */
   PYCKPT_MPI_WIN_ALLOCATE = 2, /* MPI_Win_allocate */

@@ -48,6 +48,9 @@ def fence_loop(refused=None):
         halo.Put(u[1:2], left, target=n + 1)
         halo.Put(u[n:n + 1], right, target=0)
         halo.Fence()
+        # Read now: once past the next fences, a neighbour may already Put
+        # the next step's halo.
+        halos = f"{u[0]:.15e} {u[-1]:.15e}"
         if left == MPI.PROC_NULL:
             u[0] = u[1]
         if right == MPI.PROC_NULL:
@@ -60,7 +63,7 @@ def fence_loop(refused=None):
         else:
             heat.Get(everyone, 0)
         heat.Fence()
-        out.write(f"step {step} halo {u[0]:.15e} {u[-1]:.15e} total {everyone.sum():.15e}\n")
+        out.write(f"step {step} halo {halos} total {everyone.sum():.15e}\n")
         out.flush()
         time.sleep(0.01)
     halo.Free()
