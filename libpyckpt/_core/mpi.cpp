@@ -33,7 +33,7 @@ namespace {
   X(poll) X(checkpoint)                                                                                   \
   X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
   X(request_id) X(request_from_id) X(file_id) X(file_from_id) X(pending_requests) X(request_repost)      \
-  X(win_id) X(win_from_id) X(windows) X(windows_recreate) X(window_locate) X(window_address)               \
+  X(win_id) X(win_from_id) X(windows) X(windows_recreate) X(windows_reopen) X(window_locate) X(window_address)               \
   X(set_site_callback) X(get_stats) X(channel_messages) X(last_error)
 
 struct Api {
@@ -473,6 +473,14 @@ PyObject* py_mpi_windows_recreate(PyObject*, PyObject* bases) {
   });
 }
 
+PyObject* py_mpi_windows_reopen(PyObject*, PyObject*) {
+  return guarded([]() -> PyObject* {
+    const Api& a = api();
+    check_rc(without_gil([&] { return a.windows_reopen(); }), "pyckpt_mpi_windows_reopen");
+    Py_RETURN_NONE;
+  });
+}
+
 PyObject* py_mpi_window_locate(PyObject*, PyObject* args) {
   PyObject *address, *length;
   if (!PyArg_ParseTuple(args, "OO:mpi_window_locate", &address, &length)) return nullptr;
@@ -594,6 +602,9 @@ PyMethodDef g_mpi_functions[] = {
     {"mpi_windows_recreate", py_mpi_windows_recreate, METH_O,
      "mpi_windows_recreate({id: address}): collective, after mpi_state_restore: the checkpoint's windows\n"
      "created again, MPI_Win_create ones over the restored memory at address"},
+    {"mpi_windows_reopen", py_mpi_windows_reopen, METH_NOARGS,
+     "mpi_windows_reopen(): collective, once the allocated windows' content is restored: every window fenced\n"
+     "on every member, the shared locks of the checkpoint taken again"},
     {"mpi_window_locate", py_mpi_window_locate, METH_VARARGS,
      "mpi_window_locate(address, length) -> (window id, rank, offset) of the window segment holding it,\n"
      "(0, -1, 0) for memory of a window freed since, or None"},

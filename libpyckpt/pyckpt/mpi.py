@@ -305,6 +305,8 @@ def _recreate_windows(reader, rank, preloaded):
         if "content" in where:
             w = created[ident]
             reader.read_array(rank, where["content"], _bytes_at(w["base"], w["size"]))
+    # Only now may peers reach this rank's window memory.
+    _core.mpi_windows_reopen()
     return preloaded
 
 

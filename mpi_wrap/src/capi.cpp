@@ -206,6 +206,13 @@ int pyckpt_mpi_windows_recreate(const uint64_t* ids, void* const* bases, size_t 
   });
 }
 
+int pyckpt_mpi_windows_reopen(void) {
+  return guarded([] {
+    running().windows.reopen_epochs();
+    return PYCKPT_MPI_OK;
+  });
+}
+
 int pyckpt_mpi_window_locate(const void* addr, uint64_t len, uint64_t* id, int* rank, uint64_t* offset) {
   return guarded([&] {
     *id = 0;

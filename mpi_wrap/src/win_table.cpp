@@ -311,23 +311,36 @@ void WinTable::recreate(const CommTable& comms, const std::map<std::uint64_t, vo
       if ((rc = PMPI_Win_set_errhandler(win, MPI_ERRORS_RETURN))) failed("MPI_Win_set_errhandler", rc);
     if (!a.name.empty())
       if ((rc = PMPI_Win_set_name(win, a.name.c_str()))) failed("MPI_Win_set_name", rc);
+    reopening_.emplace_back(&w, std::move(a));
+  }
+}
+
+void WinTable::reopen_epochs() {
+  InternalScope internal;
+  for (auto& [w, a] : reopening_) {
+    const std::string what = describe(*w) + ", open at the checkpoint";
+    const auto failed = [&what](const char* call, int rc) {
+      throw Error(PYCKPT_MPI_EMPI, "pyckpt_mpi: " + what + ": " + call + " failed: " + mpi_error_text(rc), rc);
+    };
+    int rc;
     // Every member fences every window once, in the same order: an epoch
     // open at the cut (the last fence had no MPI_MODE_NOSUCCEED) is open
     // again, with nothing in it.
-    if ((rc = PMPI_Win_fence(saved.fence_epoch ? 0 : MPI_MODE_NOPRECEDE | MPI_MODE_NOSUCCEED, win)))
+    if ((rc = PMPI_Win_fence(a.rec.fence_epoch ? 0 : MPI_MODE_NOPRECEDE | MPI_MODE_NOSUCCEED, w->real)))
       failed("MPI_Win_fence", rc);
-    w.fence_epoch = saved.fence_epoch;
+    w->fence_epoch = a.rec.fence_epoch;
     // Shared locks held at the cut (no exclusive one was: a cut waits for
     // its unlock), taken again; compatible with each other.
-    if (saved.lock_all) {
-      if ((rc = PMPI_Win_lock_all(0, win))) failed("MPI_Win_lock_all", rc);
-      w.lock_all = true;
+    if (a.rec.lock_all) {
+      if ((rc = PMPI_Win_lock_all(0, w->real))) failed("MPI_Win_lock_all", rc);
+      w->lock_all = true;
     }
     for (int target : a.shared_locks) {
-      if ((rc = PMPI_Win_lock(MPI_LOCK_SHARED, target, 0, win))) failed("MPI_Win_lock", rc);
-      w.locks[target] = MPI_LOCK_SHARED;
+      if ((rc = PMPI_Win_lock(MPI_LOCK_SHARED, target, 0, w->real))) failed("MPI_Win_lock", rc);
+      w->locks[target] = MPI_LOCK_SHARED;
     }
   }
+  reopening_.clear();
 }
 
 }  // namespace pyckpt::mpi

@@ -127,6 +127,11 @@ class WinTable {
   // state named, created again on their re-created communicators. bases:
   // window id -> the restored memory of an MPI_Win_create window.
   void recreate(const CommTable& comms, const std::map<std::uint64_t, void*>& bases);
+  // Collective, once the layer above restored the allocated windows'
+  // content: every member fences every window (a barrier: no peer reaches
+  // a window's memory before its content is back), reopening a fence epoch
+  // open at the cut, then takes the shared locks held at the cut again.
+  void reopen_epochs();
 
  private:
   std::vector<std::unique_ptr<WinRec>> windows_;  // creation order
@@ -139,6 +144,8 @@ class WinTable {
     std::vector<int> shared_locks;
   };
   std::vector<Awaiting> awaiting_;
+  // Created by recreate(), epochs not yet reopened: (window, its saved record).
+  std::vector<std::pair<WinRec*, Awaiting>> reopening_;
   std::vector<pyckpt_mpi_window_info> listed_;
   // The segments of freed MPI_Win_allocate(_shared) windows (start, size):
   // MPI may have unmapped them, and a view the program still holds (it may

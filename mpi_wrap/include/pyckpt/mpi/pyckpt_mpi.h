@@ -158,7 +158,10 @@ MPI_File pyckpt_mpi_file_from_id(uint64_t id);
  * pyckpt_mpi_windows_recreate (collective over MPI_COMM_WORLD, after
  * pyckpt_mpi_state_restore): an MPI_Win_create window over the restored
  * memory at bases[i] for ids[i] (its content is the upper layer's), an
- * allocated one with new memory whose content the upper layer restores.
+ * allocated one with new memory whose content the upper layer restores
+ * then, before pyckpt_mpi_windows_reopen (collective): every member fences
+ * every window -- no peer reaches a window's memory before that -- and takes
+ * the shared locks held at the checkpoint again.
  * pyckpt_mpi_window_locate finds the window segment holding [addr, addr +
  * len) -- this rank's, or another member's segment of a shared window
  * (MPI_Win_shared_query) -- as (id, rank of the window, offset); id 0 if
@@ -182,6 +185,7 @@ uint64_t pyckpt_mpi_win_id(MPI_Win win);
 MPI_Win pyckpt_mpi_win_from_id(uint64_t id);
 int pyckpt_mpi_windows(const pyckpt_mpi_window_info** out, size_t* n);
 int pyckpt_mpi_windows_recreate(const uint64_t* ids, void* const* bases, size_t n);
+int pyckpt_mpi_windows_reopen(void);
 int pyckpt_mpi_window_locate(const void* addr, uint64_t len, uint64_t* id, int* rank, uint64_t* offset);
 void* pyckpt_mpi_window_address(uint64_t id, int rank, uint64_t offset);
 /* site: where the application is in its own code ("app.py:12"), written
