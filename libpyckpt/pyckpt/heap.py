@@ -39,7 +39,7 @@ from . import buffers
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 __all__ = [
-    "Pickler", "Unpickler", "dumps", "loads", "register_reducer", "register_reduce",
+    "Pickler", "Unpickler", "dumps", "loads", "register_reducer", "register_reduce", "register_buffer_owner",
 ]
 
 PROTOCOL = 5
@@ -60,6 +60,25 @@ def register_reduce(cls, reduce):
     if not isinstance(cls, type):
         raise TypeError(f"register_reduce needs a type, got {cls!r}")
     _registry[cls] = reduce
+
+
+# type -> describe(owner) for objects that own memory NumPy arrays are views
+# of (the object at the end of an array's .base chain, e.g. an mpi4py RMA
+# window's memory). See register_buffer_owner.
+_buffer_owners = {}
+
+
+def register_buffer_owner(cls, describe):
+    """Arrays that are views of the memory of an instance of `cls` (exact
+    type; NumPy's `.base` chain ends at it) may stay views after a restart:
+    `describe(owner)` returns `(address, rebuild, args)` -- the address of the
+    owner's memory, and a function rebuilding, in the restarted process, an
+    object that exports the same memory by the buffer protocol -- or None to
+    capture the array by content (a fresh array after a restart). The owner's
+    content is not captured: whoever rebuilds it restores it."""
+    if not isinstance(cls, type):
+        raise TypeError(f"register_buffer_owner needs a type, got {cls!r}")
+    _buffer_owners[cls] = describe
 
 
 def register_reducer(cls, save, load):
@@ -679,6 +698,13 @@ class Pickler(pickle.Pickler):
         base = a
         while isinstance(base.base, np.ndarray):
             base = base.base
+        describe = _buffer_owners.get(type(base.base))
+        if base is a and describe is not None:
+            described = describe(base.base)
+            if described is not None:
+                address, rebuild, args = described
+                offset = a.__array_interface__["data"][0] - address
+                return _make_view, (_Call(rebuild, *args), a.shape, a.dtype, offset, a.strides, writeable)
         owner = buffers.owner_of(base)
         if owner is not None:  # np.frombuffer(an mmap, MPI memory): stays a view of it
             offset = a.__array_interface__["data"][0] - buffers.address_of(owner)

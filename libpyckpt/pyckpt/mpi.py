@@ -31,6 +31,7 @@ Configuration: pyckpt.settings (PYCKPT_DIR, PYCKPT_INTERVAL, PYCKPT_SIGNAL,
 PYCKPT_KEEP, PYCKPT_RESTART).
 """
 import atexit
+import ctypes
 import json
 import os
 import signal
@@ -49,6 +50,8 @@ MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel mess
 # receive buffer, or None if it has none.
 REQUESTS_BLOB = "mpi_requests"
 CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
+WINDOWS_BLOB = "mpi_windows"     # RMA windows: id -> where their memory comes from at restart
+WIN_CREATE = 1                   # pyckpt_mpi_window_info.flavor: MPI_Win_create (the program's memory)
 # The signal number whose Python handler the interposer's waker runs (see
 # attach); the application must not install a handler of its own for it.
 WAKE_SIGNAL = signal.SIGRTMAX - 1
@@ -168,6 +171,38 @@ def _locate_reposted(requests, arrays):
     return located
 
 
+def _bytes_at(address, size):
+    """A uint8 array over size bytes of memory at address (no copy)."""
+    return np.ctypeslib.as_array((ctypes.c_ubyte * size).from_address(address))
+
+
+def _locate_windows(arrays):
+    """This rank's RMA windows -> where a restart gets their memory from. An
+    MPI_Win_create window's memory lies in a captured NumPy array of the
+    program (array key, byte offset): the window is created again over the
+    restored array. An allocated window's memory is MPI's: its content is
+    added to `arrays` (no copy) and read into the new window's memory."""
+    bounds = [(key, *np.byte_bounds(a)) for key, a in arrays]
+    located = {}
+    for w in _core.mpi_windows():
+        ident, base, size = w["id"], w["base"], w["size"]
+        if size == 0:
+            located[str(ident)] = {}
+        elif w["flavor"] == WIN_CREATE:
+            found = next(((k, lo) for k, lo, hi in bounds if lo <= base and base + size <= hi), None)
+            if found is None:
+                raise UnsupportedStateError(
+                    f"MPI window {ident} ({w['origin']}, {size} bytes): its memory is not in a NumPy array the "
+                    f"program holds; create the window over a NumPy array the program keeps, or with "
+                    f"MPI.Win.Allocate")
+            located[str(ident)] = {"array": found[0], "offset": base - found[1]}
+        else:
+            key = f"mpi_window_{ident}"
+            arrays.append((key, _bytes_at(base, size)))
+            located[str(ident)] = {"content": key}
+    return located
+
+
 # mpi4py methods made of several point-to-point operations (pickle-based
 # reductions run as a p2p tree; sendrecv posts an isend, then receives). A cut
 # inside one would re-issue the operations already done: the cut waits for a
@@ -199,8 +234,10 @@ def _capture():
             return False
     captured = state.capture(captured_state, True if trigger == "api" else None, session.options())
     located = _locate_reposted(_core.mpi_pending_requests(), captured[1])
+    windows = _locate_windows(captured[1])
     blobs = {MPI_STATE_BLOB: _core.mpi_state_save(),
              REQUESTS_BLOB: json.dumps(located).encode(),
+             WINDOWS_BLOB: json.dumps(windows).encode(),
              CHANNEL_BLOB: json.dumps(_core.mpi_channel_messages()).encode()}
     _job.captured = (time.perf_counter(), trigger, captured, blobs)
     return True
@@ -275,6 +312,31 @@ def _repost_requests(reader, rank):
     return arrays
 
 
+def _recreate_windows(reader, rank, preloaded):
+    """Creates the checkpoint's RMA windows again (collective), after the
+    receives were re-posted and before the heap is read: MPI_Win_create ones
+    over their restored arrays (read now into `preloaded`, so that the heap
+    gets those very arrays), allocated ones with their content read back.
+    The heap's window objects and views of window memory then find them."""
+    located = json.loads(reader.read_blob(rank, WINDOWS_BLOB))
+    loader = ArrayLoader(reader, rank)
+    bases = {}
+    for ident, where in located.items():
+        if "array" in where:
+            if where["array"] not in preloaded:
+                preloaded[where["array"]] = loader(where["array"])
+            bases[int(ident)] = preloaded[where["array"]].ctypes.data + where["offset"]
+    _core.mpi_windows_recreate(bases)
+    created = {str(w["id"]): w for w in _core.mpi_windows()}
+    for ident, where in located.items():
+        if "content" in where:
+            w = created[ident]
+            reader.read_array(rank, where["content"], _bytes_at(w["base"], w["size"]))
+    # Only now may peers reach this rank's window memory.
+    _core.mpi_windows_reopen()
+    return preloaded
+
+
 def resume_rank(reader, command):
     """Body of `python3 -m pyckpt resume-rank -- COMMAND...` in each rank:
     resumes this rank of `reader`'s checkpoint if it was written by a job
@@ -297,7 +359,8 @@ def resume_rank(reader, command):
         if _job.resume.error is not None:
             raise _job.resume.error
         mpi_handles.register_reducers()
-        return session.restart(reader, rank=_job.rank, preloaded=_repost_requests(reader, _job.rank))
+        preloaded = _recreate_windows(reader, _job.rank, _repost_requests(reader, _job.rank))
+        return session.restart(reader, rank=_job.rank, preloaded=preloaded)
     except BaseException as exc:
         if session.program_started():
             raise  # the resumed program's own

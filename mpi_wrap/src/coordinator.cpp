@@ -52,7 +52,7 @@ unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>
 
 Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests,
                          IcollTable& icolls, Channel& channel, BlockingCall& call, FileTable& files,
-                         const std::string& unsupported)
+                         WinTable& windows, const std::string& unsupported)
     : world_rank_(world_rank),
       world_size_(world_size),
       comms_(comms),
@@ -61,6 +61,7 @@ Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, Reque
       channel_(channel),
       call_(call),
       files_(files),
+      windows_(windows),
       unsupported_(unsupported) {
   InternalScope internal;
   check(PMPI_Comm_dup(MPI_COMM_WORLD, ctl_.out()), "MPI_Comm_dup (control)");
@@ -181,14 +182,22 @@ void Coordinator::begin_cut() {
 void Coordinator::post_round() {
   Round& a = round_;
   const bool below = !a.targets_known() || !at_targets();
-  const bool ready = !below && !creating_comm_ && !channel_.holds_matched_message();
-  const bool stuck = a.targets_known() && below && parked_on_ != nullptr && parked_on_->coll_seq >= parked_on_->coll_target;
+  // A window holding an RMA operation in flight (or an exclusive lock): only
+  // the application takes the rank to a point where it holds none (see
+  // "One-sided communication" in doc/mpi.md).
+  const bool unsettled = !windows_.settled();
+  const bool ready = !below && !unsettled && !creating_comm_ && !channel_.holds_matched_message();
+  const bool stuck = a.targets_known() && (below || unsettled) && parked_on_ != nullptr &&
+                     parked_on_->coll_seq >= parked_on_->coll_target;
   if (stuck)
     trace("parked before collective %llu on comm %016llx@%d, below a target elsewhere: asks for one more",
           ull(parked_on_->coll_seq + 1), ull(parked_on_->id), parked_on_->world_ranks[0]);
   a.out.clear();
+  // Operations issued in a fence epoch complete at the next fence: the cut
+  // falls after it (one more collective on the window's communicator).
   for (auto& c : comms_.all()) {
-    const std::uint64_t want = c->coll_seq + (stuck && c.get() == parked_on_ ? 1 : 0);
+    const bool one_more = (stuck && c.get() == parked_on_) || windows_.needs_fence(*c);
+    const std::uint64_t want = c->coll_seq + (one_more ? 1 : 0);
     if (want > 0 && !c->world_ranks.empty()) a.out.insert(a.out.end(), {c->key().first, c->key().second, want});
   }
   a.mine[0] = static_cast<int>(a.out.size());
@@ -197,7 +206,7 @@ void Coordinator::post_round() {
   // Behind: only this rank's application can take it to its targets (it is
   // not inside a collective that gets it there). Ranks waiting at a safe
   // point of their own code must then let their application run on.
-  a.mine[3] = a.targets_known() && below && parked_on_ == nullptr ? 1 : 0;
+  a.mine[3] = a.targets_known() && (below || unsettled) && parked_on_ == nullptr ? 1 : 0;
   a.flags.assign(Round::kFlags * static_cast<std::size_t>(world_size_), 0);
   a.stage = Round::Stage::Flags;
   check(PMPI_Iallgather(a.mine, Round::kFlags, MPI_INT, a.flags.data(), Round::kFlags, MPI_INT, ctl_.get(), &a.req),
@@ -498,9 +507,10 @@ void Coordinator::run_cut() {
   }
 
   // 3b. The app's files at rest: what was written to them since the last
-  //     cut made durable (local). What cannot be captured about them is a
-  //     reason of this rank's own.
-  const std::string files_unsettled = files_.settle(requests_);
+  //     cut made durable (local). What cannot be captured about them, or
+  //     about its RMA windows, is a reason of this rank's own.
+  std::string refused = files_.settle(requests_);
+  if (refused.empty()) refused = windows_.refusal();
 
   // 4. This rank's verdict: a reason of its own not to be captured (then no
   //    capture), else the capture callback's result (local, no MPI). Then
@@ -511,8 +521,8 @@ void Coordinator::run_cut() {
     BlockingCall& c;
     ~ForgetCutCall() { c.forget_cut(); }
   } forget_cut_call{call_};
-  Verdict mine = files_unsettled.empty() ? local_verdict()
-                                          : Verdict{Severity::Failed, PYCKPT_MPI_EUNSUPPORTED, files_unsettled};
+  Verdict mine =
+      refused.empty() ? local_verdict() : Verdict{Severity::Failed, PYCKPT_MPI_EUNSUPPORTED, refused};
   if (mine.severity == Severity::Ok && callbacks.capture) mine = callback_verdict(callbacks.capture, "capture");
   Verdict job = agree(std::move(mine), "capture");
 
@@ -595,7 +605,12 @@ bool Coordinator::serve_here() {
   // but a point of its own code where the original program would not wait:
   // it leaves as soon as it or a peer needs the application to run on (a
   // peer may need a message this rank sends later).
-  while (phase_ != Phase::Idle && !(round_.targets_known() && (!at_targets() || peer_behind_))) {
+  // A rank whose windows hold something in flight (an exclusive lock, an
+  // operation not yet flushed) leaves at once, before any round completes: a
+  // peer may be waiting inside MPI_Win_lock for its lock, serving no
+  // protocol, so no round would complete before its unlock.
+  while (phase_ != Phase::Idle && windows_.settled() &&
+         !(round_.targets_known() && (!at_targets() || peer_behind_))) {
     sched_yield();  // the ranks of a node share its cores with the ones computing
     poll_slow(true);
   }

@@ -16,6 +16,7 @@
 #include "icoll_table.hpp"
 #include "mpi_handles.hpp"
 #include "request_table.hpp"
+#include "win_table.hpp"
 
 #include <pyckpt/mpi/pyckpt_mpi.h>
 
@@ -35,7 +36,8 @@ class Coordinator {
   // After PMPI_Init*: makes the private control communicators. unsupported:
   // the calls the job made that a cut cannot capture (read at each cut).
   Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, IcollTable& icolls,
-              Channel& channel, BlockingCall& call, FileTable& files, const std::string& unsupported);
+              Channel& channel, BlockingCall& call, FileTable& files, WinTable& windows,
+              const std::string& unsupported);
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
@@ -106,6 +108,14 @@ class Coordinator {
   // must not match a message (MPI_Improbe) until the round's outcome or the
   // cut, or the cut would wait for its receive.
   bool ready_for_cut() const { return phase_ != Phase::Idle && round_.reported_ready(); }
+  // A safe point before a call that would make this rank unready for a cut
+  // (an RMA operation or an exclusive lock: its window would hold
+  // something in flight). If the rank reported itself ready, it waits here,
+  // serving the protocol, until the round's outcome (or runs the cut here).
+  void before_unsettling() {
+    poll();
+    while (ready_for_cut()) poll_blocked(true);
+  }
 
   // --- safe points in the application's own code ---------------------------
   // The application is at a point where its state can be captured without
@@ -220,6 +230,7 @@ class Coordinator {
   Channel& channel_;
   BlockingCall& call_;
   FileTable& files_;
+  WinTable& windows_;
   const std::string& unsupported_;
 
   OwnedComm ctl_;  // private dup of world: checkpoint requests, rounds, the cut

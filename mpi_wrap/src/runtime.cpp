@@ -2,7 +2,9 @@
 // bytes with its restoration in a fresh job: communicators re-created by
 // replaying their lineage in creation order, derived datatypes rebuilt from
 // MPI_Type_get_contents trees, channel messages reloaded for delivery,
-// requests restored complete or awaiting re-post, the app's files reopened.
+// requests restored complete or awaiting re-post, the app's files reopened,
+// its RMA windows read (created again once the layer above restored their
+// memory: pyckpt_mpi_windows_recreate).
 // Format (all little-endian, pyckpt/codec/bytes.hpp):
 //   "PYCKMPI1" u32 version, u32 world_size
 //   u64 ncomms  { u64 id, i32 op, u64 parent, u32 n, i32 args[n], u8 freed, i32 rank, i32 size }
@@ -16,6 +18,7 @@
 //                 i32 source, i32 tag, i32 status_source, i32 status_tag, i64 status_bytes }
 //   u64 nfiles  { ... }   (FileTable::save)
 //   u64 ncolls  { ... }   (IcollTable::save: nonblocking collectives the cut fell before)
+//   u64 nwins   { ... }   (WinTable::save)
 #include "runtime.hpp"
 
 #include <pyckpt/codec/bytes.hpp>
@@ -30,7 +33,7 @@ std::unique_ptr<Runtime> Runtime::instance_;
 
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
-constexpr std::uint32_t kVersion = 4;
+constexpr std::uint32_t kVersion = 5;  // 4: + nonblocking collectives or windows; 5: both
 
 // A communicator made by Split_type (or from one) that the restarted job's
 // placement gave other members.
@@ -61,7 +64,8 @@ std::pair<int, int> world() {
 Runtime::Runtime(int world_rank, int world_size)
     : world_rank_(world_rank),
       world_size_(world_size),
-      coordinator(world_rank, world_size, comms, requests, collectives, channel, call, files, unsupported_) {
+      coordinator(world_rank, world_size, comms, requests, collectives, channel, call, files, windows,
+                  unsupported_) {
   comms.add_predefined();
 }
 
@@ -156,13 +160,14 @@ std::vector<std::byte> Runtime::save() const {
   }
   files.save(w);
   collectives.save(w, types);
+  windows.save(w);
   return w.take();
 }
 
 void Runtime::restore(const std::byte* data, std::size_t len) {
   InternalScope internal;
   if (!comms.only_predefined() || channel.size() != 0 || !types.empty() || !requests.empty() || !files.empty() ||
-      !collectives.empty())
+      !collectives.empty() || !windows.empty())
     throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi_state_restore: must be called once, right after MPI_Init");
   codec::ByteReader r(data, len, "pyckpt_mpi: state bytes are truncated");
   try {
@@ -289,6 +294,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
     }
     files.restore(r, comms);
     collectives.restore(r, comms, types);
+    windows.restore(r);  // created in pyckpt_mpi_windows_recreate, over restored memory
     if (!r.done()) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: trailing bytes after the state");
   } catch (const std::length_error& e) {
     throw Error(PYCKPT_MPI_EINVAL, e.what());

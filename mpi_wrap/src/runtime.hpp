@@ -7,6 +7,7 @@
 //   IcollTable    the app's nonblocking collectives: calls, re-post
 //   BlockingCall  the blocking app call in progress across a cut, re-issue
 //   FileTable     the app's open files: records, rest at a cut, reopening
+//   WinTable      the app's RMA windows: records, epochs, creation at restart
 //   Coordinator   phases, rounds, targets, the cut and its agreement, finish
 //   Waker         a thread that brings a checkpoint to a computing rank
 // -- and the save/restore codec of the whole state (runtime.cpp).
@@ -28,6 +29,7 @@
 #include "request_table.hpp"
 #include "type_table.hpp"
 #include "waker.hpp"
+#include "win_table.hpp"
 
 #include <mpi.h>
 #include <pthread.h>
@@ -66,6 +68,7 @@ class Runtime {
   IcollTable collectives;
   BlockingCall call{world_rank_};
   FileTable files;
+  WinTable windows;
   Coordinator coordinator;
 
   // The waker runs once the layer above registered a wake callback or

@@ -310,13 +310,6 @@ int MPI_Type_free(MPI_Datatype* type) {
     return PMPI_##name args;                                                 \
   }
 
-PYCKPT_UNSUPPORTED(Win_create, (void* b, MPI_Aint s, int d, MPI_Info i, MPI_Comm c, MPI_Win* w),
-                   (b, s, d, i, c, w))
-PYCKPT_UNSUPPORTED(Win_allocate, (MPI_Aint s, int d, MPI_Info i, MPI_Comm c, void* b, MPI_Win* w),
-                   (s, d, i, c, b, w))
-PYCKPT_UNSUPPORTED(Win_allocate_shared, (MPI_Aint s, int d, MPI_Info i, MPI_Comm c, void* b, MPI_Win* w),
-                   (s, d, i, c, b, w))
-PYCKPT_UNSUPPORTED(Win_create_dynamic, (MPI_Info i, MPI_Comm c, MPI_Win* w), (i, c, w))
 PYCKPT_UNSUPPORTED(Comm_spawn,
                    (const char* cmd, char* argv[], int n, MPI_Info i, int root, MPI_Comm c, MPI_Comm* ic,
                     int errs[]),
