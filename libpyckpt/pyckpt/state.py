@@ -211,6 +211,8 @@ def capture(state, resume_result, options):
         "resume_result": resume_result,
         "main": sys.modules["__main__"],
         "argv": list(sys.argv),
+        # The script's directory, the working directory (-m, -c) or none (-P).
+        "path0": sys.path[0],
         "cwd": os.getcwd(),
         "session": options,
         "streams": _stream_positions(),
@@ -297,8 +299,7 @@ def restore(reader, rank, preloaded=None):
 
     root = heap.loads(reader.read_blob(rank, PROCESS_BLOB), read_array, main_module=main)
     sys.argv = root["argv"]
-    if root["argv"] and root["argv"][0]:
-        sys.path[0] = os.path.dirname(os.path.abspath(root["argv"][0]))
+    sys.path[0] = root["path0"]
     try:
         os.chdir(root["cwd"])
     except OSError:
