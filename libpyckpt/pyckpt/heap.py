@@ -83,7 +83,7 @@ def _read_array(*_args):
     raise CheckpointError("this pickle stream needs pyckpt.heap.Unpickler to load it")
 
 
-def _main_module():
+def _main_module(spec_name=None):
     _read_array()
 
 
@@ -468,7 +468,8 @@ class Pickler(pickle.Pickler):
         if kind == "user":
             callable_, args = _import_user_module, (module.__name__, os.path.realpath(module.__file__))
         elif kind == "main":
-            callable_, args = _main_module, ()
+            # Run as `python3 -m NAME`: the restored __main__ gets NAME's spec.
+            callable_, args = _main_module, (getattr(module.__spec__, "name", None),)
         else:
             callable_, args = _new_module, (module.__name__,)
         return callable_, args, self._module_state(module), None, None, _set_module_state
@@ -810,10 +811,13 @@ class Unpickler(pickle.Unpickler):
             a.flags.writeable = False
         return a
 
-    def _main_module(self):
+    def _main_module(self, spec_name=None):
         if self.main_module is None:
             self.main_module = types.ModuleType("__main__")
         vars(self.main_module).setdefault("__builtins__", builtins)
+        if spec_name is not None:
+            spec = importlib.util.find_spec(spec_name)
+            vars(self.main_module).update(__spec__=spec, __loader__=getattr(spec, "loader", None))
         return self.main_module
 
 

@@ -50,13 +50,10 @@ _LONG_OPTIONS = {"--check-hash-based-pycs": 1, "--help": 0, "--version": 0, "--h
                  "--help-xoptions": 0, "--help-all": 0}
 # Options with which a resumed rank could not be the process that wrote the
 # checkpoint: why, for the refusal.
-_REFUSED_OPTIONS = {
-    "-E": "makes the interpreter ignore PYTHONHASHSEED and PYTHONPATH, which pyckpt sets in every rank (a "
-          "restarted rank needs the hash seed of the checkpointed one, and `import pyckpt` the path)",
-    "-I": "(isolated mode, implies -E) makes the interpreter ignore PYTHONHASHSEED and PYTHONPATH, which pyckpt "
-          "sets in every rank (a restarted rank needs the hash seed of the checkpointed one, and `import pyckpt` "
-          "the path)",
-}
+_IGNORES_ENVIRONMENT = ("the interpreter ignores PYTHONHASHSEED and PYTHONPATH, which pyckpt sets in every rank "
+                        "(a restarted rank needs the hash seed of the checkpointed one, and `import pyckpt` the path)")
+_REFUSED_OPTIONS = {"-E": f"with it {_IGNORES_ENVIRONMENT}",
+                    "-I": f"isolated mode implies -E: {_IGNORES_ENVIRONMENT}"}
 # Options after which the interpreter runs no program (it prints and exits).
 _INFORMATIONAL = frozenset({"-h", "-?", "-V", "--help", "--version", "--help-env", "--help-xoptions",
                             "--help-all"})
@@ -133,7 +130,7 @@ def _parse_options(tokens):
             if flag in _INFORMATIONAL:
                 return options, "informational", None, len(tokens)
             if flag in _REFUSED_OPTIONS:
-                raise CheckpointError(f"python {flag} cannot be checkpointed and restarted: it "
+                raise CheckpointError(f"python {flag} cannot be checkpointed and restarted: "
                                       f"{_REFUSED_OPTIONS[flag]}; run without {flag}")
             if _SHORT_OPTIONS[spec + 1:spec + 2] != ":":
                 continue
@@ -173,24 +170,22 @@ def parse_python(tokens, interpreter=None):
 
 
 def parse_mpirun(tokens):
-    """The MpirunCommand of `pyckpt mpirun`'s arguments after its own options:
-    the program starts at the first token, not an mpirun option nor the
-    value of one, that names a Python interpreter or a *.py script. A script
+    """The MpirunCommand of `pyckpt mpirun`'s arguments after its own options.
+    As for mpirun, the program starts at the first token that is neither an
+    mpirun option nor the value of one. If it names a Python interpreter,
+    the interpreter's arguments are parsed (parse_python); a *.py script
     named without an interpreter runs with this one (which has pyckpt and
-    mpi4py). Without either, the program is not Python: everything is
-    passed on unchanged."""
+    mpi4py); another program is passed on unchanged."""
     tokens = list(tokens)
     i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token.startswith("-"):
-            i += 1 + _MPIRUN_OPTION_VALUES.get(token, 0)
-            continue
-        if is_interpreter(token):
-            python = parse_python(tokens[i + 1:], token)
-            return MpirunCommand(tuple(tokens[:i]), tuple(tokens[i:]), python)
-        if token.endswith(".py"):
-            python = PythonCommand(sys.executable, (), "script", token, tuple(tokens[i + 1:]))
-            return MpirunCommand(tuple(tokens[:i]), tuple(python.argv()), python)
-        i += 1
-    return MpirunCommand(tuple(tokens), ())
+    while i < len(tokens) and tokens[i].startswith("-"):
+        i += 1 + _MPIRUN_OPTION_VALUES.get(tokens[i], 0)
+    options, program = tuple(tokens[:i]), tokens[i:]
+    if not program:
+        return MpirunCommand(options, ())
+    if is_interpreter(program[0]):
+        return MpirunCommand(options, tuple(program), parse_python(program[1:], program[0]))
+    if program[0].endswith(".py"):
+        python = PythonCommand(sys.executable, (), "script", program[0], tuple(program[1:]))
+        return MpirunCommand(options, tuple(python.argv()), python)
+    return MpirunCommand(options, tuple(program))
