@@ -45,7 +45,7 @@ _MPIRUN_OPTION_VALUES = {
 
 # CPython 3.11's options (Python/getopt.c, Python/initconfig.c): the short
 # ones, those taking an argument marked with ':'; -c and -m end the options.
-_SHORT_OPTIONS = "bBc:dEhiIm:OPqsSuvVW:xX:?"
+_SHORT_OPTIONS = "bBc:dEhiIm:OPqRsStuvVW:xX:?"  # -R, -t: accepted, no effect (-B -R: mpi4py.futures workers)
 _LONG_OPTIONS = {"--check-hash-based-pycs": 1, "--help": 0, "--version": 0, "--help-env": 0,
                  "--help-xoptions": 0, "--help-all": 0}
 # Options with which a resumed rank could not be the process that wrote the

@@ -9,7 +9,9 @@ The programs are in programs/mpi_launch/ (put on the ranks' PYTHONPATH with
 "program start" on stderr, one final stdout line from rank 0).
 """
 import random
+import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,51 @@ def test_module_with_interpreter_options_restarted(tmp_path):
     assert b"write_through True utf8 1 warnoptions ['ignore::DeprecationWarning']" in ref[1]["out.0"]
     job, work, history = _run_with_kills(tmp_path, mpirun_options, program, 2, ["same", "restart"], "module")
     check_same_as_reference(ref, job, work, history, 2)
+
+
+# --- dynamic processes: mpi4py.futures -------------------------------------------
+
+def test_mpi4py_futures_module_refused_without_hang(tmp_path):
+    """`python3 -m mpi4py.futures app.py` (the pool's manager runs in a thread
+    of rank 0 and talks to the other ranks over an intercommunicator):
+    checkpoints requested by the interval and by `pyckpt request` fail,
+    saying why once per rank, and the job runs to its end; neither it nor
+    the request hangs."""
+    work = tmp_path / "run"
+    work.mkdir()
+    directory = work / "ckpt.d"
+    program = [PYTHON, "-m", "mpi4py.futures", str(LAUNCH_PROGRAMS / "futures_chain.py"), "150"]
+    job = Job(cli("mpirun", "--dir", str(directory), "--interval", "0.3", *MPIRUN_OPTIONS, "-np", "2", *program),
+              work, "run")
+    deadline = time.monotonic() + 60  # the interval's first checkpoint fails, then a request is made
+    while "checkpoint failed" not in job.stderr and job.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    request = run(cli("request", str(directory)), timeout=30, check=False)
+    assert request.returncode == 0, request.stdout + request.stderr
+    assert job.wait(timeout=120) == 0, job.describe()
+    assert job.stdout.strip().splitlines()[-1] == "chain 150", job.describe()
+    failures = [line for line in job.stderr.splitlines() if "checkpoint failed" in line]
+    assert failures, f"no checkpoint failure reported:\n{job.describe()}"
+    for line in failures:
+        assert "MPI_Intercomm_create" in line and "mpi4py.futures" in line, line
+    ranks = [re.search(r"on rank (\d+)", line).group(1) for line in failures]
+    assert len(ranks) == len(set(ranks)), f"a rank said it more than once:\n{job.describe()}"
+    assert latest_checkpoint(directory) is None
+
+
+def test_spawned_pool_after_checkpoints(tmp_path):
+    """One rank computes alone (checkpoints are committed), then spawns an
+    MPIPoolExecutor's workers with MPI_Comm_spawn. Killed after a checkpoint
+    and restarted, it resumes there and spawns its workers again; the
+    spawned processes (which inherit LD_PRELOAD and PYCKPT_DIR) neither
+    resume the job's checkpoint nor take their own. Checkpoints while the
+    pool runs fail, saying why."""
+    program = [PYTHON, str(LAUNCH_PROGRAMS / "futures_spawn.py"), "6", "4", "2"]
+    ref = _reference(tmp_path, ["-np", "1"], program)
+    assert ref[0].strip().endswith("sum of squares 55"), ref
+    job, work, history = _run_with_kills(tmp_path, [], program, 1, ["same"], "spawn")
+    assert job.stdout.strip().splitlines()[-1] == "sum of squares 55", job.describe()
+    assert "program start" not in job.stderr, f"the restart did not resume:\n{job.describe()}"
+    assert "resume-rank" not in job.stderr, job.describe()
+    failures = [line for line in job.stderr.splitlines() if "checkpoint failed" in line]
+    assert len(failures) <= 1 and all("mpi4py.futures" in line for line in failures), job.describe()
