@@ -10,6 +10,7 @@ which reports them as in an uninterrupted run.
 """
 import argparse
 import os
+import stat
 import sys
 
 from . import launch, settings
@@ -152,7 +153,30 @@ def _mpirun(mpirun_args, program, environment):
 def _cmd_mpirun(args):
     command = launch.parse_mpirun(args.mpirun_args)
     env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
+    if command.python is not None and settings.restart_enabled():
+        from . import _core, session
+        if _core.CheckpointDir(os.path.abspath(args.dir)).latest() is not None:  # the ranks will resume it
+            reader = session.open_checkpoint(args.dir, world_size=None)
+            if list(reader.attributes.get("command", [])) == command.python.arguments():
+                env.update(_position_job_input(reader))
     return _mpirun(command.mpirun_options, command.program, env)
+
+
+def _position_job_input(reader):
+    """Before mpirun starts a job that resumes `reader`'s checkpoint: puts the
+    job's input (this process's stdin, which mpirun forwards to rank 0)
+    where rank 0 had read it, if it is a regular file, and returns what
+    tells rank 0 so (settings.stdin_offset()). Otherwise rank 0 reads its
+    input from the beginning and says so (pyckpt.state)."""
+    position = int(reader.rank_attributes(0).get("stdin_position", 0))
+    try:
+        regular = position > 0 and stat.S_ISREG(os.fstat(0).st_mode)
+    except OSError:  # no stdin
+        regular = False
+    if not regular:
+        return {}
+    os.lseek(0, position, os.SEEK_SET)
+    return {"PYCKPT_STDIN_OFFSET": str(position)}
 
 
 def _restart_mpirun(tokens):
@@ -173,6 +197,7 @@ def _restart_mpirun(tokens):
     env.update(PYCKPT_RESTART="auto", PYTHONHASHSEED=reader.attributes.get("hash_seed", "random"))
     if env["PYTHONHASHSEED"] == "random":
         del env["PYTHONHASHSEED"]
+    env.update(_position_job_input(reader))
     return _mpirun(tokens[:-1], [sys.executable, *command], env)
 
 

@@ -207,7 +207,9 @@ def _write():
                                comm=_core.mpi_write_comm(MPI.Comm), extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
                                            **settings.job_triggers()},
-                               rank_attributes={"host": MPI.Get_processor_name()})
+                               rank_attributes={"host": MPI.Get_processor_name(),
+                                                # where `pyckpt mpirun` puts the job's input at restart
+                                                "stdin_position": (state.stdin_position() or (0,))[0]})
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)
