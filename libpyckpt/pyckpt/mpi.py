@@ -193,13 +193,15 @@ def _capture():
     blobs = {MPI_STATE_BLOB: _core.mpi_state_save(),
              REQUESTS_BLOB: json.dumps(located).encode(),
              CHANNEL_BLOB: json.dumps(_core.mpi_channel_messages()).encode()}
-    _job.captured = (time.perf_counter(), trigger, captured, blobs)
+    # Where `pyckpt mpirun` puts the job's input at restart (rank 0's stdin).
+    rank_attributes = {"stdin_position": (state.stdin_position() or (0,))[0]}
+    _job.captured = (time.perf_counter(), trigger, captured, blobs, rank_attributes)
     return True
 
 
 def _write():
     """Collective: every rank's captured state into one checkpoint file."""
-    started, trigger, captured, blobs = _job.captured
+    started, trigger, captured, blobs, rank_attributes = _job.captured
     _job.captured = None
     MPI = mpi_handles._mpi()
     # Not COMM_WORLD: an application collective may be pending on it.
@@ -207,9 +209,7 @@ def _write():
                                comm=_core.mpi_write_comm(MPI.Comm), extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
                                            **settings.job_triggers()},
-                               rank_attributes={"host": MPI.Get_processor_name(),
-                                                # where `pyckpt mpirun` puts the job's input at restart
-                                                "stdin_position": (state.stdin_position() or (0,))[0]})
+                               rank_attributes={"host": MPI.Get_processor_name(), **rank_attributes})
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)
