@@ -157,7 +157,7 @@ def _cmd_mpirun(args):
         from . import _core, session
         if _core.CheckpointDir(os.path.abspath(args.dir)).latest() is not None:  # the ranks will resume it
             reader = session.open_checkpoint(args.dir, world_size=None)
-            if list(reader.attributes.get("command", [])) == command.python.arguments():
+            if list(reader.attributes.get("command", [])) == list(command.program[1:]):  # a rank's orig_argv[1:]
                 env.update(_position_job_input(reader))
     return _mpirun(command.mpirun_options, command.program, env)
 
