@@ -10,9 +10,10 @@ which reports them as in an uninterrupted run.
 """
 import argparse
 import os
+import stat
 import sys
 
-from . import settings
+from . import launch, settings
 from .errors import CheckpointError
 
 
@@ -52,30 +53,43 @@ def _cmd_preload_path(_args):
     return 0
 
 
-def _reexec_with_hash_seed(seed):
+def _interpreter_options():
+    """The options this interpreter was started with (-u, -X dev, ...)."""
+    return list(launch.parse_python(sys.orig_argv[1:]).options)
+
+
+def _reexec(hash_seed, interpreter_options=None):
     """Runs this command again in a fresh interpreter whose str hashes use
-    `seed`: set and dict-of-set orders of a resumed program must be those of the
-    original run, and the seed is fixed only at interpreter start."""
+    `hash_seed` (set and dict-of-set orders of a resumed program must be
+    those of the original run, and the seed is fixed only at interpreter
+    start), started with `interpreter_options` (default: this one's)."""
+    if interpreter_options is None:
+        interpreter_options = _interpreter_options()
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONHASHSEED=str(seed))
+    env = dict(os.environ)
+    if hash_seed != "random":
+        env["PYTHONHASHSEED"] = str(hash_seed)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "pyckpt", *sys.argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, *interpreter_options, "-m", "pyckpt", *sys.argv[1:]], env)
 
 
-def _reexec_for_hash_seed_of(reader):
+def _reexec_for_checkpoint_of(reader, interpreter_options=None):
     """Before resuming `reader`'s checkpoint: run this command again if this
-    interpreter's hash seed is not the one the checkpoint was written with."""
+    interpreter's hash seed is not the one the checkpoint was written with,
+    or (interpreter_options given: a rank of an MPI job) if it was not
+    started with the options of the checkpointed rank."""
     seed = reader.attributes.get("hash_seed", "random")
-    if seed != "random" and os.environ.get("PYTHONHASHSEED") != seed:
-        _reexec_with_hash_seed(seed)
+    wrong_seed = seed != "random" and os.environ.get("PYTHONHASHSEED") != seed
+    if wrong_seed or (interpreter_options is not None and list(interpreter_options) != _interpreter_options()):
+        _reexec(seed, interpreter_options)
 
 
 def _cmd_run(args):
     from . import session
     if os.environ.get("PYTHONHASHSEED") in (None, "", "random"):
-        _reexec_with_hash_seed(int.from_bytes(os.urandom(4), "little"))
+        _reexec(int.from_bytes(os.urandom(4), "little"))
     if not os.path.isfile(args.script):
         raise CheckpointError(f"{args.script}: no such script")
     session.configure(os.path.abspath(args.dir), args.keep, args.interval, args.signal, not args.sync)
@@ -88,7 +102,7 @@ def _cmd_restart(args):
     if args.mpirun is not None:
         return _restart_mpirun(args.mpirun)
     reader = session.open_checkpoint(args.path)
-    _reexec_for_hash_seed_of(reader)
+    _reexec_for_checkpoint_of(reader)
     session.restart(reader)
     return 0
 
@@ -96,8 +110,14 @@ def _cmd_restart(args):
 def _cmd_resume_rank(args):
     from . import mpi, session
     command = args.program[1:] if args.program[:1] == ["--"] else args.program
+    python = launch.parse_python(command)
+    if python is None:
+        raise CheckpointError(f"`{' '.join(command)}` runs no program to resume")
     reader = session.open_checkpoint(settings.resume_directory(), world_size=None)
-    _reexec_for_hash_seed_of(reader)
+    # The rank runs with the interpreter options of the checkpointed one
+    # (-u, -W, -X, -O...): the preload library's exec put them after
+    # `-m pyckpt resume-rank --`.
+    _reexec_for_checkpoint_of(reader, python.options)
     mpi.resume_rank(reader, command)
     return 0
 
@@ -131,14 +151,32 @@ def _mpirun(mpirun_args, program, environment):
 
 
 def _cmd_mpirun(args):
-    rest = list(args.mpirun_args)
-    # The first *.py is the application: run it with this interpreter (the
-    # one that has pyckpt and mpi4py), unless an interpreter is named.
-    script = next((i for i, a in enumerate(rest) if a.endswith(".py")), None)
-    if script is not None and (script == 0 or "python" not in os.path.basename(rest[script - 1])):
-        rest.insert(script, sys.executable)
+    command = launch.parse_mpirun(args.mpirun_args)
     env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
-    return _mpirun(rest, [], env)
+    if command.python is not None and settings.restart_enabled():
+        from . import _core, session
+        if _core.CheckpointDir(os.path.abspath(args.dir)).latest() is not None:  # the ranks will resume it
+            reader = session.open_checkpoint(args.dir, world_size=None)
+            if list(reader.attributes.get("command", [])) == list(command.program[1:]):  # a rank's orig_argv[1:]
+                env.update(_position_job_input(reader))
+    return _mpirun(command.mpirun_options, command.program, env)
+
+
+def _position_job_input(reader):
+    """Before mpirun starts a job that resumes `reader`'s checkpoint: puts the
+    job's input (this process's stdin, which mpirun forwards to rank 0)
+    where rank 0 had read it, if it is a regular file, and returns what
+    tells rank 0 so (settings.stdin_offset()). Otherwise rank 0 reads its
+    input from the beginning and says so (pyckpt.state)."""
+    position = int(reader.rank_attributes(0).get("stdin_position", 0))
+    try:
+        regular = position > 0 and stat.S_ISREG(os.fstat(0).st_mode)
+    except OSError:  # no stdin
+        regular = False
+    if not regular:
+        return {}
+    os.lseek(0, position, os.SEEK_SET)
+    return {"PYCKPT_STDIN_OFFSET": str(position)}
 
 
 def _restart_mpirun(tokens):
@@ -159,6 +197,7 @@ def _restart_mpirun(tokens):
     env.update(PYCKPT_RESTART="auto", PYTHONHASHSEED=reader.attributes.get("hash_seed", "random"))
     if env["PYTHONHASHSEED"] == "random":
         del env["PYTHONHASHSEED"]
+    env.update(_position_job_input(reader))
     return _mpirun(tokens[:-1], [sys.executable, *command], env)
 
 

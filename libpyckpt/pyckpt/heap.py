@@ -35,7 +35,7 @@ import weakref
 
 import numpy as np
 
-from . import buffers
+from . import _core, buffers
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 __all__ = [
@@ -104,7 +104,7 @@ def _read_array(*_args):
     raise CheckpointError("this pickle stream needs pyckpt.heap.Unpickler to load it")
 
 
-def _main_module():
+def _main_module(spec_name=None):
     _read_array()
 
 
@@ -229,10 +229,60 @@ def _pairwise(it, old):
 _OPEN_FLAGS = {"r": os.O_RDONLY, "w": os.O_WRONLY, "a": os.O_WRONLY | os.O_APPEND}
 
 
-def _reopen_file(path, mode, raw_mode, position, text, buffered):
+def read_state(f):
+    """How far the program has read the readable text file `f`, where tell()
+    cannot say it (the file is being iterated, or it is a pipe):
+    (position, read_ahead), or None if the position is unknown. position:
+    where the bytes its text layer took from its buffer end, in the byte
+    stream (from the stream's start; for a pipe, from where this process
+    began reading it); read_ahead: for restore_read_ahead(), what the
+    text layer took beyond what the program has read (the decoded text,
+    the decoder's state: bytes not decoded yet) and whether tell() works."""
+    text, decoder, telling = _core.text_read_ahead(f)
+    position = _core.buffered_read_position(f.buffer)
+    if position is None:
+        return None
+    return position, (text, decoder.getstate() if decoder is not None else None, telling)
+
+
+def restore_read_ahead(f, read_ahead):
+    """Makes the text file `f`, which has read nothing since it was opened
+    or positioned with seek() at the position read_state() gave, go on
+    exactly where the captured one was: its read-ahead text first."""
+    text, decoder_state, telling = read_ahead
+    _core.set_text_read_ahead(f, text, telling)
+    decoder = _core.text_read_ahead(f)[1]
+    if decoder is not None and decoder_state is not None:
+        decoder.setstate(decoder_state)
+
+
+def read_position(f):
+    """Where a reopened `f` must be put to read on as `f` would: (position,
+    read_ahead), tell()'s cookie and None where tell() works, else what
+    read_state() gives for a text file (iterated, or a pipe). Raises
+    OSError if neither can tell. seek_read_position() puts a file there."""
+    try:
+        return f.tell(), None
+    except OSError:
+        if isinstance(f, io.TextIOWrapper):
+            state = read_state(f)
+            if state is not None:
+                return state
+        raise
+
+
+def seek_read_position(f, position, read_ahead):
+    """Puts the file `f`, which has read nothing yet, where read_position() was."""
+    f.seek(position)
+    if read_ahead is not None:
+        restore_read_ahead(f, read_ahead)
+
+
+def _reopen_file(path, mode, raw_mode, position, text, buffered, read_ahead=None):
     """Reopens a file captured open: never truncates nor creates it ('w' and 'x'
     are reopened without O_TRUNC/O_EXCL), then restores the position. `text`:
-    (encoding, errors, line_buffering, write_through) of a text file, else None."""
+    (encoding, errors, line_buffering, write_through) of a text file, else None.
+    read_ahead: see read_state(), for a text file that was being iterated."""
     flags = _OPEN_FLAGS[raw_mode[0]]
     if "+" in raw_mode:
         flags = (flags & ~os.O_WRONLY) | os.O_RDWR
@@ -250,7 +300,7 @@ def _reopen_file(path, mode, raw_mode, position, text, buffered):
         f.mode = mode
         raw = f.buffer.raw
     raw.name = path
-    f.seek(position)
+    seek_read_position(f, position, read_ahead)
     return f
 
 
@@ -496,7 +546,8 @@ class Pickler(pickle.Pickler):
         if kind == "user":
             callable_, args = _import_user_module, (module.__name__, os.path.realpath(module.__file__))
         elif kind == "main":
-            callable_, args = _main_module, ()
+            # Run as `python3 -m NAME`: the restored __main__ gets NAME's spec.
+            callable_, args = _main_module, (getattr(module.__spec__, "name", None),)
         else:
             callable_, args = _new_module, (module.__name__,)
         return callable_, args, self._module_state(module), None, None, _set_module_state
@@ -673,7 +724,9 @@ class Pickler(pickle.Pickler):
             f.flush()
         raw_mode = raw.mode.replace("x", "w")
         text_args = (f.encoding, f.errors, f.line_buffering, f.write_through) if text else None
-        return _reopen_file, (os.path.abspath(raw.name), f.mode, raw_mode, f.tell(), text_args, buffer is not raw)
+        position, read_ahead = read_position(f)
+        return _reopen_file, (os.path.abspath(raw.name), f.mode, raw_mode, position, text_args, buffer is not raw,
+                              read_ahead)
 
     # --- random number generators ----------------------------------------------
 
@@ -856,10 +909,13 @@ class Unpickler(pickle.Unpickler):
             a.flags.writeable = False
         return a
 
-    def _main_module(self):
+    def _main_module(self, spec_name=None):
         if self.main_module is None:
             self.main_module = types.ModuleType("__main__")
         vars(self.main_module).setdefault("__builtins__", builtins)
+        if spec_name is not None:
+            spec = importlib.util.find_spec(spec_name)
+            vars(self.main_module).update(__spec__=spec, __loader__=getattr(spec, "loader", None))
         return self.main_module
 
 

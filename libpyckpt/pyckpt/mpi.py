@@ -239,13 +239,15 @@ def _capture():
              REQUESTS_BLOB: json.dumps(located).encode(),
              WINDOWS_BLOB: json.dumps(windows).encode(),
              CHANNEL_BLOB: json.dumps(_core.mpi_channel_messages()).encode()}
-    _job.captured = (time.perf_counter(), trigger, captured, blobs)
+    # Where `pyckpt mpirun` puts the job's input at restart (rank 0's stdin).
+    rank_attributes = {"stdin_position": (state.stdin_position() or (0,))[0]}
+    _job.captured = (time.perf_counter(), trigger, captured, blobs, rank_attributes)
     return True
 
 
 def _write():
     """Collective: every rank's captured state into one checkpoint file."""
-    started, trigger, captured, blobs = _job.captured
+    started, trigger, captured, blobs, rank_attributes = _job.captured
     _job.captured = None
     MPI = mpi_handles._mpi()
     # Not COMM_WORLD: an application collective may be pending on it.
@@ -253,7 +255,7 @@ def _write():
                                comm=_core.mpi_write_comm(MPI.Comm), extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
                                            **settings.job_triggers()},
-                               rank_attributes=_placement(MPI))
+                               rank_attributes={**_placement(MPI), **rank_attributes})
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)

@@ -82,7 +82,23 @@ def attach_job(job, running):
     start_program(), after a restart has restored it."""
     _session.job = job
     if running:
+        if _session.base is None:
+            _session.base = _main_module_frame()
         _core.set_safe_point_callback(job.on_safe_point, base=_session.base)
+
+
+def _main_module_frame():
+    """The outermost frame running the __main__ module's code: under `python3
+    -m module` the frames of runpy around it are not the program's (they
+    entered it through exec(), a C function that cannot be resumed). None
+    if it is not on the stack (the outermost frame is then the base)."""
+    main = vars(sys.modules["__main__"])
+    frame, found = sys._getframe(), None
+    while frame is not None:
+        if frame.f_globals is main and frame.f_code.co_name == "<module>":
+            found = frame
+        frame = frame.f_back
+    return found
 
 
 def configure(directory=None, keep=settings.DEFAULT_KEEP, interval=None, signal_name=None, asynchronous=False):

@@ -12,6 +12,9 @@ PYCKPT_SIGNAL     signal that requests a checkpoint (default SIGUSR1; "none")
 PYCKPT_RESTART    auto | never: whether a preloaded rank resumes from the
                   directory's latest checkpoint (read by the preload library)
 PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
+PYCKPT_STDIN_OFFSET set by `pyckpt mpirun` when it resumes a job: the job's
+                  input (its stdin, which mpirun feeds to rank 0) starts at
+                  this byte of the input file
 PYCKPT_VERBOSE    report each committed checkpoint on stderr
 PYCKPT_MPI_TRACE  libpyckpt_mpi.so traces its protocol (read there)
 """
@@ -48,6 +51,17 @@ def signal_name():
 
 def resume_directory():
     return os.environ.get("PYCKPT_RESUME_DIR")
+
+
+def restart_enabled():
+    """Whether preloaded ranks resume from the checkpoint directory's latest
+    checkpoint (PYCKPT_RESTART, read by the preload library)."""
+    return os.environ.get("PYCKPT_RESTART", "auto").lower() not in ("never", "0", "no", "off")
+
+
+def stdin_offset():
+    """The byte of the job's input at which this rank's stdin begins."""
+    return int(os.environ.get("PYCKPT_STDIN_OFFSET") or 0)
 
 
 def verbose():

@@ -438,7 +438,8 @@ Coordinator::Verdict Coordinator::local_verdict() {
   if (foreign_thread_.exchange(false, std::memory_order_relaxed))
     return {Severity::Failed, PYCKPT_MPI_EUNSUPPORTED,
             "a thread other than the one that called MPI_Init made MPI calls since the previous checkpoint; "
-            "pyckpt supports one application thread calling MPI"};
+            "pyckpt supports one application thread calling MPI (mpi4py.futures' executors call MPI from a "
+            "thread of their own)"};
   try {
     call_.record_cut();
   } catch (const Error& e) {

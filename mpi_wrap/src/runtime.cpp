@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <map>
 #include <stdexcept>
+#include <string_view>
 
 namespace pyckpt::mpi {
 
@@ -80,10 +81,26 @@ void Runtime::stop() {
   instance_.reset();  // frees the private communicators
 }
 
+namespace {
+// What an unsupported call means for the application, where its name alone
+// does not say it (the checkpoint's failure message names the call).
+std::string_view meaning(std::string_view call) {
+  if (call.starts_with("MPI_Comm_spawn") || call == "MPI_Comm_connect" || call == "MPI_Comm_accept" ||
+      call == "MPI_Comm_join")
+    return " (dynamic processes: processes the job spawned or connected to are not part of its checkpoints; "
+           "mpi4py.futures' MPIPoolExecutor spawns its workers this way)";
+  if (call == "MPI_Intercomm_create")
+    return " (an intercommunicator; `python -m mpi4py.futures` creates one between its pool's workers and "
+           "the rank that runs the program)";
+  return "";
+}
+}  // namespace
+
 void Runtime::mark_unsupported(const char* call) {
   if (unsupported_.find(call) != std::string::npos) return;
   if (!unsupported_.empty()) unsupported_ += ", ";
   unsupported_ += call;
+  unsupported_ += meaning(call);
 }
 
 std::vector<std::byte> Runtime::save() const {
