@@ -111,3 +111,18 @@ def test_traffic_long(tmp_path, np_):
         cycles += CYCLES_PER_JOB_LONG
     assert not failures, (f"{len(failures)} of {seed} jobs ({cycles} cycles at {np_} ranks) failed:\n"
                           + "\n\n".join(failures))
+
+
+# Bugs the campaign found, each with a small job of its own.
+
+def test_spent_message_handles_in_variables(tmp_path):
+    """`msg = comm.mprobe(); msg.recv()` leaves MESSAGE_NULL in `msg`, and a
+    probe of PROC_NULL gives MESSAGE_NO_PROC: checkpoints with either held in
+    a variable failed ("cannot capture a mpi4py.MPI.Message object"), every
+    one of them. They are captured and restored as what they are."""
+    program, np_, args = "spent_messages.py", 2, [120]
+    ref = reference(tmp_path, program, np_, args)
+    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=0.3, restarts=["same", "restart"],
+                                        seed_name="spent-messages")
+    check_same_as_reference(ref, job, work, history, 2)
+    assert b"spent True no-proc True" in (work / "out.1").read_bytes().splitlines()[-1]
