@@ -53,15 +53,17 @@ REPLAY = os.environ.get("PYCKPT_TRAFFIC_REPLAY")
 
 def job_parameters(np_, seed, cycles):
     """What a job of `seed` runs: program arguments, checkpoint interval and
-    restarts, all drawn from the seed. A restarted run must commit a
-    checkpoint of its own before it is killed (start-up, interval, up to
-    0.6 s more): the program runs for about 3 s per cycle, more than that
-    needs on a loaded 2-core machine."""
+    restarts, all drawn from the seed. The pause between steps varies: with
+    none, most cuts fall inside the traffic; with some, ranks are often
+    between steps. A restarted run must commit a checkpoint of its own before
+    it is killed (start-up, interval, up to 0.6 s more): the program runs for
+    about 3 s per cycle, more than that needs on a loaded 2-core machine."""
     rng = random.Random(f"traffic-job:{np_}:{seed}")
-    steps = 25 * (cycles + 1)
     interval = round(rng.uniform(0.15, 0.5), 2)
     restarts = [rng.choice(["same", "restart"]) for _ in range(cycles)]
-    return [seed, steps, 0.05], interval, restarts
+    pause = rng.choice([0.0, 0.01, 0.05])
+    steps_per_cycle = {0.0: 35, 0.01: 32, 0.05: 25}[pause]
+    return [seed, steps_per_cycle * (cycles + 1), pause], interval, restarts
 
 
 def run_job(tmp_path, np_, seed, cycles, first_cycle=1):
