@@ -128,3 +128,16 @@ def test_spent_message_handles_in_variables(tmp_path):
                                         seed_name="spent-messages")
     check_same_as_reference(ref, job, work, history, 2)
     assert b"spent True no-proc True" in (work / "out.1").read_bytes().splitlines()[-1]
+
+
+def test_held_message_while_computing(tmp_path):
+    """A checkpoint requested while a rank computes between MPI_Mprobe and
+    its Mrecv (held_message.py) reached it at a Python line, where the rank
+    waited for the cut, which could never run while it held the message:
+    the job hung (campaign 2 ranks, seed 20). It must run on to its Mrecv
+    and be cut after."""
+    program, np_, args = "held_message.py", 2, [150]
+    ref = reference(tmp_path, program, np_, args)
+    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=0.2, restarts=["same", "restart"],
+                                        seed_name="held-message")
+    check_same_as_reference(ref, job, work, history, 2)
