@@ -109,7 +109,7 @@ def test_traffic_long(tmp_path, np_):
             print(f"cycles {cycles + 1}-{cycles + CYCLES_PER_JOB_LONG} ok: {'; '.join(history)}", flush=True)
         except AssertionError as failure:
             failures.append(str(failure))
-            print(f"FAILED: {str(failure)[:2000]}", flush=True)
+            print(f"FAILED: {failure}", flush=True)
         cycles += CYCLES_PER_JOB_LONG
     assert not failures, (f"{len(failures)} of {seed} jobs ({cycles} cycles at {np_} ranks) failed:\n"
                           + "\n\n".join(failures))
