@@ -156,6 +156,14 @@ def _reduce_handle(obj):
         raise UnsupportedStateError(f"{type(obj).__name__} objects are captured only in a job run with "
                                     f"libpyckpt_mpi.so preloaded")
     cls = type(obj)
+    if isinstance(obj, MPI.Message):
+        # `msg = comm.mprobe(); msg.recv()` leaves the spent handle in `msg`.
+        # A matched message not yet received is never in the heap at a cut
+        # (mpi_wrap defers the cut until it is received): what a program
+        # holds is MESSAGE_NULL or, from a probe of PROC_NULL, MESSAGE_NO_PROC.
+        for spent in (MPI.MESSAGE_NULL, MPI.MESSAGE_NO_PROC):
+            if obj == spent:
+                return cls, (spent,)
     for kind, null, to_id, rebuild in ((MPI.Comm, MPI.COMM_NULL, _core.mpi_comm_id, _communicator_from_id),
                                        (MPI.Datatype, MPI.DATATYPE_NULL, _core.mpi_type_id, _datatype_from_id),
                                        (MPI.Request, MPI.REQUEST_NULL, _core.mpi_request_id, _request_from_id),

@@ -605,12 +605,15 @@ bool Coordinator::serve_here() {
   // At a targets, nothing in progress: like a rank parked at a collective,
   // but a point of its own code where the original program would not wait:
   // it leaves as soon as it or a peer needs the application to run on (a
-  // peer may need a message this rank sends later).
-  // A rank whose windows hold something in flight (an exclusive lock, an
-  // operation not yet flushed) leaves at once, before any round completes: a
-  // peer may be waiting inside MPI_Win_lock for its lock, serving no
-  // protocol, so no round would complete before its unlock.
-  while (phase_ != Phase::Idle && windows_.settled() &&
+  // peer may need a message this rank sends later). A rank holding a
+  // message matched by MPI_Mprobe is never ready (step 3 of the cut) until
+  // its application receives it: the Python lines between `msg =
+  // comm.Mprobe()` and `msg.Recv(buf)` are such points, and waiting there
+  // deadlocked the job. A rank whose windows hold something in flight (an
+  // exclusive lock, an operation not yet flushed) leaves at once, before any
+  // round completes: a peer may be waiting inside MPI_Win_lock for its lock,
+  // serving no protocol, so no round would complete before its unlock.
+  while (phase_ != Phase::Idle && !channel_.holds_matched_message() && windows_.settled() &&
          !(round_.targets_known() && (!at_targets() || peer_behind_))) {
     sched_yield();  // the ranks of a node share its cores with the ones computing
     poll_slow(true);
