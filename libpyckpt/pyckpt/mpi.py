@@ -361,8 +361,11 @@ def resume_rank(reader, command):
         if _job.resume.error is not None:
             raise _job.resume.error
         mpi_handles.register_reducers()
-        preloaded = _recreate_windows(reader, _job.rank, _repost_requests(reader, _job.rank))
-        return session.restart(reader, rank=_job.rank, preloaded=preloaded)
+        # Passed on, not held here: this frame lives as long as the program,
+        # and a reference to the preloaded arrays would keep their buffers
+        # exported (an mmap they view could not be closed).
+        return session.restart(reader, rank=_job.rank,
+                               preloaded=_recreate_windows(reader, _job.rank, _repost_requests(reader, _job.rank)))
     except BaseException as exc:
         if session.program_started():
             raise  # the resumed program's own

@@ -369,7 +369,8 @@ def save():
     assert seen["channel"] == [{"comm": 1, "source": peer, "dest": rank, "tag": 7, "bytes": 24}], seen["channel"]
     stats = seen["stats"]
     assert set(stats) == {"intercepted", "sent", "received", "collectives", "checkpoints", "drained",
-                          "channel_pending", "replayed"}, stats
+                          "channel_pending", "replayed", "node_local_comms"}, stats
+    assert stats["node_local_comms"] == 0, stats  # no Split_type in this job
     assert stats["drained"] == 1 and stats["channel_pending"] == 1 and stats["sent"] >= 1, stats
     assert stats["intercepted"] > 0 and stats["collectives"] > 0, stats
     assert isinstance(seen["state"], bytes) and seen["state"], seen["state"]
