@@ -109,12 +109,14 @@ def _cmd_request(args):
     return 0
 
 
-def _mpirun(mpirun_args, program, environment):
+def _mpirun(mpirun_args, program, environment, slurm_requeue=None):
     """Replaces this process with mpirun, the interposer preloaded and
     `environment` exported to the ranks. An exec, not a child: signals sent to
     `pyckpt mpirun` (`kill -USR1 $!`, a batch system's warning signal) must
     reach mpirun, which forwards them to the ranks; a Python parent would die
-    of SIGUSR1 and leave mpirun running without it."""
+    of SIGUSR1 and leave mpirun running without it. The exception:
+    slurm_requeue, the arguments of `--slurm-requeue`, under which this
+    process stays mpirun's parent and handles the signal (pyckpt.slurm)."""
     command = ["mpirun"]
     if os.geteuid() == 0 and "--allow-run-as-root" not in mpirun_args:
         command.append("--allow-run-as-root")
@@ -122,6 +124,9 @@ def _mpirun(mpirun_args, program, environment):
     for name, value in environment.items():
         command += ["-x", f"{name}={value}"]
     command += [*mpirun_args, *program]
+    if slurm_requeue is not None:
+        from . import slurm
+        return slurm.supervise(command, dict(os.environ), **slurm_requeue)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -138,7 +143,15 @@ def _cmd_mpirun(args):
     if script is not None and (script == 0 or "python" not in os.path.basename(rest[script - 1])):
         rest.insert(script, sys.executable)
     env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
-    return _mpirun(rest, [], env)
+    from . import slurm
+    slurm.refuse_completed(os.path.abspath(args.dir))
+    requeue = None
+    if args.slurm_requeue:
+        max_restarts = slurm.DEFAULT_MAX_RESTARTS if args.max_restarts is None else args.max_restarts
+        requeue = {"directory": args.dir, "signal_name": args.signal, "max_restarts": max_restarts}
+    elif args.max_restarts is not None:
+        raise CheckpointError("--max-restarts bounds the requeues of --slurm-requeue: give both")
+    return _mpirun(rest, [], env, requeue)
 
 
 def _restart_mpirun(tokens):
@@ -202,6 +215,13 @@ def build_parser():
                    help="checkpoint when mpirun or any rank receives this signal (default SIGUSR1)")
     p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
                    help="committed checkpoints kept (default 2)")
+    p.add_argument("--slurm-requeue", action="store_true",
+                   help="in a Slurm batch job (sbatch --requeue --signal=B:USR1@SECONDS, the script ending with "
+                        "`exec pyckpt mpirun ...`): on the signal, checkpoint, end the job and requeue it; the "
+                        "requeued job resumes; a finished run marks DIR complete (doc/slurm.md)")
+    p.add_argument("--max-restarts", type=int, default=None, metavar="N",
+                   help="with --slurm-requeue: do not requeue a job restarted N times, nor run one restarted "
+                        "more often (default 10)")
     p.add_argument("mpirun_args", nargs=argparse.REMAINDER, metavar="MPIRUN_ARGS",
                    help="mpirun options, the script and its arguments, e.g. -np 4 app.py")
     p.set_defaults(func=_cmd_mpirun)

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from . import _core, commit, mpi_handles, session, settings, state
+from . import _core, commit, mpi_handles, session, settings, slurm, state
 from .container import ArrayLoader
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
@@ -203,14 +203,33 @@ def _write():
     _job.captured = None
     MPI = mpi_handles._mpi()
     # Not COMM_WORLD: an application collective may be pending on it.
-    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep,
-                               comm=_core.mpi_write_comm(MPI.Comm), extra_blobs=blobs,
+    comm = _core.mpi_write_comm(MPI.Comm)
+    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep, comm=comm,
+                               extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
-                                           **settings.job_triggers()},
+                                           **settings.job_triggers(), **slurm.environment_attributes()},
                                rank_attributes={"host": MPI.Get_processor_name()})
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)
+    _hold_if_stopping(comm, info["epoch"])
+
+
+def _hold_if_stopping(comm, epoch):
+    """After a committed checkpoint: if `pyckpt mpirun --slurm-requeue` asked
+    the job to stop after it (pyckpt.slurm), every rank flushes its output
+    and waits here to be ended, so that nothing it would print again once
+    resumed from this checkpoint reaches the job's output. Rank 0 alone
+    reads the request: all ranks hold or none."""
+    if not comm.bcast(slurm.stop_requested(_job.directory) if _job.rank == 0 else None, root=0):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    comm.Barrier()  # every rank flushed: nothing of theirs is printed after the supervisor's stop
+    if _job.rank == 0:
+        slurm.report_stopped(_job.directory, epoch)
+    while True:
+        time.sleep(3600)  # until the supervisor ends mpirun, which ends this rank
 
 
 # --- restart ---------------------------------------------------------------------
