@@ -208,7 +208,7 @@ def _write():
                                extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
                                            **settings.job_triggers(), **slurm.environment_attributes()},
-                               rank_attributes={"host": MPI.Get_processor_name()})
+                               rank_attributes={"host": MPI.Get_processor_name(), **slurm.rank_attributes()})
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)

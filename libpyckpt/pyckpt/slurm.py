@@ -69,6 +69,11 @@ class SlurmJob:
             raise CheckpointError(f"scontrol requeue {self.id} failed: {proc.stderr.strip()}")
 
 
+def rank_attributes(environ=os.environ):
+    """Per rank: the Slurm node it ran on ({} outside Slurm)."""
+    return {"slurm_node": environ["SLURMD_NODENAME"]} if environ.get("SLURMD_NODENAME") else {}
+
+
 def environment_attributes(environ=os.environ):
     """The Slurm facts recorded in each checkpoint of a job run under Slurm
     (shown by `pyckpt ls`/`inspect`): {} outside Slurm."""
