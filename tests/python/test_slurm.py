@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD_DIR
-from mpi_job_harness import PROGRAMS, cli, latest_checkpoint, read_outputs, reference
+from conftest import BUILD_DIR, MPIEXEC, PYTHON
+from mpi_job_harness import MPIRUN_OPTIONS, PROGRAMS, Job, cli, latest_checkpoint, read_outputs
 from slurm_cluster import LocalCluster, ensure_installed
 
 SCRIPT = Path(__file__).resolve().parents[2] / "slurm" / "mpirun.sbatch"
@@ -55,7 +55,7 @@ def _job_environment(work, interval):
             "PATH": f"{BUILD_DIR / 'bin'}:{os.environ['PATH']}",
             "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
             "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_hwloc_base_binding_policy": "none",
-            "OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
+            "OMPI_MCA_btl_vader_single_copy_mechanism": "none", "PYCKPT_VERBOSE": "1"}
 
 
 class BatchJob:
@@ -103,6 +103,21 @@ class BatchJob:
                 f"{self.cluster.logs(15)}")
 
 
+class Reference:
+    """The uninterrupted run of the program under plain mpirun, started at
+    once so that it runs while Slurm's job does (its steps mostly sleep)."""
+
+    def __init__(self, tmp_path, steps):
+        self.dir = tmp_path / "ref"
+        self.dir.mkdir()
+        self.job = Job([MPIEXEC, *MPIRUN_OPTIONS, "-np", str(RANKS), PYTHON, str(PROGRAM), str(steps)], self.dir, "run")
+
+    def outputs(self):
+        """(stdout, {out.<rank>: bytes}) once it finished."""
+        assert self.job.wait(timeout=JOB_TIMEOUT) == 0, f"reference run failed:\n{self.job.describe()}"
+        return self.job.stdout, read_outputs(self.dir)
+
+
 def _pyckpt(*args, env=None):
     return subprocess.run(cli(*args), capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})
@@ -120,9 +135,9 @@ def test_time_limit_requeue_resume(cluster, tmp_path):
     work = tmp_path / "job"
     work.mkdir()
     job = BatchJob(cluster, work, steps, interval=600, time_limit=1, signal_at=55)
-    # The uninterrupted run while Slurm's job runs (the steps mostly sleep).
-    ref_stdout, ref_outputs = reference(tmp_path, PROGRAM.name, RANKS, [steps])
+    ref = Reference(tmp_path, steps)
     job.wait()
+    ref_stdout, ref_outputs = ref.outputs()
     wall = time.monotonic() - job.started
     print(f"\ntime-limit job {job.id}: {job.restarts} requeues, {wall:.0f} s from sbatch to completion")
     assert job.state == "COMPLETED", f"job {job.id} ended {job.state}\n{job.describe()}"
@@ -153,7 +168,7 @@ def test_node_failure_resumes_from_periodic_checkpoint(cluster, tmp_path):
     work = tmp_path / "job"
     work.mkdir()
     job = BatchJob(cluster, work, steps, interval=2, time_limit=10, signal_at=55)
-    ref_stdout, ref_outputs = reference(tmp_path, PROGRAM.name, RANKS, [steps])
+    ref = Reference(tmp_path, steps)
     job.wait(lambda j: latest_checkpoint(work / "ckpt") is not None and j.stdout.count("\n") >= 30)
     node = "pyckpt-node"
     cluster.run("scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=pyckpt-test-node-failure")
@@ -161,6 +176,7 @@ def test_node_failure_resumes_from_periodic_checkpoint(cluster, tmp_path):
     if cluster.node_state().startswith("DOWN"):  # else back already (ReturnToService=2: it answers)
         cluster.run("scontrol", "update", f"NodeName={node}", "State=RESUME")
     job.wait()
+    ref_stdout, ref_outputs = ref.outputs()
     print(f"\nnode-failure job {job.id}: {time.monotonic() - job.started:.0f} s from sbatch to completion")
     assert job.state == "COMPLETED", f"job {job.id} ended {job.state}\n{job.describe()}"
     assert job.restarts == 1 and _started_runs(job) == 2, job.describe()
