@@ -144,13 +144,15 @@ def _cmd_mpirun(args):
         rest.insert(script, sys.executable)
     env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
     from . import slurm
-    slurm.refuse_completed(os.path.abspath(args.dir))
     requeue = None
-    if args.slurm_requeue:
+    if args.slurm_requeue:  # the supervisor checks the directory (a Slurm restart of a finished job is no error)
         max_restarts = slurm.DEFAULT_MAX_RESTARTS if args.max_restarts is None else args.max_restarts
         requeue = {"directory": args.dir, "signal_name": args.signal, "max_restarts": max_restarts}
+        env["PYCKPT_END_FILE"] = slurm.end_file(os.path.abspath(args.dir))
     elif args.max_restarts is not None:
         raise CheckpointError("--max-restarts bounds the requeues of --slurm-requeue: give both")
+    else:
+        slurm.refuse_completed(os.path.abspath(args.dir))
     return _mpirun(rest, [], env, requeue)
 
 

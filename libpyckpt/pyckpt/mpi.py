@@ -98,6 +98,11 @@ def attach():
         _core.mpi_install_signal_trigger(int(signal.Signals[signal_name]))
     if _job.rank == 0:  # any one rank's request starts a checkpoint on all
         _core.mpi_set_triggers(_core.CheckpointDir(_job.directory).request_path, settings.interval() or 0)
+        if settings.end_file():
+            # At the interpreter's exit, not when a signal kills it: tells
+            # `pyckpt mpirun --slurm-requeue` that the program ended (mpirun
+            # ended by Slurm may exit 0 too).
+            atexit.register(slurm.report_program_end, settings.end_file())
     if _job.resume is not None:
         _restore_interposer(_job.resume)
 

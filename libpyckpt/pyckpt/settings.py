@@ -12,6 +12,8 @@ PYCKPT_SIGNAL     signal that requests a checkpoint (default SIGUSR1; "none")
 PYCKPT_RESTART    auto | never: whether a preloaded rank resumes from the
                   directory's latest checkpoint (read by the preload library)
 PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
+PYCKPT_END_FILE   set by `pyckpt mpirun --slurm-requeue`: rank 0 creates this
+                  file when the program ends by itself (pyckpt.slurm)
 PYCKPT_VERBOSE    report each committed checkpoint on stderr
 PYCKPT_MPI_TRACE  libpyckpt_mpi.so traces its protocol (read there)
 """
@@ -48,6 +50,11 @@ def signal_name():
 
 def resume_directory():
     return os.environ.get("PYCKPT_RESUME_DIR")
+
+
+def end_file():
+    """The file rank 0 creates when the program ends by itself; None: none."""
+    return os.environ.get("PYCKPT_END_FILE") or None
 
 
 def verbose():

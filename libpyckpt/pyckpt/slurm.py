@@ -13,8 +13,10 @@ shell's process. With --slurm-requeue it does not become mpirun (as plain
   ends mpirun, and requeues the job (`scontrol requeue $SLURM_JOB_ID`). Slurm
   starts the same script again with SLURM_RESTART_COUNT one higher, and its
   ranks resume from the directory's `latest`, as after any restart.
-- mpirun ending by itself with status 0: the run is finished; the directory
-  is marked complete (COMPLETE_FILE), and `pyckpt mpirun` refuses to run into
+- mpirun ending with status 0 after the program ended on rank 0 (which
+  says so at its interpreter's exit, PROGRAM_END_FILE: mpirun that Slurm
+  ends exits 0 too): the run is finished; the directory is marked complete
+  (COMPLETE_FILE), and `pyckpt mpirun` refuses to run into
   it again rather than resume a finished run from its last checkpoint (a
   Slurm restart of the job that finished it, after a node failure that
   struck after the end, exits 0 instead).
@@ -40,6 +42,7 @@ DEFAULT_MAX_RESTARTS = 10
 COMPLETE_FILE = "complete"                 # written in the checkpoint directory when the run finished
 STOP_REQUEST_FILE = ".stop-after-checkpoint"  # supervisor -> ranks: hold after the next checkpoint
 STOPPED_FILE = ".stopped"                  # rank 0 -> supervisor: the epoch the ranks hold after
+PROGRAM_END_FILE = ".program-ended"        # rank 0 -> supervisor: the program ended by itself
 END_MARGIN = 5     # seconds before the time limit by which the job is requeued, checkpoint or not
 POLL = 0.05        # seconds between two looks at the job
 STOP_TIMEOUT = 30  # seconds mpirun gets to end after SIGTERM before SIGKILL
@@ -135,6 +138,20 @@ def report_stopped(directory, epoch):
     _write_json(os.path.join(directory, STOPPED_FILE), {"epoch": epoch})
 
 
+def end_file(directory):
+    """The file rank 0 creates when the program ends (PYCKPT_END_FILE)."""
+    return os.path.join(directory, PROGRAM_END_FILE)
+
+
+def report_program_end(path):
+    """Rank 0's interpreter exits (the program ended, normally or with an
+    exception; a rank killed by a signal never gets here)."""
+    try:
+        _write_json(path, {"finished_unix": time.time()})
+    except OSError as exc:
+        print(f"pyckpt: cannot record the end of the program in {path}: {exc}", file=sys.stderr, flush=True)
+
+
 def _latest_epoch(directory):
     entries = [e for e in _core.CheckpointDir(directory).list() if e["latest"]]
     return entries[0]["epoch"] if entries else None
@@ -155,6 +172,7 @@ class _Supervisor:
         self.max_restarts = max_restarts
         self.job = SlurmJob()
         self.signalled = False
+        self.terminated = False  # Slurm is ending the job: whatever mpirun returns, the run is not finished
         self.mpirun = None
 
     def run(self):
@@ -171,7 +189,7 @@ class _Supervisor:
                 f"{self.max_restarts}: not running it again (its checkpoints stay in {self.directory}; raise "
                 f"--max-restarts and requeue it to go on)")
         os.makedirs(self.directory, exist_ok=True)
-        for stale in (STOP_REQUEST_FILE, STOPPED_FILE):  # of an earlier allocation of this job
+        for stale in (STOP_REQUEST_FILE, STOPPED_FILE, PROGRAM_END_FILE):  # of an earlier allocation of this job
             _remove(os.path.join(self.directory, stale))
         signal.signal(signal.Signals[self.signal_name], self._on_checkpoint_signal)
         signal.signal(signal.SIGTERM, self._on_terminate)
@@ -189,12 +207,21 @@ class _Supervisor:
 
     def _on_terminate(self, signum, _frame):
         """Slurm ends the job (scancel, the time limit, a node taken down):
-        mpirun ends its ranks; this process ends with it."""
+        mpirun ends its ranks; this process ends with it. (mpirun told to
+        end exits 0: that must not pass for the end of the run.)"""
+        self.terminated = True
         if self.mpirun is not None and self.mpirun.poll() is None:
             self.mpirun.send_signal(signum)
         signal.signal(signum, signal.SIG_DFL)
 
     def _finished(self, status):
+        """mpirun ended by itself: the run is finished if the program ended
+        on rank 0 and mpirun reports success."""
+        ended = os.path.exists(end_file(self.directory))
+        if self.terminated or (status == 0 and not ended):
+            _say(f"job {self.job.id}: ended before the program did (by Slurm?); a restart resumes from "
+                 f"{self.directory}")
+            return status or 1
         if status == 0:
             _write_json(os.path.join(self.directory, COMPLETE_FILE),
                         {"slurm_job_id": self.job.id, "slurm_restart_count": self.job.restart_count,

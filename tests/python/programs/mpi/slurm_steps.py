@@ -20,7 +20,7 @@ field = np.arange(64, dtype=np.float64) * (rank + 1)
 left, right = (rank - 1) % size, (rank + 1) % size
 halo = np.empty(1)
 total = np.empty(1)
-out = open(f"out.{rank}", "a")
+out = open(f"out.{rank}", "w")
 for step in range(steps):
     comm.Sendrecv(field[-1:], dest=right, sendtag=step, recvbuf=halo, source=left, recvtag=step)
     field = np.roll(field, 1)
