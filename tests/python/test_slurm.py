@@ -164,12 +164,12 @@ def test_time_limit_requeue_resume(cluster, tmp_path):
 def test_node_failure_resumes_from_periodic_checkpoint(cluster, tmp_path):
     """The node goes down under the job: Slurm kills it and requeues it; back
     up, the node runs it again and it resumes from its last periodic checkpoint."""
-    steps = 80
+    steps = 60
     work = tmp_path / "job"
     work.mkdir()
-    job = BatchJob(cluster, work, steps, interval=2, time_limit=10, signal_at=55)
+    job = BatchJob(cluster, work, steps, interval=3, time_limit=10, signal_at=55)
     ref = Reference(tmp_path, steps)
-    job.wait(lambda j: latest_checkpoint(work / "ckpt") is not None and j.stdout.count("\n") >= 30)
+    job.wait(lambda j: latest_checkpoint(work / "ckpt") is not None and j.stdout.count("\n") >= 20)
     node = "pyckpt-node"
     cluster.run("scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=pyckpt-test-node-failure")
     job.wait(lambda j: j.restarts >= 1, timeout=60)
