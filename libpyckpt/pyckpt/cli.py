@@ -129,12 +129,14 @@ def _cmd_request(args):
     return 0
 
 
-def _mpirun(mpirun_args, program, environment):
+def _mpirun(mpirun_args, program, environment, slurm_requeue=None):
     """Replaces this process with mpirun, the interposer preloaded and
     `environment` exported to the ranks. An exec, not a child: signals sent to
     `pyckpt mpirun` (`kill -USR1 $!`, a batch system's warning signal) must
     reach mpirun, which forwards them to the ranks; a Python parent would die
-    of SIGUSR1 and leave mpirun running without it."""
+    of SIGUSR1 and leave mpirun running without it. The exception:
+    slurm_requeue, the arguments of `--slurm-requeue`, under which this
+    process stays mpirun's parent and handles the signal (pyckpt.slurm)."""
     command = ["mpirun"]
     if os.geteuid() == 0 and "--allow-run-as-root" not in mpirun_args:
         command.append("--allow-run-as-root")
@@ -142,6 +144,9 @@ def _mpirun(mpirun_args, program, environment):
     for name, value in environment.items():
         command += ["-x", f"{name}={value}"]
     command += [*mpirun_args, *program]
+    if slurm_requeue is not None:
+        from . import slurm
+        return slurm.supervise(command, dict(os.environ), **slurm_requeue)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -153,13 +158,23 @@ def _mpirun(mpirun_args, program, environment):
 def _cmd_mpirun(args):
     command = launch.parse_mpirun(args.mpirun_args)
     env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
+    from . import slurm
+    requeue = None
+    if args.slurm_requeue:  # the supervisor checks the directory (a Slurm restart of a finished job is no error)
+        max_restarts = slurm.DEFAULT_MAX_RESTARTS if args.max_restarts is None else args.max_restarts
+        requeue = {"directory": args.dir, "signal_name": args.signal, "max_restarts": max_restarts}
+        env["PYCKPT_END_FILE"] = slurm.end_file(os.path.abspath(args.dir))
+    elif args.max_restarts is not None:
+        raise CheckpointError("--max-restarts bounds the requeues of --slurm-requeue: give both")
+    else:
+        slurm.refuse_completed(os.path.abspath(args.dir))
     if command.python is not None and settings.restart_enabled():
         from . import _core, session
         if _core.CheckpointDir(os.path.abspath(args.dir)).latest() is not None:  # the ranks will resume it
             reader = session.open_checkpoint(args.dir, world_size=None)
             if list(reader.attributes.get("command", [])) == list(command.program[1:]):  # a rank's orig_argv[1:]
                 env.update(_position_job_input(reader))
-    return _mpirun(command.mpirun_options, command.program, env)
+    return _mpirun(command.mpirun_options, command.program, env, requeue)
 
 
 def _position_job_input(reader):
@@ -241,6 +256,13 @@ def build_parser():
                    help="checkpoint when mpirun or any rank receives this signal (default SIGUSR1)")
     p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
                    help="committed checkpoints kept (default 2)")
+    p.add_argument("--slurm-requeue", action="store_true",
+                   help="in a Slurm batch job (sbatch --requeue --signal=B:USR1@SECONDS, the script ending with "
+                        "`exec pyckpt mpirun ...`): on the signal, checkpoint, end the job and requeue it; the "
+                        "requeued job resumes; a finished run marks DIR complete (doc/slurm.md)")
+    p.add_argument("--max-restarts", type=int, default=None, metavar="N",
+                   help="with --slurm-requeue: do not requeue a job restarted N times, nor run one restarted "
+                        "more often (default 10)")
     p.add_argument("mpirun_args", nargs=argparse.REMAINDER, metavar="MPIRUN_ARGS",
                    help="mpirun options, the script and its arguments, e.g. -np 4 app.py")
     p.set_defaults(func=_cmd_mpirun)

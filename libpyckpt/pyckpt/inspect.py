@@ -9,7 +9,7 @@ import os
 
 from . import _core
 from .container import dtype_of
-from .errors import CheckpointFileError
+from .errors import CheckpointError, CheckpointFileError
 from .mpi import CHANNEL_BLOB
 from .state import SUMMARY_BLOB
 
@@ -78,7 +78,42 @@ def _dataset_line(d, status):
 
 # Root attributes shown in this order first; the rest follow sorted.
 _HEADLINE_ATTRS = ("format", "format_version", "epoch", "world_size", "created_unix", "byte_order", "trigger",
-                   "argv", "python_version", "numpy_version", "hosts")
+                   "argv", "python_version", "numpy_version", "hosts", "slurm_job_id", "slurm_restart_count",
+                   "slurm_nodelist")
+
+
+def _ranges(numbers):
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    spans = []
+    for n in numbers:
+        if spans and spans[-1][1] == n - 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
+
+
+def placement(reader):
+    """Which ranks ran where when the checkpoint was taken: 'node1: ranks
+    0-1; node2: ranks 2-3' (the Slurm node name if there was one, else the
+    host), or None for a checkpoint that records no hosts. A restart may
+    place them otherwise: nothing in a checkpoint depends on it."""
+    where = {}
+    for rank in range(reader.world_size):
+        attrs = reader.rank_attributes(rank)
+        node = attrs.get("slurm_node") or attrs.get("host")
+        if node is None:
+            return None
+        where.setdefault(node, []).append(rank)
+    return "; ".join(f"{node}: rank{'s' if len(ranks) > 1 else ''} {_ranges(ranks)}" for node, ranks in where.items())
+
+
+def _slurm_summary(attrs):
+    """'job 12, restart 1, nodes n[1-2]' for a checkpoint taken in a Slurm job, else ''."""
+    if "slurm_job_id" not in attrs:
+        return ""
+    return (f"job {attrs['slurm_job_id']}, restart {attrs.get('slurm_restart_count', 0)}, "
+            f"nodes {attrs.get('slurm_nodelist') or '?'}")
 
 
 def inspect_lines(path, verify=True):
@@ -99,6 +134,9 @@ def inspect_lines(path, verify=True):
     for key in _HEADLINE_ATTRS + tuple(sorted(k for k in attrs if k not in _HEADLINE_ATTRS)):
         if key in attrs and key not in ("epoch", "world_size", "created_unix"):
             lines.append(f"  {key}: {attrs[key]}")
+    where = placement(reader) if reader.world_size > 1 else None
+    if where is not None:
+        lines.append(f"  placement: {where} (a restart may place ranks on other nodes)")
     if any("node_local_comms" in reader.rank_attributes(rank) for rank in range(reader.world_size)):
         lines.append("  node-local communicators (MPI_Comm_split_type, node_local_comms below): a restart on another "
                      "placement re-creates them with the ranks that share a node then")
@@ -138,4 +176,22 @@ def list_lines(directory):
     for e in entries:
         lines.append(f"{e['epoch']:>8}  {format_time(e['mtime']):<23}  {human_bytes(e['bytes']):>10}  "
                      f"{os.path.basename(e['path'])}{'  <- latest' if e['latest'] else ''}")
+        lines.extend(f"          {line}" for line in _job_lines(e["path"]))
+    return lines
+
+
+def _job_lines(path):
+    """Under a checkpoint's line in `pyckpt ls`: the Slurm job it was taken
+    in and where its ranks ran (nothing for a serial checkpoint outside Slurm)."""
+    try:
+        reader = _core.Reader(path)
+    except CheckpointError as exc:
+        return [f"unreadable: {exc}"]
+    lines = []
+    slurm = _slurm_summary(reader.attributes)
+    if slurm:
+        lines.append(f"slurm {slurm}")
+    where = placement(reader) if reader.world_size > 1 or slurm else None
+    if where is not None:
+        lines.append(f"placement {where}")
     return lines

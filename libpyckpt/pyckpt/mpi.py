@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from . import _core, commit, mpi_handles, session, settings, state
+from . import _core, commit, mpi_handles, session, settings, slurm, state
 from .container import ArrayLoader
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
@@ -104,6 +104,11 @@ def attach():
         _core.mpi_install_signal_trigger(int(signal.Signals[signal_name]))
     if _job.rank == 0:  # any one rank's request starts a checkpoint on all
         _core.mpi_set_triggers(_core.CheckpointDir(_job.directory).request_path, settings.interval() or 0)
+        if settings.end_file():
+            # At the interpreter's exit, not when a signal kills it: tells
+            # `pyckpt mpirun --slurm-requeue` that the program ended (mpirun
+            # ended by Slurm may exit 0 too).
+            atexit.register(slurm.report_program_end, settings.end_file())
     if _job.resume is not None:
         _restore_interposer(_job.resume)
 
@@ -251,14 +256,33 @@ def _write():
     _job.captured = None
     MPI = mpi_handles._mpi()
     # Not COMM_WORLD: an application collective may be pending on it.
-    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep,
-                               comm=_core.mpi_write_comm(MPI.Comm), extra_blobs=blobs,
+    comm = _core.mpi_write_comm(MPI.Comm)
+    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep, comm=comm,
+                               extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
-                                           **settings.job_triggers()},
-                               rank_attributes={**_placement(MPI), **rank_attributes})
+                                           **settings.job_triggers(), **slurm.environment_attributes()},
+                               rank_attributes={**_placement(MPI), **slurm.rank_attributes(), **rank_attributes})
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)
+    _hold_if_stopping(comm, info["epoch"])
+
+
+def _hold_if_stopping(comm, epoch):
+    """After a committed checkpoint: if `pyckpt mpirun --slurm-requeue` asked
+    the job to stop after it (pyckpt.slurm), every rank flushes its output
+    and waits here to be ended, so that nothing it would print again once
+    resumed from this checkpoint reaches the job's output. Rank 0 alone
+    reads the request: all ranks hold or none."""
+    if not comm.bcast(slurm.stop_requested(_job.directory) if _job.rank == 0 else None, root=0):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    comm.Barrier()  # every rank flushed: nothing of theirs is printed after the supervisor's stop
+    if _job.rank == 0:
+        slurm.report_stopped(_job.directory, epoch)
+    while True:
+        time.sleep(3600)  # until the supervisor ends mpirun, which ends this rank
 
 
 def _placement(MPI):

@@ -15,6 +15,8 @@ PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
 PYCKPT_STDIN_OFFSET set by `pyckpt mpirun` when it resumes a job: the job's
                   input (its stdin, which mpirun feeds to rank 0) starts at
                   this byte of the input file
+PYCKPT_END_FILE   set by `pyckpt mpirun --slurm-requeue`: rank 0 creates this
+                  file when the program ends by itself (pyckpt.slurm)
 PYCKPT_VERBOSE    report each committed checkpoint on stderr
 PYCKPT_MPI_TRACE  libpyckpt_mpi.so traces its protocol (read there)
 """
@@ -62,6 +64,11 @@ def restart_enabled():
 def stdin_offset():
     """The byte of the job's input at which this rank's stdin begins."""
     return int(os.environ.get("PYCKPT_STDIN_OFFSET") or 0)
+
+
+def end_file():
+    """The file rank 0 creates when the program ends by itself; None: none."""
+    return os.environ.get("PYCKPT_END_FILE") or None
 
 
 def verbose():
