@@ -25,7 +25,9 @@ int init_errors() {
   for (Entry e : {Entry{&g_classes.checkpoint_error, "CheckpointError"},
                   Entry{&g_classes.unsupported_state_error, "UnsupportedStateError"},
                   Entry{&g_classes.file_error, "CheckpointFileError"},
-                  Entry{&g_classes.checksum_error, "ChecksumError"}, Entry{&g_classes.usage_error, "UsageError"}}) {
+                  Entry{&g_classes.checksum_error, "ChecksumError"},
+                  Entry{&g_classes.authentication_error, "AuthenticationError"},
+                  Entry{&g_classes.key_file_error, "KeyFileError"}, Entry{&g_classes.usage_error, "UsageError"}}) {
     if (*e.slot != nullptr) continue;  // a second import of the module (sub-interpreter)
     *e.slot = PyObject_GetAttrString(mod.get(), e.name);  // kept for the process
     if (*e.slot == nullptr) return -1;
@@ -49,6 +51,10 @@ void set_error_from_current_exception() noexcept {
     PyErr_SetString(cls(g_classes.unsupported_state_error), e.message.c_str());
   } catch (const h5::ChecksumError& e) {
     PyErr_SetString(cls(g_classes.checksum_error), e.what());
+  } catch (const h5::AuthenticationError& e) {
+    PyErr_SetString(cls(g_classes.authentication_error), e.what());
+  } catch (const h5::KeyFileError& e) {
+    PyErr_SetString(cls(g_classes.key_file_error), e.what());
   } catch (const h5::UsageError& e) {
     PyErr_SetString(g_classes.usage_error ? g_classes.usage_error : PyExc_ValueError, e.what());
   } catch (const h5::Error& e) {  // IoError, FormatError
