@@ -217,8 +217,8 @@ HeaderCheck check_file(const CheckedFile& file, const Key* key, const std::strin
   file.read(prefix, sizeof prefix, 0);
   const std::string_view magic(reinterpret_cast<const char*>(prefix), kMagic.size());
   if (magic == kHdf5Signature) {
-    throw FormatError(name, "", "an HDF5 file without a pyckpt header: written by another program, or by a pyckpt "
-                                "older than checkpoint authentication (format 1), which cannot be restarted safely");
+    throw FormatError(name, "", "not a pyckpt checkpoint: an HDF5 file without a pyckpt header (written by another "
+                                "program, or by a pyckpt older than checkpoint authentication, format 1)");
   }
   if (magic != kMagic) throw FormatError(name, "", "not a pyckpt checkpoint (no pyckpt header)");
   const std::uint64_t manifest_bytes = u64_at(prefix + 8);
