@@ -80,7 +80,9 @@ CheckpointHeader decode_manifest(std::span<const std::byte> bytes) {
   h.user_block = in.get<std::uint64_t>();
   h.file_size = in.get<std::uint64_t>();
   h.key_id = in.get_string();
-  if (h.key_id.size() != kKeyIdChars) throw std::runtime_error("malformed key id");
+  if (h.key_id.size() != kKeyIdChars || h.key_id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    throw std::runtime_error("malformed key id");
+  }
   std::memcpy(h.metadata_sha256.data(), in.get_bytes(h.metadata_sha256.size()), h.metadata_sha256.size());
   const auto count = in.get<std::uint64_t>();
   if (count > bytes.size() / kMinEntryBytes) throw std::runtime_error("impossible dataset count");

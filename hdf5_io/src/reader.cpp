@@ -264,15 +264,20 @@ struct CheckpointReader::Impl {
     if (kind == DatasetKind::Blob) check_sha256(path, sha.digest());
   }
 
-  // Whether to go on with a file as its header checked; throws if not.
+  // Whether to go on with a file as its header checked; throws if not. The
+  // header's MAC covers the digest of HDF5's metadata, so metadata that
+  // does not match it fails authentication too (and trust cannot help: HDF5
+  // must not parse it).
   void accept(const ReaderOptions& options) const {
-    if (header.authenticated() || options.trust) {
-      if (!header.intact) throw ChecksumError(name(), "", "damaged: " + header.integrity_message);
-      return;
+    if (!header.authenticated() && !options.trust) {
+      std::string why = header.authentication_message;
+      if (!header.intact) why += "; moreover " + header.integrity_message;
+      throw AuthenticationError(name(), "", why);
     }
-    std::string why = header.authentication_message;
-    if (!header.intact) why += "; " + header.integrity_message;
-    throw AuthenticationError(name(), "", why);
+    if (!header.intact) {
+      throw AuthenticationError(name(), "", "fails authentication: it was altered or damaged after it was written (" +
+                                                header.integrity_message + ")");
+    }
   }
 };
 

@@ -12,6 +12,9 @@ PYCKPT_SIGNAL     signal that requests a checkpoint (default SIGUSR1; "none")
 PYCKPT_RESTART    auto | never: whether a preloaded rank resumes from the
                   directory's latest checkpoint (read by the preload library)
 PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
+PYCKPT_KEY_FILE   the key that authenticates checkpoints (default
+                  $XDG_CONFIG_HOME/pyckpt/key, else ~/.config/pyckpt/key;
+                  read by the container, hdf5_io's Key; doc/security.md)
 PYCKPT_VERBOSE    report each committed checkpoint on stderr
 PYCKPT_MPI_TRACE  libpyckpt_mpi.so traces its protocol (read there)
 """
@@ -24,6 +27,7 @@ DEFAULT_KEEP = 2
 DEFAULT_SIGNAL = "SIGUSR1"
 # Diagnostics that `pyckpt mpirun` forwards to the ranks on every node.
 DIAGNOSTICS = ("PYCKPT_VERBOSE", "PYCKPT_MPI_TRACE")
+KEY_FILE_VARIABLE = "PYCKPT_KEY_FILE"
 
 
 def directory(explicit=None):
@@ -64,7 +68,7 @@ def job_environment(directory, keep, interval=None, signal_name=None):
         env["PYCKPT_INTERVAL"] = str(interval)
     if signal_name:
         env["PYCKPT_SIGNAL"] = signal_name
-    env.update({name: os.environ[name] for name in DIAGNOSTICS if name in os.environ})
+    env.update({name: os.environ[name] for name in (*DIAGNOSTICS, KEY_FILE_VARIABLE) if name in os.environ})
     return env
 
 

@@ -690,7 +690,7 @@ TEST(Damage, ForeignFilesAndEditedAttributesAreFormatErrors) {
   try {
     CheckpointReader r(dir.path());
     FAIL();
-  } catch (const ChecksumError& e) {
+  } catch (const AuthenticationError& e) {
     EXPECT_TRUE(contains(e.what(), "HDF5 metadata")) << e.what();
     EXPECT_TRUE(contains(e.what(), dir.file_for(1).string())) << e.what();
   }

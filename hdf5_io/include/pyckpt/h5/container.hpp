@@ -308,8 +308,8 @@ struct ReaderOptions {
 // Reader of one committed checkpoint file, usable by any number of processes
 // at once (each opens the file read-only, independently). Opening checks the
 // header (check_header) before HDF5 sees the file and throws
-// AuthenticationError unless it is authenticated (or options.trust), and
-// ChecksumError if the file was damaged after it was written. Every read of a
+// AuthenticationError unless it is authenticated (or options.trust) and its
+// HDF5 metadata is exactly what was written. Every read of a
 // dataset verifies its checksum, and a blob its SHA-256, and throws
 // ChecksumError on a mismatch: no byte of a blob is returned unverified.
 class CheckpointReader {
