@@ -29,7 +29,13 @@ constexpr std::size_t kMacBytes = 32;
 constexpr std::uint64_t kMaxManifestBytes = std::uint64_t{1} << 30;
 constexpr std::uint64_t kMaxWorldSize = std::uint64_t{1} << 24;
 constexpr std::size_t kKeyIdChars = 16;
-constexpr std::size_t kReadChunk = std::size_t{1} << 20;
+// Plain reads go through buffers of at most this size (no larger than needed:
+// fresh memory costs page faults, which dominate on small files).
+constexpr std::size_t kReadChunk = std::size_t{64} << 10;
+
+std::vector<std::byte> read_buffer(std::uint64_t needed) {
+  return std::vector<std::byte>(static_cast<std::size_t>(std::min<std::uint64_t>(needed, kReadChunk)));
+}
 constexpr std::string_view kHdf5Signature{"\x89HDF\r\n\x1a\n", 8};
 
 std::vector<std::byte> encode_manifest(const CheckpointHeader& h) {
@@ -187,7 +193,7 @@ void CheckedFile::read(void* out, std::size_t size, std::uint64_t offset) const 
 
 Sha256Digest metadata_digest(int fd, const std::string& file, const CheckpointHeader& header, std::uint64_t file_size) {
   Sha256 sha;
-  std::vector<std::byte> buf(kReadChunk);
+  std::vector<std::byte> buf = read_buffer(file_size);
   const auto hash_range = [&](std::uint64_t from, std::uint64_t to) {
     while (from < to) {
       const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(to - from, buf.size()));
@@ -247,7 +253,7 @@ HeaderCheck check_file(const CheckedFile& file, const Key* key, const std::strin
     throw damaged("impossible user block size");
   }
   // The rest of the user block is zero: every byte of the file is accounted for.
-  std::vector<std::byte> padding(kReadChunk);
+  std::vector<std::byte> padding = read_buffer(h.user_block - header_end);
   for (std::uint64_t at = header_end; at < h.user_block; at += padding.size()) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(padding.size(), h.user_block - at));
     file.read(padding.data(), n, at);
@@ -320,7 +326,7 @@ HeaderCheck check_header(const std::filesystem::path& file_or_dir) {
 std::vector<VerifyResult> verify_raw(const HeaderCheck& checked) {
   const detail::CheckedFile file(checked.file);
   std::vector<VerifyResult> out;
-  std::vector<std::byte> buf(detail::kReadChunk);
+  std::vector<std::byte> buf = detail::read_buffer(checked.header.file_size);
   for (const HeaderEntry& e : checked.header.datasets) {
     if (e.kind == HeaderEntry::Kind::Global) continue;  // its slab checksums are in HDF5's metadata
     VerifyResult r{e.path, false, ""};

@@ -16,7 +16,8 @@
 //      the file holds, a digest of HDF5's metadata, its MAC (header.hpp)
 //   7. rank 0 fsyncs, renames, repoints `latest`, fsyncs the directory,
 //      applies retention
-// The file, the directory and `latest` are private to the user (0600, 0700).
+// The file and the directory are private to the user (0600, 0700) whatever
+// the umask.
 #include "detail.hpp"
 #include "encoding.hpp"
 #include "header.hpp"
