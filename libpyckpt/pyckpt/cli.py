@@ -19,7 +19,7 @@ from .errors import CheckpointError
 
 def _cmd_inspect(args):
     from .inspect import inspect_lines
-    lines, ok = inspect_lines(args.path, verify=not args.no_verify)
+    lines, ok = inspect_lines(args.path, verify=not args.no_verify, trust=args.trust)
     print("\n".join(lines))
     return 0 if ok in (None, True) else 1
 
@@ -31,14 +31,29 @@ def _cmd_ls(args):
 
 
 def _cmd_verify(args):
+    """Exit 0 only for a file restart would accept: authenticated, every
+    checksum right."""
     from . import _core
-    reader = _core.Reader(args.path)
+    from .errors import AuthenticationError
+    try:
+        reader = _core.Reader(args.path, trust=args.trust)
+    except AuthenticationError as exc:
+        header = _core.check_header(args.path)
+        bad = [(name, msg) for name, ok, msg in _core.verify_raw(args.path) if not ok] if header["intact"] else []
+        for name, msg in bad:
+            print(f"{header['file']}: {name}: {msg}", file=sys.stderr)
+        print(f"{exc}\n{header['file']}: NOT AUTHENTICATED: restart refuses it"
+              + (f" ({len(bad)} dataset(s) also differ from its header)" if bad else ""))
+        return 1
     results = reader.verify()
     bad = [(name, msg) for name, ok, msg in results if not ok]
     for name, msg in bad:
         print(f"{reader.file}: {name}: {msg}", file=sys.stderr)
-    print(f"{reader.file}: {len(results) - len(bad)} dataset(s) ok, {len(bad)} failed")
-    return 1 if bad else 0
+    header = reader.header
+    authenticated = (f"authenticated with key id {header['key_id']}" if header["authenticated"] else
+                     f"NOT AUTHENTICATED (read because of --trust: {header['authentication_message']})")
+    print(f"{reader.file}: {authenticated}; {len(results) - len(bad)} dataset(s) ok, {len(bad)} failed")
+    return 1 if bad or not header["authenticated"] else 0
 
 
 def _preload():
@@ -223,6 +238,18 @@ def _signal_name(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_key_option(p):
+    p.add_argument("--key-file", metavar="FILE",
+                   help="the key that authenticates checkpoints (default $PYCKPT_KEY_FILE, else "
+                        "~/.config/pyckpt/key, created on first use; see doc/security.md)")
+
+
+def _add_trust_option(p):
+    p.add_argument("--trust", action="store_true",
+                   help="read a checkpoint that fails authentication anyway (you know where it came from); "
+                        "nothing is unpickled either way")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="pyckpt", description="Checkpoint/restart for Python HPC applications.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -237,12 +264,17 @@ def build_parser():
                    help="committed checkpoints kept (default 2)")
     p.add_argument("--sync", action="store_true",
                    help="commit each checkpoint before the script goes on (default: a forked writer commits it)")
+    _add_key_option(p)
     p.add_argument("script")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("restart", help="resume a process from its latest (or a given) checkpoint")
+    p = sub.add_parser("restart", help="resume a process from its latest (or a given) checkpoint",
+                       description="Resume a process from its latest (or a given) checkpoint. Only a checkpoint "
+                                   "authenticated with your key (--key-file) is restarted: one written with another "
+                                   "key, or changed since it was written, is refused before anything in it runs.")
     p.add_argument("path", metavar="DIR_OR_FILE", nargs="?", default=settings.directory())
+    _add_key_option(p)
     p.add_argument("--mpirun", nargs=argparse.REMAINDER, metavar="MPIRUN_OPTIONS DIR",
                    help="resume an MPI job: mpirun options (e.g. -np 4), then the checkpoint directory")
     p.set_defaults(func=_cmd_restart)
@@ -263,6 +295,7 @@ def build_parser():
     p.add_argument("--max-restarts", type=int, default=None, metavar="N",
                    help="with --slurm-requeue: do not requeue a job restarted N times, nor run one restarted "
                         "more often (default 10)")
+    _add_key_option(p)
     p.add_argument("mpirun_args", nargs=argparse.REMAINDER, metavar="MPIRUN_ARGS",
                    help="mpirun options, the script and its arguments, e.g. -np 4 app.py")
     p.set_defaults(func=_cmd_mpirun)
@@ -278,14 +311,20 @@ def build_parser():
     p = sub.add_parser("inspect", help="show what a checkpoint holds and verify its checksums")
     p.add_argument("path", metavar="FILE_OR_DIR", help="a checkpoint file, or a directory (its latest)")
     p.add_argument("--no-verify", action="store_true", help="do not read the data to verify checksums")
+    _add_key_option(p)
+    _add_trust_option(p)
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("ls", help="list the committed checkpoints of a directory")
+    p = sub.add_parser("ls", help="list the committed checkpoints of a directory, and whether each is authenticated")
     p.add_argument("directory", metavar="DIR")
+    _add_key_option(p)
     p.set_defaults(func=_cmd_ls)
 
-    p = sub.add_parser("verify", help="verify every checksum of a checkpoint (exit 1 on a mismatch)")
+    p = sub.add_parser("verify", help="verify a checkpoint's authentication and every checksum (exit 1 unless "
+                                      "restart would accept it)")
     p.add_argument("path", metavar="FILE_OR_DIR")
+    _add_key_option(p)
+    _add_trust_option(p)
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("preload-path", help="print the path of libpyckpt_mpi.so for LD_PRELOAD")
@@ -300,6 +339,10 @@ def main(argv=None):
         args.mpirun_args = unknown + args.mpirun_args
     elif unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if getattr(args, "key_file", None):
+        # Read by the container (and passed on to a restarted program and to
+        # the ranks of an MPI job), as if set by hand.
+        os.environ[settings.KEY_FILE_VARIABLE] = os.path.abspath(args.key_file)
     try:
         return args.func(args)
     except CheckpointError as e:

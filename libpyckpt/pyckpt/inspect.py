@@ -1,7 +1,12 @@
 """Human-readable views of checkpoints: `pyckpt inspect`, `pyckpt ls`, `pyckpt verify`.
 
-Everything here reads through pyckpt._core.Reader, so what is shown is what a
-restart would read, checksums included.
+What is shown of an authenticated checkpoint is read through
+pyckpt._core.Reader, so it is what a restart would read, checksums included.
+None of these views unpickles anything. A checkpoint that fails
+authentication (another user's key, altered, damaged) is not handed to HDF5
+at all: they show what its header says, read with plain reads
+(_core.check_header), marked "not authenticated"; `--trust` reads it through
+HDF5 anyway, for a user who knows where the file came from.
 """
 import datetime
 import json
@@ -9,7 +14,7 @@ import os
 
 from . import _core
 from .container import dtype_of
-from .errors import CheckpointError, CheckpointFileError
+from .errors import AuthenticationError, CheckpointError, CheckpointFileError
 from .mpi import CHANNEL_BLOB
 from .state import SUMMARY_BLOB
 
@@ -116,10 +121,61 @@ def _slurm_summary(attrs):
             f"nodes {attrs.get('slurm_nodelist') or '?'}")
 
 
-def inspect_lines(path, verify=True):
+def _header_lines(header):
+    """What a header says that could not be authenticated: sizes and names
+    only, from plain reads."""
+    lines = [f"  epoch {header['epoch']}, {header['world_size']} rank(s), {human_bytes(header['file_size'])}, "
+             f"written {format_time(header['created_unix'])}, key id {header['key_id']} (unauthenticated header)"]
+    for rank in range(header["world_size"]):
+        datasets = [d for d in header["datasets"] if d["rank"] == rank]
+        lines.append(f"  rank {rank}:" + ("" if datasets else " (no datasets)"))
+        for d in datasets:
+            lines.append(f"    {d['kind']:<6} {d['path'].rsplit('/', 1)[-1]:<24} {human_bytes(d['bytes']):>10}")
+    for d in header["datasets"]:
+        if d["kind"] == "global":
+            lines.append(f"  global array {d['path'].rsplit('/', 1)[-1]}: {human_bytes(d['bytes'])}")
+    lines.append("  attributes, stacks and values: not shown, the file is not authenticated "
+                 "(`pyckpt inspect --trust` reads them if you know where the file came from)")
+    return lines
+
+
+def _unauthenticated_inspect_lines(path, error, verify):
+    """`pyckpt inspect` of a file that fails authentication: its header only."""
+    header = _core.check_header(path)
+    lines = [f"checkpoint {header['file']}", f"  NOT AUTHENTICATED: {_reason(header, error)}"]
+    lines.extend(_header_lines(header))
+    if verify and header["intact"]:
+        results = _core.verify_raw(path)
+        bad = [(name, msg) for name, ok, msg in results if not ok]
+        lines.append(f"  data: {len(results) - len(bad)} dataset(s) match the header, {len(bad)} failed "
+                     f"(which proves nothing while the header is not authenticated)")
+        lines.extend(f"    {name}: {msg}" for name, msg in bad)
+    return lines
+
+
+def _reason(header, error):
+    """Why a file is not authenticated, without the file name the error starts with."""
+    text = str(error)
+    return text[len(header["file"]) + 2:] if text.startswith(header["file"] + ": ") else text
+
+
+def authentication_line(reader):
+    """How an open reader's file checked: authenticated, or trusted by --trust."""
+    header = reader.header
+    if header["authenticated"]:
+        return f"  authenticated with key id {header['key_id']}"
+    return (f"  NOT AUTHENTICATED (read because of --trust): "
+            f"{header['authentication_message'] or header['integrity_message']}")
+
+
+def inspect_lines(path, verify=True, trust=False):
     """The report of `pyckpt inspect` as a list of lines, and whether every
-    checksum verified (None when not verified)."""
-    reader = _core.Reader(path)
+    checksum verified (None when not verified; False when the file is not
+    authenticated)."""
+    try:
+        reader = _core.Reader(path, trust=trust)
+    except AuthenticationError as exc:
+        return _unauthenticated_inspect_lines(path, exc, verify), False
     attrs = reader.attributes
     status = {}
     all_ok = None
@@ -130,7 +186,10 @@ def inspect_lines(path, verify=True):
 
     lines = [f"checkpoint {reader.file}",
              f"  epoch {reader.epoch}, {reader.world_size} rank(s), {human_bytes(os.path.getsize(reader.file))}"
-             + (f", written {format_time(attrs['created_unix'])}" if "created_unix" in attrs else "")]
+             + (f", written {format_time(attrs['created_unix'])}" if "created_unix" in attrs else ""),
+             authentication_line(reader)]
+    if not reader.header["authenticated"]:
+        all_ok = False
     for key in _HEADLINE_ATTRS + tuple(sorted(k for k in attrs if k not in _HEADLINE_ATTRS)):
         if key in attrs and key not in ("epoch", "world_size", "created_unix"):
             lines.append(f"  {key}: {attrs[key]}")
@@ -172,9 +231,10 @@ def list_lines(directory):
     entries = _core.CheckpointDir(directory).list()
     if not entries:
         return [f"{directory}: no committed checkpoints"]
-    lines = [f"{'epoch':>8}  {'written':<23}  {'size':>10}  file"]
+    lines = [f"{'epoch':>8}  {'written':<23}  {'size':>10}  {'authenticated':<17}  file"]
     for e in entries:
         lines.append(f"{e['epoch']:>8}  {format_time(e['mtime']):<23}  {human_bytes(e['bytes']):>10}  "
+                     f"{_authenticity(e['path']):<17}  "
                      f"{os.path.basename(e['path'])}{'  <- latest' if e['latest'] else ''}")
         lines.extend(f"          {line}" for line in _job_lines(e["path"]))
     return lines
@@ -195,3 +255,16 @@ def _job_lines(path):
     if where is not None:
         lines.append(f"placement {where}")
     return lines
+
+
+def _authenticity(path):
+    """The `authenticated` column of `pyckpt ls`: from the header and HDF5's
+    metadata, read without HDF5 (the data is not read)."""
+    try:
+        header = _core.check_header(path)
+    except CheckpointFileError:
+        return "NO: unreadable"
+    if not header["intact"]:
+        return "NO: altered"
+    return {"authenticated": "yes", "no key": "NO: no key", "other key": "NO: other key",
+            "altered": "NO: altered"}[header["authentication"]]

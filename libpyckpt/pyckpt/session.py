@@ -16,7 +16,7 @@ import threading
 import types
 
 from . import _core, commit, settings, state
-from .errors import CheckpointError, UnsupportedStateError
+from .errors import AuthenticationError, CheckpointError, UnsupportedStateError
 from .triggers import Triggers
 
 
@@ -243,9 +243,20 @@ def run_script(path, args):
 def open_checkpoint(path, world_size=1):
     """The Reader of the checkpoint to restart from `path` (file or directory),
     once a background writer of that directory has committed. world_size: the
-    rank count it must have been written by (None: pyckpt.mpi checks)."""
+    rank count it must have been written by (None: pyckpt.mpi checks).
+
+    The file must be authenticated with the user's key (doc/security.md):
+    restarting a checkpoint runs the code its pickles name, so one that
+    anyone else wrote or changed is refused before a byte of it is unpickled."""
     commit.wait_for_writers(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
-    reader = _core.Reader(path)
+    try:
+        reader = _core.Reader(path)
+    except AuthenticationError as exc:
+        raise AuthenticationError(
+            f"{exc}. Refusing to restart it: restarting runs the code a checkpoint holds, so only checkpoints "
+            f"written with your key and unchanged since are restarted (nothing of this one was run). Restart an "
+            f"older checkpoint (`pyckpt ls DIR`), or, if you know where this one came from, restart it with the "
+            f"key that wrote it (--key-file); `pyckpt inspect --trust` shows it without running it") from None
     state.check_compatible(reader, world_size)
     return reader
 

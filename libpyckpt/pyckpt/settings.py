@@ -17,6 +17,9 @@ PYCKPT_STDIN_OFFSET set by `pyckpt mpirun` when it resumes a job: the job's
                   this byte of the input file
 PYCKPT_END_FILE   set by `pyckpt mpirun --slurm-requeue`: rank 0 creates this
                   file when the program ends by itself (pyckpt.slurm)
+PYCKPT_KEY_FILE   the key that authenticates checkpoints (default
+                  $XDG_CONFIG_HOME/pyckpt/key, else ~/.config/pyckpt/key;
+                  read by the container, hdf5_io's Key; doc/security.md)
 PYCKPT_VERBOSE    report each committed checkpoint on stderr
 PYCKPT_MPI_TRACE  libpyckpt_mpi.so traces its protocol (read there)
 """
@@ -29,6 +32,7 @@ DEFAULT_KEEP = 2
 DEFAULT_SIGNAL = "SIGUSR1"
 # Diagnostics that `pyckpt mpirun` forwards to the ranks on every node.
 DIAGNOSTICS = ("PYCKPT_VERBOSE", "PYCKPT_MPI_TRACE")
+KEY_FILE_VARIABLE = "PYCKPT_KEY_FILE"
 
 
 def directory(explicit=None):
@@ -85,7 +89,7 @@ def job_environment(directory, keep, interval=None, signal_name=None):
         env["PYCKPT_INTERVAL"] = str(interval)
     if signal_name:
         env["PYCKPT_SIGNAL"] = signal_name
-    env.update({name: os.environ[name] for name in DIAGNOSTICS if name in os.environ})
+    env.update({name: os.environ[name] for name in (*DIAGNOSTICS, KEY_FILE_VARIABLE) if name in os.environ})
     return env
 
 
