@@ -25,7 +25,8 @@ def _nodes(tmp_path, count):
     """mpirun options placing NP ranks on `count` simulated nodes."""
     hostfile = tmp_path / f"hosts.{count}"
     hostfile.write_text("".join(f"node{n} slots={NP // count}\n" for n in range(count)))
-    return ["--hostfile", str(hostfile), "--mca", "plm_rsh_agent", str(AGENT), "--mca", "btl", "self,tcp"]
+    return ["--hostfile", str(hostfile), "--mca", "plm_rsh_agent", str(AGENT), "--mca", "btl", "self,tcp",
+            "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
 
 
 @pytest.mark.parametrize("nodes_after", [4, 1])
