@@ -9,9 +9,10 @@ packages=(
   cmake g++ make pkg-config
   openmpi-bin libopenmpi-dev
   libhdf5-openmpi-dev hdf5-tools
-  libxxhash-dev
+  libxxhash-dev libssl-dev
   python3-dev python3-numpy python3-mpi4py python3-h5py-mpi python3-xxhash python3-pytest
   libgtest-dev libgmock-dev libbenchmark-dev
+  slurm-wlm munge    # tests/python/test_slurm.py starts a local Slurm (doc/slurm.md)
 )
 
 missing=()

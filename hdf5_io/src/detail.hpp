@@ -22,7 +22,8 @@ namespace pyckpt::h5::detail {
 // ------------------------------------------------------------- format ---
 
 inline constexpr const char* kFormatName = "pyckpt-checkpoint";
-inline constexpr std::int64_t kFormatVersion = 1;
+// 2: the header in the user block authenticates the file (format 1 had none).
+inline constexpr std::int64_t kFormatVersion = 2;
 
 // Dataset attributes the format itself uses; callers may not use these names.
 inline constexpr const char* kAttrChecksum = "checksum";  // uint64, XXH3-64
@@ -129,6 +130,12 @@ class Checksum {
   void* state_;
 };
 std::uint64_t checksum_of(const void* data, std::size_t size);
+
+// ------------------------------------------------------ file system -----
+
+// Creates `dir` and its missing parents with mode 0700 whatever the umask;
+// existing directories are left as they are. IoError naming `dir`.
+void create_private_directories(const std::filesystem::path& dir);
 
 // ----------------------------------------------------- collectives ------
 

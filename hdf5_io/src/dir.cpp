@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 
 namespace fs = std::filesystem;
 
@@ -121,6 +123,31 @@ std::vector<CheckpointEntry> CheckpointDir::list() const {
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.epoch < b.epoch; });
   return out;
 }
+
+void CheckpointDir::create() const { detail::create_private_directories(dir_); }
+
+namespace detail {
+
+void create_private_directories(const fs::path& dir) {
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(dir, ec);
+  if (ec) throw IoError(dir.string(), "", "cannot create the directory: " + ec.message());
+  fs::path prefix;
+  for (const fs::path& part : absolute) {
+    prefix /= part;
+    if (::mkdir(prefix.c_str(), 0700) == 0) {
+      // mkdir's mode is masked by the umask; only the owner may enter.
+      if (::chmod(prefix.c_str(), 0700) != 0) {
+        throw IoError(prefix.string(), "", std::string("cannot make the directory private: ") + std::strerror(errno));
+      }
+    } else if (errno != EEXIST) {
+      throw IoError(prefix.string(), "", std::string("cannot create the directory: ") + std::strerror(errno));
+    }
+  }
+  if (!fs::is_directory(absolute, ec)) throw IoError(dir.string(), "", "exists and is not a directory");
+}
+
+}  // namespace detail
 
 std::uint64_t CheckpointDir::next_epoch() const {
   const std::vector<CheckpointEntry> all = list();

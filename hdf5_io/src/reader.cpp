@@ -1,5 +1,7 @@
-// CheckpointReader: read-only, independent access to one committed file.
+// CheckpointReader: read-only, independent access to one committed file,
+// authenticated (header.hpp) before HDF5 opens it.
 #include "detail.hpp"
+#include "header.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -94,11 +96,12 @@ Conversion conversion_to(const Stored& s, const ElementType& dest) {
 }
 
 // Reads box [offset, offset + count) of a dataset (stored dims) in C order,
-// piece by piece through a bounded buffer, checksumming the bytes as stored.
-// Each piece is converted if conv says so and handed to fn(offset in box,
-// count, data). Returns the checksum.
+// piece by piece through a bounded buffer, checksumming the bytes as stored
+// (and hashing them into `sha` if given). Each piece is converted if conv
+// says so and handed to fn(offset in box, count, data). Returns the checksum.
 std::uint64_t stream_box(const Stored& s, const Dims& offset, const Dims& count, const Conversion* conv,
-                         const std::function<void(const Dims&, const Dims&, const std::byte*)>& fn) {
+                         const std::function<void(const Dims&, const Dims&, const std::byte*)>& fn,
+                         Sha256* sha = nullptr) {
   Checksum sum;
   const bool convert = conv != nullptr && conv->needed;
   const std::size_t unit = std::max(s.file_elsize, convert ? conv->elsize : 0);
@@ -114,6 +117,7 @@ std::uint64_t stream_box(const Stored& s, const Dims& offset, const Dims& count,
     checked_status(H5Dread(s.dset.get(), s.file_type.get(), mem_space.get(), file_sel.get(), H5P_DEFAULT, buf.data()),
                    "H5Dread");
     sum.update(buf.data(), n * s.file_elsize);
+    if (sha != nullptr) sha->update(buf.data(), n * s.file_elsize);
     if (convert) {
       background.assign(n * conv->elsize, std::byte{0});
       checked_status(H5Tconvert(s.file_type.get(), conv->mem_type.get(), n, buf.data(), background.data(), H5P_DEFAULT),
@@ -150,6 +154,7 @@ bool skip_no_attr(std::string_view) { return false; }
 
 struct CheckpointReader::Impl {
   fs::path file;
+  HeaderCheck header;
   Hid fid;
   AttrMap attrs;
   std::uint64_t epoch = 0;
@@ -237,33 +242,63 @@ struct CheckpointReader::Impl {
     return {offset, count};
   }
 
-  std::uint64_t verify_dataset(const std::string& path) const {
+  // The SHA-256 the header records for the blob at `path`.
+  const Sha256Digest& blob_sha256(const std::string& path) const {
+    for (const HeaderEntry& e : header.header.datasets) {
+      if (e.path == path && e.kind == HeaderEntry::Kind::Blob && e.sha256) return *e.sha256;
+    }
+    throw FormatError(name(), path, "blob not listed in the file's header");
+  }
+
+  void check_sha256(const std::string& path, const Sha256Digest& computed) const {
+    if (computed != blob_sha256(path)) {
+      throw ChecksumError(name(), path, "SHA-256 mismatch: the blob differs from what was written");
+    }
+  }
+
+  void verify_dataset(const std::string& path, DatasetKind kind) const {
     Stored s = open_stored(fid.get(), path);
-    const std::uint64_t computed = stream_box(s, Dims(s.dims.size(), 0), s.dims, nullptr, {});
+    Sha256 sha;
+    const std::uint64_t computed = stream_box(s, Dims(s.dims.size(), 0), s.dims, nullptr, {}, &sha);
     check_sum(name(), path, read_u64_attr(s.dset.get(), kAttrChecksum), computed);
-    return computed;
+    if (kind == DatasetKind::Blob) check_sha256(path, sha.digest());
+  }
+
+  // Whether to go on with a file as its header checked; throws if not. The
+  // header's MAC covers the digest of HDF5's metadata, so metadata that
+  // does not match it fails authentication too (and trust cannot help: HDF5
+  // must not parse it).
+  void accept(const ReaderOptions& options) const {
+    if (!header.authenticated() && !options.trust) {
+      std::string why = header.authentication_message;
+      if (!header.intact) why += "; moreover " + header.integrity_message;
+      throw AuthenticationError(name(), "", why);
+    }
+    if (!header.intact) {
+      throw AuthenticationError(name(), "", "fails authentication: it was altered or damaged after it was written (" +
+                                                header.integrity_message + ")");
+    }
   }
 };
 
-CheckpointReader::CheckpointReader(const fs::path& file_or_dir) : impl_(std::make_unique<Impl>()) {
+CheckpointReader::CheckpointReader(const fs::path& file_or_dir, ReaderOptions options)
+    : impl_(std::make_unique<Impl>()) {
   quiet_hdf5();
-  std::error_code ec;
-  fs::path path = file_or_dir;
-  if (fs::is_directory(path, ec)) {
-    const std::optional<fs::path> latest = CheckpointDir(path).latest();
-    if (!latest) throw IoError(path.string(), "", "no committed checkpoint (no `latest`)");
-    path = *latest;
-  } else if (!fs::exists(path, ec)) {
-    throw IoError(path.string(), "", "no such file or directory");
-  }
-  impl_->file = path;
+  impl_->file = resolve_checkpoint(file_or_dir);
+  const CheckedFile checked(impl_->file);
+  std::string no_key_reason;
+  if (!options.key) options.key = load_user_key(no_key_reason);
+  impl_->header = check_file(checked, options.key ? &*options.key : nullptr, no_key_reason);
+  impl_->accept(options);
   impl_->guarded("", [&] {
     Hid fapl = plist_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate");
     checked_status(H5Pset_fapl_sec2(fapl.get()), "H5Pset_fapl_sec2");
     // File locking stays at HDF5's default (HDF5_USE_FILE_LOCKING): HDF5
     // refuses to open a file twice in one process with different locking
     // settings, and h5py in the same process uses the default.
-    impl_->fid = file_id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), "not a readable HDF5 file");
+    // The file just checked, by its descriptor: not whatever its name may
+    // point to by now.
+    impl_->fid = file_id(H5Fopen(checked.proc_path().c_str(), H5F_ACC_RDONLY, fapl.get()), "not a readable HDF5 file");
     const hid_t f = impl_->fid.get();
     if (!has_attr(f, "format") || read_attr(f, "format") != AttrValue(std::string(kFormatName))) {
       throw H5Failure(std::string("not a pyckpt checkpoint (no format attribute \"") + kFormatName + "\")");
@@ -277,6 +312,10 @@ CheckpointReader::CheckpointReader(const fs::path& file_or_dir) : impl_(std::mak
     impl_->attrs = read_attrs(f, skip_no_attr);
     impl_->epoch = static_cast<std::uint64_t>(std::get<std::int64_t>(impl_->attrs.at("epoch")));
     impl_->world_size = static_cast<int>(std::get<std::int64_t>(impl_->attrs.at("world_size")));
+    const CheckpointHeader& h = impl_->header.header;
+    if (impl_->epoch != h.epoch || static_cast<std::uint64_t>(impl_->world_size) != h.world_size) {
+      throw H5Failure("epoch or world size differ between the header and the attributes");
+    }
   });
 }
 
@@ -285,6 +324,7 @@ CheckpointReader::CheckpointReader(CheckpointReader&&) noexcept = default;
 CheckpointReader& CheckpointReader::operator=(CheckpointReader&&) noexcept = default;
 
 const fs::path& CheckpointReader::file() const { return impl_->file; }
+const HeaderCheck& CheckpointReader::header() const { return impl_->header; }
 std::uint64_t CheckpointReader::epoch() const { return impl_->epoch; }
 int CheckpointReader::world_size() const { return impl_->world_size; }
 const AttrMap& CheckpointReader::attributes() const { return impl_->attrs; }
@@ -334,6 +374,7 @@ std::vector<std::byte> CheckpointReader::read_blob(int rank, const std::string& 
   if (info.kind != DatasetKind::Blob) throw UsageError(impl_->name(), path, "not a blob");
   std::vector<std::byte> out(info.bytes);
   read_array(rank, name, MutableArrayView{out.data(), ElementType::unsigned_integer(1), info.shape, {}});
+  impl_->check_sha256(path, sha256_of(out.data(), out.size()));
   return out;
 }
 
@@ -473,7 +514,7 @@ std::vector<VerifyResult> CheckpointReader::verify() const {
       out.pop_back();
       for (const std::string& link : links) {
         const std::string path = dataset_path(rank, kind, unescape_name(link));
-        record(path, [&] { impl_->guarded(path, [&] { return impl_->verify_dataset(path); }); });
+        record(path, [&] { impl_->guarded(path, [&] { impl_->verify_dataset(path, kind); }); });
       }
     }
   }

@@ -10,14 +10,20 @@
 //   4. every rank writes its own raw data, starts the kernel's write-back of
 //      it, computes its checksums while the disk works (staged arrays are
 //      checksummed piece by piece as they are staged), and syncs its data
-//   5. the checksums are exchanged and written as attributes (collective);
-//      flush (MPI_File_sync), close
-//   6. rank 0 fsyncs, renames, repoints `latest`, fsyncs the directory,
+//   5. the checksums (and the blobs' SHA-256s) are exchanged and written as
+//      attributes (collective); flush (MPI_File_sync), close
+//   6. rank 0 writes the header into the user block HDF5 left free: what
+//      the file holds, a digest of HDF5's metadata, its MAC (header.hpp)
+//   7. rank 0 fsyncs, renames, repoints `latest`, fsyncs the directory,
 //      applies retention
+// The file and the directory are private to the user (0600, 0700) whatever
+// the umask.
 #include "detail.hpp"
 #include "encoding.hpp"
+#include "header.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,9 +66,14 @@ struct Entry {
   Dims offset;        // Global: stored offset of the slab
   bool staged = false;
   std::uint64_t checksum = 0;
+  std::optional<Sha256Digest> sha256;  // blobs: computed by the writing rank
   AttrMap attrs;
 
   std::size_t elsize() const { return storage_type(type).size; }
+  // Bytes of the whole dataset in the file (the whole array for Global).
+  std::uint64_t dataset_bytes() const {
+    return element_count(kind == EntryKind::Global ? global_stored : stored) * elsize();
+  }
   std::uint64_t pieces(std::size_t staging) const {
     return piece_count(stored, elsize(), staged ? staging : kPieceBytes);
   }
@@ -356,7 +367,11 @@ struct CheckpointWriter::Impl {
     return globals;
   }
 
-  static Hid create_file(const fs::path& path, const Comm& comm) {
+  // user_block: bytes HDF5 leaves free at the start for the header.
+  // aligned: some dataset is large enough to start on a kAlignment boundary.
+  static Hid create_file(const fs::path& path, const Comm& comm, std::uint64_t user_block, bool aligned) {
+    Hid fcpl = plist_id(H5Pcreate(H5P_FILE_CREATE), "H5Pcreate");
+    checked_status(H5Pset_userblock(fcpl.get(), user_block), "H5Pset_userblock");
     Hid fapl = plist_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate");
     if (comm.is_mpi()) {
       checked_status(H5Pset_fapl_mpio(fapl.get(), comm.get(), MPI_INFO_NULL), "H5Pset_fapl_mpio");
@@ -367,11 +382,11 @@ struct CheckpointWriter::Impl {
     // The 1.8 object format: readable by any HDF5 >= 1.8, and it lets large
     // attributes (hosts of many ranks, slab tables) move to dense storage.
     checked_status(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18), "H5Pset_libver_bounds");
-    checked_status(H5Pset_alignment(fapl.get(), kAlignThreshold, kAlignment), "H5Pset_alignment");
+    if (aligned) checked_status(H5Pset_alignment(fapl.get(), kAlignThreshold, kAlignment), "H5Pset_alignment");
     // Atomic rename gives readers a complete file; locks would only fail on
     // file systems without flock.
     checked_status(H5Pset_file_locking(fapl.get(), 0, 1), "H5Pset_file_locking");
-    return file_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "cannot create the file");
+    return file_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), "cannot create the file");
   }
 
   static Hid create_group(hid_t parent, const std::string& name) {
@@ -502,16 +517,24 @@ struct CheckpointWriter::Impl {
     const auto globals = plan_globals(ranks);
     for (const Entry& e : entries) info.bytes_written += element_count(e.stored) * e.elsize();
     info.bytes_total = allreduce_sum(comm, info.bytes_written);
+    // Every rank derives the same header outline, hence the same user block
+    // (H5Fcreate is collective); rank 0 fills in the values at the end.
+    CheckpointHeader header = outline_header(ranks, globals);
+    bool aligned = false;
+    for (const RankMessage& m : ranks) {
+      for (const Entry& e : m.entries) aligned = aligned || e.dataset_bytes() >= kAlignThreshold;
+    }
+    header.user_block = user_block_for(header_size(header), aligned ? kAlignment : 0);
     info.seconds_prepare = prepare_clock.seconds();
 
-    // 3. directory and a probe of the file
+    // 3. the key, the directory and a probe of the file
     Stopwatch write_clock;
+    std::optional<Key> key;
     agree(comm, attempt([&] {
       if (!root) return;
-      std::error_code ec;
-      fs::create_directories(dir.path(), ec);
-      if (ec) throw IoError(dir.path().string(), "", "cannot create the checkpoint directory: " + ec.message());
-      const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+      key = options.key ? *options.key : Key::load_or_create(Key::default_path());
+      dir.create();
+      const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
       if (fd < 0) throw IoError(dir.path().string(), "", "cannot create " + tmp.filename().string() + ": " + errno_text(errno));
       ::close(fd);
     }));
@@ -520,7 +543,9 @@ struct CheckpointWriter::Impl {
     {
       // 4. file, groups, datasets, attributes -- collective
       Hid file;
-      agree(comm, attempt([&] { file = in_context<IoError>(tmp_name, "", [&] { return create_file(tmp, comm); }); }));
+      agree(comm, attempt([&] {
+        file = in_context<IoError>(tmp_name, "", [&] { return create_file(tmp, comm, header.user_block, aligned); });
+      }));
       // Datasets by rank and entry; all stay open for the checksum attributes.
       const bool collective = comm.is_mpi() && options.collective_io;
       std::vector<std::vector<Hid>> dsets(ranks.size());
@@ -572,6 +597,9 @@ struct CheckpointWriter::Impl {
 
       // 5. checksum attributes, flush, close
       agree(comm, attempt([&] {
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+          if (entries[i].kind == EntryKind::Blob) entries[i].sha256 = sha256_of(views[i].data, views[i].bytes());
+        }
         exchange_checksums(ranks);
         in_context<IoError>(tmp_name, "", [&] {
           for (std::size_t r = 0; r < ranks.size(); ++r) {
@@ -582,6 +610,7 @@ struct CheckpointWriter::Impl {
             }
           }
           for (const auto& [name, slabs] : globals) write_slab_table(global_dsets.at(name).get(), slabs);
+          if (root) fill_header(header, ranks, globals, dsets, global_dsets);
         });
       }));
       dsets.clear();
@@ -599,10 +628,11 @@ struct CheckpointWriter::Impl {
       }));
     }
 
-    // 6. publish
+    // 6. header; 7. publish
     Stopwatch commit_clock;
     agree(comm, attempt([&] {
       if (!root) return;
+      write_header(tmp, header, *key);
       publish(tmp, info.path);
       guard.disarm();
     }));
@@ -613,15 +643,114 @@ struct CheckpointWriter::Impl {
   }
 
   // Every rank learns every rank's checksums (the attributes are written
-  // collectively, by all ranks alike).
+  // collectively, by all ranks alike), and rank 0 the blobs' SHA-256s (for
+  // the header).
   void exchange_checksums(std::vector<RankMessage>& ranks) const {
+    // In the order of the descriptors exchanged before.
     Encoder enc;
-    enc.list(entries, [&](const Entry& e) { enc.u64(e.checksum); });
+    for (const Entry& e : entries) {
+      enc.u64(e.checksum);
+      enc.str(e.sha256 ? std::string(reinterpret_cast<const char*>(e.sha256->data()), e.sha256->size()) : "");
+    }
     const std::vector<std::vector<std::byte>> all = allgather_bytes(comm, enc.bytes());
     for (std::size_t r = 0; r < ranks.size(); ++r) {
       Decoder dec(all[r]);
-      const std::vector<std::uint64_t> sums = dec.dims();
-      for (std::size_t i = 0; i < sums.size(); ++i) ranks[r].entries.at(i).checksum = sums[i];
+      for (Entry& e : ranks[r].entries) {
+        e.checksum = dec.u64();
+        const std::string sha = dec.str();
+        e.sha256.reset();
+        if (!sha.empty()) std::memcpy(e.sha256.emplace().data(), sha.data(), e.sha256->size());
+      }
+    }
+  }
+
+  // The header's datasets (every per-rank dataset, then every global
+  // array) with what is known once descriptors are exchanged: enough to
+  // size the user block.
+  CheckpointHeader outline_header(const std::vector<RankMessage>& ranks,
+                                  const std::map<std::string, std::vector<SlabRef>>& globals) const {
+    CheckpointHeader h;
+    h.format_version = static_cast<std::uint64_t>(kFormatVersion);
+    h.epoch = epoch;
+    h.world_size = ranks.size();
+    h.created_unix = ranks.front().created_unix;
+    for (std::size_t r = 0; r < ranks.size(); ++r) {
+      for (const Entry& e : ranks[r].entries) {
+        if (e.kind == EntryKind::Global) continue;
+        HeaderEntry he;
+        he.path = path_of(e, static_cast<int>(r));
+        he.kind = e.kind == EntryKind::Blob ? HeaderEntry::Kind::Blob : HeaderEntry::Kind::Array;
+        he.rank = static_cast<int>(r);
+        he.bytes = e.dataset_bytes();
+        if (e.kind == EntryKind::Blob) he.sha256.emplace();
+        h.datasets.push_back(std::move(he));
+      }
+    }
+    for (const auto& [name, slabs] : globals) {
+      HeaderEntry he;
+      he.path = global_path(name);
+      he.kind = HeaderEntry::Kind::Global;
+      he.bytes = slabs.front().entry->dataset_bytes();
+      h.datasets.push_back(std::move(he));
+    }
+    return h;
+  }
+
+  // Rank 0, the datasets still open: where HDF5 put each dataset's data,
+  // and the checksums and digests every rank computed; in the order of
+  // outline_header, then sorted by offset.
+  static void fill_header(CheckpointHeader& h, const std::vector<RankMessage>& ranks,
+                          const std::map<std::string, std::vector<SlabRef>>& globals,
+                          const std::vector<std::vector<Hid>>& dsets, const std::map<std::string, Hid>& global_dsets) {
+    std::size_t k = 0;
+    const auto place = [&](HeaderEntry& he, hid_t dset) {
+      const haddr_t offset = H5Dget_offset(dset);
+      if (offset == HADDR_UNDEF) {
+        take_hdf5_message();
+        if (he.bytes != 0) throw H5Failure(he.path + ": HDF5 allocated no space for its data");
+        he.offset = 0;
+      } else {
+        he.offset = offset;
+      }
+    };
+    for (std::size_t r = 0; r < ranks.size(); ++r) {
+      for (std::size_t i = 0; i < ranks[r].entries.size(); ++i) {
+        const Entry& e = ranks[r].entries[i];
+        if (e.kind == EntryKind::Global) continue;
+        HeaderEntry& he = h.datasets.at(k++);
+        place(he, dsets[r][i].get());
+        he.checksum = e.checksum;
+        he.sha256 = e.sha256;
+      }
+    }
+    for (const auto& [name, slabs] : globals) place(h.datasets.at(k++), global_dsets.at(name).get());
+    std::stable_sort(h.datasets.begin(), h.datasets.end(),
+                     [](const HeaderEntry& a, const HeaderEntry& b) { return a.offset < b.offset; });
+  }
+
+  // Rank 0, after HDF5 closed the file: the header into the user block.
+  static void write_header(const fs::path& tmp, CheckpointHeader& header, const Key& key) {
+    const int fd = ::open(tmp.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) throw IoError(tmp.string(), "", "cannot open to write its header: " + errno_text(errno));
+    struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    // Private whatever the umask, and however MPI-IO created the file.
+    if (::fchmod(fd, 0600) != 0 || ::fstat(fd, &st) != 0) {
+      throw IoError(tmp.string(), "", "cannot make the file private: " + errno_text(errno));
+    }
+    header.file_size = static_cast<std::uint64_t>(st.st_size);
+    header.key_id = key.id();
+    header.metadata_sha256 = metadata_digest(fd, tmp.string(), header, header.file_size);
+    const std::vector<std::byte> bytes = encode_header(header, key);
+    if (bytes.size() > header.user_block) throw IoError(tmp.string(), "", "the header outgrew its user block");
+    for (std::size_t done = 0; done < bytes.size();) {
+      const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw IoError(tmp.string(), "", "writing the header failed: " + errno_text(n < 0 ? errno : EIO));
+      done += static_cast<std::size_t>(n);
     }
   }
 

@@ -490,15 +490,88 @@ h5::CheckpointReader& reader_of(ReaderObject* self) {
   return *self->reader;
 }
 
-int reader_init(ReaderObject* self, PyObject* args, PyObject*) {
+int reader_init(ReaderObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"path", "trust", nullptr};
   PyObject* path = nullptr;
-  if (!PyArg_ParseTuple(args, "O&:Reader", PyUnicode_FSConverter, &path)) return -1;
+  int trust = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$p:Reader", const_cast<char**>(kwlist), PyUnicode_FSConverter,
+                                   &path, &trust))
+    return -1;
   Ref path_bytes = Ref::steal(path);
   return guarded_status([&] {
     delete self->reader;
     self->reader = nullptr;
-    self->reader = new h5::CheckpointReader(PyBytes_AS_STRING(path_bytes.get()));
+    h5::ReaderOptions options;
+    options.trust = trust != 0;
+    self->reader = new h5::CheckpointReader(PyBytes_AS_STRING(path_bytes.get()), options);
   });
+}
+
+// Text from a file that may not be authenticated: never fails to decode.
+PyObject* display_str(const std::string& s) {
+  return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "backslashreplace");
+}
+
+PyObject* hex_str(std::span<const std::byte> bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (std::byte b : bytes) {
+    out += digits[std::to_integer<unsigned>(b) >> 4];
+    out += digits[std::to_integer<unsigned>(b) & 15];
+  }
+  return str_from(out);
+}
+
+const char* authentication_name(h5::Authentication a) {
+  switch (a) {
+    case h5::Authentication::Authenticated: return "authenticated";
+    case h5::Authentication::NoKey: return "no key";
+    case h5::Authentication::OtherKey: return "other key";
+    case h5::Authentication::Altered: return "altered";
+  }
+  return "?";
+}
+
+const char* header_kind_name(h5::HeaderEntry::Kind k) {
+  switch (k) {
+    case h5::HeaderEntry::Kind::Blob: return "blob";
+    case h5::HeaderEntry::Kind::Array: return "array";
+    case h5::HeaderEntry::Kind::Global: return "global";
+  }
+  return "?";
+}
+
+// A HeaderCheck as a dict (doc/format.md, "Header and authentication").
+Ref header_dict(const h5::HeaderCheck& c) {
+  const h5::CheckpointHeader& h = c.header;
+  Ref datasets = check_new(PyList_New(0));
+  for (const h5::HeaderEntry& e : h.datasets) {
+    Ref sha = e.sha256 ? check_new(hex_str(*e.sha256)) : Ref::borrow(Py_None);
+    Ref item = check_new(Py_BuildValue("{sNsssisKsKsKsO}", "path", display_str(e.path), "kind", header_kind_name(e.kind),
+                                       "rank", e.rank, "offset", static_cast<unsigned long long>(e.offset), "bytes",
+                                       static_cast<unsigned long long>(e.bytes), "checksum",
+                                       static_cast<unsigned long long>(e.checksum), "sha256", sha.get()));
+    if (PyList_Append(datasets.get(), item.get()) < 0) throw PythonError{};
+  }
+  return check_new(Py_BuildValue(
+      "{sNsOsssNsOsNsKsKsKsdsKsKsNsNsN}", "file", PyUnicode_DecodeFSDefault(c.file.c_str()), "authenticated",
+      c.authenticated() ? Py_True : Py_False, "authentication", authentication_name(c.authentication),
+      "authentication_message", str_from(c.authentication_message), "intact", c.intact ? Py_True : Py_False,
+      "integrity_message", str_from(c.integrity_message), "format_version",
+      static_cast<unsigned long long>(h.format_version), "epoch", static_cast<unsigned long long>(h.epoch),
+      "world_size", static_cast<unsigned long long>(h.world_size), "created_unix", h.created_unix, "user_block",
+      static_cast<unsigned long long>(h.user_block), "file_size", static_cast<unsigned long long>(h.file_size),
+      "key_id", display_str(h.key_id), "metadata_sha256", hex_str(h.metadata_sha256), "datasets",
+      datasets.release()));
+}
+
+Ref verify_results_list(const std::vector<h5::VerifyResult>& results) {
+  Ref list = check_new(PyList_New(0));
+  for (const auto& r : results) {
+    Ref item = check_new(Py_BuildValue("(NON)", display_str(r.dataset), r.ok ? Py_True : Py_False, display_str(r.message)));
+    if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
+  }
+  return list;
 }
 
 void reader_dealloc(ReaderObject* self) {
@@ -613,13 +686,12 @@ PyObject* reader_verify(ReaderObject* self, PyObject*) {
   return guarded([&]() -> PyObject* {
     std::vector<h5::VerifyResult> results;
     without_gil([&] { results = reader_of(self).verify(); });
-    Ref list = check_new(PyList_New(0));
-    for (const auto& r : results) {
-      Ref item = check_new(Py_BuildValue("(NON)", str_from(r.dataset), r.ok ? Py_True : Py_False, str_from(r.message)));
-      if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
-    }
-    return list.release();
+    return verify_results_list(results).release();
   });
+}
+
+PyObject* reader_get_header(ReaderObject* self, void*) {
+  return guarded([&] { return header_dict(reader_of(self).header()).release(); });
 }
 
 PyGetSetDef reader_getset[] = {
@@ -627,6 +699,8 @@ PyGetSetDef reader_getset[] = {
     {"epoch", reinterpret_cast<getter>(reader_get_epoch), nullptr, "checkpoint epoch", nullptr},
     {"world_size", reinterpret_cast<getter>(reader_get_world_size), nullptr, "number of ranks that wrote it", nullptr},
     {"attributes", reinterpret_cast<getter>(reader_get_attributes), nullptr, "root attributes (dict)", nullptr},
+    {"header", reinterpret_cast<getter>(reader_get_header), nullptr,
+     "the file's header and how it checked (dict, as check_header returns)", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -649,7 +723,11 @@ PyMethodDef reader_methods[] = {
 };
 
 PyType_Slot reader_slots[] = {
-    {Py_tp_doc, const_cast<char*>("Reader(path): a committed checkpoint file, or a directory (its `latest`).")},
+    {Py_tp_doc, const_cast<char*>(
+                    "Reader(path, *, trust=False): a committed checkpoint file, or a directory (its `latest`).\n"
+                    "Raises AuthenticationError unless the file is authenticated with the user's key (or trust=True:\n"
+                    "read it anyway; its integrity is still checked). Blobs are SHA-256 verified before they are\n"
+                    "returned, arrays checksum verified.")},
     {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
     {Py_tp_init, reinterpret_cast<void*>(reader_init)},
     {Py_tp_dealloc, reinterpret_cast<void*>(reader_dealloc)},
@@ -718,6 +796,12 @@ PyObject* dir_get_request_path(DirObject* self, void*) {
   return guarded([&] { return fs_path(dir_of(self).request_path()); });
 }
 PyObject* dir_list(DirObject* self, PyObject*) { return guarded([&] { return entries_list(dir_of(self)).release(); }); }
+PyObject* dir_create(DirObject* self, PyObject*) {
+  return guarded([&]() -> PyObject* {
+    dir_of(self).create();
+    Py_RETURN_NONE;
+  });
+}
 PyObject* dir_latest(DirObject* self, PyObject*) {
   return guarded([&]() -> PyObject* {
     const auto latest = dir_of(self).latest();
@@ -777,6 +861,8 @@ PyMethodDef dir_methods[] = {
      "next_epoch(comm=None) -> the epoch after the newest committed one (1 if none); with an mpi4py comm,\n"
      "rank 0's answer, collectively"},
     {"file_for", reinterpret_cast<PyCFunction>(dir_file_for), METH_O, "file_for(epoch) -> path of that checkpoint"},
+    {"create", reinterpret_cast<PyCFunction>(dir_create), METH_NOARGS,
+     "create(): the directory and missing parents, mode 0700 whatever the umask (an existing one is left)"},
     {"writing_marker", reinterpret_cast<PyCFunction>(dir_writing_marker), METH_O,
      "writing_marker(epoch) -> path of the marker an asynchronous writer holds while it writes epoch"},
     {"writing_markers", reinterpret_cast<PyCFunction>(dir_writing_markers), METH_NOARGS,
@@ -815,7 +901,52 @@ PyObject* dataset_path(PyObject*, PyObject* args) {
   });
 }
 
+PyObject* check_header(PyObject*, PyObject* args) {
+  PyObject* path = nullptr;
+  if (!PyArg_ParseTuple(args, "O&:check_header", PyUnicode_FSConverter, &path)) return nullptr;
+  Ref path_bytes = Ref::steal(path);
+  return guarded([&] {
+    h5::HeaderCheck check;
+    without_gil([&] { check = h5::check_header(PyBytes_AS_STRING(path_bytes.get())); });
+    return header_dict(check).release();
+  });
+}
+
+PyObject* verify_raw(PyObject*, PyObject* args) {
+  PyObject* path = nullptr;
+  if (!PyArg_ParseTuple(args, "O&:verify_raw", PyUnicode_FSConverter, &path)) return nullptr;
+  Ref path_bytes = Ref::steal(path);
+  return guarded([&] {
+    std::vector<h5::VerifyResult> results;
+    without_gil([&] { results = h5::verify_raw(h5::check_header(PyBytes_AS_STRING(path_bytes.get()))); });
+    return verify_results_list(results).release();
+  });
+}
+
+PyObject* key_path(PyObject*, PyObject*) { return guarded([&] { return fs_path(h5::Key::default_path()); }); }
+
+PyObject* key_id(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"create", nullptr};
+  int create = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:key_id", const_cast<char**>(kwlist), &create)) return nullptr;
+  return guarded([&] {
+    const auto path = h5::Key::default_path();
+    return str_from((create ? h5::Key::load_or_create(path) : h5::Key::load(path)).id());
+  });
+}
+
 PyMethodDef container_functions[] = {
+    {"check_header", check_header, METH_VARARGS,
+     "check_header(path) -> dict: the header of a checkpoint file (or a directory's latest) and how it checks\n"
+     "with the user's key, read without HDF5 (keys: authenticated, authentication, authentication_message,\n"
+     "intact, integrity_message, epoch, world_size, created_unix, key_id, datasets, ...)"},
+    {"verify_raw", verify_raw, METH_VARARGS,
+     "verify_raw(path) -> [(dataset, ok, message)]: the per-rank datasets' data checked against the header\n"
+     "with plain reads (for a file HDF5 must not parse because it is not authenticated)"},
+    {"key_path", key_path, METH_NOARGS,
+     "key_path() -> where the user's checkpoint key lives ($PYCKPT_KEY_FILE, else the config directory)"},
+    {"key_id", as_method(key_id), METH_VARARGS | METH_KEYWORDS,
+     "key_id(*, create=False) -> the id of the user's key (KeyFileError if there is none, unless create)"},
     {"dataset_path", dataset_path, METH_VARARGS,
      "dataset_path(rank, kind, name) -> HDF5 path of rank's 'blob' or 'array' `name` (escaped as stored)"},
     {nullptr, nullptr, 0, nullptr},

@@ -3,6 +3,7 @@
 
 #include <pyckpt/h5/types.hpp>
 
+#include <cstring>
 #include <new>
 #include <stdexcept>
 
@@ -10,6 +11,13 @@ namespace pyckpt::core {
 namespace {
 
 ErrorClasses g_classes;
+
+// Sets cls(message). Bytes of the message that are not UTF-8 (from a
+// damaged file: a dataset name, a key id) are shown as escapes, not lost.
+void set_error(PyObject* cls, const char* message) {
+  Ref text = Ref::steal(PyUnicode_DecodeUTF8(message, static_cast<Py_ssize_t>(std::strlen(message)), "backslashreplace"));
+  if (text) PyErr_SetObject(cls, text.get());
+}
 
 }  // namespace
 
@@ -25,7 +33,9 @@ int init_errors() {
   for (Entry e : {Entry{&g_classes.checkpoint_error, "CheckpointError"},
                   Entry{&g_classes.unsupported_state_error, "UnsupportedStateError"},
                   Entry{&g_classes.file_error, "CheckpointFileError"},
-                  Entry{&g_classes.checksum_error, "ChecksumError"}, Entry{&g_classes.usage_error, "UsageError"}}) {
+                  Entry{&g_classes.checksum_error, "ChecksumError"},
+                  Entry{&g_classes.authentication_error, "AuthenticationError"},
+                  Entry{&g_classes.key_file_error, "KeyFileError"}, Entry{&g_classes.usage_error, "UsageError"}}) {
     if (*e.slot != nullptr) continue;  // a second import of the module (sub-interpreter)
     *e.slot = PyObject_GetAttrString(mod.get(), e.name);  // kept for the process
     if (*e.slot == nullptr) return -1;
@@ -46,17 +56,21 @@ void set_error_from_current_exception() noexcept {
   } catch (const PythonError&) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "pyckpt: error without a Python exception");
   } catch (const UnsupportedState& e) {
-    PyErr_SetString(cls(g_classes.unsupported_state_error), e.message.c_str());
+    set_error(cls(g_classes.unsupported_state_error), e.message.c_str());
   } catch (const h5::ChecksumError& e) {
-    PyErr_SetString(cls(g_classes.checksum_error), e.what());
+    set_error(cls(g_classes.checksum_error), e.what());
+  } catch (const h5::AuthenticationError& e) {
+    set_error(cls(g_classes.authentication_error), e.what());
+  } catch (const h5::KeyFileError& e) {
+    set_error(cls(g_classes.key_file_error), e.what());
   } catch (const h5::UsageError& e) {
-    PyErr_SetString(g_classes.usage_error ? g_classes.usage_error : PyExc_ValueError, e.what());
+    set_error(g_classes.usage_error ? g_classes.usage_error : PyExc_ValueError, e.what());
   } catch (const h5::Error& e) {  // IoError, FormatError
-    PyErr_SetString(cls(g_classes.file_error), e.what());
+    set_error(cls(g_classes.file_error), e.what());
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
   } catch (const std::exception& e) {
-    PyErr_SetString(cls(g_classes.checkpoint_error), e.what());
+    set_error(cls(g_classes.checkpoint_error), e.what());
   } catch (...) {
     PyErr_SetString(cls(g_classes.checkpoint_error), "pyckpt: unknown C++ exception");
   }

@@ -7,6 +7,8 @@
 //   PythonError                      the Python exception already set
 //   UnsupportedState                 pyckpt.UnsupportedStateError
 //   h5::ChecksumError                pyckpt.ChecksumError
+//   h5::AuthenticationError          pyckpt.AuthenticationError
+//   h5::KeyFileError                 pyckpt.KeyFileError
 //   h5::IoError, h5::FormatError     pyckpt.CheckpointFileError
 //   h5::UsageError                   pyckpt.UsageError (a CheckpointError and a ValueError)
 //   std::bad_alloc                   MemoryError
@@ -54,6 +56,8 @@ struct ErrorClasses {
   PyObject* unsupported_state_error = nullptr;
   PyObject* file_error = nullptr;
   PyObject* checksum_error = nullptr;
+  PyObject* authentication_error = nullptr;
+  PyObject* key_file_error = nullptr;
   PyObject* usage_error = nullptr;
 };
 const ErrorClasses& error_classes();

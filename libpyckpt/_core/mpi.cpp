@@ -21,6 +21,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace pyckpt::core {
 namespace {
@@ -32,7 +33,8 @@ namespace {
   X(poll) X(checkpoint)                                                                                   \
   X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
   X(request_id) X(request_from_id) X(file_id) X(file_from_id) X(pending_requests) X(request_repost)      \
-  X(get_stats) X(channel_messages) X(last_error)
+  X(win_id) X(win_from_id) X(windows) X(windows_recreate) X(windows_reopen) X(window_locate) X(window_address)               \
+  X(set_site_callback) X(get_stats) X(channel_messages) X(last_error) X(alloc_mem_size)
 
 struct Api {
 #define PYCKPT_MPI_MEMBER(name) decltype(&pyckpt_mpi_##name) name = nullptr;
@@ -331,6 +333,14 @@ struct FileHandle {
   static MPI_File from_id(const Api& a, std::uint64_t id) { return a.file_from_id(id); }
 };
 
+struct WinHandle {
+  static MPI_Win f2c(MPI_Fint f) { return MPI_Win_f2c(f); }
+  static MPI_Fint c2f(MPI_Win h) { return MPI_Win_c2f(h); }
+  static MPI_Win null() { return MPI_WIN_NULL; }
+  static std::uint64_t id(const Api& a, MPI_Win h) { return a.win_id(h); }
+  static MPI_Win from_id(const Api& a, std::uint64_t id) { return a.win_from_id(id); }
+};
+
 // mpi_X_id(obj) -> int: the stable id of an mpi4py object's handle (0: unknown).
 template <class H>
 PyObject* py_handle_id(PyObject*, PyObject* obj) {
@@ -349,6 +359,19 @@ PyObject* py_handle_from_id(PyObject*, PyObject* args) {
     const auto handle = H::from_id(api(), u64_arg(id));
     if (handle == H::null()) Py_RETURN_NONE;
     return mpi4py_object(cls, H::c2f(handle)).release();
+  });
+}
+
+// mpi_alloc_mem_size(address) -> size of the block the app allocated there
+// with MPI_Alloc_mem and has not freed, or None.
+PyObject* py_mpi_alloc_mem_size(PyObject*, PyObject* address) {
+  return guarded([&]() -> PyObject* {
+    const Api& a = api();
+    void* base = PyLong_AsVoidPtr(address);
+    if (PyErr_Occurred()) throw PythonError{};
+    MPI_Aint size = 0;
+    if (!a.alloc_mem_size(base, &size)) Py_RETURN_NONE;
+    return PyLong_FromSsize_t(size);
   });
 }
 
@@ -425,11 +448,105 @@ PyObject* py_mpi_stats(PyObject*, PyObject*) {
     pyckpt_mpi_stats s{};
     check_rc(api().get_stats(&s), "pyckpt_mpi_get_stats");
     using ull = unsigned long long;
-    return Py_BuildValue("{sKsKsKsKsKsKsKsK}", "intercepted", ull{s.intercepted}, "sent", ull{s.sent}, "received",
-                         ull{s.received}, "collectives", ull{s.collectives}, "checkpoints", ull{s.checkpoints},
-                         "drained", ull{s.drained}, "channel_pending", ull{s.channel_pending}, "replayed",
-                         ull{s.replayed});
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsK}", "intercepted", ull{s.intercepted}, "sent", ull{s.sent},
+                         "received", ull{s.received}, "collectives", ull{s.collectives}, "checkpoints",
+                         ull{s.checkpoints}, "drained", ull{s.drained}, "channel_pending", ull{s.channel_pending},
+                         "replayed", ull{s.replayed}, "node_local_comms", ull{s.node_local_comms});
   });
+}
+
+// --- RMA windows ---
+
+PyObject* py_mpi_windows(PyObject*, PyObject*) {
+  return guarded([] {
+    const pyckpt_mpi_window_info* infos = nullptr;
+    std::size_t n = 0;
+    check_rc(api().windows(&infos, &n), "pyckpt_mpi_windows");
+    Ref list = check_new(PyList_New(0));
+    for (std::size_t i = 0; i < n; ++i) {
+      const pyckpt_mpi_window_info& w = infos[i];
+      Ref item = check_new(Py_BuildValue("{sKsisisNsKss}", "id", static_cast<unsigned long long>(w.id), "flavor",
+                                         static_cast<int>(w.flavor), "disp_unit", static_cast<int>(w.disp_unit),
+                                         "base", PyLong_FromVoidPtr(w.base), "size",
+                                         static_cast<unsigned long long>(w.size), "origin", w.origin));
+      if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
+    }
+    return list.release();
+  });
+}
+
+PyObject* py_mpi_windows_recreate(PyObject*, PyObject* bases) {
+  return guarded([&]() -> PyObject* {
+    const Api& a = api();
+    if (!PyDict_Check(bases)) {
+      PyErr_SetString(PyExc_TypeError, "mpi_windows_recreate({window id: address}) needs a dict");
+      throw PythonError{};
+    }
+    std::vector<std::uint64_t> ids;
+    std::vector<void*> addresses;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(bases, &pos, &key, &value)) {
+      ids.push_back(u64_arg(key));
+      addresses.push_back(PyLong_AsVoidPtr(value));
+      if (PyErr_Occurred()) throw PythonError{};
+    }
+    // Collective: the other ranks may still be on their way.
+    check_rc(without_gil([&] { return a.windows_recreate(ids.data(), addresses.data(), ids.size()); }),
+             "pyckpt_mpi_windows_recreate");
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_windows_reopen(PyObject*, PyObject*) {
+  return guarded([]() -> PyObject* {
+    const Api& a = api();
+    check_rc(without_gil([&] { return a.windows_reopen(); }), "pyckpt_mpi_windows_reopen");
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_window_locate(PyObject*, PyObject* args) {
+  PyObject *address, *length;
+  if (!PyArg_ParseTuple(args, "OO:mpi_window_locate", &address, &length)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    void* addr = PyLong_AsVoidPtr(address);
+    if (PyErr_Occurred()) throw PythonError{};
+    std::uint64_t id = 0, offset = 0;
+    int rank = 0;
+    check_rc(api().window_locate(addr, u64_arg(length), &id, &rank, &offset), "pyckpt_mpi_window_locate");
+    if (id == 0 && rank == -1) return Py_BuildValue("(KiK)", 0ULL, -1, 0ULL);
+    if (id == 0) Py_RETURN_NONE;
+    return Py_BuildValue("(KiK)", static_cast<unsigned long long>(id), rank, static_cast<unsigned long long>(offset));
+  });
+}
+
+PyObject* py_mpi_window_address(PyObject*, PyObject* args) {
+  PyObject *id, *offset;
+  int rank = 0;
+  if (!PyArg_ParseTuple(args, "OiO:mpi_window_address", &id, &rank, &offset)) return nullptr;
+  return guarded([&]() -> PyObject* {
+    void* addr = api().window_address(u64_arg(id), rank, u64_arg(offset));
+    if (addr == nullptr) Py_RETURN_NONE;
+    return PyLong_FromVoidPtr(addr);
+  });
+}
+
+// The site callback: the file and line of the Python code that makes the
+// MPI call (mpi4py's methods are C functions: the innermost frame is the
+// program's). Called on the main thread, possibly without the GIL.
+void site_trampoline(char* buf, std::size_t size, void*) {
+  if (!Py_IsInitialized()) return;
+  const PyGILState_STATE gil = PyGILState_Ensure();
+  if (PyFrameObject* frame = PyThreadState_GetFrame(PyThreadState_Get())) {
+    PyCodeObject* code = PyFrame_GetCode(frame);
+    const char* file = PyUnicode_AsUTF8(code->co_filename);
+    std::snprintf(buf, size, "%s:%d", file != nullptr ? file : "?", PyFrame_GetLineNumber(frame));
+    PyErr_Clear();
+    Py_DECREF(code);
+    Py_DECREF(frame);
+  }
+  PyGILState_Release(gil);
 }
 
 // ---------------------------------------------------- preload libraries ---
@@ -500,8 +617,28 @@ PyMethodDef g_mpi_functions[] = {
      "mpi_file_id(file) -> stable id of an MPI file the application opened (0: unknown)"},
     {"mpi_file_from_id", py_handle_from_id<FileHandle>, METH_VARARGS,
      "mpi_file_from_id(cls, id) -> cls.f2py() of the file with that id (reopened after a restart), or None"},
+    {"mpi_win_id", py_handle_id<WinHandle>, METH_O,
+     "mpi_win_id(win) -> stable id of an RMA window the application created (0: unknown)"},
+    {"mpi_win_from_id", py_handle_from_id<WinHandle>, METH_VARARGS,
+     "mpi_win_from_id(cls, id) -> cls.f2py() of the window with that id (created again after a restart), or None"},
+    {"mpi_windows", py_mpi_windows, METH_NOARGS,
+     "mpi_windows() -> [dict(id, flavor, disp_unit, base, size, origin)]: this rank's windows in creation order;\n"
+     "flavor 1 MPI_Win_create, 2 MPI_Win_allocate, 3 MPI_Win_allocate_shared, 4 dynamic"},
+    {"mpi_windows_recreate", py_mpi_windows_recreate, METH_O,
+     "mpi_windows_recreate({id: address}): collective, after mpi_state_restore: the checkpoint's windows\n"
+     "created again, MPI_Win_create ones over the restored memory at address"},
+    {"mpi_windows_reopen", py_mpi_windows_reopen, METH_NOARGS,
+     "mpi_windows_reopen(): collective, once the allocated windows' content is restored: every window fenced\n"
+     "on every member, the shared locks of the checkpoint taken again"},
+    {"mpi_window_locate", py_mpi_window_locate, METH_VARARGS,
+     "mpi_window_locate(address, length) -> (window id, rank, offset) of the window segment holding it,\n"
+     "(0, -1, 0) for memory of a window freed since, or None"},
+    {"mpi_window_address", py_mpi_window_address, METH_VARARGS,
+     "mpi_window_address(id, rank, offset) -> address in rank's segment of window id, or None"},
     {"mpi_pending_requests", py_mpi_pending_requests, METH_NOARGS,
      "mpi_pending_requests() -> [RequestInfo(id, is_recv, completed, buf, bytes)], in posting order"},
+    {"mpi_alloc_mem_size", py_mpi_alloc_mem_size, METH_O,
+     "mpi_alloc_mem_size(address) -> size of the app's MPI_Alloc_mem block starting there, or None"},
     {"mpi_request_repost", py_mpi_request_repost, METH_VARARGS,
      "mpi_request_repost(id, address): re-post a pending receive into restored memory at address"},
     {"mpi_channel_messages", py_mpi_channel_messages, METH_NOARGS,
@@ -517,6 +654,8 @@ PyMethodDef g_mpi_functions[] = {
 
 int add_mpi_api(PyObject* module) {
   load_api();
+  // Messages about a window name the program's line that created it.
+  if (g_api.loaded) g_api.set_site_callback(site_trampoline, nullptr);
   g_request_info_type = add_struct_type(module, &g_request_info_desc);
   if (g_request_info_type == nullptr) return -1;
   return PyModule_AddFunctions(module, g_mpi_functions);

@@ -18,7 +18,10 @@
 //    -- $PYCKPT_DIR, default CheckpointDir::kDefaultDirectory -- has a
 //    committed `latest`), it re-executes itself as
 //        python3 -m pyckpt resume-rank -- <the original arguments>
-//    with PYCKPT_RESUME_DIR set. The original script never starts, so nothing
+//    with PYCKPT_RESUME_DIR set (the original arguments include the
+//    interpreter's options: resume-rank, which parses them with
+//    pyckpt.launch, execs itself again with those options when there are
+//    any, such as -u or -X dev). The original script never starts, so nothing
 //    it does before MPI_Init happens twice; resume-rank checks that the
 //    checkpoint was written by the same command line (else it runs that
 //    command from the start with PYCKPT_RESTART=never). The process keeps its
@@ -31,6 +34,8 @@
 //    that cannot resume must not leave its peers waiting.
 //    PYCKPT_MPI_PYTHON=never/0/no/off skips the attach, and so the resume
 //    too (resume-rank cannot resume a rank that is not attached).
+//  * A process spawned by a rank (MPI_Comm_spawn) neither resumes nor
+//    attaches (spawned_process()).
 #include <pyckpt/h5/container.hpp>
 #include <pyckpt/mpi/pyckpt_mpi.h>
 
@@ -118,9 +123,20 @@ bool has_committed_checkpoint(const std::string& dir) {
   }
 }
 
+// A process started by MPI_Comm_spawn of a job's rank (mpi4py.futures'
+// workers): it inherits the job's environment, LD_PRELOAD included, but is
+// not one of the job's ranks. It must neither resume the job's checkpoint
+// nor checkpoint into the job's directory: pyckpt leaves it alone (and the
+// job's checkpoints fail once it spawned, saying why). Open MPI sets
+// OMPI_PARENT_PORT in spawned processes only, MPICH's PMI PMI_SPAWNED.
+bool spawned_process() {
+  const char* spawned = std::getenv("PMI_SPAWNED");
+  return std::getenv("OMPI_PARENT_PORT") != nullptr || (spawned != nullptr && std::strcmp(spawned, "1") == 0);
+}
+
 void resume_if_checkpointed(int argc, char** argv) {
   if (argc < 2 || disabled(std::getenv("PYCKPT_RESTART")) || disabled(std::getenv("PYCKPT_MPI_PYTHON")) ||
-      std::getenv("PYCKPT_RESUME_DIR") != nullptr)
+      std::getenv("PYCKPT_RESUME_DIR") != nullptr || spawned_process())
     return;
   const char* env_dir = std::getenv("PYCKPT_DIR");
   const std::string dir = env_dir != nullptr && *env_dir != '\0' ? env_dir : pyckpt::h5::CheckpointDir::kDefaultDirectory;
@@ -140,7 +156,7 @@ void resume_if_checkpointed(int argc, char** argv) {
 int attach_at_mpi_init(void*) {
   Python py;
   if (!py.load() || !py.is_initialized()) return PYCKPT_MPI_OK;  // not inside Python
-  if (disabled(std::getenv("PYCKPT_MPI_PYTHON"))) return PYCKPT_MPI_OK;
+  if (disabled(std::getenv("PYCKPT_MPI_PYTHON")) || spawned_process()) return PYCKPT_MPI_OK;
   const int gil = py.gil_ensure();
   int rc = PYCKPT_MPI_OK;
   PyObject* module = py.import_module("pyckpt.mpi");

@@ -7,10 +7,11 @@
 `pyckpt run script.py` checkpoints an unmodified script preemptively and
 `pyckpt restart DIR` resumes it; see the README and doc/.
 """
-from .errors import CheckpointError, CheckpointFileError, ChecksumError, UnsupportedStateError, UsageError
+from .errors import (AuthenticationError, CheckpointError, CheckpointFileError, ChecksumError, KeyFileError,
+                     UnsupportedStateError, UsageError)
 from .heap import register_reducer
 from .session import checkpoint, wait
 
-__all__ = ["CheckpointError", "CheckpointFileError", "ChecksumError", "UnsupportedStateError", "UsageError",
-           "checkpoint", "register_reducer", "wait"]
+__all__ = ["AuthenticationError", "CheckpointError", "CheckpointFileError", "ChecksumError", "KeyFileError",
+           "UnsupportedStateError", "UsageError", "checkpoint", "register_reducer", "wait"]
 __version__ = "0.1.0"

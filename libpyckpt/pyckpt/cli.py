@@ -10,15 +10,16 @@ which reports them as in an uninterrupted run.
 """
 import argparse
 import os
+import stat
 import sys
 
-from . import settings
+from . import launch, settings
 from .errors import CheckpointError
 
 
 def _cmd_inspect(args):
     from .inspect import inspect_lines
-    lines, ok = inspect_lines(args.path, verify=not args.no_verify)
+    lines, ok = inspect_lines(args.path, verify=not args.no_verify, trust=args.trust)
     print("\n".join(lines))
     return 0 if ok in (None, True) else 1
 
@@ -30,14 +31,29 @@ def _cmd_ls(args):
 
 
 def _cmd_verify(args):
+    """Exit 0 only for a file restart would accept: authenticated, every
+    checksum right."""
     from . import _core
-    reader = _core.Reader(args.path)
+    from .errors import AuthenticationError
+    try:
+        reader = _core.Reader(args.path, trust=args.trust)
+    except AuthenticationError as exc:
+        header = _core.check_header(args.path)
+        bad = [(name, msg) for name, ok, msg in _core.verify_raw(args.path) if not ok] if header["intact"] else []
+        for name, msg in bad:
+            print(f"{header['file']}: {name}: {msg}", file=sys.stderr)
+        print(f"{exc}\n{header['file']}: NOT AUTHENTICATED: restart refuses it"
+              + (f" ({len(bad)} dataset(s) also differ from its header)" if bad else ""))
+        return 1
     results = reader.verify()
     bad = [(name, msg) for name, ok, msg in results if not ok]
     for name, msg in bad:
         print(f"{reader.file}: {name}: {msg}", file=sys.stderr)
-    print(f"{reader.file}: {len(results) - len(bad)} dataset(s) ok, {len(bad)} failed")
-    return 1 if bad else 0
+    header = reader.header
+    authenticated = (f"authenticated with key id {header['key_id']}" if header["authenticated"] else
+                     f"NOT AUTHENTICATED (read because of --trust: {header['authentication_message']})")
+    print(f"{reader.file}: {authenticated}; {len(results) - len(bad)} dataset(s) ok, {len(bad)} failed")
+    return 1 if bad or not header["authenticated"] else 0
 
 
 def _preload():
@@ -52,30 +68,43 @@ def _cmd_preload_path(_args):
     return 0
 
 
-def _reexec_with_hash_seed(seed):
+def _interpreter_options():
+    """The options this interpreter was started with (-u, -X dev, ...)."""
+    return list(launch.parse_python(sys.orig_argv[1:]).options)
+
+
+def _reexec(hash_seed, interpreter_options=None):
     """Runs this command again in a fresh interpreter whose str hashes use
-    `seed`: set and dict-of-set orders of a resumed program must be those of the
-    original run, and the seed is fixed only at interpreter start."""
+    `hash_seed` (set and dict-of-set orders of a resumed program must be
+    those of the original run, and the seed is fixed only at interpreter
+    start), started with `interpreter_options` (default: this one's)."""
+    if interpreter_options is None:
+        interpreter_options = _interpreter_options()
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONHASHSEED=str(seed))
+    env = dict(os.environ)
+    if hash_seed != "random":
+        env["PYTHONHASHSEED"] = str(hash_seed)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "pyckpt", *sys.argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, *interpreter_options, "-m", "pyckpt", *sys.argv[1:]], env)
 
 
-def _reexec_for_hash_seed_of(reader):
+def _reexec_for_checkpoint_of(reader, interpreter_options=None):
     """Before resuming `reader`'s checkpoint: run this command again if this
-    interpreter's hash seed is not the one the checkpoint was written with."""
+    interpreter's hash seed is not the one the checkpoint was written with,
+    or (interpreter_options given: a rank of an MPI job) if it was not
+    started with the options of the checkpointed rank."""
     seed = reader.attributes.get("hash_seed", "random")
-    if seed != "random" and os.environ.get("PYTHONHASHSEED") != seed:
-        _reexec_with_hash_seed(seed)
+    wrong_seed = seed != "random" and os.environ.get("PYTHONHASHSEED") != seed
+    if wrong_seed or (interpreter_options is not None and list(interpreter_options) != _interpreter_options()):
+        _reexec(seed, interpreter_options)
 
 
 def _cmd_run(args):
     from . import session
     if os.environ.get("PYTHONHASHSEED") in (None, "", "random"):
-        _reexec_with_hash_seed(int.from_bytes(os.urandom(4), "little"))
+        _reexec(int.from_bytes(os.urandom(4), "little"))
     if not os.path.isfile(args.script):
         raise CheckpointError(f"{args.script}: no such script")
     session.configure(os.path.abspath(args.dir), args.keep, args.interval, args.signal, not args.sync)
@@ -88,7 +117,7 @@ def _cmd_restart(args):
     if args.mpirun is not None:
         return _restart_mpirun(args.mpirun)
     reader = session.open_checkpoint(args.path)
-    _reexec_for_hash_seed_of(reader)
+    _reexec_for_checkpoint_of(reader)
     session.restart(reader)
     return 0
 
@@ -96,8 +125,14 @@ def _cmd_restart(args):
 def _cmd_resume_rank(args):
     from . import mpi, session
     command = args.program[1:] if args.program[:1] == ["--"] else args.program
+    python = launch.parse_python(command)
+    if python is None:
+        raise CheckpointError(f"`{' '.join(command)}` runs no program to resume")
     reader = session.open_checkpoint(settings.resume_directory(), world_size=None)
-    _reexec_for_hash_seed_of(reader)
+    # The rank runs with the interpreter options of the checkpointed one
+    # (-u, -W, -X, -O...): the preload library's exec put them after
+    # `-m pyckpt resume-rank --`.
+    _reexec_for_checkpoint_of(reader, python.options)
     mpi.resume_rank(reader, command)
     return 0
 
@@ -109,12 +144,14 @@ def _cmd_request(args):
     return 0
 
 
-def _mpirun(mpirun_args, program, environment):
+def _mpirun(mpirun_args, program, environment, slurm_requeue=None):
     """Replaces this process with mpirun, the interposer preloaded and
     `environment` exported to the ranks. An exec, not a child: signals sent to
     `pyckpt mpirun` (`kill -USR1 $!`, a batch system's warning signal) must
     reach mpirun, which forwards them to the ranks; a Python parent would die
-    of SIGUSR1 and leave mpirun running without it."""
+    of SIGUSR1 and leave mpirun running without it. The exception:
+    slurm_requeue, the arguments of `--slurm-requeue`, under which this
+    process stays mpirun's parent and handles the signal (pyckpt.slurm)."""
     command = ["mpirun"]
     if os.geteuid() == 0 and "--allow-run-as-root" not in mpirun_args:
         command.append("--allow-run-as-root")
@@ -122,6 +159,9 @@ def _mpirun(mpirun_args, program, environment):
     for name, value in environment.items():
         command += ["-x", f"{name}={value}"]
     command += [*mpirun_args, *program]
+    if slurm_requeue is not None:
+        from . import slurm
+        return slurm.supervise(command, dict(os.environ), **slurm_requeue)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -131,14 +171,42 @@ def _mpirun(mpirun_args, program, environment):
 
 
 def _cmd_mpirun(args):
-    rest = list(args.mpirun_args)
-    # The first *.py is the application: run it with this interpreter (the
-    # one that has pyckpt and mpi4py), unless an interpreter is named.
-    script = next((i for i, a in enumerate(rest) if a.endswith(".py")), None)
-    if script is not None and (script == 0 or "python" not in os.path.basename(rest[script - 1])):
-        rest.insert(script, sys.executable)
+    command = launch.parse_mpirun(args.mpirun_args)
     env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
-    return _mpirun(rest, [], env)
+    from . import slurm
+    requeue = None
+    if args.slurm_requeue:  # the supervisor checks the directory (a Slurm restart of a finished job is no error)
+        max_restarts = slurm.DEFAULT_MAX_RESTARTS if args.max_restarts is None else args.max_restarts
+        requeue = {"directory": args.dir, "signal_name": args.signal, "max_restarts": max_restarts}
+        env["PYCKPT_END_FILE"] = slurm.end_file(os.path.abspath(args.dir))
+    elif args.max_restarts is not None:
+        raise CheckpointError("--max-restarts bounds the requeues of --slurm-requeue: give both")
+    else:
+        slurm.refuse_completed(os.path.abspath(args.dir))
+    if command.python is not None and settings.restart_enabled():
+        from . import _core, session
+        if _core.CheckpointDir(os.path.abspath(args.dir)).latest() is not None:  # the ranks will resume it
+            reader = session.open_checkpoint(args.dir, world_size=None)
+            if list(reader.attributes.get("command", [])) == list(command.program[1:]):  # a rank's orig_argv[1:]
+                env.update(_position_job_input(reader))
+    return _mpirun(command.mpirun_options, command.program, env, requeue)
+
+
+def _position_job_input(reader):
+    """Before mpirun starts a job that resumes `reader`'s checkpoint: puts the
+    job's input (this process's stdin, which mpirun forwards to rank 0)
+    where rank 0 had read it, if it is a regular file, and returns what
+    tells rank 0 so (settings.stdin_offset()). Otherwise rank 0 reads its
+    input from the beginning and says so (pyckpt.state)."""
+    position = int(reader.rank_attributes(0).get("stdin_position", 0))
+    try:
+        regular = position > 0 and stat.S_ISREG(os.fstat(0).st_mode)
+    except OSError:  # no stdin
+        regular = False
+    if not regular:
+        return {}
+    os.lseek(0, position, os.SEEK_SET)
+    return {"PYCKPT_STDIN_OFFSET": str(position)}
 
 
 def _restart_mpirun(tokens):
@@ -159,6 +227,7 @@ def _restart_mpirun(tokens):
     env.update(PYCKPT_RESTART="auto", PYTHONHASHSEED=reader.attributes.get("hash_seed", "random"))
     if env["PYTHONHASHSEED"] == "random":
         del env["PYTHONHASHSEED"]
+    env.update(_position_job_input(reader))
     return _mpirun(tokens[:-1], [sys.executable, *command], env)
 
 
@@ -167,6 +236,18 @@ def _signal_name(text):
         return settings.canonical_signal(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_key_option(p):
+    p.add_argument("--key-file", metavar="FILE",
+                   help="the key that authenticates checkpoints (default $PYCKPT_KEY_FILE, else "
+                        "~/.config/pyckpt/key, created on first use; see doc/security.md)")
+
+
+def _add_trust_option(p):
+    p.add_argument("--trust", action="store_true",
+                   help="read a checkpoint that fails authentication anyway (you know where it came from); "
+                        "nothing is unpickled either way")
 
 
 def build_parser():
@@ -183,12 +264,17 @@ def build_parser():
                    help="committed checkpoints kept (default 2)")
     p.add_argument("--sync", action="store_true",
                    help="commit each checkpoint before the script goes on (default: a forked writer commits it)")
+    _add_key_option(p)
     p.add_argument("script")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("restart", help="resume a process from its latest (or a given) checkpoint")
+    p = sub.add_parser("restart", help="resume a process from its latest (or a given) checkpoint",
+                       description="Resume a process from its latest (or a given) checkpoint. Only a checkpoint "
+                                   "authenticated with your key (--key-file) is restarted: one written with another "
+                                   "key, or changed since it was written, is refused before anything in it runs.")
     p.add_argument("path", metavar="DIR_OR_FILE", nargs="?", default=settings.directory())
+    _add_key_option(p)
     p.add_argument("--mpirun", nargs=argparse.REMAINDER, metavar="MPIRUN_OPTIONS DIR",
                    help="resume an MPI job: mpirun options (e.g. -np 4), then the checkpoint directory")
     p.set_defaults(func=_cmd_restart)
@@ -202,6 +288,14 @@ def build_parser():
                    help="checkpoint when mpirun or any rank receives this signal (default SIGUSR1)")
     p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
                    help="committed checkpoints kept (default 2)")
+    p.add_argument("--slurm-requeue", action="store_true",
+                   help="in a Slurm batch job (sbatch --requeue --signal=B:USR1@SECONDS, the script ending with "
+                        "`exec pyckpt mpirun ...`): on the signal, checkpoint, end the job and requeue it; the "
+                        "requeued job resumes; a finished run marks DIR complete (doc/slurm.md)")
+    p.add_argument("--max-restarts", type=int, default=None, metavar="N",
+                   help="with --slurm-requeue: do not requeue a job restarted N times, nor run one restarted "
+                        "more often (default 10)")
+    _add_key_option(p)
     p.add_argument("mpirun_args", nargs=argparse.REMAINDER, metavar="MPIRUN_ARGS",
                    help="mpirun options, the script and its arguments, e.g. -np 4 app.py")
     p.set_defaults(func=_cmd_mpirun)
@@ -217,14 +311,20 @@ def build_parser():
     p = sub.add_parser("inspect", help="show what a checkpoint holds and verify its checksums")
     p.add_argument("path", metavar="FILE_OR_DIR", help="a checkpoint file, or a directory (its latest)")
     p.add_argument("--no-verify", action="store_true", help="do not read the data to verify checksums")
+    _add_key_option(p)
+    _add_trust_option(p)
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("ls", help="list the committed checkpoints of a directory")
+    p = sub.add_parser("ls", help="list the committed checkpoints of a directory, and whether each is authenticated")
     p.add_argument("directory", metavar="DIR")
+    _add_key_option(p)
     p.set_defaults(func=_cmd_ls)
 
-    p = sub.add_parser("verify", help="verify every checksum of a checkpoint (exit 1 on a mismatch)")
+    p = sub.add_parser("verify", help="verify a checkpoint's authentication and every checksum (exit 1 unless "
+                                      "restart would accept it)")
     p.add_argument("path", metavar="FILE_OR_DIR")
+    _add_key_option(p)
+    _add_trust_option(p)
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("preload-path", help="print the path of libpyckpt_mpi.so for LD_PRELOAD")
@@ -239,6 +339,10 @@ def main(argv=None):
         args.mpirun_args = unknown + args.mpirun_args
     elif unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if getattr(args, "key_file", None):
+        # Read by the container (and passed on to a restarted program and to
+        # the ranks of an MPI job), as if set by hand.
+        os.environ[settings.KEY_FILE_VARIABLE] = os.path.abspath(args.key_file)
     try:
         return args.func(args)
     except CheckpointError as e:

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from . import _core, state
+from . import _core, privacy, state
 from .container import add_array
 from .errors import CheckpointFileError
 
@@ -78,8 +78,7 @@ def _write_in_child(directory, epoch, trigger, captured, keep, marker):
     try:
         _core.set_safe_point_callback(None)
         _core.cancel_safe_point()
-        with open(marker, "w") as f:
-            f.write(str(os.getpid()))
+        privacy.write_file(marker, str(os.getpid()))
         commit_state(directory, epoch, trigger, captured, keep=keep)
         status = 0
     except BaseException as exc:  # noqa: B902 -- reported, then the child exits
@@ -104,12 +103,11 @@ def write(captured, directory, trigger, keep, asynchronous=False):
     ckpt_dir = _core.CheckpointDir(directory, keep)
     epoch = ckpt_dir.next_epoch()
     try:
-        os.makedirs(directory, exist_ok=True)
+        privacy.create_directory(directory)
         marker = ckpt_dir.writing_marker(epoch)
         # This process's pid until the writer records its own: a marker
         # always names a process, so a restart can tell a dead writer at once.
-        with open(marker, "w") as f:
-            f.write(str(os.getpid()))
+        privacy.write_file(marker, str(os.getpid()))
     except OSError as exc:
         raise CheckpointFileError(f"{directory}: cannot write a checkpoint there: {exc.strerror}") from exc
     pid = os.fork()

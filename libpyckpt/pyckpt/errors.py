@@ -25,3 +25,14 @@ class CheckpointFileError(CheckpointError):
 
 class ChecksumError(CheckpointFileError):
     """A dataset's data does not match the checksum recorded when it was written."""
+
+
+class AuthenticationError(CheckpointFileError):
+    """A checkpoint fails authentication: written with another key, altered or
+    damaged since it was written, or there is no key to check it with. Nothing
+    of it is unpickled (doc/security.md)."""
+
+
+class KeyFileError(CheckpointError):
+    """The checkpoint key file is missing, unsafe (readable by other users) or
+    malformed; the message names it (doc/security.md)."""

@@ -22,6 +22,7 @@ import importlib.util
 import io
 import itertools
 import marshal
+import mmap
 import os
 import pickle
 import random
@@ -35,11 +36,11 @@ import weakref
 
 import numpy as np
 
-from . import _core
+from . import _core, buffers
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 __all__ = [
-    "Pickler", "Unpickler", "dumps", "loads", "register_reducer", "register_reduce",
+    "Pickler", "Unpickler", "dumps", "loads", "register_reducer", "register_reduce", "register_buffer_owner",
 ]
 
 PROTOCOL = 5
@@ -68,6 +69,25 @@ def register_reduce(cls, reduce):
     _registry[cls] = reduce
 
 
+# type -> describe(owner) for objects that own memory NumPy arrays are views
+# of (the object at the end of an array's .base chain, e.g. an mpi4py RMA
+# window's memory). See register_buffer_owner.
+_buffer_owners = {}
+
+
+def register_buffer_owner(cls, describe):
+    """Arrays that are views of the memory of an instance of `cls` (exact
+    type; NumPy's `.base` chain ends at it) may stay views after a restart:
+    `describe(owner)` returns `(address, rebuild, args)` -- the address of the
+    owner's memory, and a function rebuilding, in the restarted process, an
+    object that exports the same memory by the buffer protocol -- or None to
+    capture the array by content (a fresh array after a restart). The owner's
+    content is not captured: whoever rebuilds it restores it."""
+    if not isinstance(cls, type):
+        raise TypeError(f"register_buffer_owner needs a type, got {cls!r}")
+    _buffer_owners[cls] = describe
+
+
 def register_reducer(cls, save, load):
     """Domain-specific state capture: instances of `cls` (and its subclasses) are
     checkpointed as `save(obj)`, which must return something pyckpt can capture,
@@ -91,7 +111,7 @@ def _read_array(*_args):
     raise CheckpointError("this pickle stream needs pyckpt.heap.Unpickler to load it")
 
 
-def _main_module():
+def _main_module(spec_name=None):
     _read_array()
 
 
@@ -216,10 +236,60 @@ def _pairwise(it, old):
 _OPEN_FLAGS = {"r": os.O_RDONLY, "w": os.O_WRONLY, "a": os.O_WRONLY | os.O_APPEND}
 
 
-def _reopen_file(path, mode, raw_mode, position, text, buffered):
+def read_state(f):
+    """How far the program has read the readable text file `f`, where tell()
+    cannot say it (the file is being iterated, or it is a pipe):
+    (position, read_ahead), or None if the position is unknown. position:
+    where the bytes its text layer took from its buffer end, in the byte
+    stream (from the stream's start; for a pipe, from where this process
+    began reading it); read_ahead: for restore_read_ahead(), what the
+    text layer took beyond what the program has read (the decoded text,
+    the decoder's state: bytes not decoded yet) and whether tell() works."""
+    text, decoder, telling = _core.text_read_ahead(f)
+    position = _core.buffered_read_position(f.buffer)
+    if position is None:
+        return None
+    return position, (text, decoder.getstate() if decoder is not None else None, telling)
+
+
+def restore_read_ahead(f, read_ahead):
+    """Makes the text file `f`, which has read nothing since it was opened
+    or positioned with seek() at the position read_state() gave, go on
+    exactly where the captured one was: its read-ahead text first."""
+    text, decoder_state, telling = read_ahead
+    _core.set_text_read_ahead(f, text, telling)
+    decoder = _core.text_read_ahead(f)[1]
+    if decoder is not None and decoder_state is not None:
+        decoder.setstate(decoder_state)
+
+
+def read_position(f):
+    """Where a reopened `f` must be put to read on as `f` would: (position,
+    read_ahead), tell()'s cookie and None where tell() works, else what
+    read_state() gives for a text file (iterated, or a pipe). Raises
+    OSError if neither can tell. seek_read_position() puts a file there."""
+    try:
+        return f.tell(), None
+    except OSError:
+        if isinstance(f, io.TextIOWrapper):
+            state = read_state(f)
+            if state is not None:
+                return state
+        raise
+
+
+def seek_read_position(f, position, read_ahead):
+    """Puts the file `f`, which has read nothing yet, where read_position() was."""
+    f.seek(position)
+    if read_ahead is not None:
+        restore_read_ahead(f, read_ahead)
+
+
+def _reopen_file(path, mode, raw_mode, position, text, buffered, read_ahead=None):
     """Reopens a file captured open: never truncates nor creates it ('w' and 'x'
     are reopened without O_TRUNC/O_EXCL), then restores the position. `text`:
-    (encoding, errors, line_buffering, write_through) of a text file, else None."""
+    (encoding, errors, line_buffering, write_through) of a text file, else None.
+    read_ahead: see read_state(), for a text file that was being iterated."""
     flags = _OPEN_FLAGS[raw_mode[0]]
     if "+" in raw_mode:
         flags = (flags & ~os.O_WRONLY) | os.O_RDWR
@@ -237,7 +307,7 @@ def _reopen_file(path, mode, raw_mode, position, text, buffered):
         f.mode = mode
         raw = f.buffer.raw
     raw.name = path
-    f.seek(position)
+    seek_read_position(f, position, read_ahead)
     return f
 
 
@@ -394,6 +464,11 @@ class Pickler(pickle.Pickler):
                                       _LARGE_STACK_BYTES)
         except Exception as exc:
             raise self._unsupported(obj, exc) from exc
+        finally:
+            # Its bound methods make the Pickler a reference cycle, which would
+            # keep the memo (every captured object) alive until the next
+            # garbage collection; an mmap with a buffer export cannot be closed.
+            self._dispatch.clear()
 
     # Called by the C pickler for every object that is not None, a bool, int,
     # float, str, bytes, dict, set, frozenset, list, tuple, bytearray or
@@ -426,6 +501,8 @@ class Pickler(pickle.Pickler):
             np.random.RandomState: self._reduce_numpy_randomstate,
             np.random.Generator: self._reduce_numpy_generator,
             np.ndarray: self._reduce_ndarray,
+            buffers.MemoryContents: self._reduce_memory_contents,
+            mmap.mmap: buffers.reduce_mmap,
             type(threading.Lock()): self._reduce_lock,
             type(threading.RLock()): self._reduce_rlock,
             weakref.ref: self._reduce_weakref,
@@ -488,7 +565,8 @@ class Pickler(pickle.Pickler):
         if kind == "user":
             callable_, args = _import_user_module, (_import_name(module), os.path.realpath(module.__file__))
         elif kind == "main":
-            callable_, args = _main_module, ()
+            # Run as `python3 -m NAME`: the restored __main__ gets NAME's spec.
+            callable_, args = _main_module, (getattr(module.__spec__, "name", None),)
         else:
             callable_, args = _new_module, (module.__name__,)
         return callable_, args, self._module_state(module), None, None, _set_module_state
@@ -667,7 +745,9 @@ class Pickler(pickle.Pickler):
             f.flush()
         raw_mode = raw.mode.replace("x", "w")
         text_args = (f.encoding, f.errors, f.line_buffering, f.write_through) if text else None
-        return _reopen_file, (os.path.abspath(raw.name), f.mode, raw_mode, f.tell(), text_args, buffer is not raw)
+        position, read_ahead = read_position(f)
+        return _reopen_file, (os.path.abspath(raw.name), f.mode, raw_mode, position, text_args, buffer is not raw,
+                              read_ahead)
 
     # --- random number generators ----------------------------------------------
 
@@ -692,6 +772,17 @@ class Pickler(pickle.Pickler):
         base = a
         while isinstance(base.base, np.ndarray):
             base = base.base
+        describe = _buffer_owners.get(type(base.base))
+        if base is a and describe is not None:
+            described = describe(base.base)
+            if described is not None:
+                address, rebuild, args = described
+                offset = a.__array_interface__["data"][0] - address
+                return _make_view, (_Call(rebuild, *args), a.shape, a.dtype, offset, a.strides, writeable)
+        owner = buffers.owner_of(base)
+        if owner is not None:  # np.frombuffer(an mmap, MPI memory): stays a view of it
+            offset = a.__array_interface__["data"][0] - buffers.address_of(owner)
+            return _make_view, (owner, a.shape, a.dtype, offset, a.strides, writeable)
         if base is not a and (base.flags.c_contiguous or base.flags.f_contiguous):
             offset = a.__array_interface__["data"][0] - base.__array_interface__["data"][0]
             return _make_view, (base, a.shape, a.dtype, offset, a.strides, writeable)
@@ -705,6 +796,13 @@ class Pickler(pickle.Pickler):
             data = a
         else:  # strided, and not a view of anything captured: the one copy
             data = np.ascontiguousarray(a)
+        return self._out_of_band(data, writeable)
+
+    def _reduce_memory_contents(self, contents):
+        # The bytes of an mmap or MPI memory (pyckpt.buffers), not a view of it.
+        return self._out_of_band(contents, contents.flags.writeable)
+
+    def _out_of_band(self, data, writeable):
         key = f"a{len(self.arrays)}"
         self.arrays.append((key, data))
         # `transposed` (False): checkpoints written before order "F" stored
@@ -902,10 +1000,13 @@ class Unpickler(pickle.Unpickler):
             a.flags.writeable = False
         return a
 
-    def _main_module(self):
+    def _main_module(self, spec_name=None):
         if self.main_module is None:
             self.main_module = types.ModuleType("__main__")
         vars(self.main_module).setdefault("__builtins__", builtins)
+        if spec_name is not None:
+            spec = importlib.util.find_spec(spec_name)
+            vars(self.main_module).update(__spec__=spec, __loader__=getattr(spec, "loader", None))
         return self.main_module
 
 
@@ -919,4 +1020,12 @@ def dumps(obj, *, user_dirs=None):
 
 def loads(data, read_array, *, main_module=None):
     """Rebuilds what dumps() captured; see Unpickler for the arguments."""
-    return Unpickler(io.BytesIO(data), read_array, main_module=main_module).load()
+    unpickler = Unpickler(io.BytesIO(data), read_array, main_module=main_module)
+    try:
+        return unpickler.load()
+    finally:
+        # The memo holds the Unpickler's bound methods (find_class): a
+        # reference cycle that would keep every object read, and the arrays
+        # read into an mmap (buffer exports: it could not be closed), alive
+        # until the next garbage collection.
+        unpickler.memo.clear()

@@ -31,6 +31,7 @@ Configuration: pyckpt.settings (PYCKPT_DIR, PYCKPT_INTERVAL, PYCKPT_SIGNAL,
 PYCKPT_KEEP, PYCKPT_RESTART).
 """
 import atexit
+import ctypes
 import json
 import os
 import signal
@@ -39,13 +40,18 @@ import time
 
 import numpy as np
 
-from . import _core, commit, mpi_handles, session, settings, state
+from . import _core, commit, mpi_handles, session, settings, slurm, state
 from .container import ArrayLoader
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
 
 MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel messages)
-REQUESTS_BLOB = "mpi_requests"   # pending receives: request id -> (array key, byte offset)
+# Requests posted again after a restart (pending receives, nonblocking
+# collectives the cut fell before): id -> (array key, byte offset) of the
+# receive buffer, or None if it has none.
+REQUESTS_BLOB = "mpi_requests"
 CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
+WINDOWS_BLOB = "mpi_windows"     # RMA windows: id -> where their memory comes from at restart
+WIN_CREATE = 1                   # pyckpt_mpi_window_info.flavor: MPI_Win_create (the program's memory)
 # The signal number whose Python handler the interposer's waker runs (see
 # attach); the application must not install a handler of its own for it.
 WAKE_SIGNAL = signal.SIGRTMAX - 1
@@ -98,6 +104,11 @@ def attach():
         _core.mpi_install_signal_trigger(int(signal.Signals[signal_name]))
     if _job.rank == 0:  # any one rank's request starts a checkpoint on all
         _core.mpi_set_triggers(_core.CheckpointDir(_job.directory).request_path, settings.interval() or 0)
+        if settings.end_file():
+            # At the interpreter's exit, not when a signal kills it: tells
+            # `pyckpt mpirun --slurm-requeue` that the program ended (mpirun
+            # ended by Slurm may exit 0 too).
+            atexit.register(slurm.report_program_end, settings.end_file())
     if _job.resume is not None:
         _restore_interposer(_job.resume)
 
@@ -140,22 +151,60 @@ def _on_safe_point(captured_state):
 
 # --- inside the cut, on every rank ---------------------------------------------
 
-def _locate_receives(requests, arrays):
-    """Pending receives -> (array key, byte offset): the restarted job re-posts
-    them into the restored arrays."""
+def _locate_reposted(requests, arrays):
+    """Receive buffers of the requests a restarted job posts again -- pending
+    receives, nonblocking collectives the cut fell before (their send
+    buffers are saved by the interposer) -- as (array key, byte offset) in
+    the captured NumPy arrays, None for a collective without one here."""
     bounds = [(key, *np.byte_bounds(a)) for key, a in arrays]
     located = {}
     for req in requests:
-        if not req.is_recv or req.completed:
+        if req.completed:
+            continue
+        if req.buf is None:
+            located[str(req.id)] = None
             continue
         end = req.buf + req.bytes
         found = next(((k, lo) for k, lo, hi in bounds if lo <= req.buf and end <= hi), None)
         if found is None:
+            what = "receive" if req.is_recv else "collective"
             raise UnsupportedStateError(
-                f"a nonblocking receive (request {req.id}, {req.bytes} bytes) is pending into memory that is not "
-                f"a NumPy array of the program (e.g. mpi4py's lowercase irecv()); complete it before the "
-                f"checkpoint or receive into a NumPy array with Irecv")
+                f"a nonblocking {what} (request {req.id}, {req.bytes} bytes) is pending into memory that is not a "
+                f"NumPy array of the program (e.g. mpi4py's lowercase irecv()); complete it before the checkpoint "
+                f"or receive into a NumPy array")
         located[str(req.id)] = (found[0], req.buf - found[1])
+    return located
+
+
+def _bytes_at(address, size):
+    """A uint8 array over size bytes of memory at address (no copy)."""
+    return np.ctypeslib.as_array((ctypes.c_ubyte * size).from_address(address))
+
+
+def _locate_windows(arrays):
+    """This rank's RMA windows -> where a restart gets their memory from. An
+    MPI_Win_create window's memory lies in a captured NumPy array of the
+    program (array key, byte offset): the window is created again over the
+    restored array. An allocated window's memory is MPI's: its content is
+    added to `arrays` (no copy) and read into the new window's memory."""
+    bounds = [(key, *np.byte_bounds(a)) for key, a in arrays]
+    located = {}
+    for w in _core.mpi_windows():
+        ident, base, size = w["id"], w["base"], w["size"]
+        if size == 0:
+            located[str(ident)] = {}
+        elif w["flavor"] == WIN_CREATE:
+            found = next(((k, lo) for k, lo, hi in bounds if lo <= base and base + size <= hi), None)
+            if found is None:
+                raise UnsupportedStateError(
+                    f"MPI window {ident} ({w['origin']}, {size} bytes): its memory is not in a NumPy array the "
+                    f"program holds; create the window over a NumPy array the program keeps, or with "
+                    f"MPI.Win.Allocate")
+            located[str(ident)] = {"array": found[0], "offset": base - found[1]}
+        else:
+            key = f"mpi_window_{ident}"
+            arrays.append((key, _bytes_at(base, size)))
+            located[str(ident)] = {"content": key}
     return located
 
 
@@ -189,28 +238,62 @@ def _capture():
         if _in_compound_call(captured_state):
             return False
     captured = state.capture(captured_state, True if trigger == "api" else None, session.options())
-    located = _locate_receives(_core.mpi_pending_requests(), captured[1])
+    located = _locate_reposted(_core.mpi_pending_requests(), captured[1])
+    windows = _locate_windows(captured[1])
     blobs = {MPI_STATE_BLOB: _core.mpi_state_save(),
              REQUESTS_BLOB: json.dumps(located).encode(),
+             WINDOWS_BLOB: json.dumps(windows).encode(),
              CHANNEL_BLOB: json.dumps(_core.mpi_channel_messages()).encode()}
-    _job.captured = (time.perf_counter(), trigger, captured, blobs)
+    # Where `pyckpt mpirun` puts the job's input at restart (rank 0's stdin).
+    rank_attributes = {"stdin_position": (state.stdin_position() or (0,))[0]}
+    _job.captured = (time.perf_counter(), trigger, captured, blobs, rank_attributes)
     return True
 
 
 def _write():
     """Collective: every rank's captured state into one checkpoint file."""
-    started, trigger, captured, blobs = _job.captured
+    started, trigger, captured, blobs, rank_attributes = _job.captured
     _job.captured = None
     MPI = mpi_handles._mpi()
     # Not COMM_WORLD: an application collective may be pending on it.
-    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep,
-                               comm=_core.mpi_write_comm(MPI.Comm), extra_blobs=blobs,
+    comm = _core.mpi_write_comm(MPI.Comm)
+    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep, comm=comm,
+                               extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
-                                           **settings.job_triggers()},
-                               rank_attributes={"host": MPI.Get_processor_name()})
+                                           **settings.job_triggers(), **slurm.environment_attributes()},
+                               rank_attributes={**_placement(MPI), **slurm.rank_attributes(), **rank_attributes})
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)
+    _hold_if_stopping(comm, info["epoch"])
+
+
+def _hold_if_stopping(comm, epoch):
+    """After a committed checkpoint: if `pyckpt mpirun --slurm-requeue` asked
+    the job to stop after it (pyckpt.slurm), every rank flushes its output
+    and waits here to be ended, so that nothing it would print again once
+    resumed from this checkpoint reaches the job's output. Rank 0 alone
+    reads the request: all ranks hold or none."""
+    if not comm.bcast(slurm.stop_requested(_job.directory) if _job.rank == 0 else None, root=0):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    comm.Barrier()  # every rank flushed: nothing of theirs is printed after the supervisor's stop
+    if _job.rank == 0:
+        slurm.report_stopped(_job.directory, epoch)
+    while True:
+        time.sleep(3600)  # until the supervisor ends mpirun, which ends this rank
+
+
+def _placement(MPI):
+    """Where this rank ran, for `pyckpt inspect`: its host, and how many
+    node-local communicators (Split_type) it holds, which a restart on another
+    placement re-creates with other members."""
+    placement = {"host": MPI.Get_processor_name()}
+    node_local = _core.mpi_stats()["node_local_comms"]
+    if node_local:
+        placement["node_local_comms"] = node_local
+    return placement
 
 
 # --- restart ---------------------------------------------------------------------
@@ -235,18 +318,49 @@ def _restore_interposer(resume):
         resume.error = exc
 
 
-def _repost_receives(reader, rank):
-    """Reads the arrays that receives pending at the cut were posted into and
-    re-posts those receives, before the heap is read: the unpickled
-    mpi4py Request objects then get their handles."""
+def _repost_requests(reader, rank):
+    """Reads the arrays that receives pending at the cut were posted into
+    (and the buffers of nonblocking collectives the cut fell before) and
+    posts those requests again, in posting order, before the heap is read:
+    the unpickled mpi4py Request objects then get their handles."""
     located = json.loads(reader.read_blob(rank, REQUESTS_BLOB))
     loader = ArrayLoader(reader, rank)
     arrays = {}
-    for ident, (key, offset) in located.items():
-        if key not in arrays:
-            arrays[key] = loader(key)
-        _core.mpi_request_repost(int(ident), arrays[key].ctypes.data + offset)
+
+    for ident, location in located.items():
+        address = None
+        if location is not None:
+            key, offset = location
+            if key not in arrays:
+                arrays[key] = loader(key)
+            address = arrays[key].ctypes.data + offset
+        _core.mpi_request_repost(int(ident), address)
     return arrays
+
+
+def _recreate_windows(reader, rank, preloaded):
+    """Creates the checkpoint's RMA windows again (collective), after the
+    receives were re-posted and before the heap is read: MPI_Win_create ones
+    over their restored arrays (read now into `preloaded`, so that the heap
+    gets those very arrays), allocated ones with their content read back.
+    The heap's window objects and views of window memory then find them."""
+    located = json.loads(reader.read_blob(rank, WINDOWS_BLOB))
+    loader = ArrayLoader(reader, rank)
+    bases = {}
+    for ident, where in located.items():
+        if "array" in where:
+            if where["array"] not in preloaded:
+                preloaded[where["array"]] = loader(where["array"])
+            bases[int(ident)] = preloaded[where["array"]].ctypes.data + where["offset"]
+    _core.mpi_windows_recreate(bases)
+    created = {str(w["id"]): w for w in _core.mpi_windows()}
+    for ident, where in located.items():
+        if "content" in where:
+            w = created[ident]
+            reader.read_array(rank, where["content"], _bytes_at(w["base"], w["size"]))
+    # Only now may peers reach this rank's window memory.
+    _core.mpi_windows_reopen()
+    return preloaded
 
 
 def resume_rank(reader, command):
@@ -271,7 +385,11 @@ def resume_rank(reader, command):
         if _job.resume.error is not None:
             raise _job.resume.error
         mpi_handles.register_reducers()
-        return session.restart(reader, rank=_job.rank, preloaded=_repost_receives(reader, _job.rank))
+        # Passed on, not held here: this frame lives as long as the program,
+        # and a reference to the preloaded arrays would keep their buffers
+        # exported (an mmap they view could not be closed).
+        return session.restart(reader, rank=_job.rank,
+                               preloaded=_recreate_windows(reader, _job.rank, _repost_requests(reader, _job.rank)))
     except BaseException as exc:
         if session.program_started():
             raise  # the resumed program's own

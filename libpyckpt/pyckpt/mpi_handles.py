@@ -14,8 +14,9 @@ Local objects are pickled by value: a group as the world ranks of its members
 A communicator also keeps its error handler: mpi4py sets MPI_ERRORS_RETURN on
 every communicator it creates, but the interposer re-creates communicators
 itself at restart, where they inherit whatever their parent has then.
+MPI.memory objects (MPI.Alloc_mem) are captured by content: pyckpt.buffers.
 """
-from . import _core, heap
+from . import _core, buffers, container, heap
 from .errors import CheckpointFileError, UnsupportedStateError
 
 
@@ -59,6 +60,8 @@ _datatype_from_id = _rebuilt("datatype", _core.mpi_type_from_id)
 _request_from_id = _rebuilt("request", _core.mpi_request_from_id)
 # Files were reopened when the interposer's state was restored (at MPI_Init).
 _file_from_id = _rebuilt("file", _core.mpi_file_from_id)
+# RMA windows were created again before the heap is read (pyckpt.mpi).
+_window_from_id = _rebuilt("window", _core.mpi_win_from_id)
 
 
 def _predefined_equal(obj):
@@ -153,10 +156,19 @@ def _reduce_handle(obj):
         raise UnsupportedStateError(f"{type(obj).__name__} objects are captured only in a job run with "
                                     f"libpyckpt_mpi.so preloaded")
     cls = type(obj)
+    if isinstance(obj, MPI.Message):
+        # `msg = comm.mprobe(); msg.recv()` leaves the spent handle in `msg`.
+        # A matched message not yet received is never in the heap at a cut
+        # (mpi_wrap defers the cut until it is received): what a program
+        # holds is MESSAGE_NULL or, from a probe of PROC_NULL, MESSAGE_NO_PROC.
+        for spent in (MPI.MESSAGE_NULL, MPI.MESSAGE_NO_PROC):
+            if obj == spent:
+                return cls, (spent,)
     for kind, null, to_id, rebuild in ((MPI.Comm, MPI.COMM_NULL, _core.mpi_comm_id, _communicator_from_id),
                                        (MPI.Datatype, MPI.DATATYPE_NULL, _core.mpi_type_id, _datatype_from_id),
                                        (MPI.Request, MPI.REQUEST_NULL, _core.mpi_request_id, _request_from_id),
-                                       (MPI.File, MPI.FILE_NULL, _core.mpi_file_id, _file_from_id)):
+                                       (MPI.File, MPI.FILE_NULL, _core.mpi_file_id, _file_from_id),
+                                       (MPI.Win, MPI.WIN_NULL, _core.mpi_win_id, _window_from_id)):
         if isinstance(obj, kind):
             if obj == null:
                 return cls, ()
@@ -171,7 +183,49 @@ def _reduce_handle(obj):
             break
     raise UnsupportedStateError(f"cannot capture {obj!r}: this kind of MPI object ({cls.__name__}) is not "
                                 f"recorded by pyckpt (supported: communicators, datatypes, requests, files, "
-                                f"groups, infos, predefined objects such as MPI.SUM)")
+                                f"groups, infos, RMA windows, predefined objects such as MPI.SUM)")
+
+
+# --- RMA window memory -------------------------------------------------------------
+# The memory of a window (win.tomemory(), win.Shared_query(rank), or a
+# window itself, which exports its memory) is rebuilt as the same place of
+# the window created again after a restart: NumPy arrays over it stay views
+# of the window's memory. Its content is restored with the window
+# (pyckpt.mpi).
+
+def _window_memory(ident, rank, offset, size, readonly):
+    address = _core.mpi_window_address(ident, rank, offset)
+    if address is None:
+        raise CheckpointFileError(f"RMA window {ident} of the checkpoint was not re-created")
+    return _mpi().memory.fromaddress(address, size, readonly)
+
+
+def _freed_window_memory(size):
+    # The program may not use the memory of a freed window: a stand-in of
+    # its size keeps its views valid objects.
+    return bytearray(size)
+
+
+def _window_segment(owner):
+    """(address, size, readonly) of the memory an mpi4py memory object or
+    window exports."""
+    memory = owner.tomemory() if isinstance(owner, _mpi().Win) else owner
+    return memory.address, len(memory), memory.readonly
+
+
+def _describe_window_memory(owner):
+    """heap.register_buffer_owner: a window's memory, or None (captured by
+    content)."""
+    if not _core.mpi_loaded():
+        return None
+    address, size, readonly = _window_segment(owner)
+    found = _core.mpi_window_locate(address, size) if size else None
+    if found is None:
+        return None
+    if found[0] == 0:  # the window was freed: its memory must not be read
+        return address, _freed_window_memory, (size,)
+    return address, _window_memory, (*found, size, readonly)
+
 
 
 def _status(source, tag, error, count):
@@ -186,6 +240,40 @@ def _status(source, tag, error, count):
 
 def _reduce_status(status):
     return _status, (status.Get_source(), status.Get_tag(), status.Get_error(), status.Get_elements(_mpi().BYTE))
+
+
+def _memory_over(obj, offset, length, readonly):
+    whole = _mpi().memory.frombuffer(obj, readonly=readonly)
+    return whole if (offset, length) == (0, len(whole)) else whole[offset:offset + length]
+
+
+def _reduce_memory(mem):
+    """An MPI.memory: over another object's buffer (memory.frombuffer,
+    Win.tomemory, a slice of another memory), that object and where in its
+    buffer; released (Free_mem) or empty, an empty memory; the memory of an
+    RMA window, the same place in the re-created window; a block of
+    MPI.Alloc_mem, its contents (pyckpt.buffers), allocated again with
+    MPI.Alloc_mem at restart."""
+    MPI = _mpi()
+    if mem.obj is not None:
+        offset = mem.address - MPI.memory.frombuffer(mem.obj, readonly=True).address
+        return _memory_over, (mem.obj, offset, len(mem), mem.readonly)
+    if mem.address == 0:
+        return MPI.memory, ()
+    window = _describe_window_memory(mem)
+    if window is not None:  # Win.tomemory(), Win.Shared_query(): the re-created window's memory
+        return window[1:]
+    size = _core.mpi_alloc_mem_size(mem.address) if _core.mpi_loaded() else None
+    if size != len(mem):
+        raise UnsupportedStateError(
+            f"an MPI.memory of {len(mem)} bytes at {mem.address:#x} that is not a block of MPI.Alloc_mem (made by "
+            f"MPI.memory.fromaddress, or outside a job run with libpyckpt_mpi.so preloaded): only Alloc_mem memory "
+            f"is captured by content")
+    return buffers.owner_from_contents, (buffers.MemoryContents.of(mem, "mpi_alloc_mem", None),)
+
+
+def _alloc_mem(nbytes, _args):
+    return _mpi().Alloc_mem(nbytes)
 
 
 _registered = False
@@ -203,3 +291,8 @@ def register_reducers():
                 MPI.Win, MPI.File, *_sentinel_types(MPI)):
         heap.register_reduce(cls, _reduce_handle)
     heap.register_reduce(MPI.Status, _reduce_status)
+    heap.register_reduce(MPI.memory, _reduce_memory)
+    buffers.register_owner(MPI.memory)
+    container.register_allocator("mpi_alloc_mem", _alloc_mem)
+    for owner in (MPI.memory, MPI.Win):
+        heap.register_buffer_owner(owner, _describe_window_memory)

@@ -16,7 +16,7 @@ import threading
 import types
 
 from . import _core, commit, settings, state
-from .errors import CheckpointError, UnsupportedStateError
+from .errors import AuthenticationError, CheckpointError, UnsupportedStateError
 from .triggers import Triggers
 
 
@@ -82,7 +82,23 @@ def attach_job(job, running):
     start_program(), after a restart has restored it."""
     _session.job = job
     if running:
+        if _session.base is None:
+            _session.base = _main_module_frame()
         _core.set_safe_point_callback(job.on_safe_point, base=_session.base)
+
+
+def _main_module_frame():
+    """The outermost frame running the __main__ module's code: under `python3
+    -m module` the frames of runpy around it are not the program's (they
+    entered it through exec(), a C function that cannot be resumed). None
+    if it is not on the stack (the outermost frame is then the base)."""
+    main = vars(sys.modules["__main__"])
+    frame, found = sys._getframe(), None
+    while frame is not None:
+        if frame.f_globals is main and frame.f_code.co_name == "<module>":
+            found = frame
+        frame = frame.f_back
+    return found
 
 
 def configure(directory=None, keep=settings.DEFAULT_KEEP, interval=None, signal_name=None, asynchronous=False):
@@ -255,9 +271,20 @@ def run_script(path, args):
 def open_checkpoint(path, world_size=1):
     """The Reader of the checkpoint to restart from `path` (file or directory),
     once a background writer of that directory has committed. world_size: the
-    rank count it must have been written by (None: pyckpt.mpi checks)."""
+    rank count it must have been written by (None: pyckpt.mpi checks).
+
+    The file must be authenticated with the user's key (doc/security.md):
+    restarting a checkpoint runs the code its pickles name, so one that
+    anyone else wrote or changed is refused before a byte of it is unpickled."""
     commit.wait_for_writers(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
-    reader = _core.Reader(path)
+    try:
+        reader = _core.Reader(path)
+    except AuthenticationError as exc:
+        raise AuthenticationError(
+            f"{exc}. Refusing to restart it: restarting runs the code a checkpoint holds, so only checkpoints "
+            f"written with your key and unchanged since are restarted (nothing of this one was run). Restart an "
+            f"older checkpoint (`pyckpt ls DIR`), or, if you know where this one came from, restart it with the "
+            f"key that wrote it (--key-file); `pyckpt inspect --trust` shows it without running it") from None
     state.check_compatible(reader, world_size)
     return reader
 
@@ -268,6 +295,9 @@ def restart(reader, rank=0, preloaded=None):
     exceptions, SystemExit included, propagate). preloaded: arrays read
     before the heap (see state.restore)."""
     root = state.restore(reader, rank, preloaded)
+    # Not kept while the program runs: an array read into an mmap holds a
+    # buffer export of it, and an exported mmap cannot be closed.
+    del preloaded
     saved = root["session"]
     configure(saved["directory"] or os.path.dirname(os.path.abspath(reader.file)), saved["keep"],
               saved["interval"], saved["signal"], saved["asynchronous"])

@@ -12,6 +12,14 @@ PYCKPT_SIGNAL     signal that requests a checkpoint (default SIGUSR1; "none")
 PYCKPT_RESTART    auto | never: whether a preloaded rank resumes from the
                   directory's latest checkpoint (read by the preload library)
 PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
+PYCKPT_STDIN_OFFSET set by `pyckpt mpirun` when it resumes a job: the job's
+                  input (its stdin, which mpirun feeds to rank 0) starts at
+                  this byte of the input file
+PYCKPT_END_FILE   set by `pyckpt mpirun --slurm-requeue`: rank 0 creates this
+                  file when the program ends by itself (pyckpt.slurm)
+PYCKPT_KEY_FILE   the key that authenticates checkpoints (default
+                  $XDG_CONFIG_HOME/pyckpt/key, else ~/.config/pyckpt/key;
+                  read by the container, hdf5_io's Key; doc/security.md)
 PYCKPT_VERBOSE    report each committed checkpoint on stderr
 PYCKPT_MPI_TRACE  libpyckpt_mpi.so traces its protocol (read there)
 """
@@ -24,6 +32,7 @@ DEFAULT_KEEP = 2
 DEFAULT_SIGNAL = "SIGUSR1"
 # Diagnostics that `pyckpt mpirun` forwards to the ranks on every node.
 DIAGNOSTICS = ("PYCKPT_VERBOSE", "PYCKPT_MPI_TRACE")
+KEY_FILE_VARIABLE = "PYCKPT_KEY_FILE"
 
 
 def directory(explicit=None):
@@ -50,6 +59,22 @@ def resume_directory():
     return os.environ.get("PYCKPT_RESUME_DIR")
 
 
+def restart_enabled():
+    """Whether preloaded ranks resume from the checkpoint directory's latest
+    checkpoint (PYCKPT_RESTART, read by the preload library)."""
+    return os.environ.get("PYCKPT_RESTART", "auto").lower() not in ("never", "0", "no", "off")
+
+
+def stdin_offset():
+    """The byte of the job's input at which this rank's stdin begins."""
+    return int(os.environ.get("PYCKPT_STDIN_OFFSET") or 0)
+
+
+def end_file():
+    """The file rank 0 creates when the program ends by itself; None: none."""
+    return os.environ.get("PYCKPT_END_FILE") or None
+
+
 def verbose():
     return bool(os.environ.get("PYCKPT_VERBOSE"))
 
@@ -64,7 +89,7 @@ def job_environment(directory, keep, interval=None, signal_name=None):
         env["PYCKPT_INTERVAL"] = str(interval)
     if signal_name:
         env["PYCKPT_SIGNAL"] = signal_name
-    env.update({name: os.environ[name] for name in DIAGNOSTICS if name in os.environ})
+    env.update({name: os.environ[name] for name in (*DIAGNOSTICS, KEY_FILE_VARIABLE) if name in os.environ})
     return env
 
 

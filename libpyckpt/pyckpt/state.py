@@ -17,6 +17,7 @@ Restore reads them back into this process and hands over the frames to
 resume (pyckpt.session runs them).
 """
 import hashlib
+import io
 import json
 import os
 import stat
@@ -25,7 +26,7 @@ import types
 
 import numpy as np
 
-from . import _core, heap
+from . import _core, heap, settings
 from .container import ArrayLoader
 from .errors import CheckpointFileError, UnsupportedStateError
 
@@ -204,6 +205,42 @@ def _stream_positions():
     return positions
 
 
+def stdin_position():
+    """How far the program has read sys.stdin, as heap.read_position() gives
+    it, or None if it has read nothing of it (or replaced or closed it).
+    Where stdin is a pipe (an MPI rank's: mpirun feeds it the job's input),
+    the position counts from the start of the input: the pipe began at
+    settings.stdin_offset() of it."""
+    stdin = sys.stdin
+    if stdin is not sys.__stdin__ or not isinstance(stdin, io.TextIOWrapper) or stdin.closed:
+        return None
+    position, read_ahead = heap.read_position(stdin)
+    if not stdin.seekable():
+        position += settings.stdin_offset()
+    return (position, read_ahead) if position else None  # at 0 its text layer has taken nothing
+
+
+def _reposition_stdin(saved):
+    """Puts sys.stdin where the program had read it at the checkpoint: a
+    regular file (the input again, `< input.txt`) is positioned there; a
+    pipe that `pyckpt mpirun` fed from that position on (it repositioned the
+    job's input file) gets the read-ahead text back. Any other stdin cannot
+    be repositioned: the program reads it from its beginning again, and
+    this says so."""
+    if saved is None:
+        return
+    position, read_ahead = saved
+    stdin = sys.stdin
+    if stdin.seekable():
+        heap.seek_read_position(stdin, position, read_ahead)
+    elif read_ahead is not None and settings.stdin_offset() == position:
+        heap.restore_read_ahead(stdin, read_ahead)
+    else:
+        print(f"pyckpt restart: warning: stdin is not a regular file (in an MPI job: the job's stdin, which mpirun "
+              f"forwards to rank 0): the program reads it from its beginning again, not from byte {position}, where "
+              f"it was at the checkpoint", file=sys.stderr, flush=True)
+
+
 def _source_digests():
     """sha256 of the __main__ script and of the user's own modules, so a
     restart can warn about sources edited since the checkpoint."""
@@ -237,9 +274,12 @@ def capture(state, resume_result, options):
         "resume_result": resume_result,
         "main": sys.modules["__main__"],
         "argv": list(sys.argv),
+        # The script's directory, the working directory (-m, -c) or none (-P).
+        "path0": sys.path[0],
         "cwd": os.getcwd(),
         "session": options,
         "streams": positions,
+        "stdin": stdin_position(),
     }
     try:
         data, arrays = heap.dumps(root)
@@ -348,12 +388,12 @@ def restore(reader, rank, preloaded=None):
 
     root = heap.loads(reader.read_blob(rank, PROCESS_BLOB), read_array, main_module=main)
     sys.argv = root["argv"]
-    if root["argv"] and root["argv"][0]:
-        sys.path[0] = os.path.dirname(os.path.abspath(root["argv"][0]))
+    sys.path[0] = root["path0"]
     try:
         os.chdir(root["cwd"])
     except OSError:
         print(f"pyckpt restart: warning: cannot enter the original working directory {root['cwd']}; "
               f"staying in {os.getcwd()}", file=sys.stderr, flush=True)
     _cut_streams(root["streams"])
+    _reposition_stdin(root["stdin"])
     return root

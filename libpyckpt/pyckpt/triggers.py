@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 
-from . import _core
+from . import _core, privacy
 
 _TICK = 0.02  # seconds between two looks at the clock and the request file
 
@@ -21,9 +21,8 @@ _TICK = 0.02  # seconds between two looks at the clock and the request file
 def request(directory):
     """`pyckpt request DIR`: asks the program checkpointing into DIR for a
     checkpoint now."""
-    os.makedirs(directory, exist_ok=True)
-    with open(_core.CheckpointDir(directory).request_path, "w") as f:
-        f.write(f"{time.time()}\n")
+    privacy.create_directory(directory)
+    privacy.write_file(_core.CheckpointDir(directory).request_path, f"{time.time()}\n")
 
 
 class Triggers:

@@ -27,9 +27,12 @@ void BlockingCall::record_cut() {
       throw Error(PYCKPT_MPI_EUNSUPPORTED, "pyckpt_mpi: a receive in flight at the cut got a partial datatype element");
     ChannelMsg m{r->comm->id, r->status.source, r->status.tag, std::vector<std::byte>(bytes)};
     int pos = 0;
-    check(PMPI_Pack(r->buf, static_cast<int>(bytes / static_cast<std::uint64_t>(type_size)), r->type, m.data.data(),
-                    static_cast<int>(bytes), &pos, MPI_COMM_SELF),
-          "MPI_Pack (receive in flight at the cut)");
+    // A zero-byte message has nothing to pack (and MPI_Pack refuses the
+    // null output buffer of an empty vector: osu_latency's 0 B phase).
+    if (bytes > 0)
+      check(PMPI_Pack(r->buf, static_cast<int>(bytes / static_cast<std::uint64_t>(type_size)), r->type,
+                      m.data.data(), static_cast<int>(bytes), &pos, MPI_COMM_SELF),
+            "MPI_Pack (receive in flight at the cut)");
     call.received = std::move(m);
   }
   cut_ = std::move(call);

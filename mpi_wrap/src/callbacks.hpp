@@ -14,6 +14,8 @@ struct Callbacks {
   pyckpt_mpi_capture_fn capture = nullptr;
   pyckpt_mpi_write_fn write = nullptr;
   void* user = nullptr;  // of capture and write
+  pyckpt_mpi_site_fn site = nullptr;
+  void* site_user = nullptr;
 };
 inline Callbacks callbacks;
 

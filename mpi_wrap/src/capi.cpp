@@ -3,9 +3,11 @@
 #include "callbacks.hpp"
 #include "runtime.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <vector>
 
 using namespace pyckpt::mpi;
@@ -178,9 +180,64 @@ MPI_File pyckpt_mpi_file_from_id(uint64_t id) {
   return if_running(MPI_FILE_NULL, [&](Runtime& rt) { return rt.files.from_id(id); });
 }
 
+uint64_t pyckpt_mpi_win_id(MPI_Win win) {
+  return if_running(std::uint64_t{0}, [&](Runtime& rt) { return rt.windows.id(win); });
+}
+
+MPI_Win pyckpt_mpi_win_from_id(uint64_t id) {
+  return if_running(MPI_WIN_NULL, [&](Runtime& rt) { return rt.windows.from_id(id); });
+}
+
+int pyckpt_mpi_windows(const pyckpt_mpi_window_info** out, size_t* n) {
+  return guarded([&] {
+    const auto& v = running().windows.listing();
+    *out = v.data();
+    *n = v.size();
+    return PYCKPT_MPI_OK;
+  });
+}
+
+int pyckpt_mpi_windows_recreate(const uint64_t* ids, void* const* bases, size_t n) {
+  return guarded([&] {
+    Runtime& rt = running();
+    std::map<std::uint64_t, void*> restored;
+    for (size_t i = 0; i < n; ++i) restored[ids[i]] = bases[i];
+    rt.windows.recreate(rt.comms, restored);
+    return PYCKPT_MPI_OK;
+  });
+}
+
+int pyckpt_mpi_windows_reopen(void) {
+  return guarded([] {
+    running().windows.reopen_epochs();
+    return PYCKPT_MPI_OK;
+  });
+}
+
+int pyckpt_mpi_window_locate(const void* addr, uint64_t len, uint64_t* id, int* rank, uint64_t* offset) {
+  return guarded([&] {
+    *id = 0;
+    const WinTable& windows = running().windows;
+    if (!windows.locate(addr, len, *id, *rank, *offset) && windows.freed_memory(addr, len)) *rank = -1;
+    return PYCKPT_MPI_OK;
+  });
+}
+
+void* pyckpt_mpi_window_address(uint64_t id, int rank, uint64_t offset) {
+  return if_running(static_cast<void*>(nullptr),
+                    [&](Runtime& rt) { return rt.windows.address(id, rank, offset); });
+}
+
+int pyckpt_mpi_set_site_callback(pyckpt_mpi_site_fn site, void* user) {
+  callbacks.site = site;
+  callbacks.site_user = user;
+  return PYCKPT_MPI_OK;
+}
+
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) {
   return guarded([&] {
-    const auto& v = running().requests.pending();
+    Runtime& rt = running();
+    const auto& v = rt.requests.pending(rt.collectives);
     *out = v.data();
     *n = v.size();
     return PYCKPT_MPI_OK;
@@ -189,7 +246,15 @@ int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n) 
 
 int pyckpt_mpi_request_repost(uint64_t id, void* buf) {
   return guarded([&] {
-    running().requests.repost(id, buf);
+    Runtime& rt = running();
+    if (rt.collectives.awaiting(id)) {
+      auto [comm, call, send_copy] = rt.collectives.take_for_repost(id, buf);
+      MPI_Request request = MPI_REQUEST_NULL;
+      check(rt.start_collective(comm, std::move(call), id, &request, std::move(send_copy)),
+            "MPI nonblocking collective (repost)");
+    } else {
+      rt.requests.repost(id, buf);
+    }
     return PYCKPT_MPI_OK;
   });
 }
@@ -201,6 +266,10 @@ int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out) {
   return guarded([&] {
     const Runtime& rt = running();
     const Channel& ch = rt.channel;
+    const auto& comms = rt.comms.all();
+    const auto node_local = std::count_if(comms.begin(), comms.end(), [](const auto& c) {
+      return c->placement_dependent && c->real != MPI_COMM_NULL;
+    });
     *out = pyckpt_mpi_stats{rt.intercepted(),
                             ch.sent(),
                             ch.received(),
@@ -208,7 +277,8 @@ int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out) {
                             rt.coordinator.checkpoints(),
                             ch.drained(),
                             static_cast<uint64_t>(ch.size()),
-                            ch.replayed()};
+                            ch.replayed(),
+                            static_cast<uint64_t>(node_local)};
     return PYCKPT_MPI_OK;
   });
 }

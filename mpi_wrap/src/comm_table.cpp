@@ -79,6 +79,7 @@ CommRec& CommTable::add(CommRec& parent, LineageOp op, std::vector<std::int32_t>
   // A member that got MPI_COMM_NULL (split colour MPI_UNDEFINED, not in the
   // group) still took part in the creation: the record keeps it in lineage.
   rec->freed = made == MPI_COMM_NULL;
+  rec->placement_dependent = parent.placement_dependent || op == LineageOp::SplitType;
   return insert(std::move(rec));
 }
 

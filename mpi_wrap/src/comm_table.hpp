@@ -38,6 +38,10 @@ struct CommRec {
   std::uint64_t coll_target = 0;  // agreed cut point during a snapshot (Coordinator)
   std::uint64_t children = 0;     // comms created from this one (for child ids)
   bool freed = false;             // kept while it is an ancestor in lineage
+  // Made by Split_type (or from such a communicator): its members depend on
+  // where the ranks run, so a restart on another placement re-creates it
+  // with other members (Runtime::restore).
+  bool placement_dependent = false;
 
   // The same on every member, and unique among the comms of a job: (lineage
   // id, world rank of its rank 0). Only for comms that had a handle here.

@@ -50,15 +50,18 @@ namespace {
 unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
 }  // namespace
 
-Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, Channel& channel,
-                         BlockingCall& call, FileTable& files, const std::string& unsupported)
+Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests,
+                         IcollTable& icolls, Channel& channel, BlockingCall& call, FileTable& files,
+                         WinTable& windows, const std::string& unsupported)
     : world_rank_(world_rank),
       world_size_(world_size),
       comms_(comms),
       requests_(requests),
+      icolls_(icolls),
       channel_(channel),
       call_(call),
       files_(files),
+      windows_(windows),
       unsupported_(unsupported) {
   InternalScope internal;
   check(PMPI_Comm_dup(MPI_COMM_WORLD, ctl_.out()), "MPI_Comm_dup (control)");
@@ -97,6 +100,7 @@ void Coordinator::poll_slow(bool cut_allowed) {
 }
 
 void Coordinator::step(bool cut_allowed) {
+  if (!icolls_.empty()) progress_collectives();
   if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) initiate();
   for (;;) {
     int flag = 0;
@@ -106,7 +110,10 @@ void Coordinator::step(bool cut_allowed) {
     receive_request(st.MPI_SOURCE, st.MPI_TAG);
   }
   if (phase_ == Phase::Agreeing) advance_round();
-  if (phase_ == Phase::Decided && cut_allowed && !channel_.holds_matched_message()) run_cut();
+  // A nonblocking collective counted here is posted on every member: it
+  // completes first, so that its output is captured (never half written).
+  if (phase_ == Phase::Decided && cut_allowed && !channel_.holds_matched_message() && !icolls_.in_flight())
+    run_cut();
 }
 
 // This rank asks for the cut: the root starts it down the tree, any other
@@ -175,14 +182,22 @@ void Coordinator::begin_cut() {
 void Coordinator::post_round() {
   Round& a = round_;
   const bool below = !a.targets_known() || !at_targets();
-  const bool ready = !below && !creating_comm_ && !channel_.holds_matched_message();
-  const bool stuck = a.targets_known() && below && parked_on_ != nullptr && parked_on_->coll_seq >= parked_on_->coll_target;
+  // A window holding an RMA operation in flight (or an exclusive lock): only
+  // the application takes the rank to a point where it holds none (see
+  // "One-sided communication" in doc/mpi.md).
+  const bool unsettled = !windows_.settled();
+  const bool ready = !below && !unsettled && !creating_comm_ && !channel_.holds_matched_message();
+  const bool stuck = a.targets_known() && (below || unsettled) && parked_on_ != nullptr &&
+                     parked_on_->coll_seq >= parked_on_->coll_target;
   if (stuck)
     trace("parked before collective %llu on comm %016llx@%d, below a target elsewhere: asks for one more",
           ull(parked_on_->coll_seq + 1), ull(parked_on_->id), parked_on_->world_ranks[0]);
   a.out.clear();
+  // Operations issued in a fence epoch complete at the next fence: the cut
+  // falls after it (one more collective on the window's communicator).
   for (auto& c : comms_.all()) {
-    const std::uint64_t want = c->coll_seq + (stuck && c.get() == parked_on_ ? 1 : 0);
+    const bool one_more = (stuck && c.get() == parked_on_) || windows_.needs_fence(*c);
+    const std::uint64_t want = c->coll_seq + (one_more ? 1 : 0);
     if (want > 0 && !c->world_ranks.empty()) a.out.insert(a.out.end(), {c->key().first, c->key().second, want});
   }
   a.mine[0] = static_cast<int>(a.out.size());
@@ -191,7 +206,7 @@ void Coordinator::post_round() {
   // Behind: only this rank's application can take it to its targets (it is
   // not inside a collective that gets it there). Ranks waiting at a safe
   // point of their own code must then let their application run on.
-  a.mine[3] = a.targets_known() && below && parked_on_ == nullptr ? 1 : 0;
+  a.mine[3] = a.targets_known() && (below || unsettled) && parked_on_ == nullptr ? 1 : 0;
   a.flags.assign(Round::kFlags * static_cast<std::size_t>(world_size_), 0);
   a.stage = Round::Stage::Flags;
   check(PMPI_Iallgather(a.mine, Round::kFlags, MPI_INT, a.flags.data(), Round::kFlags, MPI_INT, ctl_.get(), &a.req),
@@ -278,11 +293,46 @@ void Coordinator::on_new_comm(CommRec& c) {
 // known yet): waits here, serving the protocol, until the cut is done or the
 // target raised.
 void Coordinator::park_at(CommRec* c) {
-  if (!must_wait(*c)) return;
+  if (may_count(*c)) return;
   trace("waits before collective %llu on comm %016llx@%d", ull(c->coll_seq + 1), ull(c->id), c->world_ranks[0]);
   parked_on_ = c;
-  while (must_wait(*c)) poll_blocked(true);
+  while (!may_count(*c)) poll_blocked(true);
   parked_on_ = nullptr;
+}
+
+void Coordinator::progress_collectives() {
+  auto& records = icolls_.records();
+  // Communicators with a call not counted yet: later ones on them wait.
+  std::vector<const CommRec*> held;
+  for (auto it = records.begin(); it != records.end();) {
+    IcollRec& r = it->second;
+    if (!r.counted) {
+      if (!r.arrived) {
+        int flag = 0;
+        PMPI_Test(&r.arrival, &flag, MPI_STATUS_IGNORE);
+        r.arrived = flag != 0;
+      }
+      if (!r.arrived || must_wait(*r.comm) || std::find(held.begin(), held.end(), r.comm) != held.end()) {
+        held.push_back(r.comm);
+        ++it;
+        continue;
+      }
+      r.counted = true;
+      ++r.comm->coll_seq;
+      ++collectives_;
+    }
+    if (!r.done) {
+      int flag = 1;  // an Ibarrier of the app has no collective besides its barrier
+      if (r.real != MPI_REQUEST_NULL) PMPI_Test(&r.real, &flag, MPI_STATUS_IGNORE);
+      r.done = flag != 0;
+    }
+    if (!r.done) {
+      ++it;
+      continue;
+    }
+    requests_.collective_done(r.app);
+    it = icolls_.finish(it);
+  }
 }
 
 // Communicator creation has no nonblocking form, so it cannot wait for its
@@ -388,7 +438,8 @@ Coordinator::Verdict Coordinator::local_verdict() {
   if (foreign_thread_.exchange(false, std::memory_order_relaxed))
     return {Severity::Failed, PYCKPT_MPI_EUNSUPPORTED,
             "a thread other than the one that called MPI_Init made MPI calls since the previous checkpoint; "
-            "pyckpt supports one application thread calling MPI"};
+            "pyckpt supports one application thread calling MPI (mpi4py.futures' executors call MPI from a "
+            "thread of their own)"};
   try {
     call_.record_cut();
   } catch (const Error& e) {
@@ -457,9 +508,10 @@ void Coordinator::run_cut() {
   }
 
   // 3b. The app's files at rest: what was written to them since the last
-  //     cut made durable (local). What cannot be captured about them is a
-  //     reason of this rank's own.
-  const std::string files_unsettled = files_.settle(requests_);
+  //     cut made durable (local). What cannot be captured about them, or
+  //     about its RMA windows, is a reason of this rank's own.
+  std::string refused = files_.settle(requests_);
+  if (refused.empty()) refused = windows_.refusal();
 
   // 4. This rank's verdict: a reason of its own not to be captured (then no
   //    capture), else the capture callback's result (local, no MPI). Then
@@ -470,8 +522,8 @@ void Coordinator::run_cut() {
     BlockingCall& c;
     ~ForgetCutCall() { c.forget_cut(); }
   } forget_cut_call{call_};
-  Verdict mine = files_unsettled.empty() ? local_verdict()
-                                          : Verdict{Severity::Failed, PYCKPT_MPI_EUNSUPPORTED, files_unsettled};
+  Verdict mine =
+      refused.empty() ? local_verdict() : Verdict{Severity::Failed, PYCKPT_MPI_EUNSUPPORTED, refused};
   if (mine.severity == Severity::Ok && callbacks.capture) mine = callback_verdict(callbacks.capture, "capture");
   Verdict job = agree(std::move(mine), "capture");
 
@@ -553,8 +605,16 @@ bool Coordinator::serve_here() {
   // At a targets, nothing in progress: like a rank parked at a collective,
   // but a point of its own code where the original program would not wait:
   // it leaves as soon as it or a peer needs the application to run on (a
-  // peer may need a message this rank sends later).
-  while (phase_ != Phase::Idle && !(round_.targets_known() && (!at_targets() || peer_behind_))) {
+  // peer may need a message this rank sends later). A rank holding a
+  // message matched by MPI_Mprobe is never ready (step 3 of the cut) until
+  // its application receives it: the Python lines between `msg =
+  // comm.Mprobe()` and `msg.Recv(buf)` are such points, and waiting there
+  // deadlocked the job. A rank whose windows hold something in flight (an
+  // exclusive lock, an operation not yet flushed) leaves at once, before any
+  // round completes: a peer may be waiting inside MPI_Win_lock for its lock,
+  // serving no protocol, so no round would complete before its unlock.
+  while (phase_ != Phase::Idle && !channel_.holds_matched_message() && windows_.settled() &&
+         !(round_.targets_known() && (!at_targets() || peer_behind_))) {
     sched_yield();  // the ranks of a node share its cores with the ones computing
     poll_slow(true);
   }

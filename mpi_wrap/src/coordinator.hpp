@@ -13,8 +13,10 @@
 #include "channel.hpp"
 #include "comm_table.hpp"
 #include "file_table.hpp"
+#include "icoll_table.hpp"
 #include "mpi_handles.hpp"
 #include "request_table.hpp"
+#include "win_table.hpp"
 
 #include <pyckpt/mpi/pyckpt_mpi.h>
 
@@ -33,14 +35,16 @@ class Coordinator {
  public:
   // After PMPI_Init*: makes the private control communicators. unsupported:
   // the calls the job made that a cut cannot capture (read at each cut).
-  Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, Channel& channel,
-              BlockingCall& call, FileTable& files, const std::string& unsupported);
+  Coordinator(int world_rank, int world_size, CommTable& comms, RequestTable& requests, IcollTable& icolls,
+              Channel& channel, BlockingCall& call, FileTable& files, WinTable& windows,
+              const std::string& unsupported);
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
   // --- safe points -----------------------------------------------------------
   // Safe point: cheap unless a checkpoint is pending. May run a whole cut.
   void poll() {
+    if (!icolls_.empty()) progress_collectives();
     if (requested_.load(std::memory_order_relaxed) || phase_ != Phase::Idle || (++poll_tick_ & 63) == 0)
       poll_slow(true);
   }
@@ -55,6 +59,7 @@ class Coordinator {
   // as fast as MPI's own wait loop; detecting a REQ takes at most 15 more
   // rounds (< 1 us). Pending or in progress: every round, as poll_blocked.
   void poll_spin() {
+    if (!icolls_.empty()) progress_collectives();
     if (requested_.load(std::memory_order_relaxed) || phase_ != Phase::Idle || (++spin_tick_ & 15) == 0)
       poll_slow(true);
   }
@@ -87,6 +92,14 @@ class Coordinator {
   // in the protocol. creating: it makes a communicator; until end_creation()
   // the rank is not ready for a cut (see coordinator.cpp).
   void synchronize(CommRec* c, bool creating = false);
+  // The app's nonblocking collectives (IcollTable): each one posted (the
+  // collective, then an Ibarrier on its communicator) counts as entered
+  // once its barrier completed (every member posted it) and the target
+  // lets it pass, in posting order per communicator, like a two-phase
+  // blocking one; its request completes once counted and done. Until
+  // counted the rank is before it: a cut records it and a restarted rank
+  // posts it again. A counted one completes before the cut runs.
+  void progress_collectives();
   void end_creation() { creating_comm_ = false; }
   // A communicator was made: during a checkpoint other members may have had
   // it, and used it, before; it gets the target agreed for it.
@@ -95,6 +108,14 @@ class Coordinator {
   // must not match a message (MPI_Improbe) until the round's outcome or the
   // cut, or the cut would wait for its receive.
   bool ready_for_cut() const { return phase_ != Phase::Idle && round_.reported_ready(); }
+  // A safe point before a call that would make this rank unready for a cut
+  // (an RMA operation or an exclusive lock: its window would hold
+  // something in flight). If the rank reported itself ready, it waits here,
+  // serving the protocol, until the round's outcome (or runs the cut here).
+  void before_unsettling() {
+    poll();
+    while (ready_for_cut()) poll_blocked(true);
+  }
 
   // --- safe points in the application's own code ---------------------------
   // The application is at a point where its state can be captured without
@@ -176,6 +197,9 @@ class Coordinator {
   bool must_wait(const CommRec& c) const {
     return phase_ != Phase::Idle && (!round_.targets_known() || c.coll_seq >= c.coll_target);
   }
+  // A collective on c entered now may be counted: the target lets it pass
+  // and the app's nonblocking collectives posted on c before it are counted.
+  bool may_count(const CommRec& c) const { return !must_wait(c) && !icolls_.uncounted_on(&c); }
   void park_at(CommRec* c);
   void initiate();
   void receive_request(int source, int tag);
@@ -202,9 +226,11 @@ class Coordinator {
   int world_rank_, world_size_;
   CommTable& comms_;
   RequestTable& requests_;
+  IcollTable& icolls_;
   Channel& channel_;
   BlockingCall& call_;
   FileTable& files_;
+  WinTable& windows_;
   const std::string& unsupported_;
 
   OwnedComm ctl_;  // private dup of world: checkpoint requests, rounds, the cut
@@ -284,7 +310,7 @@ int Coordinator::collective(CommRec* c, CollectiveKind kind, Post post) {
     parked_on_ = c;
     for (int arrived = 0;;) {
       if (!arrived) PMPI_Test(&barrier, &arrived, MPI_STATUS_IGNORE);
-      if (arrived && !must_wait(*c)) break;
+      if (arrived && may_count(*c)) break;
       poll_blocked(/*cut_allowed=*/true);
     }
     parked_on_ = nullptr;
@@ -303,7 +329,7 @@ int Coordinator::collective(CommRec* c, CollectiveKind kind, Post post) {
       rc = PMPI_Test(&req, &done, MPI_STATUS_IGNORE);
       if (rc != MPI_SUCCESS) break;
     }
-    if (done && !(synchronizing && must_wait(*c))) break;
+    if (done && !(synchronizing && !may_count(*c))) break;
     poll_blocked(/*cut_allowed=*/synchronizing);
   }
   if (synchronizing) {

@@ -1,6 +1,7 @@
-// Owning wrappers for the MPI groups, communicators, infos and datatypes the
-// library makes or is handed (rank translation, lineage replay at restart,
-// its private control communicators, a file's view read at a cut): freed on
+// Owning wrappers for the MPI groups, communicators, infos, datatypes and
+// error handlers the library makes or is handed (rank translation, lineage
+// replay at restart, its private control communicators, a file's view or a
+// window's error handler read at a cut): freed on
 // scope exit, also when a check throws in between. Handles of the
 // application are never owned here.
 #pragma once
@@ -28,6 +29,12 @@ struct InfoTraits {
   using Handle = MPI_Info;
   static Handle null() { return MPI_INFO_NULL; }
   static void free(Handle* h) { PMPI_Info_free(h); }
+};
+// An error handler MPI_Win_get_errhandler hands out: a reference to free.
+struct ErrhandlerTraits {
+  using Handle = MPI_Errhandler;
+  static Handle null() { return MPI_ERRHANDLER_NULL; }
+  static void free(Handle* h) { PMPI_Errhandler_free(h); }
 };
 // Datatypes MPI hands out (MPI_Type_get_contents, MPI_File_get_view) or the
 // library rebuilds: a derived one is a handle of its own to free, a
@@ -86,5 +93,6 @@ using OwnedGroup = Owned<GroupTraits>;
 using OwnedComm = Owned<CommTraits>;
 using OwnedInfo = Owned<InfoTraits>;
 using OwnedType = Owned<TypeTraits>;
+using OwnedErrhandler = Owned<ErrhandlerTraits>;
 
 }  // namespace pyckpt::mpi

@@ -69,10 +69,15 @@ MPI_Request RequestTable::from_id(std::uint64_t id) const {
   return MPI_REQUEST_NULL;
 }
 
-const std::vector<pyckpt_mpi_request_info>& RequestTable::pending() {
+void RequestTable::collective_done(MPI_Request r) {
+  if (auto it = requests_.find(r); it != requests_.end()) it->second.complete = true;
+}
+
+const std::vector<pyckpt_mpi_request_info>& RequestTable::pending(const IcollTable& collectives) {
   InternalScope internal;
   pending_view_.clear();
   const auto add = [this](const ReqRec& rec) {
+    if (rec.collective && !rec.complete) return;  // listed by the IcollTable
     pyckpt_mpi_request_info info{rec.id, rec.is_recv ? 1 : 0, !rec.is_recv || rec.complete ? 1 : 0, rec.buf, 0};
     // A receive restored complete (or not yet re-posted) has no buffer here:
     // the upper layer restores its memory itself.
@@ -86,6 +91,7 @@ const std::vector<pyckpt_mpi_request_info>& RequestTable::pending() {
   };
   for (const auto& [h, rec] : requests_) add(rec);
   for (const auto& [id, rec] : awaiting_repost_) add(rec);
+  collectives.append_pending(pending_view_);
   std::sort(pending_view_.begin(), pending_view_.end(),
             [](const auto& a, const auto& b) { return a.id < b.id; });
   return pending_view_;
@@ -143,7 +149,7 @@ std::map<std::uint64_t, const ReqRec*> RequestTable::by_id() const {
 }
 
 namespace {
-// State of a generalized request that is complete from the start.
+// State of a generalized request of the library: the status it reports.
 struct CompletedRequest {
   RecvStatus status;
   int error;
@@ -164,13 +170,21 @@ int completed_free(void* extra) {
 int completed_cancel(void*, int) { return MPI_SUCCESS; }
 }  // namespace
 
-int start_completed_request(const RecvStatus& st, int error, MPI_Request* request) {
+namespace {
+int start_request(const RecvStatus& st, int error, MPI_Request* request) {
   InternalScope internal;
   auto d = std::make_unique<CompletedRequest>(CompletedRequest{st, error});
   int rc = PMPI_Grequest_start(completed_query, completed_free, completed_cancel, d.get(), request);
-  if (rc != MPI_SUCCESS) return rc;
-  d.release();  // owned by the request now: completed_free deletes it
-  return PMPI_Grequest_complete(*request);
+  if (rc == MPI_SUCCESS) d.release();  // owned by the request now: completed_free deletes it
+  return rc;
 }
+}  // namespace
+
+int start_completed_request(const RecvStatus& st, int error, MPI_Request* request) {
+  int rc = start_request(st, error, request);
+  return rc == MPI_SUCCESS ? PMPI_Grequest_complete(*request) : rc;
+}
+
+int start_collective_request(MPI_Request* request) { return start_request(RecvStatus{}, MPI_SUCCESS, request); }
 
 }  // namespace pyckpt::mpi

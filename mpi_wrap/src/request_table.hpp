@@ -7,6 +7,7 @@
 #include <pyckpt/mpi/pyckpt_mpi.h>
 
 #include "comm_table.hpp"
+#include "icoll_table.hpp"
 
 #include <mpi.h>
 
@@ -43,12 +44,19 @@ struct ReqRec {
   // Nonblocking I/O on the app's file with this id (FileTable), 0 for a
   // message: a checkpoint fails while the app holds one (FileTable::settle).
   std::uint64_t file = 0;
+  // A nonblocking collective of the app: IcollTable has its call until
+  // `complete` (its collective done, the generalized request completed).
+  bool collective = false;
 };
 
 // A generalized request that is already complete and reports st (with
 // MPI_ERROR = error): for receives served from channel state and for
 // requests restored complete after a restart. MPI_Wait/Test work unchanged.
 int start_completed_request(const RecvStatus& st, int error, MPI_Request* request);
+// A generalized request for an app's nonblocking collective: MPI_Wait/Test
+// report it complete, with an empty status, once the library calls
+// MPI_Grequest_complete.
+int start_collective_request(MPI_Request* request);
 
 class RequestTable {
  public:
@@ -69,11 +77,16 @@ class RequestTable {
   // records the call as unsupported).
   bool forget(MPI_Request r);
   std::uint64_t id(MPI_Request r) const;
+  // The id of a request the caller adds once it has its handle.
+  std::uint64_t reserve_id() { return next_id_++; }
   MPI_Request from_id(std::uint64_t id) const;
 
   // Inside a cut: the app's requests not yet completed in its view, by id
-  // (= posting order). Valid until the next call.
-  const std::vector<pyckpt_mpi_request_info>& pending();
+  // (= posting order), with its nonblocking collectives the cut fell before
+  // (listed by `collectives`). Valid until the next call.
+  const std::vector<pyckpt_mpi_request_info>& pending(const IcollTable& collectives);
+  // The app's nonblocking collective with handle r is done (IcollTable).
+  void collective_done(MPI_Request r);
   // Inside a cut: records the receives that completed (their counts), also
   // `extra` (the receive of the blocking call in progress, handle *extra_handle).
   // False while a receive of a message matched by MPI_Improbe/Mprobe is

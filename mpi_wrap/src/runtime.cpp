@@ -2,7 +2,9 @@
 // bytes with its restoration in a fresh job: communicators re-created by
 // replaying their lineage in creation order, derived datatypes rebuilt from
 // MPI_Type_get_contents trees, channel messages reloaded for delivery,
-// requests restored complete or awaiting re-post, the app's files reopened.
+// requests restored complete or awaiting re-post, the app's files reopened,
+// its RMA windows read (created again once the layer above restored their
+// memory: pyckpt_mpi_windows_recreate).
 // Format (all little-endian, pyckpt/codec/bytes.hpp):
 //   "PYCKMPI1" u32 version, u32 world_size
 //   u64 ncomms  { u64 id, i32 op, u64 parent, u32 n, i32 args[n], u8 freed, i32 rank, i32 size }
@@ -15,12 +17,16 @@
 //   u64 nreqs   { u64 id, u8 is_recv, u8 complete, u64 comm, u64 type, i32 count,
 //                 i32 source, i32 tag, i32 status_source, i32 status_tag, i64 status_bytes }
 //   u64 nfiles  { ... }   (FileTable::save)
+//   u64 ncolls  { ... }   (IcollTable::save: nonblocking collectives the cut fell before)
+//   u64 nwins   { ... }   (WinTable::save)
 #include "runtime.hpp"
 
 #include <pyckpt/codec/bytes.hpp>
 
+#include <cstdio>
 #include <map>
 #include <stdexcept>
+#include <string_view>
 
 namespace pyckpt::mpi {
 
@@ -28,7 +34,25 @@ std::unique_ptr<Runtime> Runtime::instance_;
 
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
-constexpr std::uint32_t kVersion = 3;
+constexpr std::uint32_t kVersion = 5;  // 4: + nonblocking collectives or windows; 5: both
+
+// A communicator made by Split_type (or from one) that the restarted job's
+// placement gave other members.
+struct MovedComm {
+  std::uint64_t id;
+  int rank, size, now_rank, now_size;
+};
+
+// Traffic recorded at the cut names ranks of the old members: it cannot be
+// delivered on a communicator that has other members now.
+void refuse_if_moved(const std::vector<MovedComm>& moved, std::uint64_t comm, const char* what) {
+  for (const MovedComm& m : moved)
+    if (m.id == comm)
+      throw Error(PYCKPT_MPI_EUNSUPPORTED,
+                  std::string("pyckpt_mpi: ") + what + " on a node-local communicator (MPI_Comm_split_type) " +
+                      "cannot be restored on this placement, which gives that communicator other members; " +
+                      "restart on the placement of the checkpoint (as many ranks per node)");
+}
 
 std::pair<int, int> world() {
   int rank = 0, size = 1;
@@ -41,7 +65,8 @@ std::pair<int, int> world() {
 Runtime::Runtime(int world_rank, int world_size)
     : world_rank_(world_rank),
       world_size_(world_size),
-      coordinator(world_rank, world_size, comms, requests, channel, call, files, unsupported_) {
+      coordinator(world_rank, world_size, comms, requests, collectives, channel, call, files, windows,
+                  unsupported_) {
   comms.add_predefined();
 }
 
@@ -56,10 +81,26 @@ void Runtime::stop() {
   instance_.reset();  // frees the private communicators
 }
 
+namespace {
+// What an unsupported call means for the application, where its name alone
+// does not say it (the checkpoint's failure message names the call).
+std::string_view meaning(std::string_view call) {
+  if (call.starts_with("MPI_Comm_spawn") || call == "MPI_Comm_connect" || call == "MPI_Comm_accept" ||
+      call == "MPI_Comm_join")
+    return " (dynamic processes: processes the job spawned or connected to are not part of its checkpoints; "
+           "mpi4py.futures' MPIPoolExecutor spawns its workers this way)";
+  if (call == "MPI_Intercomm_create")
+    return " (an intercommunicator; `python -m mpi4py.futures` creates one between its pool's workers and "
+           "the rank that runs the program)";
+  return "";
+}
+}  // namespace
+
 void Runtime::mark_unsupported(const char* call) {
   if (unsupported_.find(call) != std::string::npos) return;
   if (!unsupported_.empty()) unsupported_ += ", ";
   unsupported_ += call;
+  unsupported_ += meaning(call);
 }
 
 std::vector<std::byte> Runtime::save() const {
@@ -111,7 +152,10 @@ std::vector<std::byte> Runtime::save() const {
   }
   w.put(coordinator.saved_cut_number());
   w.put(requests.next_id());
-  const auto reqs = requests.by_id();  // by id = posting order
+  auto reqs = requests.by_id();  // by id = posting order
+  // Nonblocking collectives the cut fell before are saved with their calls
+  // (below); done ones are complete requests like sends.
+  std::erase_if(reqs, [](const auto& kv) { return kv.second->collective && !kv.second->complete; });
   w.put<std::uint64_t>(reqs.size());
   for (const auto& [id, rec] : reqs) {
     const bool complete = !rec->is_recv || rec->complete;
@@ -132,12 +176,15 @@ std::vector<std::byte> Runtime::save() const {
     w.put(rec->status.bytes);
   }
   files.save(w);
+  collectives.save(w, types);
+  windows.save(w);
   return w.take();
 }
 
 void Runtime::restore(const std::byte* data, std::size_t len) {
   InternalScope internal;
-  if (!comms.only_predefined() || channel.size() != 0 || !types.empty() || !requests.empty() || !files.empty())
+  if (!comms.only_predefined() || channel.size() != 0 || !types.empty() || !requests.empty() || !files.empty() ||
+      !collectives.empty() || !windows.empty())
     throw Error(PYCKPT_MPI_ESTATE, "pyckpt_mpi_state_restore: must be called once, right after MPI_Init");
   codec::ByteReader r(data, len, "pyckpt_mpi: state bytes are truncated");
   try {
@@ -150,6 +197,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
                                          " ranks, this job has " + std::to_string(world_size_));
     const auto ncomms = r.get<std::uint64_t>();
     std::vector<CommRec*> to_free;
+    std::vector<MovedComm> moved;
     for (std::uint64_t k = 0; k < ncomms; ++k) {
       const auto id = r.get<std::uint64_t>();
       const auto op = static_cast<LineageOp>(r.get<std::int32_t>());
@@ -174,10 +222,25 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
         int made_rank = 0, made_size = 0;
         PMPI_Comm_rank(made.get(), &made_rank);
         PMPI_Comm_size(made.get(), &made_size);
-        if (made_rank != rank || made_size != size) mismatch();
+        if (made_rank != rank || made_size != size) {
+          // Split_type's members are the ranks that share a node *now*.
+          if (!p->placement_dependent && op != LineageOp::SplitType) mismatch();
+          moved.push_back({id, rank, size, made_rank, made_size});
+        }
       }
       CommRec& c = add_comm(*p, op, std::move(args), made.release());
       if (freed && c.real != MPI_COMM_NULL) to_free.push_back(&c);
+    }
+    if (!moved.empty()) {
+      std::string list;
+      for (const MovedComm& m : moved)
+        list += " " + std::to_string(m.rank) + "/" + std::to_string(m.size) + "->" + std::to_string(m.now_rank) +
+                "/" + std::to_string(m.now_size);
+      std::fprintf(stderr,
+                   "pyckpt_mpi: rank %d: %zu node-local communicator(s) (MPI_Comm_split_type) re-created on this "
+                   "placement with other members (rank/size:%s); what the program derived from them before the "
+                   "checkpoint describes the old placement\n",
+                   world_rank_, moved.size(), list.c_str());
     }
     for (CommRec* c : to_free) {
       MPI_Comm h = c->real;
@@ -197,6 +260,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       m.comm = r.get<std::uint64_t>();
       m.source = r.get<std::int32_t>();
       m.tag = r.get<std::int32_t>();
+      refuse_if_moved(moved, m.comm, "a message in flight at the checkpoint");
       const auto n = r.get<std::uint64_t>();
       const std::byte* p = r.get_bytes(n);
       m.data.assign(p, p + n);
@@ -208,6 +272,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       send.dest = r.get<std::int32_t>();
       send.tag = r.get<std::int32_t>();
       send.bytes = r.get<std::uint64_t>();
+      refuse_if_moved(moved, send.comm, "the send in flight at the checkpoint");
       call.resume_send(send);
     }
     coordinator.restore_cut_number(r.get<std::uint64_t>());  // the next cut continues the numbering
@@ -238,12 +303,15 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
         requests.add(h, rec);
         continue;
       }
+      refuse_if_moved(moved, comm, "a receive pending at the checkpoint");
       if (!rec.comm || rec.type == MPI_DATATYPE_NULL)
         throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: pending receive " + std::to_string(rec.id) +
                                            " names an unknown communicator or datatype");
       requests.await_repost(rec);
     }
     files.restore(r, comms);
+    collectives.restore(r, comms, types);
+    windows.restore(r);  // created in pyckpt_mpi_windows_recreate, over restored memory
     if (!r.done()) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: trailing bytes after the state");
   } catch (const std::length_error& e) {
     throw Error(PYCKPT_MPI_EINVAL, e.what());

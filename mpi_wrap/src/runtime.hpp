@@ -4,8 +4,10 @@
 //   TypeTable     datatypes: ids, type trees
 //   Channel       per-peer counts, channel state, matching, Mprobe'd messages
 //   RequestTable  app requests: ids, completion, pending view, re-post
+//   IcollTable    the app's nonblocking collectives: calls, re-post
 //   BlockingCall  the blocking app call in progress across a cut, re-issue
 //   FileTable     the app's open files: records, rest at a cut, reopening
+//   WinTable      the app's RMA windows: records, epochs, creation at restart
 //   Coordinator   phases, rounds, targets, the cut and its agreement, finish
 //   Waker         a thread that brings a checkpoint to a computing rank
 // -- and the save/restore codec of the whole state (runtime.cpp).
@@ -22,10 +24,12 @@
 #include "coordinator.hpp"
 #include "error.hpp"
 #include "file_table.hpp"
+#include "icoll_table.hpp"
 #include "internal_scope.hpp"
 #include "request_table.hpp"
 #include "type_table.hpp"
 #include "waker.hpp"
+#include "win_table.hpp"
 
 #include <mpi.h>
 #include <pthread.h>
@@ -61,8 +65,10 @@ class Runtime {
   TypeTable types;
   Channel channel;
   RequestTable requests{channel};
+  IcollTable collectives;
   BlockingCall call{world_rank_};
   FileTable files;
+  WinTable windows;
   Coordinator coordinator;
 
   // The waker runs once the layer above registered a wake callback or
@@ -78,6 +84,16 @@ class Runtime {
     CommRec& c = comms.add(parent, op, std::move(args), made);
     coordinator.on_new_comm(c);
     return c;
+  }
+
+  // An app's nonblocking collective on c with request id: posted and
+  // tracked; the app holds *request. MPI's code. send_copy: see
+  // IcollTable::start.
+  int start_collective(CommRec* c, IcollCall call, std::uint64_t id, MPI_Request* request,
+                       std::vector<std::byte> send_copy = {}) {
+    int rc = collectives.start(c, std::move(call), id, request, std::move(send_copy));
+    if (rc == MPI_SUCCESS) requests.add(*request, ReqRec{.id = id, .comm = c, .collective = true});
+    return rc;
   }
 
   // Unsupported features the job used; a checkpoint fails naming them.

@@ -95,17 +95,13 @@ int MPI_Finalize(void) {
   return PMPI_Finalize();
 }
 
-// --- collectives: blocking ones become nonblocking + progress; the
-// nonblocking ones of the app pass through but are not checkpointable yet.
+// --- blocking collectives become nonblocking + progress (the app's
+// nonblocking ones: wrap_icoll.cpp).
 #define PYCKPT_COLLECTIVE(name, iname, params, args, synchronizing)                                  \
   int MPI_##name params {                                                                             \
     return collective(                                                                                \
         comm, [&] { return PMPI_##name args; }, [&]([[maybe_unused]] const CommRec& c_) { return synchronizing; },       \
         [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                  \
-  }                                                                                                   \
-  int MPI_##iname(PYCKPT_UNPAREN params, MPI_Request* request) {                                      \
-    if (Runtime* rt = app_call()) rt->mark_unsupported("MPI_" #iname);                                \
-    return PMPI_##iname(PYCKPT_UNPAREN args, request);                                                \
   }
 #define PYCKPT_UNPAREN(...) __VA_ARGS__
 
@@ -314,13 +310,6 @@ int MPI_Type_free(MPI_Datatype* type) {
     return PMPI_##name args;                                                 \
   }
 
-PYCKPT_UNSUPPORTED(Win_create, (void* b, MPI_Aint s, int d, MPI_Info i, MPI_Comm c, MPI_Win* w),
-                   (b, s, d, i, c, w))
-PYCKPT_UNSUPPORTED(Win_allocate, (MPI_Aint s, int d, MPI_Info i, MPI_Comm c, void* b, MPI_Win* w),
-                   (s, d, i, c, b, w))
-PYCKPT_UNSUPPORTED(Win_allocate_shared, (MPI_Aint s, int d, MPI_Info i, MPI_Comm c, void* b, MPI_Win* w),
-                   (s, d, i, c, b, w))
-PYCKPT_UNSUPPORTED(Win_create_dynamic, (MPI_Info i, MPI_Comm c, MPI_Win* w), (i, c, w))
 PYCKPT_UNSUPPORTED(Comm_spawn,
                    (const char* cmd, char* argv[], int n, MPI_Info i, int root, MPI_Comm c, MPI_Comm* ic,
                     int errs[]),

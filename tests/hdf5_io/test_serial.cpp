@@ -288,7 +288,7 @@ TEST(Metadata, AttributesOfEveryKind) {
   EXPECT_EQ(r.world_size(), 1);
   const AttrMap& root = r.attributes();
   EXPECT_EQ(root.at("format"), AttrValue(std::string("pyckpt-checkpoint")));
-  EXPECT_EQ(root.at("format_version"), AttrValue(std::int64_t{1}));
+  EXPECT_EQ(root.at("format_version"), AttrValue(std::int64_t{2}));
   EXPECT_EQ(std::get<std::vector<std::string>>(root.at("hosts")).size(), 1u);
   EXPECT_TRUE(root.count("created_unix") && root.count("seconds_write") && root.count("byte_order"));
   for (const auto& [k, v] : attrs) {
@@ -662,7 +662,7 @@ TEST(Damage, TruncatedFileIsAFormatError) {
   }
 }
 
-TEST(Damage, ForeignFilesAndUnknownVersionsAreFormatErrors) {
+TEST(Damage, ForeignFilesAndEditedAttributesAreFormatErrors) {
   ScratchDir tmp;
   std::ofstream(tmp / "text.h5") << "not hdf5 at all";
   EXPECT_THROW(CheckpointReader(tmp / "text.h5"), FormatError);
@@ -679,17 +679,19 @@ TEST(Damage, ForeignFilesAndUnknownVersionsAreFormatErrors) {
   CheckpointDir dir(tmp / "d");
   const std::int64_t v = 1;
   write_one(dir, 1, "v", view(&v, ElementType::integer(8), {}));
+  // An attribute changed in place: HDF5's metadata no longer matches the
+  // digest in the header, and the file is refused before HDF5 parses it.
   f = H5Fopen(dir.file_for(1).c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
-  const std::int64_t two = 2;
-  H5Awrite(a, H5T_NATIVE_INT64, &two);
+  const std::int64_t three = 3;
+  H5Awrite(a, H5T_NATIVE_INT64, &three);
   H5Aclose(a);
   H5Fclose(f);
   try {
     CheckpointReader r(dir.path());
     FAIL();
-  } catch (const FormatError& e) {
-    EXPECT_TRUE(contains(e.what(), "unknown format version 2")) << e.what();
+  } catch (const AuthenticationError& e) {
+    EXPECT_TRUE(contains(e.what(), "HDF5 metadata")) << e.what();
     EXPECT_TRUE(contains(e.what(), dir.file_for(1).string())) << e.what();
   }
 }
@@ -713,6 +715,63 @@ TEST(Damage, MissingDirectoryOrCheckpoint) {
   EXPECT_THROW(r.datasets(3), UsageError);
   EXPECT_FALSE(r.has_dataset(0, "missing"));
   EXPECT_TRUE(r.has_dataset(0, "v"));
+}
+
+// ------------------------------------------------------ authentication ---
+
+Key key_of(std::uint8_t fill) {
+  const std::vector<std::byte> bytes(Key::kMinBytes, std::byte{fill});
+  return Key::from_bytes(bytes, "key-" + std::to_string(fill));
+}
+
+TEST(Authentication, AnotherKeyIsRefusedAndTrustStillChecksIntegrity) {
+  ScratchDir tmp;
+  CheckpointDir dir(tmp.path());
+  WriterOptions options;
+  options.key = key_of(1);
+  const std::int64_t v = 42;
+  CheckpointWriter w(dir, 1, Comm::serial(), options);
+  w.add_blob("state", std::as_bytes(std::span(&v, 1)));
+  w.commit();
+
+  ReaderOptions other;
+  other.key = key_of(2);
+  try {
+    CheckpointReader r(tmp.path(), other);
+    FAIL();
+  } catch (const AuthenticationError& e) {
+    EXPECT_TRUE(contains(e.what(), "written with another key (key id " + key_of(1).id())) << e.what();
+  }
+  const HeaderCheck check = check_header(tmp.path(), &other.key.value());
+  EXPECT_EQ(check.authentication, Authentication::OtherKey);
+  EXPECT_TRUE(check.intact);
+  other.trust = true;
+  EXPECT_EQ(CheckpointReader(tmp.path(), other).read_blob(0, "state").size(), sizeof v);
+  ReaderOptions same;
+  same.key = key_of(1);
+  EXPECT_TRUE(CheckpointReader(tmp.path(), same).header().authenticated());
+}
+
+TEST(Authentication, KeyFileIsCreatedPrivateAndAnExposedOneIsRefused) {
+  ScratchDir tmp;
+  const mode_t old_mask = ::umask(022);
+  const fs::path path = tmp / "config/pyckpt/key";
+  const Key created = Key::load_or_create(path);
+  ::umask(old_mask);
+  EXPECT_EQ(created.id(), Key::load(path).id());
+  EXPECT_EQ(Key::load_or_create(path).id(), created.id());  // created once
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(path.parent_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ::chmod(path.c_str(), 0644);
+  try {
+    Key::load(path);
+    FAIL();
+  } catch (const KeyFileError& e) {
+    EXPECT_TRUE(contains(e.what(), "chmod 600")) << e.what();
+  }
 }
 
 }  // namespace

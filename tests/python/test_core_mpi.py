@@ -30,9 +30,11 @@ BINDING = {
     "mpi_comm_id": (None,), "mpi_comm_from_id": (None, 1), "mpi_type_id": (None,),
     "mpi_type_from_id": (None, 1), "mpi_request_id": (None,), "mpi_request_from_id": (None, 1),
     "mpi_file_id": (None,), "mpi_file_from_id": (None, 1),
+    "mpi_win_id": (None,), "mpi_win_from_id": (None, 1), "mpi_windows": (), "mpi_windows_recreate": ({},),
+    "mpi_windows_reopen": (), "mpi_window_locate": (0, 8), "mpi_window_address": (1, 0, 0),
     "mpi_pending_requests": (), "mpi_request_repost": (1, 0), "mpi_channel_messages": (), "mpi_stats": (),
     "mpi_poll": (), "mpi_set_triggers": ("", 0.0), "mpi_enable_wake": (10,), "mpi_disable_wake": (),
-    "mpi_write_comm": (None,),
+    "mpi_write_comm": (None,), "mpi_alloc_mem_size": (0,),
 }
 
 

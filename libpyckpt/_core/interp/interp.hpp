@@ -38,6 +38,10 @@ const char* state_format();
 // error set on failure.
 bool backend_init(PyObject* module);
 
+// Adds the functions that read and set how far io streams were read
+// (TextIOWrapper and BufferedReader internals; streams.cpp).
+bool add_streams_api(PyObject* module);
+
 // The singleton that stands for an unbound slot (C NULL) in captured states.
 PyObject* null_marker();
 

@@ -12,14 +12,17 @@
 //   w.add_array("u", view);                   // ... until commit() returns
 //   w.commit();                               // collective; atomic
 //
-//   pyckpt::h5::CheckpointReader r("ckpt");   // directory -> its `latest`
+//   pyckpt::h5::CheckpointReader r("ckpt");   // directory -> its `latest`,
+//                                             // authenticated with the user's key
 //   r.read_array(rank, "u", dest_view);       // checksum verified
 #pragma once
 
+#include <pyckpt/h5/key.hpp>
 #include <pyckpt/h5/types.hpp>
 
 #include <mpi.h>
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -104,6 +107,10 @@ class CheckpointDir {
   std::vector<std::pair<std::uint64_t, std::filesystem::path>> writing_markers() const;
   // In-flight files (of commits under way, or of crashed ones), by ascending epoch.
   std::vector<std::pair<std::uint64_t, std::filesystem::path>> in_flight_files() const;
+  // Creates the directory (and missing parents) with mode 0700 whatever the
+  // umask: a checkpoint holds the program's memory. An existing directory is
+  // left as it is.
+  void create() const;
 
  private:
   std::filesystem::path dir_;
@@ -136,6 +143,9 @@ struct WriterOptions {
   bool collective_io = false;
   // Bound of the buffer non-contiguous arrays are staged through.
   std::size_t staging_bytes = std::size_t{32} << 20;
+  // The key rank 0 authenticates the file with; other ranks need none.
+  // Unset: the user's key, Key::load_or_create(Key::default_path()).
+  std::optional<Key> key;
 };
 
 // Collective writer of one checkpoint epoch. Every add_* call records a
@@ -219,18 +229,100 @@ struct VerifyResult {
   std::string message;
 };
 
+// ----------------------------------------------- header and authentication ---
+//
+// The first bytes of every checkpoint file (its HDF5 user block) list what
+// the file holds and authenticate it: an HMAC-SHA256 under the writer's key
+// over the list, which carries a SHA-256 of every byte of the file that is
+// not dataset data (all of HDF5's metadata: attributes, checksums, layout),
+// a SHA-256 of each blob and the checksum of each array. They are read and
+// checked with plain reads before HDF5 parses anything, so a damaged or
+// forged file never reaches HDF5's parser (doc/format.md, "Header and
+// authentication").
+
+using Sha256Digest = std::array<std::byte, 32>;
+
+struct HeaderEntry {
+  enum class Kind { Blob, Array, Global };
+  std::string path;             // HDF5 path of the dataset
+  Kind kind = Kind::Array;
+  int rank = -1;                // the rank that wrote it; -1 for a global array
+  std::uint64_t offset = 0;     // of its data in the file (0 if it has none)
+  std::uint64_t bytes = 0;      // of its data
+  std::uint64_t checksum = 0;   // XXH3-64 of its data (0 for a global array: see its slabs)
+  std::optional<Sha256Digest> sha256; // of its data, for blobs
+};
+
+struct CheckpointHeader {
+  std::uint64_t format_version = 0;
+  std::uint64_t epoch = 0;
+  std::uint64_t world_size = 0;
+  double created_unix = 0;
+  std::uint64_t user_block = 0;  // bytes before HDF5's superblock
+  std::uint64_t file_size = 0;
+  std::string key_id;            // Key::id() of the key that wrote it
+  Sha256Digest metadata_sha256{};      // of the bytes of [user_block, file_size) outside `datasets`
+  std::vector<HeaderEntry> datasets;  // by offset
+};
+
+enum class Authentication {
+  Authenticated,  // the header's MAC verifies under the key
+  NoKey,          // there was no key to check it with
+  OtherKey,       // written with another key (the key ids differ)
+  Altered,        // same key id, and the MAC does not verify
+};
+
+struct HeaderCheck {
+  std::filesystem::path file;
+  CheckpointHeader header;
+  Authentication authentication = Authentication::NoKey;
+  std::string authentication_message;  // why not, unless Authenticated
+  bool intact = false;                 // size and metadata digest match the header
+  std::string integrity_message;       // what differs, unless intact
+  bool authenticated() const { return authentication == Authentication::Authenticated; }
+};
+
+// Reads the header of a checkpoint file (or of a directory's `latest`) and
+// checks it with `key` (none: not authenticated), and the file's size and
+// HDF5 metadata against it -- plain reads, no HDF5. FormatError if the file
+// has no readable header (not a checkpoint, or damaged there).
+HeaderCheck check_header(const std::filesystem::path& file_or_dir, const Key* key);
+// The same with the user's key, if there is one.
+HeaderCheck check_header(const std::filesystem::path& file_or_dir);
+
+// Checks the data of every per-rank dataset against the header (blob
+// SHA-256s, array checksums) with plain reads: what can be verified of a file
+// that HDF5 must not parse because it is not authenticated.
+std::vector<VerifyResult> verify_raw(const HeaderCheck& checked);
+
+// How a reader authenticates.
+struct ReaderOptions {
+  // Unset: the user's key, Key::load(Key::default_path()), if there is one.
+  std::optional<Key> key;
+  // Read a file that fails authentication anyway (its integrity is still
+  // checked): for a user who knows where the file came from. Never for a
+  // restart.
+  bool trust = false;
+};
+
 // Reader of one committed checkpoint file, usable by any number of processes
-// at once (each opens the file read-only, independently). Every read of a
-// dataset verifies its checksum and throws ChecksumError on a mismatch.
+// at once (each opens the file read-only, independently). Opening checks the
+// header (check_header) before HDF5 sees the file and throws
+// AuthenticationError unless it is authenticated (or options.trust) and its
+// HDF5 metadata is exactly what was written. Every read of a
+// dataset verifies its checksum, and a blob its SHA-256, and throws
+// ChecksumError on a mismatch: no byte of a blob is returned unverified.
 class CheckpointReader {
  public:
   // A file, or a directory (then its `latest`).
-  explicit CheckpointReader(const std::filesystem::path& file_or_dir);
+  explicit CheckpointReader(const std::filesystem::path& file_or_dir, ReaderOptions options = {});
   ~CheckpointReader();
   CheckpointReader(CheckpointReader&&) noexcept;
   CheckpointReader& operator=(CheckpointReader&&) noexcept;
 
   const std::filesystem::path& file() const;
+  // The header and how it checked (authenticated, or read with trust).
+  const HeaderCheck& header() const;
   std::uint64_t epoch() const;
   int world_size() const;
   const AttrMap& attributes() const;
@@ -252,7 +344,8 @@ class CheckpointReader {
   void read_global_slab(const std::string& name, const std::vector<std::uint64_t>& offset,
                         const std::vector<std::uint64_t>& count, const MutableArrayView& dest) const;
 
-  // Verifies every dataset's checksum; does not throw on a mismatch.
+  // Verifies every dataset's checksum (and blob SHA-256); does not throw on a
+  // mismatch.
   std::vector<VerifyResult> verify() const;
 
  private:

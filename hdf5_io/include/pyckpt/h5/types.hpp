@@ -121,4 +121,17 @@ class UsageError : public Error {
   using Error::Error;
 };
 
+// The file fails authentication: it was written with another key, or altered
+// (or damaged) since it was written, or there is no key to check it with.
+// Nothing of it that a restart would trust may be used.
+class AuthenticationError : public FormatError {
+  using FormatError::FormatError;
+};
+
+// The checkpoint key file (pyckpt/h5/key.hpp) is missing, unsafe or malformed;
+// file() names it.
+class KeyFileError : public Error {
+  using Error::Error;
+};
+
 }  // namespace pyckpt::h5

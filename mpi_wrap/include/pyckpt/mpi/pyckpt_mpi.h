@@ -150,6 +150,51 @@ MPI_Request pyckpt_mpi_request_from_id(uint64_t id);
 uint64_t pyckpt_mpi_file_id(MPI_File file);
 MPI_File pyckpt_mpi_file_from_id(uint64_t id);
 
+/* RMA windows (doc/mpi.md, "One-sided communication"). A window's id is
+ * equal on all its members and the same after a restart; 0: unknown.
+ * pyckpt_mpi_windows lists this rank's windows in creation order (the array
+ * is the library's, valid until the next call): the memory the upper layer
+ * captures is [base, base + size). A restarted job creates them again in
+ * pyckpt_mpi_windows_recreate (collective over MPI_COMM_WORLD, after
+ * pyckpt_mpi_state_restore): an MPI_Win_create window over the restored
+ * memory at bases[i] for ids[i] (its content is the upper layer's), an
+ * allocated one with new memory whose content the upper layer restores
+ * then, before pyckpt_mpi_windows_reopen (collective): every member fences
+ * every window -- no peer reaches a window's memory before that -- and takes
+ * the shared locks held at the checkpoint again.
+ * pyckpt_mpi_window_locate finds the window segment holding [addr, addr +
+ * len) -- this rank's, or another member's segment of a shared window
+ * (MPI_Win_shared_query) -- as (id, rank of the window, offset); id 0 if
+ * none, and then rank -1 if it is MPI's memory of a window freed since (no
+ * longer valid: not to be read). pyckpt_mpi_window_address is the inverse (NULL if unknown). */
+enum {
+  PYCKPT_MPI_WIN_CREATE = 1,   /* MPI_Win_create: the application's memory */
+  PYCKPT_MPI_WIN_ALLOCATE = 2, /* MPI_Win_allocate */
+  PYCKPT_MPI_WIN_SHARED = 3,   /* MPI_Win_allocate_shared */
+  PYCKPT_MPI_WIN_DYNAMIC = 4   /* MPI_Win_create_dynamic: a checkpoint refuses it */
+};
+typedef struct pyckpt_mpi_window_info {
+  uint64_t id;
+  int32_t flavor; /* PYCKPT_MPI_WIN_* */
+  int32_t disp_unit;
+  void* base;
+  uint64_t size;
+  const char* origin; /* "MPI_Win_allocate at app.py:12": its creation, for messages */
+} pyckpt_mpi_window_info;
+uint64_t pyckpt_mpi_win_id(MPI_Win win);
+MPI_Win pyckpt_mpi_win_from_id(uint64_t id);
+int pyckpt_mpi_windows(const pyckpt_mpi_window_info** out, size_t* n);
+int pyckpt_mpi_windows_recreate(const uint64_t* ids, void* const* bases, size_t n);
+int pyckpt_mpi_windows_reopen(void);
+int pyckpt_mpi_window_locate(const void* addr, uint64_t len, uint64_t* id, int* rank, uint64_t* offset);
+void* pyckpt_mpi_window_address(uint64_t id, int rank, uint64_t offset);
+/* site: where the application is in its own code ("app.py:12"), written
+ * NUL-terminated into buf; called on the main thread inside the
+ * application's MPI calls that create objects a checkpoint may refuse later
+ * (windows), so that the refusal can say where the object was made. */
+typedef void (*pyckpt_mpi_site_fn)(char* buf, size_t size, void* user);
+int pyckpt_mpi_set_site_callback(pyckpt_mpi_site_fn site, void* user);
+
 /* Application requests across a checkpoint.
  *
  * Inside the capture callback, pyckpt_mpi_pending_requests lists the
@@ -176,7 +221,17 @@ MPI_File pyckpt_mpi_file_from_id(uint64_t id);
  * channel state first, like MPI_Irecv, then posted with the recorded count,
  * datatype, source, tag and communicator. Afterwards
  * pyckpt_mpi_request_from_id(id) returns its handle. Ids stay the same in the
- * restarted job, so a second checkpoint sees the same ids. */
+ * restarted job, so a second checkpoint sees the same ids.
+ *
+ * Nonblocking collectives of the app (MPI_Ibarrier, MPI_Iallreduce, ...)
+ * are listed too (is_recv = 0): completed = 1 if the collective completed
+ * before the capture (its output is in the app's buffers), completed = 0 if
+ * the cut fell before it (doc/mpi.md, "Collectives across a cut"): then
+ * buf/bytes is its receive buffer (NULL/0 where this rank has none; its
+ * send buffer is saved by the library) and after a restart it must be
+ * posted again, in posting order with the receives, by
+ * pyckpt_mpi_request_repost(id, buf) with the restored receive buffer
+ * (NULL if it has none). */
 typedef struct pyckpt_mpi_request_info {
   uint64_t id;
   int32_t is_recv;
@@ -186,6 +241,10 @@ typedef struct pyckpt_mpi_request_info {
 } pyckpt_mpi_request_info;
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n);
 int pyckpt_mpi_request_repost(uint64_t id, void* buf);
+
+/* Memory the application allocated with MPI_Alloc_mem and has not freed:
+ * returns 1 and its size if base is the start of such a block, else 0. */
+int pyckpt_mpi_alloc_mem_size(const void* base, MPI_Aint* size);
 
 /* MPI calls between begin and end (on this thread) pass straight through:
  * not counted, not cut, no lineage. Nests. For hdf5_io writing a checkpoint
@@ -203,6 +262,8 @@ typedef struct pyckpt_mpi_stats {
   uint64_t drained;          /* messages drained into channel state, total */
   uint64_t channel_pending;  /* drained messages not yet delivered */
   uint64_t replayed;         /* drained messages delivered to the app */
+  uint64_t node_local_comms; /* live communicators made by Split_type or from one:
+                                re-created on the placement of a restarted job */
 } pyckpt_mpi_stats;
 int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out);
 /* Messages counted on comm to/from peer (a rank of comm) since the last cut. */

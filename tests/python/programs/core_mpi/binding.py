@@ -187,6 +187,14 @@ def save():
     round_trip(_core.mpi_file_from_id, MPI.File, fh, ids["file"])
     assert _core.mpi_file_from_id(MPI.File, 12345) is None
     assert _core.mpi_file_id(MPI.FILE_NULL) == 0
+    # MPI_Alloc_mem blocks: known by their start until freed.
+    block = MPI.Alloc_mem(1000)
+    assert _core.mpi_alloc_mem_size(block.address) == 1000
+    assert _core.mpi_alloc_mem_size(block.address + 8) is None
+    assert _core.mpi_alloc_mem_size(np.zeros(8).ctypes.data) is None
+    address = block.address
+    MPI.Free_mem(block)
+    assert _core.mpi_alloc_mem_size(address) is None
 
     # --- errors of the library, passed on as CheckpointError ---------------
     assert "is not a receive awaiting re-post" in fails(_core.mpi_request_repost, 12345, 0)
@@ -361,7 +369,8 @@ def save():
     assert seen["channel"] == [{"comm": 1, "source": peer, "dest": rank, "tag": 7, "bytes": 24}], seen["channel"]
     stats = seen["stats"]
     assert set(stats) == {"intercepted", "sent", "received", "collectives", "checkpoints", "drained",
-                          "channel_pending", "replayed"}, stats
+                          "channel_pending", "replayed", "node_local_comms"}, stats
+    assert stats["node_local_comms"] == 0, stats  # no Split_type in this job
     assert stats["drained"] == 1 and stats["channel_pending"] == 1 and stats["sent"] >= 1, stats
     assert stats["intercepted"] > 0 and stats["collectives"] > 0, stats
     assert isinstance(seen["state"], bytes) and seen["state"], seen["state"]

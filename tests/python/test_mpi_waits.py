@@ -1,0 +1,77 @@
+"""Checkpoints taken while ranks wait where a checkpoint used to wait for
+them (issue 14, "Bounded latency"): nonblocking collectives of the
+application, compound lowercase mpi4py calls, Probe/Iprobe and
+Waitany/Testany/Waitsome loops.
+
+programs/mpi/waits.py: in every step one rank computes ~50x longer than the
+others, which wait in an operation of KIND meanwhile; in step 1 that rank
+computes until the file "hold" exists. The test asks for a checkpoint with
+`pyckpt request` while it computes; the checkpoint must be committed while
+it still computes (bounded latency: not after the operation the others wait
+in, which needs the computing rank), i.e. `pyckpt inspect` shows it inside
+compute(). Then a random rank is SIGKILLed, the job is restarted, and its
+outputs must be byte-identical to an uninterrupted run's under plain mpirun.
+"""
+import re
+import subprocess
+
+import pytest
+
+from mpi_job_harness import (check_same_as_reference, cli, inspect_shows_ranks, reference, run_with_kills,
+                             wait_for_checkpoint, wait_for_lines)
+
+# Nonblocking collectives: "late", the slow rank issues it after computing
+# (the cut falls before it on the ranks that issued it: they post it again
+# after the restart); "early", every rank issued it before computing (all
+# members posted it; none may complete it before the slow rank's barrier).
+# Rooted ones are rooted at a fast rank, where they would complete early.
+NONBLOCKING = ["ibarrier-late", "iallreduce-late", "ibcast-late", "ireduce-early", "igather-late",
+               "iscatter-early", "ialltoall-late", "iallgather-early", "ibarrier-early", "ibcast-early"]
+# Pickled-object collectives made of two collectives (sizes, then data):
+# every member is cut at the same one of the pair and a restarted rank
+# re-issues the whole call. Not here, because still unbounded (doc/mpi.md,
+# "Bounded latency"; waits.py has them): sendrecv, allreduce_obj,
+# reduce_obj, scan_obj (point-to-point inside: the capture asks for a retry
+# until the computing rank has sent) and irecv_obj (a lowercase irecv
+# pending into mpi4py's own buffer fails each attempt).
+COMPOUND = ["bcast_obj", "gather_obj", "scatter_obj", "alltoall_obj"]
+LOOPS = ["probe", "iprobe", "waitany", "testany", "waitsome"]
+
+
+def checkpoint_while_one_rank_computes(tmp_path, kind, np_=3):
+    program, args = "waits.py", [5, 1_500_000, kind, "hold"]
+    ref = reference(tmp_path, program, np_, args[:3])
+
+    def triggers(job, directory, history):
+        # Step 1's slow rank (rank 1) computes until the file "hold" exists.
+        wait_for_lines(job, directory.parent / "out.0", 1)
+        request = subprocess.run(cli("request", str(directory)), capture_output=True, text=True, timeout=60)
+        assert request.returncode == 0, request.stdout + request.stderr
+        latest = wait_for_checkpoint(job, directory, None)
+        shown = inspect_shows_ranks(directory, np_, program)
+        computing = [rank for rank, text in shown.items() if re.search(r", in compute\n", text)]
+        assert computing, (f"no rank was inside compute() at the checkpoint: it waited for the operation the "
+                           f"others wait in instead of taking the computing rank at a Python line:\n"
+                           + "\n".join(f"rank {r}:\n{t}" for r, t in shown.items()))
+        history.append(f"`pyckpt request` -> {latest}, computing: ranks {computing}")
+        (directory.parent / "hold").touch()
+        return latest
+
+    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
+                                        seed_name=f"waits-{kind}", max_delay=0.3, triggers=triggers)
+    check_same_as_reference(ref, job, work, history, 1)
+
+
+@pytest.mark.parametrize("kind", NONBLOCKING)
+def test_nonblocking_collective_pending_at_checkpoint(tmp_path, kind):
+    checkpoint_while_one_rank_computes(tmp_path, kind)
+
+
+@pytest.mark.parametrize("kind", COMPOUND)
+def test_compound_lowercase_call_at_checkpoint(tmp_path, kind):
+    checkpoint_while_one_rank_computes(tmp_path, kind)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_waiting_loop_at_checkpoint(tmp_path, kind):
+    checkpoint_while_one_rank_computes(tmp_path, kind)
