@@ -64,18 +64,21 @@ _file_from_id = _rebuilt("file", _core.mpi_file_from_id)
 _window_from_id = _rebuilt("window", _core.mpi_win_from_id)
 
 
+_equality_candidates = None
+
+
 def _predefined_equal(obj):
     """The name of the predefined object `obj` is a handle to, or None."""
+    global _equality_candidates
     MPI = _mpi()
     name = _predefined_names().get(id(obj))
-    if name is None and isinstance(obj, (MPI.Errhandler, MPI.Op, MPI.Group, MPI.Info)):
-        name = next((k for k, v in _equality_candidates(MPI) if type(v) is type(obj) and v == obj), None)
+    kinds = (MPI.Errhandler, MPI.Op, MPI.Group, MPI.Info)
+    if name is None and isinstance(obj, kinds):
+        if _equality_candidates is None:  # once: a checkpoint may pickle many handles
+            _equality_candidates = [(k, getattr(MPI, k)) for k in _predefined_names().values()
+                                    if isinstance(getattr(MPI, k), kinds)]
+        name = next((k for k, v in _equality_candidates if type(v) is type(obj) and v == obj), None)
     return name
-
-
-def _equality_candidates(MPI):
-    return [(k, getattr(MPI, k)) for k in _predefined_names().values()
-            if isinstance(getattr(MPI, k), (MPI.Errhandler, MPI.Op, MPI.Group, MPI.Info))]
 
 
 def _group_from_world_ranks(ranks):

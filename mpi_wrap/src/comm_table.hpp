@@ -77,6 +77,12 @@ class CommTable {
   CommRec& add(CommRec& parent, LineageOp op, std::vector<std::int32_t> args, MPI_Comm made);
   // The app frees c: the record stays (lineage, counts), the handle goes.
   void forget_handle(MPI_Comm c);
+  // The library frees c itself (a file's or a window's own communicator, a
+  // re-created one the app had freed): forget_handle, then MPI_Comm_free.
+  void free(MPI_Comm c) {
+    forget_handle(c);
+    PMPI_Comm_free(&c);
+  }
 
   // Creation order = lineage order.
   const std::vector<std::unique_ptr<CommRec>>& all() const { return comms_; }

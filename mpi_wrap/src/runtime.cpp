@@ -242,11 +242,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
                    "checkpoint describes the old placement\n",
                    world_rank_, moved.size(), list.c_str());
     }
-    for (CommRec* c : to_free) {
-      MPI_Comm h = c->real;
-      comms.forget_handle(h);
-      PMPI_Comm_free(&h);
-    }
+    for (CommRec* c : to_free) comms.free(c->real);
     const auto ntypes = r.get<std::uint64_t>();
     for (std::uint64_t k = 0; k < ntypes; ++k) {
       const auto id = r.get<std::uint64_t>();

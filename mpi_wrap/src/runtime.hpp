@@ -86,6 +86,18 @@ class Runtime {
     return c;
   }
 
+  // The library's own communicator for an object the app makes on `parent`
+  // (handle `comm`): a file, a window. Made on every member whatever the
+  // object's creation will return (lineage must be the same on all members),
+  // by a split rather than a dup: a dup would run the copy callbacks of the
+  // app's attributes. Null if MPI refused (its code in *rc); free it with
+  // comms.free() if the object is not made after all.
+  CommRec* make_own_comm(CommRec& parent, MPI_Comm comm, int* rc) {
+    MPI_Comm own = MPI_COMM_NULL;
+    *rc = PMPI_Comm_split(comm, 0, parent.rank, &own);
+    return *rc == MPI_SUCCESS ? &add_comm(parent, LineageOp::Split, {0, parent.rank}, own) : nullptr;
+  }
+
   // An app's nonblocking collective on c with request id: posted and
   // tracked; the app holds *request. MPI's code. send_copy: see
   // IcollTable::start.

@@ -58,24 +58,19 @@ FileRec* app_file(MPI_File fh) {
   return rt && internal_depth == 0 ? rt->files.find(fh) : nullptr;
 }
 
-// The file's own communicator is made first, on every member whatever the
-// open's outcome (lineage must be the same on all members), by a split
-// rather than a dup: a dup would run the copy callbacks of the app's
-// attributes on the communicator. Then the open, on the app's communicator
-// as the app asked.
+// The file's own communicator is made first (Runtime::make_own_comm), then
+// the open, on the app's communicator as the app asked.
 int open_file(Runtime& rt, CommRec& parent, MPI_Comm comm, const char* filename, int amode, MPI_Info info,
               MPI_File* fh) {
   InternalScope internal;
-  MPI_Comm own = MPI_COMM_NULL;
-  if (int rc = PMPI_Comm_split(comm, 0, parent.rank, &own); rc != MPI_SUCCESS) return rc;
-  CommRec& c = rt.add_comm(parent, LineageOp::Split, {0, parent.rank}, own);
-  const int rc = PMPI_File_open(comm, filename, amode, info, fh);
-  if (rc == MPI_SUCCESS) {
-    rt.files.add(c, *fh, filename, amode, FileTable::hints_of(info));
-    return rc;
-  }
-  rt.comms.forget_handle(own);
-  PMPI_Comm_free(&own);
+  int rc = MPI_SUCCESS;
+  CommRec* own = rt.make_own_comm(parent, comm, &rc);
+  if (!own) return rc;
+  rc = PMPI_File_open(comm, filename, amode, info, fh);
+  if (rc == MPI_SUCCESS)
+    rt.files.add(*own, *fh, filename, amode, FileTable::hints_of(info));
+  else
+    rt.comms.free(own->real);
   return rc;
 }
 
@@ -107,10 +102,9 @@ int MPI_File_close(MPI_File* fh) {
   const MPI_File closing = *fh;
   const int rc = PMPI_File_close(fh);
   if (rc != MPI_SUCCESS) return rc;
-  MPI_Comm own = f->comm->real;
+  const MPI_Comm own = f->comm->real;
   rt->files.forget(closing);
-  rt->comms.forget_handle(own);
-  PMPI_Comm_free(&own);
+  rt->comms.free(own);
   return rc;
 }
 

@@ -25,11 +25,9 @@ std::string app_site() {
 // Window creation is collective over comm with no nonblocking form: entered
 // like communicator creation (Coordinator::synchronize; the rank is not
 // ready for a cut until it is done). The window's own communicator is made
-// first, on every member whatever the creation's outcome (lineage must be
-// the same on all members), by a split rather than a dup (a dup would run
-// the copy callbacks of the app's attributes). Then the creation, on the
-// app's communicator as the app asked. make(): the real call; base(): this
-// rank's memory once it succeeded.
+// first (Runtime::make_own_comm), then the creation, on the app's
+// communicator as the app asked. make(): the real call; base(): this rank's
+// memory once it succeeded.
 template <typename Make, typename Base>
 int create_window(MPI_Comm comm, WinFlavor flavor, MPI_Aint size, int disp_unit, MPI_Info info, MPI_Win* win,
                   Make make, Base base) {
@@ -41,17 +39,12 @@ int create_window(MPI_Comm comm, WinFlavor flavor, MPI_Aint size, int disp_unit,
   int rc;
   {
     InternalScope internal;
-    MPI_Comm own = MPI_COMM_NULL;
-    rc = PMPI_Comm_split(comm, 0, parent->rank, &own);
-    if (rc == MPI_SUCCESS) {
-      CommRec& c = rt->add_comm(*parent, LineageOp::Split, {0, parent->rank}, own);
+    if (CommRec* own = rt->make_own_comm(*parent, comm, &rc)) {
       rc = make();
-      if (rc == MPI_SUCCESS) {
-        rt->windows.add(c, *win, flavor, size, disp_unit, FileTable::hints_of(info), base(), std::move(origin));
-      } else {
-        rt->comms.forget_handle(own);
-        PMPI_Comm_free(&own);
-      }
+      if (rc == MPI_SUCCESS)
+        rt->windows.add(*own, *win, flavor, size, disp_unit, FileTable::hints_of(info), base(), std::move(origin));
+      else
+        rt->comms.free(own->real);
     }
   }
   rt->coordinator.end_creation();
@@ -133,10 +126,9 @@ int MPI_Win_free(MPI_Win* win) {
   const MPI_Win freeing = *win;
   const int rc = PMPI_Win_free(win);
   if (rc != MPI_SUCCESS) return rc;
-  MPI_Comm own = w->comm->real;
+  const MPI_Comm own = w->comm->real;
   rt->windows.forget(freeing);
-  rt->comms.forget_handle(own);
-  PMPI_Comm_free(&own);
+  rt->comms.free(own);
   return rc;
 }
 

@@ -332,3 +332,32 @@ def wait_for_lines(job, path, count, timeout=CHECKPOINT_TIMEOUT):
         time.sleep(0.02)
     job.kill_all()
     raise AssertionError(f"{path.name} has not {count} lines after {timeout} s:\n{job.describe()}")
+
+
+def checkpoint_while_one_rank_computes(tmp_path, program, np_, args, seed_name):
+    """Load imbalance (issue 14, "Bounded latency"): `program` (imbalance.py,
+    waits.py; args STEPS WORK KIND HOLD) has one rank compute in pure Python in
+    step 1 until the file HOLD exists while the others wait in an MPI
+    operation. `pyckpt request` must be served while it computes: the
+    checkpoint shows it inside compute() (taken at a Python line), not after
+    the operation the others wait in. Then HOLD is created, a rank killed, the
+    job restarted and its output compared with an uninterrupted run."""
+    ref = reference(tmp_path, program, np_, args[:3])
+
+    def triggers(job, directory, history):
+        wait_for_lines(job, directory.parent / "out.0", 1)
+        request = subprocess.run(cli("request", str(directory)), capture_output=True, text=True, timeout=60)
+        assert request.returncode == 0, request.stdout + request.stderr
+        latest = wait_for_checkpoint(job, directory, None)
+        shown = inspect_shows_ranks(directory, np_, program)
+        computing = [rank for rank, text in shown.items() if re.search(r", in compute\n", text)]
+        assert computing, ("no rank was inside compute() at the checkpoint: it waited for the operation the "
+                           "others wait in instead of taking the computing rank at a Python line:\n"
+                           + "\n".join(f"rank {r}:\n{t}" for r, t in shown.items()))
+        history.append(f"`pyckpt request` -> {latest}, computing: ranks {computing}")
+        (directory.parent / "hold").touch()
+        return latest
+
+    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
+                                        seed_name=seed_name, max_delay=0.3, triggers=triggers)
+    check_same_as_reference(ref, job, work, history, 1)

@@ -28,9 +28,9 @@ import subprocess
 
 import pytest
 
-from mpi_job_harness import (TRACE, Job, check_same_as_reference, cli, inspect_shows_ranks, latest_checkpoint,
-                             pyckpt_mpirun, read_outputs, reference, run_with_kills, wait_for_checkpoint,
-                             wait_for_lines, wrong_rank_count)
+from mpi_job_harness import (TRACE, Job, check_same_as_reference, checkpoint_while_one_rank_computes, cli,
+                             inspect_shows_ranks, latest_checkpoint, pyckpt_mpirun, read_outputs, reference,
+                             run_with_kills, wait_for_checkpoint, wait_for_lines, wrong_rank_count)
 
 
 # program, ranks, arguments, checkpoint interval, restarts after each kill.
@@ -131,27 +131,8 @@ IMBALANCE_KINDS = ["allreduce", "barrier", "bcast", "gather", "pickle"]
 
 @pytest.mark.parametrize("kind", IMBALANCE_KINDS)
 def test_checkpoint_while_ranks_wait(tmp_path, kind):
-    program, np_, args = "imbalance.py", 3, [6, 2_000_000, kind, "hold"]
-    ref = reference(tmp_path, program, np_, args[:3])
-
-    def triggers(job, directory, history):
-        # Step 1's slow rank computes until the file "hold" exists.
-        wait_for_lines(job, directory.parent / "out.0", 1)
-        request = subprocess.run(cli("request", str(directory)), capture_output=True, text=True, timeout=60)
-        assert request.returncode == 0, request.stdout + request.stderr
-        latest = wait_for_checkpoint(job, directory, None)
-        shown = inspect_shows_ranks(directory, np_, program)
-        computing = [rank for rank, text in shown.items() if re.search(r", in compute\n", text)]
-        assert computing, (f"no rank was inside compute() at the checkpoint: it waited for the collective "
-                           f"instead of taking the computing rank at a Python line:\n"
-                           + "\n".join(f"rank {r}:\n{t}" for r, t in shown.items()))
-        history.append(f"`pyckpt request` -> {latest}, computing: ranks {computing}")
-        (directory.parent / "hold").touch()
-        return latest
-
-    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
-                                        seed_name=f"imbalance-{kind}", max_delay=0.3, triggers=triggers)
-    check_same_as_reference(ref, job, work, history, 1)
+    checkpoint_while_one_rank_computes(tmp_path, "imbalance.py", 3, [6, 2_000_000, kind, "hold"],
+                                       f"imbalance-{kind}")
 
 
 def test_second_thread_calling_mpi_fails_checkpoints_clearly(tmp_path):

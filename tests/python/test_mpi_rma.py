@@ -30,6 +30,10 @@ from mpi_job_harness import (PROGRAMS, Job, check_same_as_reference, cli, latest
 PROGRAM = "rma.py"
 NP = 3
 STEPS = 300  # ~4-5 s uninterrupted on an idle 2-core machine
+# Each run of a kill chain must commit a checkpoint and still be running
+# when it is killed: a longer chain needs a longer program (on an idle
+# machine, 300 steps ended within a 3-kill chain's second restart).
+STEPS_PER_RUN = 200
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +43,9 @@ def one_sided_component(monkeypatch):
 
 @pytest.mark.parametrize("mode, restarts", [("fence", ["same", "restart", "same"]), ("lock", ["same", "restart"])])
 def test_killed_and_restarted(tmp_path, mode, restarts):
-    ref = reference(tmp_path, PROGRAM, NP, [STEPS, mode])
-    job, work, history = run_with_kills(tmp_path, PROGRAM, NP, [STEPS, mode], interval=0.3, restarts=restarts,
+    steps = STEPS_PER_RUN * len(restarts)
+    ref = reference(tmp_path, PROGRAM, NP, [steps, mode])
+    job, work, history = run_with_kills(tmp_path, PROGRAM, NP, [steps, mode], interval=0.3, restarts=restarts,
                                         seed_name=f"rma-{mode}")
     check_same_as_reference(ref, job, work, history, len(restarts))
     print("; ".join(history))

@@ -12,13 +12,9 @@ in, which needs the computing rank), i.e. `pyckpt inspect` shows it inside
 compute(). Then a random rank is SIGKILLed, the job is restarted, and its
 outputs must be byte-identical to an uninterrupted run's under plain mpirun.
 """
-import re
-import subprocess
-
 import pytest
 
-from mpi_job_harness import (check_same_as_reference, cli, inspect_shows_ranks, reference, run_with_kills,
-                             wait_for_checkpoint, wait_for_lines)
+from mpi_job_harness import checkpoint_while_one_rank_computes
 
 # Nonblocking collectives: "late", the slow rank issues it after computing
 # (the cut falls before it on the ranks that issued it: they post it again
@@ -38,40 +34,20 @@ COMPOUND = ["bcast_obj", "gather_obj", "scatter_obj", "alltoall_obj"]
 LOOPS = ["probe", "iprobe", "waitany", "testany", "waitsome"]
 
 
-def checkpoint_while_one_rank_computes(tmp_path, kind, np_=3):
-    program, args = "waits.py", [5, 1_500_000, kind, "hold"]
-    ref = reference(tmp_path, program, np_, args[:3])
-
-    def triggers(job, directory, history):
-        # Step 1's slow rank (rank 1) computes until the file "hold" exists.
-        wait_for_lines(job, directory.parent / "out.0", 1)
-        request = subprocess.run(cli("request", str(directory)), capture_output=True, text=True, timeout=60)
-        assert request.returncode == 0, request.stdout + request.stderr
-        latest = wait_for_checkpoint(job, directory, None)
-        shown = inspect_shows_ranks(directory, np_, program)
-        computing = [rank for rank, text in shown.items() if re.search(r", in compute\n", text)]
-        assert computing, (f"no rank was inside compute() at the checkpoint: it waited for the operation the "
-                           f"others wait in instead of taking the computing rank at a Python line:\n"
-                           + "\n".join(f"rank {r}:\n{t}" for r, t in shown.items()))
-        history.append(f"`pyckpt request` -> {latest}, computing: ranks {computing}")
-        (directory.parent / "hold").touch()
-        return latest
-
-    job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
-                                        seed_name=f"waits-{kind}", max_delay=0.3, triggers=triggers)
-    check_same_as_reference(ref, job, work, history, 1)
+def _checkpoint_while_waiting_in(tmp_path, kind):
+    checkpoint_while_one_rank_computes(tmp_path, "waits.py", 3, [5, 1_500_000, kind, "hold"], f"waits-{kind}")
 
 
 @pytest.mark.parametrize("kind", NONBLOCKING)
 def test_nonblocking_collective_pending_at_checkpoint(tmp_path, kind):
-    checkpoint_while_one_rank_computes(tmp_path, kind)
+    _checkpoint_while_waiting_in(tmp_path, kind)
 
 
 @pytest.mark.parametrize("kind", COMPOUND)
 def test_compound_lowercase_call_at_checkpoint(tmp_path, kind):
-    checkpoint_while_one_rank_computes(tmp_path, kind)
+    _checkpoint_while_waiting_in(tmp_path, kind)
 
 
 @pytest.mark.parametrize("kind", LOOPS)
 def test_waiting_loop_at_checkpoint(tmp_path, kind):
-    checkpoint_while_one_rank_computes(tmp_path, kind)
+    _checkpoint_while_waiting_in(tmp_path, kind)

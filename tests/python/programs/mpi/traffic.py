@@ -371,23 +371,12 @@ def comm_rank(entry, world_rank_):
 def send_message(step, msg, entry):
     data = make_message(msg, step)
     dest = comm_rank(entry, msg["dst"])
-    comm, tag, how = entry.comm, msg["tag"], msg["send"].split("-")[0]
-    if msg["kind"] == "P":
-        if how == "isend":
-            return comm.isend(data, dest, tag)
-        if how == "issend":
-            return comm.issend(data, dest, tag)
-        if how == "send":
-            return comm.send(data, dest, tag)
-        return comm.ssend(data, dest, tag)
-    buf = typed(data, msg["dtype"])
-    if how == "Isend":
-        return comm.Isend(buf, dest, tag)
-    if how == "Issend":
-        return comm.Issend(buf, dest, tag)
-    if how == "Send":
-        return comm.Send(buf, dest, tag)
-    return comm.Ssend(buf, dest, tag)
+    # msg["send"] names the mpi4py method: isend, issend, send, ssend
+    # (pickled) or Isend, Issend, Send, Ssend (buffer); a "-Wait"/"-wait"
+    # suffix says the caller then waits on the request.
+    method = getattr(entry.comm, msg["send"].split("-")[0])
+    payload = data if msg["kind"] == "P" else typed(data, msg["dtype"])
+    return method(payload, dest, msg["tag"])
 
 
 def poll_until(test):
