@@ -138,7 +138,7 @@ def test_held_message_while_computing(tmp_path):
     waited for the cut, which could never run while it held the message:
     the job hung (campaign 2 ranks, seed 20). It must run on to its Mrecv
     and be cut after."""
-    program, np_, args = "held_message.py", 2, [150]
+    program, np_, args = "held_message.py", 2, [300]
     ref = reference(tmp_path, program, np_, args)
     job, work, history = run_with_kills(tmp_path, program, np_, args, interval=0.2, restarts=["same", "restart"],
                                         seed_name="held-message")
