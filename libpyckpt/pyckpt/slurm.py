@@ -1,11 +1,13 @@
 """Slurm batch jobs that continue past their time limit: `pyckpt mpirun
---slurm-requeue` (doc/slurm.md).
+--slurm-requeue` and `pyckpt srun --slurm-requeue` (doc/slurm.md), and the
+srun command line of `pyckpt srun` (srun_command).
 
 A batch script submitted with `--requeue --signal=B:USR1@<seconds>` gets
 SIGUSR1 in its shell that many seconds before the time limit. The script
-ends with `exec pyckpt mpirun --slurm-requeue ...`, so that pyckpt is that
-shell's process. With --slurm-requeue it does not become mpirun (as plain
-`pyckpt mpirun` does) but runs mpirun as its child and supervises the job:
+ends with `exec pyckpt mpirun --slurm-requeue ...` (or `pyckpt srun`), so
+that pyckpt is that shell's process. With --slurm-requeue it does not become
+the launcher, mpirun or srun (as it does without), but runs it as its child
+and supervises the job (below, "mpirun" stands for either):
 
 - On the signal: asks the job for a checkpoint after which the ranks hold
   (mpi.py, `_hold_if_stopping`: they print nothing more that the resumed job
@@ -164,6 +166,9 @@ def _say(message):
 
 
 class _Supervisor:
+    """Runs the launcher (mpirun or srun: `command`) as its child; self.mpirun
+    is that child, whichever it is."""
+
     def __init__(self, command, environment, directory, signal_name, max_restarts):
         self.command = command
         self.environment = environment
@@ -272,6 +277,35 @@ class _Supervisor:
 
 
 def supervise(command, environment, directory, signal_name, max_restarts):
-    """Runs `command` (mpirun with its arguments) under the supervision
+    """Runs `command` (mpirun or srun with its arguments) under the supervision
     described at the top; returns this process's exit status."""
     return _Supervisor(command, environment, os.path.abspath(directory), signal_name, max_restarts).run()
+
+
+# --- pyckpt srun ----------------------------------------------------------------------
+
+def srun_command(srun_args, job_environment, preload, environ=os.environ):
+    """`pyckpt srun`'s launcher: (srun command line, the environment srun
+    runs in), for `srun_args` (what followed `--`), the ranks' variables
+    `job_environment` and the libraries they preload (`preload`, as
+    LD_PRELOAD).
+
+    srun gives its tasks its own environment (--export=ALL, its default), so
+    the PYCKPT_* variables go into srun's environment. LD_PRELOAD must reach
+    the tasks but not srun itself (it would load the MPI interposer into
+    srun): it goes through `--export=ALL,LD_PRELOAD=...`, and out of srun's
+    environment, whose variables would take precedence there (a
+    LD_PRELOAD of the caller follows pyckpt's libraries in the tasks')."""
+    args = list(srun_args[1:] if srun_args[:1] == ["--"] else srun_args)
+    if not args:
+        raise CheckpointError("no srun arguments: pyckpt srun [PYCKPT OPTIONS] -- [SRUN OPTIONS] PROGRAM ARGS")
+    given = [a for a in args if a == "--export" or a.startswith("--export=")]
+    if given:
+        raise CheckpointError(f"srun {given[0]}: pyckpt srun sets srun's --export itself (to preload the ranks); "
+                              f"set the variables the tasks need in the environment instead (srun passes it on)")
+    environment = {**environ, **job_environment}
+    caller_preload = environment.pop("LD_PRELOAD", "")
+    tasks_preload = ":".join(p for p in (preload, caller_preload) if p)
+    if "," in tasks_preload:
+        raise CheckpointError(f"LD_PRELOAD {tasks_preload!r} holds a comma, which srun's --export cannot pass on")
+    return ["srun", f"--export=ALL,LD_PRELOAD={tasks_preload}", *args], environment
