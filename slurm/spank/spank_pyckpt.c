@@ -126,7 +126,9 @@ static int on_key_file(int val, const char *optarg, int remote)
 	return copy_option(option_key_file, sizeof(option_key_file), "pyckpt-key-file", optarg);
 }
 
-struct spank_option spank_options[] = {
+/* Registered in slurm_spank_init: sbatch and salloc see only registered options
+ * (a `spank_options` table is srun's only). */
+static struct spank_option options[] = {
 	{"pyckpt-dir", "DIR",
 	 "[pyckpt] checkpoint the mpi4py ranks of the job step into DIR, and resume them from DIR's latest "
 	 "checkpoint if it has one", 1, 0, on_dir},
@@ -138,10 +140,22 @@ struct spank_option spank_options[] = {
 	SPANK_OPTIONS_TABLE_END
 };
 
-/* plugstack.conf's arguments: preload=LIB[:LIB...]. */
+/* The options, in srun, sbatch, salloc and slurmstepd (which gets their
+ * values); plugstack.conf's arguments: preload=LIB[:LIB...]. */
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
-	(void)sp;
+	const spank_context_t context = spank_context();
+
+	if (context == S_CTX_LOCAL || context == S_CTX_ALLOCATOR || context == S_CTX_REMOTE) {
+		for (struct spank_option *option = options; option->name != NULL; option++) {
+			const spank_err_t rc = spank_option_register(sp, option);
+
+			if (rc != ESPANK_SUCCESS) {
+				slurm_error("pyckpt: cannot register --%s: %s", option->name, spank_strerror(rc));
+				return -1;
+			}
+		}
+	}
 	for (int i = 0; i < ac; i++) {
 		if (strncmp(av[i], "preload=", 8) == 0 && av[i][8] != '\0' && strlen(av[i] + 8) < sizeof(preload)) {
 			strcpy(preload, av[i] + 8);
