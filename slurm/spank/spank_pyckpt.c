@@ -25,7 +25,9 @@
  * get the PYCKPT_* variables but not LD_PRELOAD: the shell and the commands
  * it runs (`pyckpt srun`, say) are not ranks. The sruns of the script get the
  * sbatch options (Slurm passes them on in the job's environment) and preload
- * their tasks. The extern step is left alone.
+ * their tasks. A step whose LD_PRELOAD holds the interposer already was set
+ * up by `pyckpt srun` (or by hand), and the extern step is no job's: the
+ * plugin leaves both alone.
  *
  * plugstack.conf:
  *     required /usr/lib/x86_64-linux-gnu/slurm/spank_pyckpt.so [preload=LIB[:LIB...]]
@@ -231,17 +233,14 @@ static int check_preload_libraries(void)
 	return 0;
 }
 
-static int set_preload(spank_t sp)
+/* LD_PRELOAD of the tasks: `preload`, then what the job preloads already. */
+static int set_preload(spank_t sp, const char *current)
 {
-	char current[VALUE_MAX];
 	char value[2 * VALUE_MAX];
-	const spank_err_t rc = spank_getenv(sp, "LD_PRELOAD", current, sizeof(current));
 
-	if (rc == ESPANK_SUCCESS && preloads_interposer(current))
-		return 0;
 	if (check_preload_libraries() != 0)
 		return -1;
-	if (rc == ESPANK_SUCCESS && current[0] != '\0')
+	if (current[0] != '\0')
 		snprintf(value, sizeof(value), "%s:%s", preload, current);
 	else
 		snprintf(value, sizeof(value), "%s", preload);
@@ -252,7 +251,9 @@ static int set_preload(spank_t sp)
 int slurm_spank_user_init(spank_t sp, int ac, char **av)
 {
 	uint32_t job_id = 0, step_id = 0;
+	char current_preload[VALUE_MAX] = "";
 	char seed[16];
+	int ranks;
 
 	(void)ac, (void)av;
 	if (option_dir[0] == '\0')
@@ -264,6 +265,11 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av)
 	}
 	if (step_id == SLURM_EXTERN_CONT)
 		return 0;
+	ranks = step_id != SLURM_BATCH_SCRIPT && step_id != SLURM_INTERACTIVE_STEP;  /* else a shell */
+	if (spank_getenv(sp, "LD_PRELOAD", current_preload, sizeof(current_preload)) != ESPANK_SUCCESS)
+		current_preload[0] = '\0';
+	if (ranks && preloads_interposer(current_preload))
+		return 0;  /* set up by `pyckpt srun` (or by hand): its settings stand */
 	if (set_variable(sp, "PYCKPT_DIR", option_dir, 1) != 0 ||
 	    (option_interval[0] && set_variable(sp, "PYCKPT_INTERVAL", option_interval, 1) != 0) ||
 	    (option_keep[0] && set_variable(sp, "PYCKPT_KEEP", option_keep, 1) != 0) ||
@@ -272,7 +278,5 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av)
 	snprintf(seed, sizeof(seed), "%u", job_id);
 	if (set_variable(sp, "PYTHONHASHSEED", seed, 0) != 0)
 		return -1;
-	if (step_id == SLURM_BATCH_SCRIPT || step_id == SLURM_INTERACTIVE_STEP)
-		return 0;  /* a shell, not ranks */
-	return set_preload(sp);
+	return ranks ? set_preload(sp, current_preload) : 0;
 }
