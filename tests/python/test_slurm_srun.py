@@ -57,7 +57,7 @@ def _lines(job):
 def test_srun_requeue_resume(cluster, tmp_path):
     """slurm/srun.sbatch: the batch shell's SIGUSR1 -> checkpoint -> requeue
     -> resume, twice; the output is that of an uninterrupted run."""
-    steps = 100
+    steps = 80
     work = tmp_path / "job"
     work.mkdir()
     env = {**RANK_ENVIRONMENT, "APP": f"{PROGRAM} {steps}", "PYTHON": PYTHON, "CKPT_DIR": str(work / "ckpt"),
@@ -68,7 +68,7 @@ def test_srun_requeue_resume(cluster, tmp_path):
         # Signalled once this run's ranks are printing (a resumed run: past
         # where the previous one stopped).
         printed = _lines(job)
-        job.wait(lambda j: j.restarts == run and j.state == "RUNNING" and _lines(j) >= printed + 10)
+        job.wait(lambda j: j.restarts == run and j.state == "RUNNING" and _lines(j) >= printed + 8)
         cluster.run("scancel", "--batch", "--signal=USR1", job.id)
         job.wait(lambda j: j.restarts == run + 1 or j.state == "COMPLETED")
     job.wait()
@@ -96,17 +96,17 @@ srun --mpi=pmix -n {ranks} {python} {program} {steps}
 def test_spank_options_checkpoint_and_resume(cluster, tmp_path):
     """sbatch --pyckpt-dir --pyckpt-interval and a plain srun line: periodic
     checkpoints; killed and requeued, the step resumes from the last one."""
-    steps = 60
+    steps = 40
     work = tmp_path / "job"
     work.mkdir()
     script = work / "job.sh"
     script.write_text(SPANK_SCRIPT.format(ranks=RANKS, python=PYTHON, program=PROGRAM, steps=steps))
     directory = work / "ckpt"
     job = BatchJob(cluster, work, script, ["-n", RANKS, "-t", 10, "--requeue", "--open-mode=append",
-                                           f"--pyckpt-dir={directory}", "--pyckpt-interval=3", "--pyckpt-keep=3"],
+                                           f"--pyckpt-dir={directory}", "--pyckpt-interval=4", "--pyckpt-keep=3"],
                    RANK_ENVIRONMENT)
     ref = Reference(tmp_path, PROGRAM, RANKS, [steps])
-    job.wait(lambda j: latest_checkpoint(directory) is not None and _lines(j) >= 15)
+    job.wait(lambda j: latest_checkpoint(directory) is not None and _lines(j) >= 10)
     cluster.run("scontrol", "requeue", job.id)
     job.wait()
     ref_stdout, ref_outputs = ref.outputs()
