@@ -119,7 +119,7 @@ def completed_run(directory):
 
 
 def refuse_completed(directory):
-    """`pyckpt mpirun` into a directory whose run finished: an error saying so."""
+    """`pyckpt mpirun` (or srun) into a directory whose run finished: an error saying so."""
     done = completed_run(directory)
     if done is None:
         return
@@ -166,8 +166,7 @@ def _say(message):
 
 
 class _Supervisor:
-    """Runs the launcher (mpirun or srun: `command`) as its child; self.mpirun
-    is that child, whichever it is."""
+    """Runs the launcher (mpirun or srun: `command`) as its child."""
 
     def __init__(self, command, environment, directory, signal_name, max_restarts):
         self.command = command
@@ -178,7 +177,7 @@ class _Supervisor:
         self.job = SlurmJob()
         self.signalled = False
         self.terminated = False  # Slurm is ending the job: whatever mpirun returns, the run is not finished
-        self.mpirun = None
+        self.launcher = None
 
     def run(self):
         done = completed_run(self.directory)
@@ -200,12 +199,12 @@ class _Supervisor:
         signal.signal(signal.SIGTERM, self._on_terminate)
         sys.stdout.flush()
         sys.stderr.flush()
-        self.mpirun = subprocess.Popen(self.command, env=self.environment)
-        while self.mpirun.poll() is None and not self.signalled:
+        self.launcher = subprocess.Popen(self.command, env=self.environment)
+        while self.launcher.poll() is None and not self.signalled:
             time.sleep(POLL)
-        if self.mpirun.poll() is None:
+        if self.launcher.poll() is None:
             return self._checkpoint_and_requeue()
-        return self._finished(self.mpirun.returncode)
+        return self._finished(self.launcher.returncode)
 
     def _on_checkpoint_signal(self, _signum, _frame):
         self.signalled = True
@@ -215,8 +214,8 @@ class _Supervisor:
         mpirun ends its ranks; this process ends with it. (mpirun told to
         end exits 0: that must not pass for the end of the run.)"""
         self.terminated = True
-        if self.mpirun is not None and self.mpirun.poll() is None:
-            self.mpirun.send_signal(signum)
+        if self.launcher is not None and self.launcher.poll() is None:
+            self.launcher.send_signal(signum)
         signal.signal(signum, signal.SIG_DFL)
 
     def _finished(self, status):
@@ -242,14 +241,14 @@ class _Supervisor:
         end = self.job.end_time()
         deadline = end - END_MARGIN if end is not None else None
         stopped = None
-        while self.mpirun.poll() is None and (deadline is None or time.time() < deadline):
+        while self.launcher.poll() is None and (deadline is None or time.time() < deadline):
             stopped = _read_json(os.path.join(self.directory, STOPPED_FILE))
             if stopped is not None:
                 break
             time.sleep(POLL)
-        if self.mpirun.poll() is not None:  # the run ended while the checkpoint was asked for
-            return self._finished(self.mpirun.returncode)
-        self._stop_mpirun()
+        if self.launcher.poll() is not None:  # the run ended while the checkpoint was asked for
+            return self._finished(self.launcher.returncode)
+        self._stop_launcher()
         if stopped is not None:
             _say(f"job {self.job.id}: checkpoint {stopped['epoch']} committed")
         else:
@@ -264,14 +263,14 @@ class _Supervisor:
              f"{self.directory} when Slurm starts it again")
         return 0
 
-    def _stop_mpirun(self):
-        """Ends the held job: SIGTERM to mpirun, which ends its ranks."""
-        self.mpirun.terminate()
+    def _stop_launcher(self):
+        """Ends the held job: SIGTERM to mpirun (srun), which ends its ranks."""
+        self.launcher.terminate()
         try:
-            self.mpirun.wait(timeout=STOP_TIMEOUT)
+            self.launcher.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            self.mpirun.kill()
-            self.mpirun.wait()
+            self.launcher.kill()
+            self.launcher.wait()
         for mark in (STOP_REQUEST_FILE, STOPPED_FILE):
             _remove(os.path.join(self.directory, mark))
 
