@@ -26,7 +26,8 @@
  * it runs (`pyckpt srun`, say) are not ranks. The sruns of the script get the
  * sbatch options (Slurm passes them on in the job's environment) and preload
  * their tasks. A step whose LD_PRELOAD holds the interposer already was set
- * up by `pyckpt srun` (or by hand), and the extern step is no job's: the
+ * up by `pyckpt srun` (or by hand), and the extern step runs none of the
+ * job's programs: the
  * plugin leaves both alone.
  *
  * plugstack.conf:
