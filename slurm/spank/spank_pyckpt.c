@@ -27,8 +27,7 @@
  * sbatch options (Slurm passes them on in the job's environment) and preload
  * their tasks. A step whose LD_PRELOAD holds the interposer already was set
  * up by `pyckpt srun` (or by hand), and the extern step runs none of the
- * job's programs: the
- * plugin leaves both alone.
+ * job's programs: the plugin leaves both alone.
  *
  * plugstack.conf:
  *     required /usr/lib/x86_64-linux-gnu/slurm/spank_pyckpt.so [preload=LIB[:LIB...]]
