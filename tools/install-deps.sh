@@ -12,7 +12,8 @@ packages=(
   libxxhash-dev libssl-dev
   python3-dev python3-numpy python3-mpi4py python3-h5py-mpi python3-xxhash python3-pytest
   libgtest-dev libgmock-dev libbenchmark-dev
-  slurm-wlm munge    # tests/python/test_slurm.py starts a local Slurm (doc/slurm.md)
+  slurm-wlm munge    # tests/python/test_slurm*.py start a local Slurm (doc/slurm.md)
+  libslurm-dev       # spank.h, for the SPANK plugin slurm/spank/ (built only where it is found)
 )
 
 missing=()

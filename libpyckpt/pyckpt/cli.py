@@ -144,38 +144,49 @@ def _cmd_request(args):
     return 0
 
 
+def _launch(command, slurm_requeue=None, environment=None):
+    """Replaces this process with the job's launcher (`command`: mpirun or
+    srun with its arguments), run in `environment` (default: this one's).
+    An exec, not a child: signals sent to `pyckpt mpirun` (`kill -USR1 $!`, a
+    batch system's warning signal) must reach the launcher, which forwards
+    them to the ranks; a Python parent would die of SIGUSR1 and leave the
+    launcher running without it. The exception: slurm_requeue, the arguments
+    of `--slurm-requeue`, under which this process stays the launcher's
+    parent and handles the signal (pyckpt.slurm)."""
+    environment = dict(os.environ if environment is None else environment)
+    if slurm_requeue is not None:
+        from . import slurm
+        return slurm.supervise(command, environment, **slurm_requeue)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(command[0], command, environment)
+    except OSError as exc:
+        raise CheckpointError(f"cannot run {command[0]}: {exc.strerror}") from exc
+
+
 def _mpirun(mpirun_args, program, environment, slurm_requeue=None):
-    """Replaces this process with mpirun, the interposer preloaded and
-    `environment` exported to the ranks. An exec, not a child: signals sent to
-    `pyckpt mpirun` (`kill -USR1 $!`, a batch system's warning signal) must
-    reach mpirun, which forwards them to the ranks; a Python parent would die
-    of SIGUSR1 and leave mpirun running without it. The exception:
-    slurm_requeue, the arguments of `--slurm-requeue`, under which this
-    process stays mpirun's parent and handles the signal (pyckpt.slurm)."""
+    """mpirun, the interposer preloaded and `environment` exported to the
+    ranks (-x), run by _launch."""
     command = ["mpirun"]
     if os.geteuid() == 0 and "--allow-run-as-root" not in mpirun_args:
         command.append("--allow-run-as-root")
     environment = dict(environment, LD_PRELOAD=_preload())
     for name, value in environment.items():
         command += ["-x", f"{name}={value}"]
-    command += [*mpirun_args, *program]
-    if slurm_requeue is not None:
-        from . import slurm
-        return slurm.supervise(command, dict(os.environ), **slurm_requeue)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        os.execvp(command[0], command)
-    except OSError as exc:
-        raise CheckpointError(f"cannot run {command[0]}: {exc.strerror}") from exc
+    return _launch([*command, *mpirun_args, *program], slurm_requeue)
 
 
-def _cmd_mpirun(args):
-    command = launch.parse_mpirun(args.mpirun_args)
+def _job_settings(args):
+    """What `pyckpt mpirun` and `pyckpt srun` give the ranks from their
+    options (PYCKPT_* variables), and the supervisor's arguments under
+    --slurm-requeue (None without). A directory whose run finished is refused
+    here, or by the supervisor (a Slurm restart of a finished job is no
+    error)."""
     env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
     from . import slurm
     requeue = None
-    if args.slurm_requeue:  # the supervisor checks the directory (a Slurm restart of a finished job is no error)
+    if args.slurm_requeue:
         max_restarts = slurm.DEFAULT_MAX_RESTARTS if args.max_restarts is None else args.max_restarts
         requeue = {"directory": args.dir, "signal_name": args.signal, "max_restarts": max_restarts}
         env["PYCKPT_END_FILE"] = slurm.end_file(os.path.abspath(args.dir))
@@ -183,6 +194,12 @@ def _cmd_mpirun(args):
         raise CheckpointError("--max-restarts bounds the requeues of --slurm-requeue: give both")
     else:
         slurm.refuse_completed(os.path.abspath(args.dir))
+    return env, requeue
+
+
+def _cmd_mpirun(args):
+    command = launch.parse_mpirun(args.mpirun_args)
+    env, requeue = _job_settings(args)
     if command.python is not None and settings.restart_enabled():
         from . import _core, session
         if _core.CheckpointDir(os.path.abspath(args.dir)).latest() is not None:  # the ranks will resume it
@@ -190,6 +207,13 @@ def _cmd_mpirun(args):
             if list(reader.attributes.get("command", [])) == list(command.program[1:]):  # a rank's orig_argv[1:]
                 env.update(_position_job_input(reader))
     return _mpirun(command.mpirun_options, command.program, env, requeue)
+
+
+def _cmd_srun(args):
+    from . import slurm
+    env, requeue = _job_settings(args)
+    command, environment = slurm.srun_command(args.srun_args, env, _preload())
+    return _launch(command, requeue, environment)
 
 
 def _position_job_input(reader):
@@ -250,6 +274,26 @@ def _add_trust_option(p):
                         "nothing is unpickled either way")
 
 
+def _add_job_options(p, launcher):
+    """The options of `pyckpt mpirun` and `pyckpt srun` (launcher: which)."""
+    p.add_argument("--dir", default=settings.directory(),
+                   help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d); a job whose directory "
+                        "holds a checkpoint resumes from it")
+    p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS")
+    p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
+                   help=f"checkpoint when {launcher} or any rank receives this signal (default SIGUSR1)")
+    p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
+                   help="committed checkpoints kept (default 2)")
+    p.add_argument("--slurm-requeue", action="store_true",
+                   help="in a Slurm batch job (sbatch --requeue --signal=B:USR1@SECONDS, the script ending with "
+                        f"`exec pyckpt {launcher} ...`): on the signal, checkpoint, end the job and requeue it; the "
+                        "requeued job resumes; a finished run marks DIR complete (doc/slurm.md)")
+    p.add_argument("--max-restarts", type=int, default=None, metavar="N",
+                   help="with --slurm-requeue: do not requeue a job restarted N times, nor run one restarted "
+                        "more often (default 10)")
+    _add_key_option(p)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="pyckpt", description="Checkpoint/restart for Python HPC applications.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -280,25 +324,21 @@ def build_parser():
     p.set_defaults(func=_cmd_restart)
 
     p = sub.add_parser("mpirun", help="run an mpi4py job under mpirun with checkpoints (LD_PRELOAD set up)")
-    p.add_argument("--dir", default=settings.directory(),
-                   help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d); a job whose directory "
-                        "holds a checkpoint resumes from it")
-    p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS")
-    p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
-                   help="checkpoint when mpirun or any rank receives this signal (default SIGUSR1)")
-    p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
-                   help="committed checkpoints kept (default 2)")
-    p.add_argument("--slurm-requeue", action="store_true",
-                   help="in a Slurm batch job (sbatch --requeue --signal=B:USR1@SECONDS, the script ending with "
-                        "`exec pyckpt mpirun ...`): on the signal, checkpoint, end the job and requeue it; the "
-                        "requeued job resumes; a finished run marks DIR complete (doc/slurm.md)")
-    p.add_argument("--max-restarts", type=int, default=None, metavar="N",
-                   help="with --slurm-requeue: do not requeue a job restarted N times, nor run one restarted "
-                        "more often (default 10)")
-    _add_key_option(p)
+    _add_job_options(p, "mpirun")
     p.add_argument("mpirun_args", nargs=argparse.REMAINDER, metavar="MPIRUN_ARGS",
                    help="mpirun options, the script and its arguments, e.g. -np 4 app.py")
     p.set_defaults(func=_cmd_mpirun)
+
+    p = sub.add_parser("srun", help="run an mpi4py job step under srun with checkpoints (LD_PRELOAD set up)",
+                       usage="pyckpt srun [PYCKPT OPTIONS] -- SRUN_ARGS",
+                       description="Run an mpi4py job step under srun (inside a Slurm allocation) with checkpoints: "
+                                   "pyckpt's options, then `--`, then srun's arguments as you would give them, "
+                                   "e.g. `pyckpt srun --dir ckpt.d -- --mpi=pmix -n 4 python3 app.py`. "
+                                   "See doc/slurm.md.")
+    _add_job_options(p, "srun")
+    p.add_argument("srun_args", nargs=argparse.REMAINDER, metavar="-- SRUN_ARGS",
+                   help="after `--`: srun's options, the program and its arguments")
+    p.set_defaults(func=_cmd_srun)
 
     p = sub.add_parser("request", help="ask the MPI job checkpointing into DIR for a checkpoint now")
     p.add_argument("directory", metavar="DIR")
@@ -337,6 +377,9 @@ def main(argv=None):
     args, unknown = parser.parse_known_args(argv)
     if args.command == "mpirun":  # mpirun's own options pass through, in order
         args.mpirun_args = unknown + args.mpirun_args
+    elif args.command == "srun" and unknown:  # srun has options of the same names (--signal): no guessing
+        parser.error(f"srun: unrecognized arguments: {' '.join(unknown)} (give srun's arguments after `--`: "
+                     f"pyckpt srun [PYCKPT OPTIONS] -- SRUN_ARGS)")
     elif unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "key_file", None):

@@ -1,8 +1,10 @@
 """How pyckpt is configured from outside: every PYCKPT_* environment variable,
 the defaults, and signal names.
 
-`pyckpt mpirun` passes its options to the ranks as these variables (and a
-user may set them by hand with `mpirun -x`); `pyckpt run` takes options and
+`pyckpt mpirun` and `pyckpt srun` pass their options to the ranks as these
+variables, and so does the Slurm SPANK plugin (slurm/spank/) for srun's
+`--pyckpt-*` options (a user may also set them by hand with `mpirun -x`);
+`pyckpt run` takes options and
 records them in each checkpoint, so a restarted process goes on the same way.
 
 PYCKPT_DIR        checkpoint directory (default: the container's, ./pyckpt.d)
@@ -15,7 +17,7 @@ PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
 PYCKPT_STDIN_OFFSET set by `pyckpt mpirun` when it resumes a job: the job's
                   input (its stdin, which mpirun feeds to rank 0) starts at
                   this byte of the input file
-PYCKPT_END_FILE   set by `pyckpt mpirun --slurm-requeue`: rank 0 creates this
+PYCKPT_END_FILE   set by `pyckpt mpirun/srun --slurm-requeue`: rank 0 creates this
                   file when the program ends by itself (pyckpt.slurm)
 PYCKPT_KEY_FILE   the key that authenticates checkpoints (default
                   $XDG_CONFIG_HOME/pyckpt/key, else ~/.config/pyckpt/key;
@@ -80,8 +82,8 @@ def verbose():
 
 
 def job_environment(directory, keep, interval=None, signal_name=None):
-    """The variables `pyckpt mpirun` exports to the ranks (read back by the
-    functions above in each rank)."""
+    """The variables `pyckpt mpirun` and `pyckpt srun` export to the ranks
+    (read back by the functions above in each rank)."""
     env = {"PYCKPT_DIR": os.path.abspath(directory), "PYCKPT_KEEP": str(keep),
            # Restart resumes with the original seed (the checkpoint records it).
            "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED") or str(int.from_bytes(os.urandom(4), "little"))}

@@ -1,11 +1,13 @@
 """Slurm batch jobs that continue past their time limit: `pyckpt mpirun
---slurm-requeue` (doc/slurm.md).
+--slurm-requeue` and `pyckpt srun --slurm-requeue` (doc/slurm.md), and the
+srun command line of `pyckpt srun` (srun_command).
 
 A batch script submitted with `--requeue --signal=B:USR1@<seconds>` gets
 SIGUSR1 in its shell that many seconds before the time limit. The script
-ends with `exec pyckpt mpirun --slurm-requeue ...`, so that pyckpt is that
-shell's process. With --slurm-requeue it does not become mpirun (as plain
-`pyckpt mpirun` does) but runs mpirun as its child and supervises the job:
+ends with `exec pyckpt mpirun --slurm-requeue ...` (or `pyckpt srun`), so
+that pyckpt is that shell's process. With --slurm-requeue it does not become
+the launcher, mpirun or srun (as it does without), but runs it as its child
+and supervises the job (below, "mpirun" stands for either):
 
 - On the signal: asks the job for a checkpoint after which the ranks hold
   (mpi.py, `_hold_if_stopping`: they print nothing more that the resumed job
@@ -117,7 +119,7 @@ def completed_run(directory):
 
 
 def refuse_completed(directory):
-    """`pyckpt mpirun` into a directory whose run finished: an error saying so."""
+    """`pyckpt mpirun` (or srun) into a directory whose run finished: an error saying so."""
     done = completed_run(directory)
     if done is None:
         return
@@ -164,6 +166,8 @@ def _say(message):
 
 
 class _Supervisor:
+    """Runs the launcher (mpirun or srun: `command`) as its child."""
+
     def __init__(self, command, environment, directory, signal_name, max_restarts):
         self.command = command
         self.environment = environment
@@ -173,7 +177,7 @@ class _Supervisor:
         self.job = SlurmJob()
         self.signalled = False
         self.terminated = False  # Slurm is ending the job: whatever mpirun returns, the run is not finished
-        self.mpirun = None
+        self.launcher = None
 
     def run(self):
         done = completed_run(self.directory)
@@ -195,12 +199,12 @@ class _Supervisor:
         signal.signal(signal.SIGTERM, self._on_terminate)
         sys.stdout.flush()
         sys.stderr.flush()
-        self.mpirun = subprocess.Popen(self.command, env=self.environment)
-        while self.mpirun.poll() is None and not self.signalled:
+        self.launcher = subprocess.Popen(self.command, env=self.environment)
+        while self.launcher.poll() is None and not self.signalled:
             time.sleep(POLL)
-        if self.mpirun.poll() is None:
+        if self.launcher.poll() is None:
             return self._checkpoint_and_requeue()
-        return self._finished(self.mpirun.returncode)
+        return self._finished(self.launcher.returncode)
 
     def _on_checkpoint_signal(self, _signum, _frame):
         self.signalled = True
@@ -210,8 +214,8 @@ class _Supervisor:
         mpirun ends its ranks; this process ends with it. (mpirun told to
         end exits 0: that must not pass for the end of the run.)"""
         self.terminated = True
-        if self.mpirun is not None and self.mpirun.poll() is None:
-            self.mpirun.send_signal(signum)
+        if self.launcher is not None and self.launcher.poll() is None:
+            self.launcher.send_signal(signum)
         signal.signal(signum, signal.SIG_DFL)
 
     def _finished(self, status):
@@ -237,14 +241,14 @@ class _Supervisor:
         end = self.job.end_time()
         deadline = end - END_MARGIN if end is not None else None
         stopped = None
-        while self.mpirun.poll() is None and (deadline is None or time.time() < deadline):
+        while self.launcher.poll() is None and (deadline is None or time.time() < deadline):
             stopped = _read_json(os.path.join(self.directory, STOPPED_FILE))
             if stopped is not None:
                 break
             time.sleep(POLL)
-        if self.mpirun.poll() is not None:  # the run ended while the checkpoint was asked for
-            return self._finished(self.mpirun.returncode)
-        self._stop_mpirun()
+        if self.launcher.poll() is not None:  # the run ended while the checkpoint was asked for
+            return self._finished(self.launcher.returncode)
+        self._stop_launcher()
         if stopped is not None:
             _say(f"job {self.job.id}: checkpoint {stopped['epoch']} committed")
         else:
@@ -259,19 +263,48 @@ class _Supervisor:
              f"{self.directory} when Slurm starts it again")
         return 0
 
-    def _stop_mpirun(self):
-        """Ends the held job: SIGTERM to mpirun, which ends its ranks."""
-        self.mpirun.terminate()
+    def _stop_launcher(self):
+        """Ends the held job: SIGTERM to mpirun (srun), which ends its ranks."""
+        self.launcher.terminate()
         try:
-            self.mpirun.wait(timeout=STOP_TIMEOUT)
+            self.launcher.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            self.mpirun.kill()
-            self.mpirun.wait()
+            self.launcher.kill()
+            self.launcher.wait()
         for mark in (STOP_REQUEST_FILE, STOPPED_FILE):
             _remove(os.path.join(self.directory, mark))
 
 
 def supervise(command, environment, directory, signal_name, max_restarts):
-    """Runs `command` (mpirun with its arguments) under the supervision
+    """Runs `command` (mpirun or srun with its arguments) under the supervision
     described at the top; returns this process's exit status."""
     return _Supervisor(command, environment, os.path.abspath(directory), signal_name, max_restarts).run()
+
+
+# --- pyckpt srun ----------------------------------------------------------------------
+
+def srun_command(srun_args, job_environment, preload, environ=os.environ):
+    """`pyckpt srun`'s launcher: (srun command line, the environment srun
+    runs in), for `srun_args` (what followed `--`), the ranks' variables
+    `job_environment` and the libraries they preload (`preload`, as
+    LD_PRELOAD).
+
+    srun gives its tasks its own environment (--export=ALL, its default), so
+    the PYCKPT_* variables go into srun's environment. LD_PRELOAD must reach
+    the tasks but not srun itself (it would load the MPI interposer into
+    srun): it goes through `--export=ALL,LD_PRELOAD=...`, and out of srun's
+    environment, whose variables would take precedence there (a
+    LD_PRELOAD of the caller follows pyckpt's libraries in the tasks')."""
+    args = list(srun_args[1:] if srun_args[:1] == ["--"] else srun_args)
+    if not args:
+        raise CheckpointError("no srun arguments: pyckpt srun [PYCKPT OPTIONS] -- [SRUN OPTIONS] PROGRAM ARGS")
+    given = [a for a in args if a == "--export" or a.startswith("--export=")]
+    if given:
+        raise CheckpointError(f"srun {given[0]}: pyckpt srun sets srun's --export itself (to preload the ranks); "
+                              f"set the variables the tasks need in the environment instead (srun passes it on)")
+    environment = {**environ, **job_environment}
+    caller_preload = environment.pop("LD_PRELOAD", "")
+    tasks_preload = ":".join(p for p in (preload, caller_preload) if p)
+    if "," in tasks_preload:
+        raise CheckpointError(f"LD_PRELOAD {tasks_preload!r} holds a comma, which srun's --export cannot pass on")
+    return ["srun", f"--export=ALL,LD_PRELOAD={tasks_preload}", *args], environment

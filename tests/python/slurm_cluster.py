@@ -19,6 +19,8 @@ plus what makes requeue tests fast:
 - KillWait: seconds between SIGTERM and SIGKILL when a job is ended.
 - the node declares 4 CPUs (SlurmdParameters=config_overrides) so that
   `sbatch -n 4` fits on this 2-core machine.
+- spank_plugins: plugstack.conf lines (`required /path/plugin.so ARGS`),
+  loaded by srun, sbatch and slurmstepd (PlugStackConfig); none by default.
 """
 import os
 import shutil
@@ -74,9 +76,10 @@ def _daemon(name):
 
 
 class LocalCluster:
-    def __init__(self, directory):
+    def __init__(self, directory, spank_plugins=()):
         self.dir = Path(directory)
         self.conf = self.dir / "slurm.conf"
+        self.spank_plugins = list(spank_plugins)
         self.munge_socket = self.dir / "munge" / "munge.socket"
         self.pids = {}   # daemon name -> pid, for stop()
 
@@ -91,6 +94,8 @@ class LocalCluster:
         os.chmod(key, 0o400)
         ctld_port, slurmd_port = _free_ports(2)
         d = self.dir
+        plugstack = d / "plugstack.conf"
+        plugstack.write_text("".join(f"{line}\n" for line in self.spank_plugins))
         self.conf.write_text(f"""\
 ClusterName=pyckpt
 SlurmctldHost={socket.gethostname()}(127.0.0.1)
@@ -126,6 +131,7 @@ InactiveLimit=0
 OverTimeLimit=0
 ReturnToService=2
 SlurmdParameters=config_overrides
+PlugStackConfig={plugstack}
 NodeName={NODE} NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} State=UNKNOWN
 PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 """)

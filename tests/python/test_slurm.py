@@ -17,119 +17,30 @@ Slurm signals time limits from a check it makes every 30 s, so the time-limit
 test takes about two minutes of wall time (printed with -s).
 """
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
-from conftest import BUILD_DIR, MPIEXEC, PYTHON
-from mpi_job_harness import MPIRUN_OPTIONS, PROGRAMS, Job, cli, latest_checkpoint, read_outputs
-from slurm_cluster import LocalCluster, ensure_installed
+from mpi_job_harness import PROGRAMS, cli, latest_checkpoint, read_outputs
+from slurm_jobs import RANK_ENVIRONMENT, BatchJob, Reference, cluster_fixture
 
 SCRIPT = Path(__file__).resolve().parents[2] / "slurm" / "mpirun.sbatch"
 PROGRAM = PROGRAMS / "slurm_steps.py"
 RANKS = 4
-# Seconds for a job and its requeues to finish: about 2 minutes on an idle
-# machine, but a loaded one resumes slowly and each allocation (30 s between
-# Slurm's signals) gets less done.
-JOB_TIMEOUT = 600
-FINISHED_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED"}
+
+cluster = cluster_fixture()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    why = ensure_installed()
-    if why is not None:
-        pytest.skip(f"no local Slurm: {why}")
-    local = LocalCluster(tmp_path_factory.mktemp("slurm"))
-    try:
-        local.start()
-        yield local
-    finally:
-        local.stop()
-
-
-def _job_environment(work, interval):
-    """What the batch script reads (slurm/mpirun.sbatch), and what lets 4
-    ranks share this 2-core machine as root."""
-    return {"APP": f"{PROGRAM} {{steps}}", "CKPT_DIR": str(work / "ckpt"), "CKPT_INTERVAL": str(interval),
-            "MAX_RESTARTS": "40",  # a loaded machine needs more allocations
-            "PATH": f"{BUILD_DIR / 'bin'}:{os.environ['PATH']}",
-            "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-            "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_hwloc_base_binding_policy": "none",
-            "OMPI_MCA_btl_vader_single_copy_mechanism": "none", "PYCKPT_VERBOSE": "1"}
-
-
-class BatchJob:
-    """slurm/mpirun.sbatch submitted with sbatch; its output in work/job.out
-    (stdout) and work/job.err (stderr), appended to by each run."""
-
-    def __init__(self, cluster, work, steps, interval, time_limit, signal_at):
-        self.cluster = cluster
-        self.work = work
-        env = _job_environment(work, interval)
-        env["APP"] = env["APP"].format(steps=steps)
-        self.started = time.monotonic()
-        self.id = cluster.run("sbatch", "--parsable", "-n", RANKS, "-t", time_limit,
-                              f"--signal=B:USR1@{signal_at}", f"--chdir={work}", "-o", work / "job.out",
-                              "-e", work / "job.err", SCRIPT, env=env).strip()
-        self.restarts = 0
-        self.state = "PENDING"
-
-    def poll(self):
-        info = self.cluster.job(self.id)
-        if info:  # gone MinJobAge seconds after it finished: the last state seen stays
-            self.state = info["JobState"]
-            self.restarts = max(self.restarts, int(info.get("Restarts", 0)))
-        return info
-
-    def wait(self, condition=lambda job: job.state in FINISHED_STATES, timeout=JOB_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while not condition(self):
-            if time.monotonic() > deadline:
-                self.cluster.run("scancel", self.id, check=False)
-                raise AssertionError(f"job {self.id}: still {self.state} after {timeout} s\n{self.describe()}")
-            time.sleep(0.5)
-            self.poll()
-
-    @property
-    def stdout(self):
-        return (self.work / "job.out").read_text() if (self.work / "job.out").exists() else ""
-
-    @property
-    def stderr(self):
-        return (self.work / "job.err").read_text() if (self.work / "job.err").exists() else ""
-
-    def describe(self):
-        return (f"--- job.out (tail):\n{self.stdout[-2000:]}\n--- job.err (tail):\n{self.stderr[-5000:]}\n"
-                f"{self.cluster.logs(15)}")
-
-
-class Reference:
-    """The uninterrupted run of the program under plain mpirun, started at
-    once so that it runs while Slurm's job does (its steps mostly sleep)."""
-
-    def __init__(self, tmp_path, steps):
-        self.dir = tmp_path / "ref"
-        self.dir.mkdir()
-        self.job = Job([MPIEXEC, *MPIRUN_OPTIONS, "-np", str(RANKS), PYTHON, str(PROGRAM), str(steps)], self.dir, "run")
-
-    def outputs(self):
-        """(stdout, {out.<rank>: bytes}) once it finished."""
-        assert self.job.wait(timeout=JOB_TIMEOUT) == 0, f"reference run failed:\n{self.job.describe()}"
-        return self.job.stdout, read_outputs(self.dir)
+def _submit(cluster, work, steps, interval, time_limit, signal_at):
+    """slurm/mpirun.sbatch with the settings it reads from the environment."""
+    env = {**RANK_ENVIRONMENT, "APP": f"{PROGRAM} {steps}", "CKPT_DIR": str(work / "ckpt"),
+           "CKPT_INTERVAL": str(interval), "MAX_RESTARTS": "40"}  # a loaded machine needs more allocations
+    return BatchJob(cluster, work, SCRIPT, ["-n", RANKS, "-t", time_limit, f"--signal=B:USR1@{signal_at}"], env)
 
 
 def _pyckpt(*args, env=None):
     return subprocess.run(cli(*args), capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})
-
-
-def _started_runs(job):
-    """How many times the batch script ran (its first line on stderr)."""
-    return len(re.findall(r"^pyckpt-app: job \d+, run \d+", job.stderr, re.M))
 
 
 def test_time_limit_requeue_resume(cluster, tmp_path):
@@ -138,15 +49,15 @@ def test_time_limit_requeue_resume(cluster, tmp_path):
     steps = 240  # ~60 s of steps: more than two allocations' worth before the signal
     work = tmp_path / "job"
     work.mkdir()
-    job = BatchJob(cluster, work, steps, interval=600, time_limit=1, signal_at=55)
-    ref = Reference(tmp_path, steps)
+    job = _submit(cluster, work, steps, interval=600, time_limit=1, signal_at=55)
+    ref = Reference(tmp_path, PROGRAM, RANKS, [steps])
     job.wait()
     ref_stdout, ref_outputs = ref.outputs()
     wall = time.monotonic() - job.started
     print(f"\ntime-limit job {job.id}: {job.restarts} requeues, {wall:.0f} s from sbatch to completion")
     assert job.state == "COMPLETED", f"job {job.id} ended {job.state}\n{job.describe()}"
     assert job.restarts >= 2, f"job {job.id} was requeued {job.restarts} times, not at least twice\n{job.describe()}"
-    assert _started_runs(job) == job.restarts + 1, job.describe()
+    assert job.started_runs() == job.restarts + 1, job.describe()
     # Each run after the first resumed (the program never started again) ...
     assert job.stderr.count(f"program start: rank 0") == 1, job.describe()
     assert job.stderr.count("before the time limit: checkpointing") == job.restarts, job.describe()
@@ -171,8 +82,8 @@ def test_node_failure_resumes_from_periodic_checkpoint(cluster, tmp_path):
     steps = 60
     work = tmp_path / "job"
     work.mkdir()
-    job = BatchJob(cluster, work, steps, interval=3, time_limit=10, signal_at=55)
-    ref = Reference(tmp_path, steps)
+    job = _submit(cluster, work, steps, interval=3, time_limit=10, signal_at=55)
+    ref = Reference(tmp_path, PROGRAM, RANKS, [steps])
     job.wait(lambda j: latest_checkpoint(work / "ckpt") is not None and j.stdout.count("\n") >= 20)
     node = "pyckpt-node"
     cluster.run("scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=pyckpt-test-node-failure")
@@ -183,7 +94,7 @@ def test_node_failure_resumes_from_periodic_checkpoint(cluster, tmp_path):
     ref_stdout, ref_outputs = ref.outputs()
     print(f"\nnode-failure job {job.id}: {time.monotonic() - job.started:.0f} s from sbatch to completion")
     assert job.state == "COMPLETED", f"job {job.id} ended {job.state}\n{job.describe()}"
-    assert job.restarts == 1 and _started_runs(job) == 2, job.describe()
+    assert job.restarts == 1 and job.started_runs() == 2, job.describe()
     assert job.stderr.count("program start: rank 0") == 1, f"the second run did not resume\n{job.describe()}"
     # Files written by the program are restored exactly; stdout repeats what
     # was printed between the last checkpoint and the failure (doc/slurm.md).
