@@ -73,17 +73,30 @@ def _interpreter_options():
     return list(launch.parse_python(sys.orig_argv[1:]).options)
 
 
-def _reexec(hash_seed, interpreter_options=None):
+# Set by _reexec in an interpreter it gives a recorded hash secret: if that
+# one's secret is still not the recorded one, another exec would not help.
+_SECRET_GIVEN_VARIABLE = "PYCKPT_HASH_SECRET_GIVEN"
+
+
+def _reexec(hash_seed, interpreter_options=None, hash_secret=None):
     """Runs this command again in a fresh interpreter whose str hashes use
     `hash_seed` (set and dict-of-set orders of a resumed program must be
     those of the original run, and the seed is fixed only at interpreter
-    start), started with `interpreter_options` (default: this one's)."""
+    start), started with `interpreter_options` (default: this one's).
+    hash_seed "random" with hash_secret (hex): the interpreter gets that
+    secret itself, through libpyckpt_hash_secret.so."""
+    from . import _core
     if interpreter_options is None:
         interpreter_options = _interpreter_options()
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     if hash_seed != "random":
         env["PYTHONHASHSEED"] = str(hash_seed)
+    elif hash_secret is not None:
+        env.pop("PYTHONHASHSEED", None)
+        env["PYCKPT_HASH_SECRET"] = hash_secret
+        env[_SECRET_GIVEN_VARIABLE] = "1"
+        env["LD_PRELOAD"] = ":".join(p for p in (env.get("LD_PRELOAD"), _core.hash_secret_library()) if p)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -92,13 +105,24 @@ def _reexec(hash_seed, interpreter_options=None):
 
 def _reexec_for_checkpoint_of(reader, interpreter_options=None):
     """Before resuming `reader`'s checkpoint: run this command again if this
-    interpreter's hash seed is not the one the checkpoint was written with,
-    or (interpreter_options given: a rank of an MPI job) if it was not
-    started with the options of the checkpointed rank."""
+    interpreter's hash secret is not the one the checkpoint was written with
+    (its PYTHONHASHSEED, or the random secret it recorded), or
+    (interpreter_options given: a rank of an MPI job) if it was not started
+    with the options of the checkpointed rank."""
+    from . import _core
     seed = reader.attributes.get("hash_seed", "random")
-    wrong_seed = seed != "random" and os.environ.get("PYTHONHASHSEED") != seed
-    if wrong_seed or (interpreter_options is not None and list(interpreter_options) != _interpreter_options()):
-        _reexec(seed, interpreter_options)
+    secret = reader.attributes.get("hash_secret")  # absent in checkpoints of older pyckpt versions
+    if seed != "random":
+        wrong_secret = os.environ.get("PYTHONHASHSEED") != seed
+    else:
+        wrong_secret = secret is not None and _core.hash_secret().hex() != secret
+    wrong_options = interpreter_options is not None and list(interpreter_options) != _interpreter_options()
+    if os.environ.pop(_SECRET_GIVEN_VARIABLE, None) is not None and wrong_secret:
+        raise CheckpointError(f"{reader.file}: the restarted interpreter did not get the hash secret of the "
+                              f"checkpointed one ({sys.executable} may not read it with getrandom(); "
+                              f"doc/process.md); set orders would differ from the original run's")
+    if wrong_secret or wrong_options:
+        _reexec(seed, interpreter_options, secret)
 
 
 def _cmd_run(args):
@@ -128,7 +152,10 @@ def _cmd_resume_rank(args):
     python = launch.parse_python(command)
     if python is None:
         raise CheckpointError(f"`{' '.join(command)}` runs no program to resume")
-    reader = session.open_checkpoint(settings.resume_directory(), world_size=None)
+    # Every rank opens the one file `pyckpt mpirun` chose; without it (a
+    # hand-written mpirun line), the directory's `latest` or nothing.
+    reader = session.open_checkpoint(settings.resume_file() or settings.resume_directory(), world_size=None,
+                                     fallback=False)
     # The rank runs with the interpreter options of the checkpointed one
     # (-u, -W, -X, -O...): the preload library's exec put them after
     # `-m pyckpt resume-rank --`.
@@ -188,7 +215,7 @@ def _cmd_mpirun(args):
         if _core.CheckpointDir(os.path.abspath(args.dir)).latest() is not None:  # the ranks will resume it
             reader = session.open_checkpoint(args.dir, world_size=None)
             if list(reader.attributes.get("command", [])) == list(command.program[1:]):  # a rank's orig_argv[1:]
-                env.update(_position_job_input(reader))
+                env.update(_position_job_input(reader), PYCKPT_RESUME_FILE=os.path.abspath(reader.file))
     return _mpirun(command.mpirun_options, command.program, env, requeue)
 
 
@@ -227,7 +254,7 @@ def _restart_mpirun(tokens):
     env.update(PYCKPT_RESTART="auto", PYTHONHASHSEED=reader.attributes.get("hash_seed", "random"))
     if env["PYTHONHASHSEED"] == "random":
         del env["PYTHONHASHSEED"]
-    env.update(_position_job_input(reader))
+    env.update(_position_job_input(reader), PYCKPT_RESUME_FILE=os.path.abspath(reader.file))
     return _mpirun(tokens[:-1], [sys.executable, *command], env)
 
 
