@@ -9,12 +9,21 @@ Once `run` or `restart` has handed control to the program, its exceptions
 which reports them as in an uninterrupted run.
 """
 import argparse
+import math
 import os
 import stat
 import sys
 
-from . import launch, settings
+from . import launch, lock, settings
 from .errors import CheckpointError
+
+EXIT_STATUSES = """exit status:
+  0  done (run/restart: the program's own status once it runs)
+  1  inspect/verify: the checkpoint fails authentication or a checksum
+  2  a pyckpt error, printed as one line: a wrong command line, a checkpoint
+     refused or unusable, a directory in use by another job, a failed write
+  the program's status: once `run`/`restart` has started the program, its
+     exit status and tracebacks are its own, as without pyckpt"""
 
 
 def _cmd_inspect(args):
@@ -166,6 +175,9 @@ def _cmd_resume_rank(args):
 
 def _cmd_request(args):
     from . import triggers
+    if not os.path.isdir(args.directory):
+        raise CheckpointError(f"{args.directory}: not a directory; give the checkpoint directory of the running "
+                              f"job (its --dir)")
     triggers.request(args.directory)
     print(f"pyckpt: checkpoint requested from the job checkpointing into {os.path.abspath(args.directory)}")
     return 0
@@ -210,6 +222,7 @@ def _cmd_mpirun(args):
         raise CheckpointError("--max-restarts bounds the requeues of --slurm-requeue: give both")
     else:
         slurm.refuse_completed(os.path.abspath(args.dir))
+    lock.hold(args.dir, pass_to_exec=True)  # mpirun holds it until the job ends
     if command.python is not None and settings.restart_enabled():
         from . import _core, session
         if _core.CheckpointDir(os.path.abspath(args.dir)).latest() is not None:  # the ranks will resume it
@@ -243,6 +256,7 @@ def _restart_mpirun(tokens):
     if not tokens or not os.path.isdir(tokens[-1]):
         raise CheckpointError("restart --mpirun needs the checkpoint directory as its last argument")
     directory = tokens[-1]
+    lock.hold(directory, pass_to_exec=True)  # mpirun holds it until the job ends
     reader = session.open_checkpoint(directory, world_size=None)
     command = list(reader.attributes.get("command", []))
     if not command:
@@ -256,6 +270,39 @@ def _restart_mpirun(tokens):
         del env["PYTHONHASHSEED"]
     env.update(_position_job_input(reader), PYCKPT_RESUME_FILE=os.path.abspath(reader.file))
     return _mpirun(tokens[:-1], [sys.executable, *command], env)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a wrong command line in one line (what is wrong, where the
+    usage is), exit status 2 like every other pyckpt error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def _count(minimum, what):
+    """An argparse type: an integer of at least `minimum` (`what` it counts)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {what}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} {what}: give at least {minimum}")
+        return value
+    return parse
+
+
+def _seconds(text):
+    """An argparse type: a finite number of seconds greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} seconds: give a finite number of seconds greater than 0 "
+                                         f"(no --interval: no periodic checkpoints)")
+    return value
 
 
 def _signal_name(text):
@@ -278,16 +325,18 @@ def _add_trust_option(p):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="pyckpt", description="Checkpoint/restart for Python HPC applications.")
+    parser = _Parser(prog="pyckpt", description="Checkpoint/restart for Python HPC applications.",
+                     epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run an unmodified script with preemptive checkpoints")
     p.add_argument("--dir", default=settings.directory(),
                    help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d)")
-    p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS at a safe point")
+    p.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                   help="checkpoint every SECONDS at a safe point")
     p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
                    help="checkpoint when the process receives this signal (default SIGUSR1)")
-    p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
+    p.add_argument("--keep", type=_count(1, "checkpoints kept"), default=settings.DEFAULT_KEEP, metavar="K",
                    help="committed checkpoints kept (default 2)")
     p.add_argument("--sync", action="store_true",
                    help="commit each checkpoint before the script goes on (default: a forked writer commits it)")
@@ -299,7 +348,14 @@ def build_parser():
     p = sub.add_parser("restart", help="resume a process from its latest (or a given) checkpoint",
                        description="Resume a process from its latest (or a given) checkpoint. Only a checkpoint "
                                    "authenticated with your key (--key-file) is restarted: one written with another "
-                                   "key, or changed since it was written, is refused before anything in it runs.")
+                                   "key, or changed since it was written, is refused before anything in it runs. "
+                                   "Given a directory, restart resumes its newest checkpoint that verifies "
+                                   "(authentication and every checksum, as `pyckpt verify`): when `latest` is "
+                                   "refused (corrupt, torn, forged), the reason and the older file resumed instead "
+                                   "are printed on stderr. Given a file, that file is resumed or refused. The same "
+                                   "holds for --mpirun and for a job's own `pyckpt mpirun` command run again: one "
+                                   "file, chosen before mpirun starts, for every rank.",
+                       epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", metavar="DIR_OR_FILE", nargs="?", default=settings.directory())
     _add_key_option(p)
     p.add_argument("--mpirun", nargs=argparse.REMAINDER, metavar="MPIRUN_OPTIONS DIR",
@@ -310,16 +366,16 @@ def build_parser():
     p.add_argument("--dir", default=settings.directory(),
                    help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d); a job whose directory "
                         "holds a checkpoint resumes from it")
-    p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS")
+    p.add_argument("--interval", type=_seconds, metavar="SECONDS", help="checkpoint every SECONDS")
     p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
                    help="checkpoint when mpirun or any rank receives this signal (default SIGUSR1)")
-    p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
+    p.add_argument("--keep", type=_count(1, "checkpoints kept"), default=settings.DEFAULT_KEEP, metavar="K",
                    help="committed checkpoints kept (default 2)")
     p.add_argument("--slurm-requeue", action="store_true",
                    help="in a Slurm batch job (sbatch --requeue --signal=B:USR1@SECONDS, the script ending with "
                         "`exec pyckpt mpirun ...`): on the signal, checkpoint, end the job and requeue it; the "
                         "requeued job resumes; a finished run marks DIR complete (doc/slurm.md)")
-    p.add_argument("--max-restarts", type=int, default=None, metavar="N",
+    p.add_argument("--max-restarts", type=_count(0, "restarts"), default=None, metavar="N",
                    help="with --slurm-requeue: do not requeue a job restarted N times, nor run one restarted "
                         "more often (default 10)")
     _add_key_option(p)

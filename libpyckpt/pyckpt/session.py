@@ -15,7 +15,7 @@ import sys
 import threading
 import types
 
-from . import _core, commit, settings, state
+from . import _core, commit, lock, settings, state
 from .errors import AuthenticationError, CheckpointError, CheckpointFileError, UnsupportedStateError
 from .triggers import Triggers
 
@@ -113,7 +113,9 @@ def configure(directory=None, keep=settings.DEFAULT_KEEP, interval=None, signal_
 
 def _write(captured_state, trigger, resume_result, directory=None, asynchronous=False):
     captured = state.capture(captured_state, resume_result, _session.options())
-    return commit.write(captured, _session.resolved_directory(directory), trigger, _session.keep, asynchronous)
+    directory = _session.resolved_directory(directory)
+    lock.hold(directory)  # a plain `python3 app.py`: from its first checkpoint on
+    return commit.write(captured, directory, trigger, _session.keep, asynchronous)
 
 
 _ASYNC_FLAGS = {0x80: "coroutine", 0x100: "coroutine", 0x200: "async generator"}  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR
@@ -224,6 +226,7 @@ def start_program(run, *args):
     if _session.job is not None:  # a resumed rank: the job's triggers and safe points
         _core.set_safe_point_callback(_session.job.on_safe_point, base=_session.base)
     else:
+        lock.hold(_session.resolved_directory())
         _core.set_safe_point_callback(_on_safe_point, base=_session.base)
         if _session.signal_name:
             _session.triggers.install_signal(_session.signal_name)
@@ -351,6 +354,8 @@ def restart(reader, rank=0, preloaded=None):
     this process; returns when the resumed program's main module finishes (its
     exceptions, SystemExit included, propagate). preloaded: arrays read
     before the heap (see state.restore)."""
+    if _session.job is None:  # refused before anything of the checkpoint is restored
+        lock.hold(os.path.dirname(os.path.abspath(reader.file)))
     root = state.restore(reader, rank, preloaded)
     # Not kept while the program runs: an array read into an mmap holds a
     # buffer export of it, and an exported mmap cannot be closed.
