@@ -89,12 +89,12 @@ def _damage(path, how, rng):
         _flip_blob_byte(path, "ranks/0/blobs/process", rng)
     elif how == "torn":   # cut short, as by a full disk under a copy
         os.truncate(path, os.path.getsize(path) // 2)
-    else:                 # forged: the MAC in the header no longer matches
+    else:                 # forged: another MAC in the header (doc/format.md, "User block")
         with open(path, "r+b") as f:
-            header = bytearray(f.read(4096))
-            at = header.index(b"hmac") if b"hmac" in header else 200
-            f.seek(at + 8)
-            f.write(b"\x00" * 8)
+            f.seek(8)
+            manifest = int.from_bytes(f.read(8), "little")
+            f.seek(16 + manifest)
+            f.write(bytes(32))
 
 
 @pytest.mark.parametrize("how", ["corrupt", "torn", "forged"])
