@@ -311,11 +311,8 @@ def test_a_fifo_and_a_file_with_only_the_format_attributes_are_refused_in_one_li
     with h5py.File(bare, "w") as f:
         f.attrs["format"] = "pyckpt-checkpoint"
         f.attrs["format_version"] = 2
-    _one_line_error(_pyckpt(tmp_path, "restart", bare), str(bare))
-    for command in ("inspect", "verify"):
-        proc = _pyckpt(tmp_path, command, bare)
-        assert proc.returncode == 1 and "NOT AUTHENTICATED" in proc.stdout, proc
-        assert "Traceback" not in proc.stderr and "map::at" not in proc.stdout + proc.stderr, proc.stderr
+    for command in ("restart", "inspect", "verify"):  # was "map::at"
+        _one_line_error(_pyckpt(tmp_path, command, bare), str(bare), "without a pyckpt header")
 
 
 FILLS_DISK = textwrap.dedent("""\
