@@ -175,7 +175,7 @@ def _cmd_resume_rank(args):
 
 def _cmd_request(args):
     from . import triggers
-    if not os.path.isdir(args.directory):
+    if os.path.exists(args.directory) and not os.path.isdir(args.directory):
         raise CheckpointError(f"{args.directory}: not a directory; give the checkpoint directory of the running "
                               f"job (its --dir)")
     triggers.request(args.directory)

@@ -333,18 +333,23 @@ def newest_verified(directory):
     candidates = [latest, *older] if latest is not None else older
     if not candidates:
         return _open_authenticated(directory)  # the container's own "no checkpoint" error
-    refused = []
+    refused = []  # (path, why), newest first
     for path in candidates:
         try:
             reader = _verified(path)
         except CheckpointFileError as exc:
-            refused.append(path)
-            print(f"pyckpt: refused {path}: {exc}", file=sys.stderr, flush=True)
+            refused.append((path, exc))
             continue
+        for newer, why in refused:
+            print(f"pyckpt: refused {newer}: {why}", file=sys.stderr, flush=True)
         if refused:
             print(f"pyckpt: resuming the older checkpoint {reader.file}, which verifies "
                   f"({len(refused)} newer one(s) refused, see above)", file=sys.stderr, flush=True)
         return reader
+    if len(refused) == 1:
+        raise refused[0][1]  # the one checkpoint there: its refusal, in one line
+    for path, why in refused:
+        print(f"pyckpt: refused {path}: {why}", file=sys.stderr, flush=True)
     raise CheckpointFileError(f"{directory}: none of its {len(candidates)} checkpoint(s) verifies (reasons above); "
                               f"nothing to restart from")
 
