@@ -826,15 +826,20 @@ PyObject* dir_file_for(DirObject* self, PyObject* arg) {
 PyObject* dir_writing_marker(DirObject* self, PyObject* arg) {
   return guarded([&] { return fs_path(dir_of(self).writing_marker(epoch_arg(arg))); });
 }
+// [(epoch, path)] as a Python list.
+PyObject* epoch_paths_list(const std::vector<std::pair<std::uint64_t, std::filesystem::path>>& files) {
+  Ref list = check_new(PyList_New(0));
+  for (const auto& [epoch, path] : files) {
+    Ref item = check_new(Py_BuildValue("(KN)", static_cast<unsigned long long>(epoch), fs_path(path)));
+    if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
+  }
+  return list.release();
+}
 PyObject* dir_writing_markers(DirObject* self, PyObject*) {
-  return guarded([&] {
-    Ref list = check_new(PyList_New(0));
-    for (const auto& [epoch, path] : dir_of(self).writing_markers()) {
-      Ref item = check_new(Py_BuildValue("(KN)", static_cast<unsigned long long>(epoch), fs_path(path)));
-      if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
-    }
-    return list.release();
-  });
+  return guarded([&] { return epoch_paths_list(dir_of(self).writing_markers()); });
+}
+PyObject* dir_in_flight_files(DirObject* self, PyObject*) {
+  return guarded([&] { return epoch_paths_list(dir_of(self).in_flight_files()); });
 }
 PyObject* dir_repr(DirObject* self) {
   return guarded([&] {
@@ -867,6 +872,8 @@ PyMethodDef dir_methods[] = {
      "writing_marker(epoch) -> path of the marker an asynchronous writer holds while it writes epoch"},
     {"writing_markers", reinterpret_cast<PyCFunction>(dir_writing_markers), METH_NOARGS,
      "writing_markers() -> [(epoch, path)] of the markers present, by epoch"},
+    {"in_flight_files", reinterpret_cast<PyCFunction>(dir_in_flight_files), METH_NOARGS,
+     "in_flight_files() -> [(epoch, path)] of the *.h5.tmp files present (commits under way or interrupted)"},
     {nullptr, nullptr, 0, nullptr},
 };
 

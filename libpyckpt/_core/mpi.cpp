@@ -573,6 +573,10 @@ PyObject* py_preload_libraries(PyObject*, PyObject*) {
   });
 }
 
+PyObject* py_hash_secret_library(PyObject*, PyObject*) {
+  return guarded([] { return PyUnicode_DecodeFSDefault((library_directory() + "/" PYCKPT_HASH_SECRET_LIBRARY).c_str()); });
+}
+
 PyMethodDef g_mpi_functions[] = {
     {"mpi_loaded", py_mpi_loaded, METH_NOARGS, "mpi_loaded() -> bool: libpyckpt_mpi.so's functions are in this process"},
     {"mpi_world", py_mpi_world, METH_NOARGS, "mpi_world() -> (rank, size) in MPI_COMM_WORLD"},
@@ -647,6 +651,8 @@ PyMethodDef g_mpi_functions[] = {
     {"library_dir", py_library_dir, METH_NOARGS, "library_dir() -> directory of pyckpt's shared libraries"},
     {"preload_libraries", py_preload_libraries, METH_NOARGS,
      "preload_libraries() -> [libpyckpt_mpi.so, the Python-rank library]: absolute paths, in LD_PRELOAD order"},
+    {"hash_secret_library", py_hash_secret_library, METH_NOARGS,
+     "hash_secret_library() -> path of libpyckpt_hash_secret.so (preloaded by a restart, see pyckpt.cli)"},
     {nullptr, nullptr, 0, nullptr},
 };
 

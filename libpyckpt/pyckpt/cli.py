@@ -9,12 +9,21 @@ Once `run` or `restart` has handed control to the program, its exceptions
 which reports them as in an uninterrupted run.
 """
 import argparse
+import math
 import os
 import stat
 import sys
 
-from . import launch, settings
+from . import launch, lock, settings
 from .errors import CheckpointError
+
+EXIT_STATUSES = """exit status:
+  0  done (run/restart: the program's own status once it runs)
+  1  inspect/verify: the checkpoint fails authentication or a checksum
+  2  a pyckpt error, printed as one line: a wrong command line, a checkpoint
+     refused or unusable, a directory in use by another job, a failed write
+  the program's status: once `run`/`restart` has started the program, its
+     exit status and tracebacks are its own, as without pyckpt"""
 
 
 def _cmd_inspect(args):
@@ -73,17 +82,30 @@ def _interpreter_options():
     return list(launch.parse_python(sys.orig_argv[1:]).options)
 
 
-def _reexec(hash_seed, interpreter_options=None):
+# Set by _reexec in an interpreter it gives a recorded hash secret: if that
+# one's secret is still not the recorded one, another exec would not help.
+_SECRET_GIVEN_VARIABLE = "PYCKPT_HASH_SECRET_GIVEN"
+
+
+def _reexec(hash_seed, interpreter_options=None, hash_secret=None):
     """Runs this command again in a fresh interpreter whose str hashes use
     `hash_seed` (set and dict-of-set orders of a resumed program must be
     those of the original run, and the seed is fixed only at interpreter
-    start), started with `interpreter_options` (default: this one's)."""
+    start), started with `interpreter_options` (default: this one's).
+    hash_seed "random" with hash_secret (hex): the interpreter gets that
+    secret itself, through libpyckpt_hash_secret.so."""
+    from . import _core
     if interpreter_options is None:
         interpreter_options = _interpreter_options()
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     if hash_seed != "random":
         env["PYTHONHASHSEED"] = str(hash_seed)
+    elif hash_secret is not None:
+        env.pop("PYTHONHASHSEED", None)
+        env["PYCKPT_HASH_SECRET"] = hash_secret
+        env[_SECRET_GIVEN_VARIABLE] = "1"
+        env["LD_PRELOAD"] = ":".join(p for p in (env.get("LD_PRELOAD"), _core.hash_secret_library()) if p)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -92,13 +114,24 @@ def _reexec(hash_seed, interpreter_options=None):
 
 def _reexec_for_checkpoint_of(reader, interpreter_options=None):
     """Before resuming `reader`'s checkpoint: run this command again if this
-    interpreter's hash seed is not the one the checkpoint was written with,
-    or (interpreter_options given: a rank of an MPI job) if it was not
-    started with the options of the checkpointed rank."""
+    interpreter's hash secret is not the one the checkpoint was written with
+    (its PYTHONHASHSEED, or the random secret it recorded), or
+    (interpreter_options given: a rank of an MPI job) if it was not started
+    with the options of the checkpointed rank."""
+    from . import _core
     seed = reader.attributes.get("hash_seed", "random")
-    wrong_seed = seed != "random" and os.environ.get("PYTHONHASHSEED") != seed
-    if wrong_seed or (interpreter_options is not None and list(interpreter_options) != _interpreter_options()):
-        _reexec(seed, interpreter_options)
+    secret = reader.attributes.get("hash_secret")  # absent in checkpoints of older pyckpt versions
+    if seed != "random":
+        wrong_secret = os.environ.get("PYTHONHASHSEED") != seed
+    else:
+        wrong_secret = secret is not None and _core.hash_secret().hex() != secret
+    wrong_options = interpreter_options is not None and list(interpreter_options) != _interpreter_options()
+    if os.environ.pop(_SECRET_GIVEN_VARIABLE, None) is not None and wrong_secret:
+        raise CheckpointError(f"{reader.file}: the restarted interpreter did not get the hash secret of the "
+                              f"checkpointed one ({sys.executable} may not read it with getrandom(); "
+                              f"doc/process.md); set orders would differ from the original run's")
+    if wrong_secret or wrong_options:
+        _reexec(seed, interpreter_options, secret)
 
 
 def _cmd_run(args):
@@ -128,7 +161,10 @@ def _cmd_resume_rank(args):
     python = launch.parse_python(command)
     if python is None:
         raise CheckpointError(f"`{' '.join(command)}` runs no program to resume")
-    reader = session.open_checkpoint(settings.resume_directory(), world_size=None)
+    # Every rank opens the one file `pyckpt mpirun` chose; without it (a
+    # hand-written mpirun line), the directory's `latest` or nothing.
+    reader = session.open_checkpoint(settings.resume_file() or settings.resume_directory(), world_size=None,
+                                     fallback=False)
     # The rank runs with the interpreter options of the checkpointed one
     # (-u, -W, -X, -O...): the preload library's exec put them after
     # `-m pyckpt resume-rank --`.
@@ -139,6 +175,9 @@ def _cmd_resume_rank(args):
 
 def _cmd_request(args):
     from . import triggers
+    if os.path.exists(args.directory) and not os.path.isdir(args.directory):
+        raise CheckpointError(f"{args.directory}: not a directory; give the checkpoint directory of the running "
+                              f"job (its --dir)")
     triggers.request(args.directory)
     print(f"pyckpt: checkpoint requested from the job checkpointing into {os.path.abspath(args.directory)}")
     return 0
@@ -194,24 +233,37 @@ def _job_settings(args):
         raise CheckpointError("--max-restarts bounds the requeues of --slurm-requeue: give both")
     else:
         slurm.refuse_completed(os.path.abspath(args.dir))
+    lock.hold(args.dir, pass_to_exec=True)  # the launcher holds it until the job ends
     return env, requeue
 
 
 def _cmd_mpirun(args):
     command = launch.parse_mpirun(args.mpirun_args)
     env, requeue = _job_settings(args)
-    if command.python is not None and settings.restart_enabled():
-        from . import _core, session
-        if _core.CheckpointDir(os.path.abspath(args.dir)).latest() is not None:  # the ranks will resume it
-            reader = session.open_checkpoint(args.dir, world_size=None)
-            if list(reader.attributes.get("command", [])) == list(command.program[1:]):  # a rank's orig_argv[1:]
-                env.update(_position_job_input(reader))
+    reader = _checkpoint_to_resume(args.dir) if command.python is not None else None
+    if reader is not None and list(reader.attributes.get("command", [])) == list(command.program[1:]):
+        # the ranks will resume it (its command is a rank's orig_argv[1:])
+        env.update(_position_job_input(reader), PYCKPT_RESUME_FILE=os.path.abspath(reader.file))
     return _mpirun(command.mpirun_options, command.program, env, requeue)
+
+
+def _checkpoint_to_resume(directory):
+    """The Reader of the checkpoint a job launched into `directory` resumes,
+    chosen once before the launcher starts (the newest that verifies, see
+    session.open_checkpoint), so that every rank opens the same file; None
+    when the job starts afresh."""
+    from . import _core, session
+    if not settings.restart_enabled() or _core.CheckpointDir(os.path.abspath(directory)).latest() is None:
+        return None
+    return session.open_checkpoint(directory, world_size=None)
 
 
 def _cmd_srun(args):
     from . import slurm
     env, requeue = _job_settings(args)
+    reader = _checkpoint_to_resume(args.dir)
+    if reader is not None:
+        env["PYCKPT_RESUME_FILE"] = os.path.abspath(reader.file)
     command, environment = slurm.srun_command(args.srun_args, env, _preload())
     return _launch(command, requeue, environment)
 
@@ -240,6 +292,7 @@ def _restart_mpirun(tokens):
     if not tokens or not os.path.isdir(tokens[-1]):
         raise CheckpointError("restart --mpirun needs the checkpoint directory as its last argument")
     directory = tokens[-1]
+    lock.hold(directory, pass_to_exec=True)  # mpirun holds it until the job ends
     reader = session.open_checkpoint(directory, world_size=None)
     command = list(reader.attributes.get("command", []))
     if not command:
@@ -251,8 +304,41 @@ def _restart_mpirun(tokens):
     env.update(PYCKPT_RESTART="auto", PYTHONHASHSEED=reader.attributes.get("hash_seed", "random"))
     if env["PYTHONHASHSEED"] == "random":
         del env["PYTHONHASHSEED"]
-    env.update(_position_job_input(reader))
+    env.update(_position_job_input(reader), PYCKPT_RESUME_FILE=os.path.abspath(reader.file))
     return _mpirun(tokens[:-1], [sys.executable, *command], env)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a wrong command line in one line (what is wrong, where the
+    usage is), exit status 2 like every other pyckpt error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def _count(minimum, what):
+    """An argparse type: an integer of at least `minimum` (`what` it counts)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {what}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} {what}: give at least {minimum}")
+        return value
+    return parse
+
+
+def _seconds(text):
+    """An argparse type: a finite number of seconds greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} seconds: give a finite number of seconds greater than 0 "
+                                         f"(no --interval: no periodic checkpoints)")
+    return value
 
 
 def _signal_name(text):
@@ -279,32 +365,34 @@ def _add_job_options(p, launcher):
     p.add_argument("--dir", default=settings.directory(),
                    help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d); a job whose directory "
                         "holds a checkpoint resumes from it")
-    p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS")
+    p.add_argument("--interval", type=_seconds, metavar="SECONDS", help="checkpoint every SECONDS")
     p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
                    help=f"checkpoint when {launcher} or any rank receives this signal (default SIGUSR1)")
-    p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
+    p.add_argument("--keep", type=_count(1, "checkpoints kept"), default=settings.DEFAULT_KEEP, metavar="K",
                    help="committed checkpoints kept (default 2)")
     p.add_argument("--slurm-requeue", action="store_true",
                    help="in a Slurm batch job (sbatch --requeue --signal=B:USR1@SECONDS, the script ending with "
                         f"`exec pyckpt {launcher} ...`): on the signal, checkpoint, end the job and requeue it; the "
                         "requeued job resumes; a finished run marks DIR complete (doc/slurm.md)")
-    p.add_argument("--max-restarts", type=int, default=None, metavar="N",
+    p.add_argument("--max-restarts", type=_count(0, "restarts"), default=None, metavar="N",
                    help="with --slurm-requeue: do not requeue a job restarted N times, nor run one restarted "
                         "more often (default 10)")
     _add_key_option(p)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="pyckpt", description="Checkpoint/restart for Python HPC applications.")
+    parser = _Parser(prog="pyckpt", description="Checkpoint/restart for Python HPC applications.",
+                     epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run an unmodified script with preemptive checkpoints")
     p.add_argument("--dir", default=settings.directory(),
                    help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d)")
-    p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS at a safe point")
+    p.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                   help="checkpoint every SECONDS at a safe point")
     p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
                    help="checkpoint when the process receives this signal (default SIGUSR1)")
-    p.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, metavar="K",
+    p.add_argument("--keep", type=_count(1, "checkpoints kept"), default=settings.DEFAULT_KEEP, metavar="K",
                    help="committed checkpoints kept (default 2)")
     p.add_argument("--sync", action="store_true",
                    help="commit each checkpoint before the script goes on (default: a forked writer commits it)")
@@ -316,7 +404,14 @@ def build_parser():
     p = sub.add_parser("restart", help="resume a process from its latest (or a given) checkpoint",
                        description="Resume a process from its latest (or a given) checkpoint. Only a checkpoint "
                                    "authenticated with your key (--key-file) is restarted: one written with another "
-                                   "key, or changed since it was written, is refused before anything in it runs.")
+                                   "key, or changed since it was written, is refused before anything in it runs. "
+                                   "Given a directory, restart resumes its newest checkpoint that verifies "
+                                   "(authentication and every checksum, as `pyckpt verify`): when `latest` is "
+                                   "refused (corrupt, torn, forged), the reason and the older file resumed instead "
+                                   "are printed on stderr. Given a file, that file is resumed or refused. The same "
+                                   "holds for --mpirun and for a job's own `pyckpt mpirun` command run again: one "
+                                   "file, chosen before mpirun starts, for every rank.",
+                       epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", metavar="DIR_OR_FILE", nargs="?", default=settings.directory())
     _add_key_option(p)
     p.add_argument("--mpirun", nargs=argparse.REMAINDER, metavar="MPIRUN_OPTIONS DIR",

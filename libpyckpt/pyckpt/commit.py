@@ -5,9 +5,10 @@ fork() gives the writer a copy-on-write snapshot of the whole process: the
 application goes on at once and only the pages it modifies meanwhile are
 copied by the kernel, so the arrays are still written zero-copy. One writer
 at a time, so that epochs commit in order. While it writes, the directory's
-writing marker for its epoch (CheckpointDir.writing_marker) holds its pid:
-`pyckpt restart` waits for a live writer instead of restarting from the
-previous checkpoint.
+writing marker for its epoch (CheckpointDir.writing_marker) names it (pid,
+start time, boot id: process_identity): `pyckpt restart` waits for a live
+writer instead of restarting from the previous checkpoint, and not for an
+unrelated process that got the pid of a dead one.
 """
 import os
 import sys
@@ -52,7 +53,7 @@ _background = _Background()
 
 def writing():
     """Whether a forked writer is still committing."""
-    return _background.pid is not None and _alive(_background.pid)
+    return _background.pid is not None and process_alive(_background.pid)
 
 
 def wait():
@@ -78,7 +79,7 @@ def _write_in_child(directory, epoch, trigger, captured, keep, marker):
     try:
         _core.set_safe_point_callback(None)
         _core.cancel_safe_point()
-        privacy.write_file(marker, str(os.getpid()))
+        privacy.write_file(marker, process_identity())
         commit_state(directory, epoch, trigger, captured, keep=keep)
         status = 0
     except BaseException as exc:  # noqa: B902 -- reported, then the child exits
@@ -105,9 +106,9 @@ def write(captured, directory, trigger, keep, asynchronous=False):
     try:
         privacy.create_directory(directory)
         marker = ckpt_dir.writing_marker(epoch)
-        # This process's pid until the writer records its own: a marker
-        # always names a process, so a restart can tell a dead writer at once.
-        privacy.write_file(marker, str(os.getpid()))
+        # This process until the writer records itself: a marker always
+        # names a process, so a restart can tell a dead writer at once.
+        privacy.write_file(marker, process_identity())
     except OSError as exc:
         raise CheckpointFileError(f"{directory}: cannot write a checkpoint there: {exc.strerror}") from exc
     pid = os.fork()
@@ -138,8 +139,8 @@ def wait_for_writers(directory, timeout=600.0):
                 age = time.time() - os.path.getmtime(path)
             except OSError:
                 continue
-            if text.isdigit() and _alive(int(text)):
-                live.append((epoch, text))
+            if _identity_alive(text):
+                live.append((epoch, text.split()[0]))
             elif age < _PID_GRACE:
                 live.append((epoch, None))  # may name its writer any moment: waited for briefly, silently
             else:
@@ -157,7 +158,34 @@ def wait_for_writers(directory, timeout=600.0):
         time.sleep(0.05)
 
 
-def _alive(pid):
+def process_identity():
+    """'PID START BOOT_ID' of this process: its start time (clock ticks after
+    boot) and the boot id tell it from a later process given the same pid."""
+    return " ".join([str(os.getpid()), *_start_and_boot(os.getpid())])
+
+
+def _start_and_boot(pid):
+    """[start time, boot id] of process `pid`; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            start = f.read().rsplit(")", 1)[1].split()[19]  # field 22, starttime; fields after `comm` start at 3
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return [start, f.read().strip()]
+    except (OSError, IndexError):
+        return None
+
+
+def _identity_alive(text):
+    """Whether the process a marker names (process_identity(); a bare pid in
+    markers of older versions) is alive and is that process."""
+    parts = text.split()
+    if not parts or not parts[0].isdigit() or not process_alive(int(parts[0])):
+        return False
+    return len(parts) == 1 or _start_and_boot(int(parts[0])) == parts[1:]
+
+
+def process_alive(pid):
+    """Whether `pid` names a running process (a zombie is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

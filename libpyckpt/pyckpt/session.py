@@ -15,8 +15,8 @@ import sys
 import threading
 import types
 
-from . import _core, commit, settings, state
-from .errors import AuthenticationError, CheckpointError, UnsupportedStateError
+from . import _core, commit, lock, settings, state
+from .errors import AuthenticationError, CheckpointError, CheckpointFileError, UnsupportedStateError
 from .triggers import Triggers
 
 
@@ -113,7 +113,9 @@ def configure(directory=None, keep=settings.DEFAULT_KEEP, interval=None, signal_
 
 def _write(captured_state, trigger, resume_result, directory=None, asynchronous=False):
     captured = state.capture(captured_state, resume_result, _session.options())
-    return commit.write(captured, _session.resolved_directory(directory), trigger, _session.keep, asynchronous)
+    directory = _session.resolved_directory(directory)
+    lock.hold(directory)  # a plain `python3 app.py`: from its first checkpoint on
+    return commit.write(captured, directory, trigger, _session.keep, asynchronous)
 
 
 _ASYNC_FLAGS = {0x80: "coroutine", 0x100: "coroutine", 0x200: "async generator"}  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR
@@ -224,6 +226,7 @@ def start_program(run, *args):
     if _session.job is not None:  # a resumed rank: the job's triggers and safe points
         _core.set_safe_point_callback(_session.job.on_safe_point, base=_session.base)
     else:
+        lock.hold(_session.resolved_directory())
         _core.set_safe_point_callback(_on_safe_point, base=_session.base)
         if _session.signal_name:
             _session.triggers.install_signal(_session.signal_name)
@@ -268,25 +271,87 @@ def run_script(path, args):
 
 # --- restart --------------------------------------------------------------------
 
-def open_checkpoint(path, world_size=1):
-    """The Reader of the checkpoint to restart from `path` (file or directory),
-    once a background writer of that directory has committed. world_size: the
-    rank count it must have been written by (None: pyckpt.mpi checks).
+def open_checkpoint(path, world_size=1, fallback=True):
+    """The Reader of the checkpoint to restart from `path`, once a background
+    writer of that directory has committed. world_size: the rank count it
+    must have been written by (None: pyckpt.mpi checks).
+
+    A file is restarted as named or refused. A directory restarts its
+    newest checkpoint that verifies (newest_verified): when `latest` is
+    refused (corrupt, torn, forged), the reason and the older file resumed
+    instead are said on stderr; fallback=False (the ranks of an MPI job,
+    which must all open one file) opens `latest` or refuses it.
 
     The file must be authenticated with the user's key (doc/security.md):
     restarting a checkpoint runs the code its pickles name, so one that
     anyone else wrote or changed is refused before a byte of it is unpickled."""
-    commit.wait_for_writers(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+    is_directory = os.path.isdir(path)
+    commit.wait_for_writers(path if is_directory else os.path.dirname(os.path.abspath(path)))
+    reader = newest_verified(path) if is_directory and fallback else _open_authenticated(path)
+    state.check_compatible(reader, world_size)
+    return reader
+
+
+def _open_authenticated(path):
     try:
-        reader = _core.Reader(path)
+        return _core.Reader(path)
     except AuthenticationError as exc:
         raise AuthenticationError(
             f"{exc}. Refusing to restart it: restarting runs the code a checkpoint holds, so only checkpoints "
             f"written with your key and unchanged since are restarted (nothing of this one was run). Restart an "
             f"older checkpoint (`pyckpt ls DIR`), or, if you know where this one came from, restart it with the "
             f"key that wrote it (--key-file); `pyckpt inspect --trust` shows it without running it") from None
-    state.check_compatible(reader, world_size)
+
+
+def _verified(path):
+    """The Reader of `path` if it is authenticated and every dataset matches
+    its checksum (what `pyckpt verify` checks); CheckpointFileError naming
+    the first fault otherwise."""
+    reader = _open_authenticated(path)
+    bad = [(name, message) for name, ok, message in reader.verify() if not ok]
+    if bad:
+        name, message = bad[0]
+        raise CheckpointFileError(f"{reader.file}: {name}: {message}"
+                                  + (f" (and {len(bad) - 1} more dataset(s))" if len(bad) > 1 else ""))
     return reader
+
+
+def newest_verified(directory):
+    """The Reader of the newest checkpoint of `directory` that verifies
+    (_verified): `latest`, else the committed files by descending epoch.
+    Each refused file is reported on stderr with its reason, and the file
+    chosen instead named. Every process that asks gets the same answer for
+    the same files, which is how `pyckpt mpirun` and `restart --mpirun` pick
+    one file for all ranks. CheckpointFileError if none verifies."""
+    ckpt_dir = _core.CheckpointDir(directory)
+    try:
+        latest = ckpt_dir.latest()
+    except CheckpointFileError as exc:  # `latest` points to a missing file
+        print(f"pyckpt: {exc}", file=sys.stderr, flush=True)
+        latest = None
+    older = [entry["path"] for entry in reversed(ckpt_dir.list()) if not entry["latest"]]
+    candidates = [latest, *older] if latest is not None else older
+    if not candidates:
+        return _open_authenticated(directory)  # the container's own "no checkpoint" error
+    refused = []  # (path, why), newest first
+    for path in candidates:
+        try:
+            reader = _verified(path)
+        except CheckpointFileError as exc:
+            refused.append((path, exc))
+            continue
+        for newer, why in refused:
+            print(f"pyckpt: refused {newer}: {why}", file=sys.stderr, flush=True)
+        if refused:
+            print(f"pyckpt: resuming the older checkpoint {reader.file}, which verifies "
+                  f"({len(refused)} newer one(s) refused, see above)", file=sys.stderr, flush=True)
+        return reader
+    if len(refused) == 1:
+        raise refused[0][1]  # the one checkpoint there: its refusal, in one line
+    for path, why in refused:
+        print(f"pyckpt: refused {path}: {why}", file=sys.stderr, flush=True)
+    raise CheckpointFileError(f"{directory}: none of its {len(candidates)} checkpoint(s) verifies (reasons above); "
+                              f"nothing to restart from")
 
 
 def restart(reader, rank=0, preloaded=None):
@@ -294,6 +359,8 @@ def restart(reader, rank=0, preloaded=None):
     this process; returns when the resumed program's main module finishes (its
     exceptions, SystemExit included, propagate). preloaded: arrays read
     before the heap (see state.restore)."""
+    if _session.job is None:  # refused before anything of the checkpoint is restored
+        lock.hold(os.path.dirname(os.path.abspath(reader.file)))
     root = state.restore(reader, rank, preloaded)
     # Not kept while the program runs: an array read into an mmap holds a
     # buffer export of it, and an exported mmap cannot be closed.

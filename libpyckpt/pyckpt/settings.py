@@ -14,6 +14,9 @@ PYCKPT_SIGNAL     signal that requests a checkpoint (default SIGUSR1; "none")
 PYCKPT_RESTART    auto | never: whether a preloaded rank resumes from the
                   directory's latest checkpoint (read by the preload library)
 PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
+PYCKPT_RESUME_FILE set by `pyckpt mpirun` and `restart --mpirun`: the
+                  checkpoint of the directory every rank resumes, the newest
+                  that verifies (pyckpt.session.newest_verified)
 PYCKPT_STDIN_OFFSET set by `pyckpt mpirun` when it resumes a job: the job's
                   input (its stdin, which mpirun feeds to rank 0) starts at
                   this byte of the input file
@@ -59,6 +62,12 @@ def signal_name():
 
 def resume_directory():
     return os.environ.get("PYCKPT_RESUME_DIR")
+
+
+def resume_file():
+    """The checkpoint file the ranks of a resumed job open; None: the
+    resume directory's `latest`."""
+    return os.environ.get("PYCKPT_RESUME_FILE") or None
 
 
 def restart_enabled():

@@ -317,6 +317,8 @@ def attributes():
         "python_version": sys.version.split()[0],
         "numpy_version": np.__version__,
         "hash_seed": os.environ.get("PYTHONHASHSEED", "random"),
+        # What a restart needs when the seed is random (pyckpt.cli._reexec).
+        "hash_secret": _core.hash_secret().hex(),
         "interp_format": _core.INTERP_FORMAT,
     }
     digests = _source_digests()

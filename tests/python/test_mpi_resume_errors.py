@@ -3,14 +3,18 @@ campaign found"): before, the failing rank printed its error and waited in
 MPI_Finalize while the others waited for it in their re-issued MPI calls, and
 the job hung until its time limit. Now it says which rank, which file and
 why, and MPI_Abort ends every rank with a non-zero status; the checkpoint
-files are left as they were."""
+files are left as they were. The job is resumed by a hand-written mpirun
+line: `pyckpt mpirun` would not start it from that file but from the older
+one that verifies (test_faults)."""
 import random
 import re
 import subprocess
 
 import h5py
 
-from mpi_job_harness import Job, cli, kill_random_rank, latest_checkpoint, pyckpt_mpirun, wait_for_checkpoint
+from conftest import MPIEXEC, PYTHON
+from mpi_job_harness import (MPIRUN_OPTIONS, PROGRAMS, Job, cli, kill_random_rank, latest_checkpoint, pyckpt_mpirun,
+                             wait_for_checkpoint)
 
 RESUME_TIMEOUT = 60  # a hang fails the test (Job.wait shows the stacks)
 
@@ -37,7 +41,9 @@ def test_rank_that_cannot_load_its_part_ends_the_job(tmp_path):
     _flip_byte(latest, "ranks/1/blobs/process")
     before = sorted(p.name for p in directory.iterdir())
 
-    resumed = Job(pyckpt_mpirun(directory, *args, interval=0.4), tmp_path, "resume")
+    preload = subprocess.run(cli("preload-path"), capture_output=True, text=True, check=True).stdout.strip()
+    resumed = Job([MPIEXEC, *MPIRUN_OPTIONS, "--allow-run-as-root", "-np", "3", "-x", f"LD_PRELOAD={preload}",
+                   "-x", f"PYCKPT_DIR={directory}", PYTHON, str(PROGRAMS / "ring.py"), "400"], tmp_path, "resume")
     status = resumed.wait(timeout=RESUME_TIMEOUT)
     assert status != 0, resumed.describe()
     message = re.search(r"pyckpt: rank (\d+): cannot resume from (\S+): (.*); ending the job", resumed.stderr)

@@ -109,12 +109,14 @@ def test_damaged_latest_checkpoint(two_checkpoints, damage):
         for i in range(offset + 100, offset + 110):
             data[i] ^= 0xFF
         second.write_bytes(bytes(data))
-    bad = ws.restart()
+    bad = ws.restart(second)  # named: that file, refused
     assert bad.returncode == 2 and str(second) in bad.stderr and "Traceback" not in bad.stderr, bad.describe()
     assert bad.stdout == "", bad.describe()
-    # the previous checkpoint is intact and restartable by name
-    good = ws.restart(first)
+    # the directory: the previous checkpoint, intact, resumed instead (doc/process.md, "Fallback")
+    good = ws.restart()
     assert good.returncode == 0 and good.stdout == AFTER_FIRST, good.describe()
+    assert f"refused {second}" in good.stderr and f"resuming the older checkpoint {first}" in good.stderr, \
+        good.describe()
 
 
 def test_missing_directory(tmp_path):

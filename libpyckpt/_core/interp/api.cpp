@@ -59,6 +59,12 @@ PyObject* py_verify_stack_depths(PyObject*, PyObject* callable) {
   return guarded_ref([&] { return verify_stack_depths(callable); });
 }
 
+// The interpreter's str/bytes hash secret (set at start-up from
+// PYTHONHASHSEED or at random): a restart must run with the same one.
+PyObject* py_hash_secret(PyObject*, PyObject*) {
+  return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&_Py_HashSecret), sizeof(_Py_HashSecret));
+}
+
 PyMethodDef g_methods[] = {
     {"capture_stack", as_method(py_capture_stack), METH_VARARGS | METH_KEYWORDS,
      "capture_stack(base=None, *, reissue_c_call=False) -> state\n\nCaptures the calling thread's Python frames, from\n"
@@ -74,6 +80,8 @@ PyMethodDef g_methods[] = {
     {"stack_depths", as_method(py_stack_depths), METH_VARARGS | METH_KEYWORDS,
      "stack_depths(code, live=False) -> list: value-stack depth before each code unit (None where no\n"
      "instruction starts). `live` analyses the quickened bytecode in memory."},
+    {"hash_secret", py_hash_secret, METH_NOARGS,
+     "hash_secret() -> bytes: this interpreter's hash secret (_Py_HashSecret, 24 bytes)"},
     {"_verify_stack_depths", py_verify_stack_depths, METH_O,
      "_verify_stack_depths(callable) -> (checked, mismatches): runs callable() under opcode tracing and\n"
      "compares the static depth with the interpreter's at every instruction (test hook)."},
