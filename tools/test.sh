@@ -6,4 +6,5 @@ build=${PYCKPT_BUILD_DIR:-$root/build}
 
 "$root/tools/build.sh"
 cd "$build"
-ctest --output-on-failure --timeout 600 "$@"
+# Two tests at a time; the MPI job and Slurm tests are RUN_SERIAL (tests/python/CMakeLists.txt).
+ctest --output-on-failure --timeout 600 -j2 "$@"
