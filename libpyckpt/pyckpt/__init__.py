@@ -9,9 +9,18 @@
 """
 from .errors import (AuthenticationError, CheckpointError, CheckpointFileError, ChecksumError, KeyFileError,
                      UnsupportedStateError, UsageError)
-from .heap import register_reducer
 from .session import checkpoint, wait
 
 __all__ = ["AuthenticationError", "CheckpointError", "CheckpointFileError", "ChecksumError", "KeyFileError",
            "UnsupportedStateError", "UsageError", "checkpoint", "register_reducer", "wait"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # pyckpt.heap (pickling machinery, NumPy) is imported on first use of
+    # register_reducer, not with the package: `pyckpt run` starts the program
+    # without waiting for it.
+    if name == "register_reducer":
+        from .heap import register_reducer
+        return register_reducer
+    raise AttributeError(f"module 'pyckpt' has no attribute {name!r}")

@@ -15,7 +15,7 @@ import sys
 import threading
 import types
 
-from . import _core, commit, settings, state
+from . import _core, commit, settings
 from .errors import AuthenticationError, CheckpointError, UnsupportedStateError
 from .triggers import Triggers
 
@@ -35,8 +35,7 @@ class _Session:
         # below the runner's) and `pyckpt restart` (the outermost resumed
         # frame's); None for a plain `python3 app.py` (the outermost frame).
         self.base = None
-        self.triggers = Triggers(_core.request_safe_point,
-                                 busy=lambda: _core.safe_point_pending() or commit.writing())
+        self.triggers = Triggers(_core.request_safe_point)
         # In an MPI job, pyckpt.mpi (see attach_job): checkpoint() is
         # collective, safe points serve the job's checkpoints, the job's
         # triggers are its own.
@@ -111,8 +110,16 @@ def configure(directory=None, keep=settings.DEFAULT_KEEP, interval=None, signal_
     _session.asynchronous = asynchronous
 
 
+def _state():
+    """pyckpt.state, imported at the first checkpoint or restart rather than
+    with this module: it brings the heap and NumPy, and `pyckpt run` starts
+    the program without waiting for them."""
+    from . import state
+    return state
+
+
 def _write(captured_state, trigger, resume_result, directory=None, asynchronous=False):
-    captured = state.capture(captured_state, resume_result, _session.options())
+    captured = _state().capture(captured_state, resume_result, _session.options())
     return commit.write(captured, _session.resolved_directory(directory), trigger, _session.keep, asynchronous)
 
 
@@ -194,17 +201,20 @@ def _base_running():
 
 def _on_safe_point(captured_state):
     """Safe-point callback: write a checkpoint, or say why none could be."""
+    triggers = _session.triggers
+    triggers.begin()
     if isinstance(captured_state, BaseException):
         if _base_running():
             print(f"pyckpt: checkpoint skipped: {captured_state}", file=sys.stderr, flush=True)
         # else the request came as the program was starting or ending: there
         # is nothing of the program to capture, and nothing to report.
-        _session.triggers.done()
+        triggers.done()
         return
     if commit.writing():
-        # The previous checkpoint is still being written: rather than stop the
-        # program until it is, take this one once it is committed.
-        _session.triggers.postpone()
+        # A checkpoint of pyckpt.checkpoint(asynchronous=True) is still being
+        # written: rather than stop the program until it is, take this one
+        # once it is committed.
+        triggers.done(commit.writer_pid(), postponed=True)
         return
     try:
         _write(captured_state, "preemptive", None, asynchronous=_session.asynchronous)
@@ -213,7 +223,7 @@ def _on_safe_point(captured_state):
         # previous checkpoint is intact, the next trigger tries again.
         print(f"pyckpt: checkpoint failed: {exc}", file=sys.stderr, flush=True)
     finally:
-        _session.triggers.done()
+        triggers.done(commit.writer_pid())
 
 
 def start_program(run, *args):
@@ -225,9 +235,7 @@ def start_program(run, *args):
         _core.set_safe_point_callback(_session.job.on_safe_point, base=_session.base)
     else:
         _core.set_safe_point_callback(_on_safe_point, base=_session.base)
-        if _session.signal_name:
-            _session.triggers.install_signal(_session.signal_name)
-        _session.triggers.watch(_session.resolved_directory(), _session.interval)
+        _session.triggers.start(_session.resolved_directory(), _session.interval, _session.signal_name)
     _session.program_started = True
     try:
         return run(*args)
@@ -285,7 +293,7 @@ def open_checkpoint(path, world_size=1):
             f"written with your key and unchanged since are restarted (nothing of this one was run). Restart an "
             f"older checkpoint (`pyckpt ls DIR`), or, if you know where this one came from, restart it with the "
             f"key that wrote it (--key-file); `pyckpt inspect --trust` shows it without running it") from None
-    state.check_compatible(reader, world_size)
+    _state().check_compatible(reader, world_size)
     return reader
 
 
@@ -294,7 +302,7 @@ def restart(reader, rank=0, preloaded=None):
     this process; returns when the resumed program's main module finishes (its
     exceptions, SystemExit included, propagate). preloaded: arrays read
     before the heap (see state.restore)."""
-    root = state.restore(reader, rank, preloaded)
+    root = _state().restore(reader, rank, preloaded)
     # Not kept while the program runs: an array read into an mmap holds a
     # buffer export of it, and an exported mmap cannot be closed.
     del preloaded
