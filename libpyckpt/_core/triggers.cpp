@@ -118,6 +118,7 @@ class Engine {
   void begin() {
     std::lock_guard<std::mutex> lock(mutex_);
     requested_ = false;
+    taking_ = true;
     began_ = Clock::now();
   }
 
@@ -128,6 +129,7 @@ class Engine {
     std::lock_guard<std::mutex> lock(mutex_);
     const auto now = Clock::now();
     requested_ = false;
+    taking_ = false;
     interval_from_ = now;
     writer_ = writer_pid;
     if (postponed) {
@@ -188,7 +190,7 @@ class Engine {
   bool due(Clock::time_point now) {
     if (!request_file_.empty() && ::unlink(request_file_.c_str()) == 0) explicit_ = true;
     if (g_signalled.exchange(false)) explicit_ = true;
-    if (requested_ || writer_alive(now)) return false;
+    if (requested_ || taking_ || writer_alive(now)) return false;
     return explicit_ || (interval_ > 0 && now >= interval_deadline());
   }
 
@@ -199,7 +201,7 @@ class Engine {
   // How long the thread may sleep, in milliseconds for poll().
   int sleep_ms(Clock::time_point now) const {
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(kRequestFileTick);
-    if (interval_ > 0 && !requested_ && writer_ == 0) {
+    if (interval_ > 0 && !requested_ && !taking_ && writer_ == 0) {
       const auto until = std::chrono::ceil<std::chrono::milliseconds>(interval_deadline() - now);
       wait = std::max(std::chrono::milliseconds(0), std::min(wait, until));
     }
@@ -239,6 +241,7 @@ class Engine {
   Clock::time_point began_;          // start of the last checkpoint
   bool explicit_ = false;   // a signal or the request file asked, not served yet
   bool requested_ = false;  // the wake signal was tripped; no safe point yet
+  bool taking_ = false;     // between begin() and done()
   pid_t writer_ = 0;        // forked writer of the last checkpoint, until it exits
   bool noticed_ = false;
   std::string notice_;
