@@ -102,12 +102,15 @@ def _reexec_for_checkpoint_of(reader, interpreter_options=None):
 
 
 def _cmd_run(args):
-    from . import session
+    # Before anything heavy is imported (pyckpt._core loads HDF5 and MPI
+    # libraries): the first interpreter only decides on the seed.
     if os.environ.get("PYTHONHASHSEED") in (None, "", "random"):
         _reexec(int.from_bytes(os.urandom(4), "little"))
+    from . import session
     if not os.path.isfile(args.script):
         raise CheckpointError(f"{args.script}: no such script")
-    session.configure(os.path.abspath(args.dir), args.keep, args.interval, args.signal, not args.sync)
+    session.configure(os.path.abspath(settings.directory(args.dir)), args.keep, args.interval, args.signal,
+                      not args.sync)
     session.run_script(args.script, args.args)
     return 0
 
@@ -116,7 +119,7 @@ def _cmd_restart(args):
     from . import session
     if args.mpirun is not None:
         return _restart_mpirun(args.mpirun)
-    reader = session.open_checkpoint(args.path)
+    reader = session.open_checkpoint(settings.directory(args.path))
     _reexec_for_checkpoint_of(reader)
     session.restart(reader)
     return 0
@@ -171,6 +174,7 @@ def _mpirun(mpirun_args, program, environment, slurm_requeue=None):
 
 
 def _cmd_mpirun(args):
+    args.dir = settings.directory(args.dir)
     command = launch.parse_mpirun(args.mpirun_args)
     env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
     from . import slurm
@@ -255,8 +259,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run an unmodified script with preemptive checkpoints")
-    p.add_argument("--dir", default=settings.directory(),
-                   help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d)")
+    p.add_argument("--dir", help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d)")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS at a safe point")
     p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
                    help="checkpoint when the process receives this signal (default SIGUSR1)")
@@ -273,15 +276,15 @@ def build_parser():
                        description="Resume a process from its latest (or a given) checkpoint. Only a checkpoint "
                                    "authenticated with your key (--key-file) is restarted: one written with another "
                                    "key, or changed since it was written, is refused before anything in it runs.")
-    p.add_argument("path", metavar="DIR_OR_FILE", nargs="?", default=settings.directory())
+    p.add_argument("path", metavar="DIR_OR_FILE", nargs="?",
+                   help="checkpoint directory or file (default $PYCKPT_DIR, else ./pyckpt.d)")
     _add_key_option(p)
     p.add_argument("--mpirun", nargs=argparse.REMAINDER, metavar="MPIRUN_OPTIONS DIR",
                    help="resume an MPI job: mpirun options (e.g. -np 4), then the checkpoint directory")
     p.set_defaults(func=_cmd_restart)
 
     p = sub.add_parser("mpirun", help="run an mpi4py job under mpirun with checkpoints (LD_PRELOAD set up)")
-    p.add_argument("--dir", default=settings.directory(),
-                   help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d); a job whose directory "
+    p.add_argument("--dir", help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d); a job whose directory "
                         "holds a checkpoint resumes from it")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="checkpoint every SECONDS")
     p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
