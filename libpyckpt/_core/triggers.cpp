@@ -11,7 +11,8 @@
 // see on a shared file system). When a checkpoint is due it "trips" the wake
 // signal number (PyErr_SetInterruptEx: async-signal-safe, no GIL, and unlike
 // Py_AddPendingCall it interrupts the main thread's eval loop from any
-// thread), whose Python handler asks for a safe point in the main thread.
+// thread), whose Python handler asks for a safe point in the main thread
+// (after claim()). The trigger signal's C handler trips it directly.
 //
 // Pacing, so that checkpoints cannot starve the program:
 //   * the interval counts from the end of the previous checkpoint: the end
@@ -54,8 +55,10 @@ constexpr std::chrono::milliseconds kRequestFileTick{20};
 // The interval stretches to this many times the program's last pause.
 constexpr double kPauseFactor = 4.0;
 
-// Set by the signal handler (async-signal-safe), taken by the thread.
+// Set by the signal handler (async-signal-safe), taken by claim() or the thread.
 std::atomic<bool> g_signalled{false};
+// The wake signal number, for the signal handler.
+std::atomic<int> g_wake_signum{0};
 // The thread's eventfd: the signal handler and the Python-facing functions
 // write to it to wake the thread at once.
 std::atomic<int> g_wake_fd{-1};
@@ -69,9 +72,12 @@ void wake_thread() {
   errno = saved;
 }
 
+// Trips the wake signal at once, as the thread does (both async-signal-safe):
+// the main thread's handler then claims the request (claim()) at its next
+// bytecode, as fast as a Python-level signal handler would run.
 extern "C" void on_trigger_signal(int) {
   g_signalled = true;
-  wake_thread();
+  if (const int wake = g_wake_signum.load()) PyErr_SetInterruptEx(wake);
 }
 
 class Engine {
@@ -81,7 +87,7 @@ class Engine {
     std::lock_guard<std::mutex> lock(mutex_);
     request_file_ = std::move(request_file);
     interval_ = interval;
-    wake_signum_ = wake_signum;
+    g_wake_signum = wake_signum;
     interval_from_ = Clock::now();
     stopping_ = false;
     if (owner_ != ::getpid()) {
@@ -100,8 +106,12 @@ class Engine {
       wake_thread();  // the deadline moved
   }
 
-  // No more requests; joins the thread (it never waits for the GIL).
+  // No more requests; joins the thread (it never waits for the GIL). The
+  // signal's handler stays installed but trips nothing any more: the
+  // signal is ignored, also while the interpreter is finalised (where
+  // PyErr_SetInterruptEx would touch freed state).
   void stop() {
+    g_wake_signum = 0;
     std::thread* thread = nullptr;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -112,6 +122,20 @@ class Engine {
     wake_thread();
     thread->join();
     delete thread;
+  }
+
+  // The wake signal's handler runs in the main thread: whether it should
+  // ask for a safe point (the thread asked, or a signal came and no
+  // checkpoint is under way; else the signal is served after it).
+  bool claim() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (g_signalled.exchange(false)) explicit_ = true;
+    if (stopping_ || taking_ || writer_alive(Clock::now())) return false;
+    if (requested_) return true;
+    if (!explicit_) return false;
+    explicit_ = false;
+    requested_ = true;
+    return true;
   }
 
   // The program reached a safe point and the checkpoint starts.
@@ -132,6 +156,7 @@ class Engine {
     taking_ = false;
     interval_from_ = now;
     writer_ = writer_pid;
+    wake_thread();  // to serve a signal or request that came meanwhile
     if (postponed) {
       explicit_ = true;
       return;
@@ -225,7 +250,7 @@ class Engine {
       requested_ = true;
       // Under mutex_: stop() returns only after this call, so none comes
       // once the program ended (or the interpreter is finalised).
-      PyErr_SetInterruptEx(wake_signum_);
+      PyErr_SetInterruptEx(g_wake_signum);
     }
   }
 
@@ -236,7 +261,6 @@ class Engine {
   std::string request_file_;
   double interval_ = 0;            // seconds asked for; 0: none
   double stretched_interval_ = 0;  // interval_, or kPauseFactor x the last pause if longer
-  int wake_signum_ = 0;
   Clock::time_point interval_from_;  // end of the previous checkpoint
   Clock::time_point began_;          // start of the last checkpoint
   bool explicit_ = false;   // a signal or the request file asked, not served yet
@@ -287,6 +311,8 @@ PyObject* py_stop(PyObject*, PyObject*) {
   });
 }
 
+PyObject* py_claim(PyObject*, PyObject*) { return PyBool_FromLong(g_engine.claim()); }
+
 PyObject* py_begin(PyObject*, PyObject*) {
   g_engine.begin();
   Py_RETURN_NONE;
@@ -311,6 +337,8 @@ PyMethodDef g_methods[] = {
      "installed) or `interval` seconds (None: none) passed since the end of the previous one; the thread then\n"
      "trips `wake_signal`, whose Python handler must ask for the safe point."},
     {"triggers_stop", py_stop, METH_NOARGS, "triggers_stop(): no more requests; joins the thread."},
+    {"triggers_claim", py_claim, METH_NOARGS,
+     "triggers_claim() -> bool: in the wake signal's handler, whether to ask for a safe point now."},
     {"triggers_begin", py_begin, METH_NOARGS, "triggers_begin(): a checkpoint starts (its pause is timed)."},
     {"triggers_done", as_method(py_done), METH_VARARGS | METH_KEYWORDS,
      "triggers_done(writer_pid=0, *, postponed=False) -> notice or None: the program goes on; writer_pid: the\n"

@@ -236,6 +236,10 @@ def start_program(run, *args):
         _core.set_safe_point_callback(_session.job.on_safe_point, base=_session.base)
     else:
         _core.set_safe_point_callback(_on_safe_point, base=_session.base)
+        # Imported before the program starts: a first checkpoint that paid
+        # for these imports (0.1-0.5 s) would often come too late for a
+        # program killed soon after its start.
+        _state()
         _session.triggers.start(_session.resolved_directory(), _session.interval, _session.signal_name)
     _session.program_started = True
     try:

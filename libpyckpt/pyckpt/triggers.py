@@ -46,7 +46,8 @@ class Triggers:
         """Watches the request file of `directory`, the interval (seconds,
         None for none) and the signal (a name, None for none)."""
         self._stopped = False
-        signal.signal(WAKE_SIGNAL, lambda _signum, _frame: self._stopped or self._request())
+        signal.signal(WAKE_SIGNAL, lambda _signum, _frame: self._stopped or not _core.triggers_claim()
+                      or self._request())
         signum = int(signal.Signals[signal_name]) if signal_name else 0
         _core.triggers_start(_core.CheckpointDir(directory).request_path, interval, signum, int(WAKE_SIGNAL))
 
