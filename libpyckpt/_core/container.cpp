@@ -112,6 +112,7 @@ Ref dtype_descr_of(const h5::ElementType& t) {
 
 Ref dtype_of(const h5::ElementType& t) {
   Ref descr = dtype_descr_of(t);
+  require_numpy();
   PyArray_Descr* d = nullptr;
   if (!PyArray_DescrConverter(descr.get(), &d)) throw PythonError{};
   return Ref::steal(reinterpret_cast<PyObject*>(d));
@@ -228,6 +229,7 @@ void without_gil(Fn&& fn) {
 // ---------------------------------------------------------- array views ---
 
 PyArrayObject* as_array(PyObject* obj, const char* what) {
+  require_numpy();
   if (!PyArray_Check(obj)) {
     PyErr_Format(PyExc_TypeError, "%s must be a numpy.ndarray, not %s", what, Py_TYPE(obj)->tp_name);
     throw PythonError{};

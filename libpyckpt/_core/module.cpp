@@ -36,6 +36,10 @@ PyTypeObject* add_struct_type(PyObject* module, PyStructSequence_Desc* desc) {
   return type;
 }
 
+void require_numpy() {
+  if (PyArray_API == nullptr && _import_array() < 0) throw PythonError{};
+}
+
 long mpi4py_fortran_handle(PyObject* obj) {
   PyObject* f = PyObject_CallMethod(obj, "py2f", nullptr);
   if (f == nullptr) return -1;
@@ -47,11 +51,11 @@ long mpi4py_fortran_handle(PyObject* obj) {
 }  // namespace pyckpt::core
 
 PyMODINIT_FUNC PyInit__core() {
-  import_array();
   PyObject* module = PyModule_Create(&core_module);
   if (module == nullptr) return nullptr;
   if (pyckpt::core::init_errors() < 0 || pyckpt::core::add_container_api(module) < 0 ||
-      pyckpt::core::add_interp_api(module) < 0 || pyckpt::core::add_mpi_api(module) < 0) {
+      pyckpt::core::add_interp_api(module) < 0 || pyckpt::core::add_mpi_api(module) < 0 ||
+      pyckpt::core::add_triggers_api(module) < 0) {
     Py_DECREF(module);
     return nullptr;
   }

@@ -17,6 +17,10 @@ int add_interp_api(PyObject* module);
 // the libraries a job preloads are.
 int add_mpi_api(PyObject* module);
 
+// triggers.cpp: when a serial program checkpoints (interval, signal, request
+// file), decided by a thread that never takes the GIL.
+int add_triggers_api(PyObject* module);
+
 // --- shared by the parts (module.cpp) ---------------------------------------
 
 // A PyStructSequence type named desc->name ("pyckpt._core.X"), added to the

@@ -1,5 +1,8 @@
 // NumPy C API for every translation unit of _core. The API table is imported
-// once, in module.cpp (which defines PYCKPT_IMPORT_NUMPY before including this).
+// on first use (require_numpy(), module.cpp, which defines PYCKPT_IMPORT_NUMPY
+// before including this), not when _core is imported: importing numpy takes
+// longer than starting the interpreter, and a program without arrays has no
+// use for it.
 #pragma once
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -9,3 +12,11 @@
 #define NO_IMPORT_ARRAY
 #endif
 #include <numpy/arrayobject.h>
+
+namespace pyckpt::core {
+
+// Imports the NumPy C API if not yet done; call it before any PyArray_*
+// function or macro (as_array, dtype_of). Throws PythonError on failure.
+void require_numpy();
+
+}  // namespace pyckpt::core

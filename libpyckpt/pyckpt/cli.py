@@ -135,12 +135,15 @@ def _reexec_for_checkpoint_of(reader, interpreter_options=None):
 
 
 def _cmd_run(args):
-    from . import session
+    # Before anything heavy is imported (pyckpt._core loads HDF5 and MPI
+    # libraries): the first interpreter only decides on the seed.
     if os.environ.get("PYTHONHASHSEED") in (None, "", "random"):
         _reexec(int.from_bytes(os.urandom(4), "little"))
+    from . import session
     if not os.path.isfile(args.script):
         raise CheckpointError(f"{args.script}: no such script")
-    session.configure(os.path.abspath(args.dir), args.keep, args.interval, args.signal, not args.sync)
+    session.configure(os.path.abspath(settings.directory(args.dir)), args.keep, args.interval, args.signal,
+                      not args.sync)
     session.run_script(args.script, args.args)
     return 0
 
@@ -149,7 +152,7 @@ def _cmd_restart(args):
     from . import session
     if args.mpirun is not None:
         return _restart_mpirun(args.mpirun)
-    reader = session.open_checkpoint(args.path)
+    reader = session.open_checkpoint(settings.directory(args.path))
     _reexec_for_checkpoint_of(reader)
     session.restart(reader)
     return 0
@@ -222,6 +225,7 @@ def _job_settings(args):
     --slurm-requeue (None without). A directory whose run finished is refused
     here, or by the supervisor (a Slurm restart of a finished job is no
     error)."""
+    args.dir = settings.directory(args.dir)
     env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
     from . import slurm
     requeue = None
@@ -362,7 +366,7 @@ def _add_trust_option(p):
 
 def _add_job_options(p, launcher):
     """The options of `pyckpt mpirun` and `pyckpt srun` (launcher: which)."""
-    p.add_argument("--dir", default=settings.directory(),
+    p.add_argument("--dir",
                    help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d); a job whose directory "
                         "holds a checkpoint resumes from it")
     p.add_argument("--interval", type=_seconds, metavar="SECONDS", help="checkpoint every SECONDS")
@@ -386,8 +390,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run an unmodified script with preemptive checkpoints")
-    p.add_argument("--dir", default=settings.directory(),
-                   help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d)")
+    p.add_argument("--dir", help="checkpoint directory (default $PYCKPT_DIR, else ./pyckpt.d)")
     p.add_argument("--interval", type=_seconds, metavar="SECONDS",
                    help="checkpoint every SECONDS at a safe point")
     p.add_argument("--signal", type=_signal_name, default=settings.DEFAULT_SIGNAL, metavar="SIGNAME",
@@ -412,7 +415,8 @@ def build_parser():
                                    "holds for --mpirun and for a job's own `pyckpt mpirun` command run again: one "
                                    "file, chosen before mpirun starts, for every rank.",
                        epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path", metavar="DIR_OR_FILE", nargs="?", default=settings.directory())
+    p.add_argument("path", metavar="DIR_OR_FILE", nargs="?",
+                   help="checkpoint directory or file (default $PYCKPT_DIR, else ./pyckpt.d)")
     _add_key_option(p)
     p.add_argument("--mpirun", nargs=argparse.REMAINDER, metavar="MPIRUN_OPTIONS DIR",
                    help="resume an MPI job: mpirun options (e.g. -np 4), then the checkpoint directory")

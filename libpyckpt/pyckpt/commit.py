@@ -14,8 +14,7 @@ import os
 import sys
 import time
 
-from . import _core, privacy, state
-from .container import add_array
+from . import _core, privacy
 from .errors import CheckpointFileError
 
 
@@ -25,6 +24,11 @@ def commit_state(directory, epoch, trigger, captured, *, keep, comm=None, extra_
     commits it; with an mpi4py `comm`, collectively (every rank its own
     state). epoch None: the container numbers it. Returns the commit
     information."""
+    # Imported here, not with this module: pyckpt.state brings the heap and
+    # NumPy, which a program under `pyckpt run` should not wait for at its
+    # start (pyckpt.session imports this module).
+    from . import state
+    from .container import add_array
     data, arrays, summary = captured
     writer = _core.Writer(directory, epoch, comm=comm, keep=keep)
     writer.set_attribute("trigger", trigger)
@@ -54,6 +58,11 @@ _background = _Background()
 def writing():
     """Whether a forked writer is still committing."""
     return _background.pid is not None and process_alive(_background.pid)
+
+
+def writer_pid():
+    """The pid of the forked writer still committing, or None."""
+    return _background.pid if writing() else None
 
 
 def wait():

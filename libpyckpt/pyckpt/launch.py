@@ -19,7 +19,7 @@ pyckpt.cli).
 import os
 import re
 import sys
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .errors import CheckpointError
 
@@ -60,16 +60,14 @@ _INFORMATIONAL = frozenset({"-h", "-?", "-V", "--help", "--version", "--help-env
 _INTERPRETER_NAME = re.compile(r"python(\d+(\.\d+)*)?$")
 
 
-@dataclass(frozen=True)
-class PythonCommand:
+# Named tuples rather than dataclasses: the dataclasses module imports
+# inspect, which the command line would pay for at every start (twice for
+# `pyckpt run`, which re-executes itself).
+class PythonCommand(namedtuple("PythonCommand", "interpreter options kind target args", defaults=((),))):
     """What a Python interpreter is told to run: `interpreter *options
     program_flag target *args`. kind: "script" (target: its path), "module"
     (-m; target: the module's name) or "command" (-c; target: the code)."""
-    interpreter: str
-    options: tuple
-    kind: str
-    target: str
-    args: tuple = ()
+    __slots__ = ()
 
     def arguments(self):
         """The command line after the interpreter: a rank's sys.orig_argv[1:],
@@ -81,14 +79,12 @@ class PythonCommand:
         return [self.interpreter, *self.arguments()]
 
 
-@dataclass(frozen=True)
-class MpirunCommand:
-    """`pyckpt mpirun`'s command line: mpirun's options, then the program.
-    python: the program as a PythonCommand; None for a program that is not a
-    Python interpreter or script (then `program` is passed on unchanged)."""
-    mpirun_options: tuple
-    program: tuple
-    python: PythonCommand = None
+class MpirunCommand(namedtuple("MpirunCommand", "mpirun_options program python", defaults=(None,))):
+    """`pyckpt mpirun`'s command line: mpirun's options (tuple), then the
+    program (tuple). python: the program as a PythonCommand; None for a
+    program that is not a Python interpreter or script (then `program` is
+    passed on unchanged)."""
+    __slots__ = ()
 
 
 def is_interpreter(token):

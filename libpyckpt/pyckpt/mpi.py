@@ -43,6 +43,7 @@ import numpy as np
 from . import _core, commit, mpi_handles, session, settings, slurm, state
 from .container import ArrayLoader
 from .errors import CheckpointError, CheckpointFileError, UnsupportedStateError
+from .triggers import WAKE_SIGNAL  # the handler the interposer's waker runs (see attach)
 
 MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel messages)
 # Requests posted again after a restart (pending receives, nonblocking
@@ -52,9 +53,6 @@ REQUESTS_BLOB = "mpi_requests"
 CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
 WINDOWS_BLOB = "mpi_windows"     # RMA windows: id -> where their memory comes from at restart
 WIN_CREATE = 1                   # pyckpt_mpi_window_info.flavor: MPI_Win_create (the program's memory)
-# The signal number whose Python handler the interposer's waker runs (see
-# attach); the application must not install a handler of its own for it.
-WAKE_SIGNAL = signal.SIGRTMAX - 1
 RESUME_FAILED_EXIT = 2  # MPI_Abort's code when a rank cannot resume (the CLI's error status)
 
 

@@ -15,7 +15,7 @@ import sys
 import threading
 import types
 
-from . import _core, commit, lock, settings, state
+from . import _core, commit, lock, settings
 from .errors import AuthenticationError, CheckpointError, CheckpointFileError, UnsupportedStateError
 from .triggers import Triggers
 
@@ -35,8 +35,7 @@ class _Session:
         # below the runner's) and `pyckpt restart` (the outermost resumed
         # frame's); None for a plain `python3 app.py` (the outermost frame).
         self.base = None
-        self.triggers = Triggers(_core.request_safe_point,
-                                 busy=lambda: _core.safe_point_pending() or commit.writing())
+        self.triggers = Triggers(_core.request_safe_point)
         # In an MPI job, pyckpt.mpi (see attach_job): checkpoint() is
         # collective, safe points serve the job's checkpoints, the job's
         # triggers are its own.
@@ -111,8 +110,16 @@ def configure(directory=None, keep=settings.DEFAULT_KEEP, interval=None, signal_
     _session.asynchronous = asynchronous
 
 
+def _state():
+    """pyckpt.state, imported at the first checkpoint or restart rather than
+    with this module: it brings the heap and NumPy, and `pyckpt run` starts
+    the program without waiting for them."""
+    from . import state
+    return state
+
+
 def _write(captured_state, trigger, resume_result, directory=None, asynchronous=False):
-    captured = state.capture(captured_state, resume_result, _session.options())
+    captured = _state().capture(captured_state, resume_result, _session.options())
     directory = _session.resolved_directory(directory)
     lock.hold(directory)  # a plain `python3 app.py`: from its first checkpoint on
     return commit.write(captured, directory, trigger, _session.keep, asynchronous)
@@ -196,17 +203,21 @@ def _base_running():
 
 def _on_safe_point(captured_state):
     """Safe-point callback: write a checkpoint, or say why none could be."""
+    triggers = _session.triggers
+    _state()  # imported at the first checkpoint: a one-time cost, not part of the pause that paces the interval
+    triggers.begin()
     if isinstance(captured_state, BaseException):
         if _base_running():
             print(f"pyckpt: checkpoint skipped: {captured_state}", file=sys.stderr, flush=True)
         # else the request came as the program was starting or ending: there
         # is nothing of the program to capture, and nothing to report.
-        _session.triggers.done()
+        triggers.done()
         return
     if commit.writing():
-        # The previous checkpoint is still being written: rather than stop the
-        # program until it is, take this one once it is committed.
-        _session.triggers.postpone()
+        # A checkpoint of pyckpt.checkpoint(asynchronous=True) is still being
+        # written: rather than stop the program until it is, take this one
+        # once it is committed.
+        triggers.done(commit.writer_pid(), postponed=True)
         return
     try:
         _write(captured_state, "preemptive", None, asynchronous=_session.asynchronous)
@@ -215,7 +226,7 @@ def _on_safe_point(captured_state):
         # previous checkpoint is intact, the next trigger tries again.
         print(f"pyckpt: checkpoint failed: {exc}", file=sys.stderr, flush=True)
     finally:
-        _session.triggers.done()
+        triggers.done(commit.writer_pid())
 
 
 def start_program(run, *args):
@@ -228,9 +239,11 @@ def start_program(run, *args):
     else:
         lock.hold(_session.resolved_directory())
         _core.set_safe_point_callback(_on_safe_point, base=_session.base)
-        if _session.signal_name:
-            _session.triggers.install_signal(_session.signal_name)
-        _session.triggers.watch(_session.resolved_directory(), _session.interval)
+        # Imported before the program starts: a first checkpoint that paid
+        # for these imports (0.1-0.5 s) would often come too late for a
+        # program killed soon after its start.
+        _state()
+        _session.triggers.start(_session.resolved_directory(), _session.interval, _session.signal_name)
     _session.program_started = True
     try:
         return run(*args)
@@ -288,7 +301,7 @@ def open_checkpoint(path, world_size=1, fallback=True):
     is_directory = os.path.isdir(path)
     commit.wait_for_writers(path if is_directory else os.path.dirname(os.path.abspath(path)))
     reader = newest_verified(path) if is_directory and fallback else _open_authenticated(path)
-    state.check_compatible(reader, world_size)
+    _state().check_compatible(reader, world_size)
     return reader
 
 
@@ -361,7 +374,7 @@ def restart(reader, rank=0, preloaded=None):
     before the heap (see state.restore)."""
     if _session.job is None:  # refused before anything of the checkpoint is restored
         lock.hold(os.path.dirname(os.path.abspath(reader.file)))
-    root = state.restore(reader, rank, preloaded)
+    root = _state().restore(reader, rank, preloaded)
     # Not kept while the program runs: an array read into an mmap holds a
     # buffer export of it, and an exported mmap cannot be closed.
     del preloaded

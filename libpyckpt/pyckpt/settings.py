@@ -31,8 +31,6 @@ PYCKPT_MPI_TRACE  libpyckpt_mpi.so traces its protocol (read there)
 import os
 import signal
 
-from . import _core
-
 DEFAULT_KEEP = 2
 DEFAULT_SIGNAL = "SIGUSR1"
 # Diagnostics that `pyckpt mpirun` forwards to the ranks on every node.
@@ -42,7 +40,12 @@ KEY_FILE_VARIABLE = "PYCKPT_KEY_FILE"
 
 def directory(explicit=None):
     """The checkpoint directory: `explicit`, else $PYCKPT_DIR, else the default."""
-    return explicit or os.environ.get("PYCKPT_DIR") or _core.DEFAULT_DIRECTORY
+    if explicit or os.environ.get("PYCKPT_DIR"):
+        return explicit or os.environ["PYCKPT_DIR"]
+    # Imported here: the command line reads these settings before `pyckpt
+    # run` re-executes itself, and _core loads the HDF5 and MPI libraries.
+    from . import _core
+    return _core.DEFAULT_DIRECTORY
 
 
 def keep():

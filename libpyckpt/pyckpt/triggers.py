@@ -3,19 +3,27 @@
 Three triggers ask for a checkpoint at the next safe point: a signal
 (SIGUSR1 by default, a batch system's warning signal), an interval, and a
 request file that `pyckpt request DIR` drops into the checkpoint directory.
-The interval counts from the end of the previous checkpoint, not on a fixed
-clock, so that a slow commit leaves the program time to run. An MPI job has
-the same three triggers in libpyckpt_mpi.so (a thread of its own, no GIL:
-pyckpt.mpi), whose coordinator carries a request to every rank.
+They are watched by a thread of pyckpt._core that never takes the GIL
+(triggers.cpp): the program pays nothing for them between checkpoints. The
+interval counts from the end of the previous checkpoint (the end of the
+program's pause, or of a forked writer's commit) and stretches to 4x the
+program's last pause when shorter, so that checkpoints cannot starve the
+program; the user is told once when that happens. An MPI job has the same
+three triggers in libpyckpt_mpi.so (pyckpt.mpi), whose coordinator carries a
+request to every rank.
 """
-import os
 import signal
-import threading
+import sys
 import time
 
 from . import _core, privacy
 
-_TICK = 0.02  # seconds between two looks at the clock and the request file
+# The signal number whose Python handler a C thread of pyckpt makes the main
+# thread run to ask for a safe point: the serial trigger thread here, the MPI
+# interposer's waker in a job. No OS signal is involved (the C thread calls
+# PyErr_SetInterruptEx): the number only names the handler, and the
+# application must not install a handler of its own for it.
+WAKE_SIGNAL = signal.SIGRTMAX - 1
 
 
 def request(directory):
@@ -26,62 +34,39 @@ def request(directory):
 
 
 class Triggers:
-    """request(): asks for a checkpoint (idempotent while one is pending).
-    busy(): True while no request may be made yet (one is pending, or the
-    previous checkpoint is still being written); the request is then made
-    as soon as it is False."""
+    """Arms the triggers of this process (start) and paces them: begin() and
+    done() bracket every preemptive checkpoint, the trigger thread asks for
+    the next one."""
 
-    def __init__(self, request_checkpoint, busy=lambda: False):
+    def __init__(self, request_checkpoint):
         self._request = request_checkpoint
-        self._busy = busy
-        self._interval = None
-        self._request_path = None
-        self._thread = None
-        self._last_done = time.monotonic()
-        self._retry = False
         self._stopped = False
 
-    def install_signal(self, signal_name):
-        """A Python-level handler: the request is made by the main thread
-        between two bytecodes (serial programs; an MPI job installs its
-        handler in libpyckpt_mpi.so, which works while a rank waits in MPI)."""
-        signal.signal(signal.Signals[signal_name], lambda _signum, _frame: self._stopped or self._request())
+    def start(self, directory, interval, signal_name):
+        """Watches the request file of `directory`, the interval (seconds,
+        None for none) and the signal (a name, None for none)."""
+        self._stopped = False
+        signal.signal(WAKE_SIGNAL, lambda _signum, _frame: self._stopped or not _core.triggers_claim()
+                      or self._request())
+        signum = int(signal.Signals[signal_name]) if signal_name else 0
+        _core.triggers_start(_core.CheckpointDir(directory).request_path, interval, signum, int(WAKE_SIGNAL))
 
     def stop(self):
         """The program ended: no more requests (the signal is then ignored)."""
         self._stopped = True
+        _core.triggers_stop()
 
-    def watch(self, directory, interval):
-        """Watches the interval (seconds, None for none) and the request file
-        of `directory` in a daemon thread."""
-        self._interval = interval
-        self._request_path = _core.CheckpointDir(directory).request_path
-        self._last_done = time.monotonic()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="pyckpt-triggers", daemon=True)
-            self._thread.start()
+    @staticmethod
+    def begin():
+        """A preemptive checkpoint starts: the program's pause is timed from here."""
+        _core.triggers_begin()
 
-    def done(self):
-        """A checkpoint was handed off: the interval counts from now."""
-        self._last_done = time.monotonic()
-
-    def postpone(self):
-        """A checkpoint could not be taken now: request it again once not busy."""
-        self._retry = True
-
-    def _take_request_file(self):
-        try:
-            os.unlink(self._request_path)
-        except OSError:
-            return False  # none, or another watcher or a restart took it
-        return True
-
-    def _loop(self):
-        while not self._stopped:
-            time.sleep(_TICK)
-            if self._take_request_file():
-                self._retry = True
-            due = self._retry or (self._interval and time.monotonic() - self._last_done >= self._interval)
-            if due and not self._busy():
-                self._retry = False
-                self._request()
+    @staticmethod
+    def done(writer_pid=None, postponed=False):
+        """The program goes on. writer_pid: the forked writer committing the
+        checkpoint (the next one is not asked for before it exited);
+        postponed: none could be taken while that writer runs, take one once
+        it exited."""
+        notice = _core.triggers_done(writer_pid or 0, postponed=postponed)
+        if notice:
+            print(notice, file=sys.stderr, flush=True)
