@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mpi_job_harness import Job, START_MARK, check_same_as_reference, cli, kill_random_rank, latest_checkpoint, \
-    pyckpt_mpirun, reference, wait_for_checkpoint
+    pyckpt_mpirun, reference, wait_for_checkpoint, wait_for_lines
 
 AGENT = Path(__file__).resolve().parents[2] / "tools" / "local-node-agent.sh"
 NP = 4
@@ -27,18 +27,27 @@ NOTICE = (r"pyckpt_mpi: rank \d+: \d+ node-local communicator\(s\) \(MPI_Comm_sp
 
 
 def _nodes(work, count):
-    """mpirun options placing NP ranks on `count` simulated nodes."""
+    """mpirun options placing NP ranks on `count` simulated nodes. With
+    slots=NP/count a node is not oversubscribed to Open MPI, which then
+    busy-polls without yielding; the simulated nodes share this machine's
+    cores, so the ranks are told to yield (without it a checkpoint took
+    10 times as long, 2-4 s, and a job checkpointing every 0.3 s barely ran)."""
     hostfile = work / f"hosts.{count}"
     hostfile.write_text("".join(f"node{n} slots={NP // count}\n" for n in range(count)))
     return ["--hostfile", str(hostfile), "--mca", "plm_rsh_agent", str(AGENT), "--mca", "btl", "self,tcp",
-            "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
+            "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo", "--mca", "mpi_yield_when_idle", "1"]
 
 
-def _checkpoint_and_kill(job, directory, rng, history, previous=None):
-    """Waits for two checkpoints of `job` after `previous` (the second one
-    is taken with the ranks in their loop), then SIGKILLs a random rank."""
-    first = wait_for_checkpoint(job, directory, previous)
-    wait_for_checkpoint(job, directory, first)
+def _checkpoint_and_kill(job, work, rng, history):
+    """Once `job` runs its loop (out.0 has lines beyond those of the
+    checkpoint it resumed from, if any), waits for a new checkpoint, then
+    SIGKILLs a random rank. A job whose ranks are mostly inside mpi4py's
+    pickled reductions is captured only when none is (doc/mpi.md, "Bounded
+    latency"): hence the long timeout."""
+    directory = work / "ckpt.d"
+    out = work / "out.0"
+    wait_for_lines(job, out, (out.read_text().count("\n") if out.exists() else 0) + 3)
+    wait_for_checkpoint(job, directory, latest_checkpoint(directory), timeout=120)
     kill_random_rank(job, directory, NP, rng, history)
 
 
@@ -57,7 +66,7 @@ def test_resume_on_another_node_count(tmp_path, placements):
     job = Job(pyckpt_mpirun(directory, program, NP, args, interval=0.3, extra=_nodes(work, placements[0])),
               work, "run0")
     for number, nodes in enumerate(placements[1:], 1):
-        _checkpoint_and_kill(job, directory, rng, history, latest_checkpoint(directory))
+        _checkpoint_and_kill(job, work, rng, history)
         history.append(f"resumed on {nodes} node(s)")
         if number == 1:
             shown = _inspect(directory)
@@ -73,21 +82,21 @@ def test_resume_on_another_node_count(tmp_path, placements):
 
 
 @pytest.mark.parametrize("kind, refused", [
-    ("pickled", r"node-local communicator [0-9a-f]+ carried point-to-point messages"),
+    ("pickled", r"node-local communicator [0-9a-f]+ \(MPI_Comm_split_type, or made from one\) carried point-to-point messages"),
     ("window", r"MPI window \d+ \(MPI_Win_allocate_shared at [^)]*nodes\.py:\d+\)")])
 def test_refused_on_another_node_count(tmp_path, kind, refused):
     """A restart on 1 node fails before the program resumes, naming what
     it cannot carry over, and leaves the checkpoint usable: the same
     command on the old 2 nodes resumes and computes what the uninterrupted
     job computed."""
-    program, args = "nodes.py", [300, kind]
+    program, args = "nodes.py", [150 if kind == "pickled" else 300, kind]
     ref = reference(tmp_path, program, NP, args)
     work = tmp_path / "work"
     work.mkdir()
     directory = work / "ckpt.d"
     history = []
     job = Job(pyckpt_mpirun(directory, program, NP, args, interval=0.3, extra=_nodes(work, 2)), work, "run0")
-    _checkpoint_and_kill(job, directory, random.Random(kind), history)
+    _checkpoint_and_kill(job, work, random.Random(kind), history)
     latest = latest_checkpoint(directory)
     other = Job(pyckpt_mpirun(directory, program, NP, args, extra=_nodes(work, 1)), work, "other_placement")
     assert other.wait() != 0, f"the restart on 1 node succeeded:\n{other.describe()}"
