@@ -5,5 +5,11 @@
 # (nodea slots=2, nodeb slots=2) every name is a node to Open MPI: ranks
 # placed on different names are on different nodes (Split_type(COMM_TYPE_SHARED)
 # separates them), all on one machine. doc/mpi-jobs.md, "Simulated nodes".
+# Each node gets a temporary directory of its own: the daemons of one machine
+# otherwise create the same session directory (/tmp/ompi.HOST.UID/jf.N) at
+# once, and one of them fails ("mkdir ... File exists").
+node_tmp="${TMPDIR:-/tmp}/pyckpt-node.$(id -u).$1"
+mkdir -p "$node_tmp"
+export TMPDIR="$node_tmp"
 shift
 exec /bin/sh -c "$*"

@@ -42,11 +42,31 @@ struct CommRec {
   // where the ranks run, so a restart on another placement re-creates it
   // with other members (Runtime::restore).
   bool placement_dependent = false;
+  // Point-to-point messages were sent or received on it since its creation
+  // (by cuts before the last one; the counts above hold the rest). A cut
+  // aligns only collectives across nodes (target_key), so a restart on
+  // another placement refuses such a node-local communicator.
+  bool carried_messages = false;
+  bool carries_messages() const {
+    const auto any = [](const std::vector<std::uint64_t>& counts) {
+      for (auto n : counts)
+        if (n) return true;
+      return false;
+    };
+    return carried_messages || any(sent) || any(received);
+  }
 
   // The same on every member, and unique among the comms of a job: (lineage
   // id, world rank of its rank 0). Only for comms that had a handle here.
   using Key = std::pair<std::uint64_t, std::uint64_t>;
   Key key() const { return {id, static_cast<std::uint64_t>(world_ranks[0])}; }
+  // The key of the collective target a cut agrees for it. The communicators
+  // of one Split_type (one per node), and those made alike from them, share
+  // their lineage id and get one target: a restart on another placement
+  // regroups their members, who must then all have passed as many
+  // collectives on them (doc/mpi.md, "Another placement").
+  static constexpr std::uint64_t kEveryNode = ~std::uint64_t{0};
+  Key target_key() const { return placement_dependent ? Key{id, kEveryNode} : key(); }
 };
 
 class CommTable {

@@ -198,7 +198,8 @@ void Coordinator::post_round() {
   for (auto& c : comms_.all()) {
     const bool one_more = (stuck && c.get() == parked_on_) || windows_.needs_fence(*c);
     const std::uint64_t want = c->coll_seq + (one_more ? 1 : 0);
-    if (want > 0 && !c->world_ranks.empty()) a.out.insert(a.out.end(), {c->key().first, c->key().second, want});
+    if (want > 0 && !c->world_ranks.empty())
+      a.out.insert(a.out.end(), {c->target_key().first, c->target_key().second, want});
   }
   a.mine[0] = static_cast<int>(a.out.size());
   a.mine[1] = ready ? 1 : 0;
@@ -273,7 +274,7 @@ void Coordinator::advance_round() {
 
 std::uint64_t Coordinator::target_of(const CommRec& c) const {
   if (c.world_ranks.empty()) return 0;
-  const auto it = targets_.find(c.key());
+  const auto it = targets_.find(c.target_key());
   return it == targets_.end() ? 0 : it->second;
 }
 
@@ -535,6 +536,7 @@ void Coordinator::run_cut() {
 
   // 6. The drained messages now belong to channel state: counting restarts.
   for (auto& c : comms_.all()) {
+    c->carried_messages = c->carries_messages();
     std::fill(c->sent.begin(), c->sent.end(), 0);
     std::fill(c->received.begin(), c->received.end(), 0);
     c->coll_seq = c->coll_target = 0;

@@ -276,7 +276,8 @@ class Coordinator {
     // In the round under way, or in the one that decided the cut.
     bool reported_ready() const { return mine[1] != 0; }
   } round_;
-  // Agreed targets by (id, world rank of its rank 0), also of comms this
+  // Agreed targets by CommRec::target_key (lineage id, world rank of its
+  // rank 0; node-local ones: one per lineage id), also of comms this
   // rank has not made yet; they only grow during a cut (see advance_round).
   std::map<CommRec::Key, std::uint64_t> targets_;
   CommRec* parked_on_ = nullptr;  // waiting before (or holding) a collective on this comm

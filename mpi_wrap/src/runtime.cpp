@@ -7,7 +7,8 @@
 // memory: pyckpt_mpi_windows_recreate).
 // Format (all little-endian, pyckpt/codec/bytes.hpp):
 //   "PYCKMPI1" u32 version, u32 world_size
-//   u64 ncomms  { u64 id, i32 op, u64 parent, u32 n, i32 args[n], u8 freed, i32 rank, i32 size }
+//   u64 ncomms  { u64 id, i32 op, u64 parent, u32 n, i32 args[n], u8 freed, i32 rank, i32 size,
+//                 u8 carried point-to-point messages }
 //   u64 ntypes  { u64 id, type-tree }   (TypeTable::encode)
 //   u64 nmsgs   { u64 comm, i32 source, i32 tag, u64 n, bytes[n] }
 //     (first: what the receive of a blocking call in flight at the cut got)
@@ -34,7 +35,8 @@ std::unique_ptr<Runtime> Runtime::instance_;
 
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
-constexpr std::uint32_t kVersion = 5;  // 4: + nonblocking collectives or windows; 5: both
+// 4: + nonblocking collectives or windows; 5: both; 6: + per comm, whether it carried messages
+constexpr std::uint32_t kVersion = 6;
 
 // A communicator made by Split_type (or from one) that the restarted job's
 // placement gave other members.
@@ -52,6 +54,37 @@ void refuse_if_moved(const std::vector<MovedComm>& moved, std::uint64_t comm, co
                   std::string("pyckpt_mpi: ") + what + " on a node-local communicator (MPI_Comm_split_type) " +
                       "cannot be restored on this placement, which gives that communicator other members; " +
                       "restart on the placement of the checkpoint (as many ranks per node)");
+}
+
+// Point-to-point traffic on a node-local communicator: the cut aligned the
+// collectives of the ranks of different nodes (CommRec::target_key), not
+// their positions in that traffic, which the new members may not share.
+[[noreturn]] void refuse_moved_traffic(std::uint64_t comm) {
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(comm));
+  throw Error(PYCKPT_MPI_EUNSUPPORTED,
+              std::string("pyckpt_mpi: node-local communicator ") + id +
+                  " (MPI_Comm_split_type, or made from one) carried point-to-point messages (mpi4py's "
+                  "comm.allreduce, reduce, scan and exscan of Python objects are point-to-point messages on a "
+                  "duplicate of comm); this placement gives it other members, whose positions in that traffic "
+                  "may differ (a checkpoint aligns only the collectives of the ranks of different nodes); "
+                  "restart on the placement of the checkpoint (as many ranks per node), or use collectives on "
+                  "node-local communicators (comm.Allreduce of NumPy arrays)");
+}
+
+// A window's members are fixed at its creation: the program names its
+// targets by their rank among them, and a shared window's memory is that of
+// the ranks of one node.
+void refuse_moved_windows(const std::vector<MovedComm>& moved, const WinTable& windows) {
+  for (const MovedComm& m : moved)
+    if (const std::string window = windows.awaiting_on(m.id); !window.empty())
+      throw Error(PYCKPT_MPI_EUNSUPPORTED,
+                  "pyckpt_mpi: " + window + " is on a node-local communicator (MPI_Comm_split_type) that this " +
+                      "placement gives other members (rank/size " + std::to_string(m.rank) + "/" +
+                      std::to_string(m.size) + " -> " + std::to_string(m.now_rank) + "/" +
+                      std::to_string(m.now_size) + "); the program addresses it by the ranks of its old " +
+                      "members, and a shared window's memory is shared by the ranks of the old node; restart on " +
+                      "the placement of the checkpoint (as many ranks per node)");
 }
 
 std::pair<int, int> world() {
@@ -121,6 +154,7 @@ std::vector<std::byte> Runtime::save() const {
     w.put<std::uint8_t>(c->freed ? 1 : 0);
     w.put<std::int32_t>(c->rank);
     w.put<std::int32_t>(c->size);
+    w.put<std::uint8_t>(c->carries_messages() ? 1 : 0);
   }
   const auto types_by_id = types.by_id();  // id order = commit order
   w.put<std::uint64_t>(types_by_id.size());
@@ -206,6 +240,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       for (auto& a : args) a = r.get<std::int32_t>();
       const bool freed = r.get<std::uint8_t>() != 0;
       const auto rank = r.get<std::int32_t>(), size = r.get<std::int32_t>();
+      const bool carried_messages = r.get<std::uint8_t>() != 0;
       if (op == LineageOp::World || op == LineageOp::Self) continue;  // exist already
       // Parents are looked up among all records: a freed parent is re-created
       // too (freed again below) so that its children can be.
@@ -225,10 +260,12 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
         if (made_rank != rank || made_size != size) {
           // Split_type's members are the ranks that share a node *now*.
           if (!p->placement_dependent && op != LineageOp::SplitType) mismatch();
+          if (carried_messages) refuse_moved_traffic(id);
           moved.push_back({id, rank, size, made_rank, made_size});
         }
       }
       CommRec& c = add_comm(*p, op, std::move(args), made.release());
+      c.carried_messages = carried_messages;
       if (freed && c.real != MPI_COMM_NULL) to_free.push_back(&c);
     }
     if (!moved.empty()) {
@@ -308,6 +345,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
     files.restore(r, comms);
     collectives.restore(r, comms, types);
     windows.restore(r);  // created in pyckpt_mpi_windows_recreate, over restored memory
+    refuse_moved_windows(moved, windows);
     if (!r.done()) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: trailing bytes after the state");
   } catch (const std::length_error& e) {
     throw Error(PYCKPT_MPI_EINVAL, e.what());

@@ -265,6 +265,12 @@ void WinTable::restore(codec::ByteReader& r) {
   }
 }
 
+std::string WinTable::awaiting_on(std::uint64_t comm) const {
+  for (const Awaiting& a : awaiting_)
+    if (a.rec.id == comm) return describe(a.rec);
+  return {};
+}
+
 void WinTable::recreate(const CommTable& comms, const std::map<std::uint64_t, void*>& bases) {
   InternalScope internal;
   std::vector<Awaiting> awaiting = std::move(awaiting_);

@@ -122,6 +122,9 @@ class WinTable {
   void save(codec::ByteWriter& w) const;
   // In pyckpt_mpi_state_restore: the windows are read and await recreate().
   void restore(codec::ByteReader& r);
+  // The window read by restore() whose own communicator is comm, described
+  // ("MPI window <id> (<origin>)"); "" if none.
+  std::string awaiting_on(std::uint64_t comm) const;
   // Collective over world (each window collective over its members, in the
   // order this rank created them, as in the first run): the windows the
   // state named, created again on their re-created communicators. bases:
