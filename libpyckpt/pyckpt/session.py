@@ -44,6 +44,10 @@ class _Session:
         # `pyckpt run`/`restart` handed control to the program (see
         # start_program): an exception from now on is the program's own.
         self.program_started = False
+        # The last reason printed for a preemptive checkpoint that could not
+        # be taken: one retried every interval fails the same way each time,
+        # and is said once per cause (as the ranks of an MPI job do).
+        self.last_failure = None
 
     def resolved_directory(self, directory=None):
         return settings.directory(directory or self.directory)
@@ -196,7 +200,7 @@ def _on_safe_point(captured_state):
     """Safe-point callback: write a checkpoint, or say why none could be."""
     if isinstance(captured_state, BaseException):
         if _base_running():
-            print(f"pyckpt: checkpoint skipped: {captured_state}", file=sys.stderr, flush=True)
+            _say_failure(f"pyckpt: checkpoint skipped: {captured_state}")
         # else the request came as the program was starting or ending: there
         # is nothing of the program to capture, and nothing to report.
         _session.triggers.done()
@@ -208,12 +212,20 @@ def _on_safe_point(captured_state):
         return
     try:
         _write(captured_state, "preemptive", None, asynchronous=_session.asynchronous)
+        _session.last_failure = None  # a cause that comes back is said again
     except CheckpointError as exc:
         # A failed preemptive checkpoint must not kill the application: the
         # previous checkpoint is intact, the next trigger tries again.
-        print(f"pyckpt: checkpoint failed: {exc}", file=sys.stderr, flush=True)
+        _say_failure(f"pyckpt: checkpoint failed: {exc}")
     finally:
         _session.triggers.done()
+
+
+def _say_failure(message):
+    """Prints why a preemptive checkpoint was not taken, once per cause."""
+    if message != _session.last_failure:
+        print(message, file=sys.stderr, flush=True)
+        _session.last_failure = message
 
 
 def start_program(run, *args):

@@ -22,11 +22,12 @@ import json
 import os
 import stat
 import sys
+import threading
 import types
 
 import numpy as np
 
-from . import _core, heap, settings
+from . import _core, heap, settings, triggers
 from .container import ArrayLoader
 from .errors import CheckpointFileError, UnsupportedStateError
 
@@ -266,6 +267,7 @@ def capture(state, resume_result, options):
     way (pyckpt.session). The arrays are the program's own (zero-copy): they
     must not change until the commit is done, which holds for a synchronous
     write and for a forked writer (its memory is a copy-on-write snapshot)."""
+    _refuse_other_threads()
     sys.stdout.flush()
     sys.stderr.flush()
     positions = _stream_positions()
@@ -286,6 +288,29 @@ def capture(state, resume_result, options):
     except UnsupportedStateError as exc:
         raise _in_program_terms(exc, state) from exc.__cause__
     return data, arrays, json.dumps(_summary(state, arrays, positions)).encode()
+
+
+def _refuse_other_threads():
+    """Only the main thread is captured. A checkpoint taken while another
+    Python thread of the program runs would restart without it, and a
+    program that waits for it (a lock it releases, a join) would wait
+    forever: refused, naming the thread. Threads started with _thread
+    have no threading.Thread object for the heap to refuse, so the
+    interpreter's own list of running threads is what is checked."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    capturing = (threading.main_thread().ident, threading.get_ident())
+    for ident, frame in sys._current_frames().items():
+        if ident in capturing or names.get(ident) == triggers.THREAD_NAME:
+            continue
+        if ident in names:
+            which = f"thread {names[ident]!r}"
+        else:
+            while frame.f_back is not None:
+                frame = frame.f_back
+            which = f"a thread started with {frame.f_code.co_name}() of {frame.f_code.co_filename}"
+        raise UnsupportedStateError(
+            f"{which} is running: pyckpt captures only the main thread, and a restart would go on "
+            f"without it; checkpoints are taken again once the program's other threads have ended")
 
 
 def _in_program_terms(error, state):

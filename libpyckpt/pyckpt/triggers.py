@@ -16,6 +16,7 @@ import time
 from . import _core, privacy
 
 _TICK = 0.02  # seconds between two looks at the clock and the request file
+THREAD_NAME = "pyckpt-triggers"  # pyckpt's only Python thread: not the program's
 
 
 def request(directory):
@@ -58,7 +59,7 @@ class Triggers:
         self._request_path = _core.CheckpointDir(directory).request_path
         self._last_done = time.monotonic()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="pyckpt-triggers", daemon=True)
+            self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
             self._thread.start()
 
     def done(self):
