@@ -216,16 +216,20 @@ def _on_safe_point(captured_state):
     except CheckpointError as exc:
         # A failed preemptive checkpoint must not kill the application: the
         # previous checkpoint is intact, the next trigger tries again.
-        _say_failure(f"pyckpt: checkpoint failed: {exc}")
+        _say_failure(f"pyckpt: checkpoint failed: {exc}", exc)
     finally:
         _session.triggers.done()
 
 
-def _say_failure(message):
-    """Prints why a preemptive checkpoint was not taken, once per cause."""
-    if message != _session.last_failure:
+def _say_failure(message, error=None):
+    """Prints why a preemptive checkpoint was not taken, once per cause: an
+    object refused is the same cause wherever the program's line is when
+    it is met again."""
+    culprit = getattr(error, "culprit", None)
+    cause = message if culprit is None else (type(culprit), getattr(error, "reason", None))
+    if cause != _session.last_failure:
         print(message, file=sys.stderr, flush=True)
-        _session.last_failure = message
+        _session.last_failure = cause
 
 
 def start_program(run, *args):

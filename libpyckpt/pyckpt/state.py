@@ -302,12 +302,19 @@ def _refuse_other_threads():
     for ident, frame in sys._current_frames().items():
         if ident in capturing or names.get(ident) == triggers.THREAD_NAME:
             continue
-        if ident in names:
-            which = f"thread {names[ident]!r}"
-        else:
-            while frame.f_back is not None:
-                frame = frame.f_back
-            which = f"a thread started with {frame.f_code.co_name}() of {frame.f_code.co_filename}"
+        # The function the thread was started with: its outermost frame
+        # outside threading.py (a library's helper thread, such as
+        # multiprocessing.pool's, is then named by its library).
+        start = None
+        while frame is not None:
+            if frame.f_code.co_filename != threading.__file__:
+                start = frame
+            frame = frame.f_back
+        which = f"thread {names[ident]!r}" if ident in names else "a thread started with _thread"
+        if start is not None:
+            module = start.f_globals.get("__name__")
+            where = start.f_code.co_filename if module in (None, "__main__") else module
+            which += f" (running {start.f_code.co_name}() of {where})"
         raise UnsupportedStateError(
             f"{which} is running: pyckpt captures only the main thread, and a restart would go on "
             f"without it; checkpoints are taken again once the program's other threads have ended")
