@@ -656,7 +656,11 @@ class Pickler(pickle.Pickler):
         if cls in (type(None), type(NotImplemented), type(...)):
             return NotImplemented
         if not cls.__flags__ & (1 << 9):  # Py_TPFLAGS_HEAPTYPE: a C type cannot be rebuilt
-            raise UnsupportedStateError(f"the built-in type {cls.__module__}.{cls.__qualname__} cannot be found by name")
+            home = self._module_holding(cls)
+            if home is None:
+                raise UnsupportedStateError(
+                    f"the built-in type {cls.__module__}.{cls.__qualname__} cannot be found by name")
+            return _getattr_path, (home, cls.__name__)
         if isinstance(cls, enum.EnumMeta):
             return self._reduce_enum(cls)
         attrs = self._class_attrs(cls)
@@ -669,6 +673,18 @@ class Pickler(pickle.Pickler):
             abc_registered = [ref() for ref in abc._get_dump(cls)[0] if ref() is not None]
         return (_make_class, (type(cls), cls.__name__, cls.__bases__, namespace, {}),
                 (attrs, abc_registered), None, None, _set_class_state)
+
+    def _module_holding(self, cls):
+        """A library or user module that has the C type `cls` under its name,
+        or None. For extension types whose C name carries no module (gmpy2's
+        `xmpz`: __module__ is then "builtins"), found as pickle's whichmodule
+        finds functions; only module dicts are read, so no lazy module
+        attribute hook runs."""
+        for module in list(sys.modules.values()):
+            if (isinstance(module, types.ModuleType) and vars(module).get(cls.__name__) is cls
+                    and self._module_kind(module) in ("library", "user")):
+                return module
+        return None
 
     def _class_attrs(self, cls):
         """The class dict without what type creation makes itself (slot and

@@ -43,6 +43,10 @@ class _Session:
         # `pyckpt run`/`restart` handed control to the program (see
         # start_program): an exception from now on is the program's own.
         self.program_started = False
+        # The last reason printed for a preemptive checkpoint that could not
+        # be taken: one retried every interval fails the same way each time,
+        # and is said once per cause (as the ranks of an MPI job do).
+        self.last_failure = None
 
     def resolved_directory(self, directory=None):
         return settings.directory(directory or self.directory)
@@ -208,7 +212,7 @@ def _on_safe_point(captured_state):
     triggers.begin()
     if isinstance(captured_state, BaseException):
         if _base_running():
-            print(f"pyckpt: checkpoint skipped: {captured_state}", file=sys.stderr, flush=True)
+            _say_failure(f"pyckpt: checkpoint skipped: {captured_state}")
         # else the request came as the program was starting or ending: there
         # is nothing of the program to capture, and nothing to report.
         triggers.done()
@@ -221,12 +225,24 @@ def _on_safe_point(captured_state):
         return
     try:
         _write(captured_state, "preemptive", None, asynchronous=_session.asynchronous)
+        _session.last_failure = None  # a cause that comes back is said again
     except CheckpointError as exc:
         # A failed preemptive checkpoint must not kill the application: the
         # previous checkpoint is intact, the next trigger tries again.
-        print(f"pyckpt: checkpoint failed: {exc}", file=sys.stderr, flush=True)
+        _say_failure(f"pyckpt: checkpoint failed: {exc}", exc)
     finally:
         triggers.done(commit.writer_pid())
+
+
+def _say_failure(message, error=None):
+    """Prints why a preemptive checkpoint was not taken, once per cause: an
+    object refused is the same cause wherever the program's line is when
+    it is met again."""
+    culprit = getattr(error, "culprit", None)
+    cause = message if culprit is None else (type(culprit), getattr(error, "reason", None))
+    if cause != _session.last_failure:
+        print(message, file=sys.stderr, flush=True)
+        _session.last_failure = cause
 
 
 def start_program(run, *args):

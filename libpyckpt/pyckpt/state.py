@@ -22,6 +22,7 @@ import json
 import os
 import stat
 import sys
+import threading
 import types
 
 import numpy as np
@@ -266,6 +267,7 @@ def capture(state, resume_result, options):
     way (pyckpt.session). The arrays are the program's own (zero-copy): they
     must not change until the commit is done, which holds for a synchronous
     write and for a forked writer (its memory is a copy-on-write snapshot)."""
+    _refuse_other_threads()
     sys.stdout.flush()
     sys.stderr.flush()
     positions = _stream_positions()
@@ -286,6 +288,36 @@ def capture(state, resume_result, options):
     except UnsupportedStateError as exc:
         raise _in_program_terms(exc, state) from exc.__cause__
     return data, arrays, json.dumps(_summary(state, arrays, positions)).encode()
+
+
+def _refuse_other_threads():
+    """Only the main thread is captured. A checkpoint taken while another
+    Python thread of the program runs would restart without it, and a
+    program that waits for it (a lock it releases, a join) would wait
+    forever: refused, naming the thread. Threads started with _thread
+    have no threading.Thread object for the heap to refuse, so the
+    interpreter's own list of running threads is what is checked."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    capturing = (threading.main_thread().ident, threading.get_ident())
+    for ident, frame in sys._current_frames().items():
+        if ident in capturing:
+            continue
+        # The function the thread was started with: its outermost frame
+        # outside threading.py (a library's helper thread, such as
+        # multiprocessing.pool's, is then named by its library).
+        start = None
+        while frame is not None:
+            if frame.f_code.co_filename != threading.__file__:
+                start = frame
+            frame = frame.f_back
+        which = f"thread {names[ident]!r}" if ident in names else "a thread started with _thread"
+        if start is not None:
+            module = start.f_globals.get("__name__")
+            where = start.f_code.co_filename if module in (None, "__main__") else module
+            which += f" (running {start.f_code.co_name}() of {where})"
+        raise UnsupportedStateError(
+            f"{which} is running: pyckpt captures only the main thread, and a restart would go on "
+            f"without it; checkpoints are taken again once the program's other threads have ended")
 
 
 def _in_program_terms(error, state):
