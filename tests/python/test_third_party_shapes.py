@@ -58,7 +58,7 @@ def test_checkpoints_refused_while_raw_threads_run(tmp_path):
         run = ws.run([PYCKPT_CLI, "run", "--sync", "--interval", "0.05", "--dir", ws.ckpt_dir,
                       ws.script("shapes_raw_threads"), *args], stdout=f)
     assert run.returncode == 0 and out.read_text() == reference.stdout, run.describe()
-    said = [line for line in run.stderr.splitlines() if "checkpoint" in line]
+    said = [line for line in run.stderr.splitlines() if "checkpoint failed" in line]
     assert len(said) == 1, f"the reason must be said once, not at every interval:\n{run.describe()}"
     assert "a thread started with _thread (running worker() of " in said[0] and "captures only the main thread" in said[0], \
         run.describe()
