@@ -67,6 +67,7 @@ Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, Reque
   check(PMPI_Comm_dup(MPI_COMM_WORLD, ctl_.out()), "MPI_Comm_dup (control)");
   check(PMPI_Comm_dup(MPI_COMM_WORLD, fin_.out()), "MPI_Comm_dup (finish)");
   check(PMPI_Comm_dup(MPI_COMM_WORLD, write_comm_.out()), "MPI_Comm_dup (write)");
+  check(PMPI_Comm_dup(MPI_COMM_WORLD, arrival_.out()), "MPI_Comm_dup (arrival)");
   const char* trace = std::getenv("PYCKPT_MPI_TRACE");
   tracing_ = trace != nullptr && *trace != '\0' && std::strcmp(trace, "0") != 0;
 }
@@ -347,15 +348,71 @@ void Coordinator::synchronize(CommRec* c, bool creating) {
   ++collectives_;
   creating_comm_ = creating;
   InternalScope internal;
-  MPI_Request req;
   // On the app's communicator: every member posts this barrier at the same
-  // point of the app's collective order.
-  check(PMPI_Ibarrier(c->real, &req), "MPI_Ibarrier (synchronize)");
-  for (int flag = 0;;) {
-    PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
-    if (flag) return;
-    poll_blocked(/*cut_allowed=*/false);
+  // point of the app's collective order. On an intercommunicator a barrier
+  // completes once the *remote* group entered it, while a member of the
+  // local group may still be parked before it; a second barrier, posted
+  // after the first completed, completes once every remote member has
+  // completed its first, i.e. once both groups entered.
+  for (int barrier = 0; barrier < (c->inter() ? 2 : 1); ++barrier) {
+    MPI_Request req;
+    check(PMPI_Ibarrier(c->real, &req), "MPI_Ibarrier (synchronize)");
+    for (int flag = 0;;) {
+      PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+      if (flag) break;
+      poll_blocked(/*cut_allowed=*/false);
+    }
   }
+}
+
+// The makers' meeting: on an intercommunicator's local communicator a
+// barrier, then its leader's message exchange with the remote leader, then
+// a barrier again (the members learn that the leader met); else messages
+// with every other maker. Zero-byte messages on a communicator of their
+// own, one each way per pair and meeting: the k-th one between two ranks
+// belongs to their k-th meeting (they make communicators together in the
+// same order, or the program would deadlock without the library too).
+void Coordinator::meet(const Makers& makers) {
+  InternalScope internal;
+  MPI_Request barrier;
+  if (makers.local != MPI_COMM_NULL) {
+    check(PMPI_Ibarrier(makers.local, &barrier), "MPI_Ibarrier (makers)");
+    wait_for(&barrier, 1);
+  }
+  constexpr int kTagMakers = 1;
+  std::vector<MPI_Request> reqs;
+  for (int peer : makers.world_peers) {
+    if (peer == world_rank_) continue;
+    reqs.resize(reqs.size() + 2);
+    check(PMPI_Isend(nullptr, 0, MPI_BYTE, peer, kTagMakers, arrival_.get(), &reqs[reqs.size() - 2]),
+          "MPI_Isend (makers)");
+    check(PMPI_Irecv(nullptr, 0, MPI_BYTE, peer, kTagMakers, arrival_.get(), &reqs.back()), "MPI_Irecv (makers)");
+  }
+  wait_for(reqs.data(), static_cast<int>(reqs.size()));
+  if (makers.local != MPI_COMM_NULL) {
+    check(PMPI_Ibarrier(makers.local, &barrier), "MPI_Ibarrier (makers)");
+    wait_for(&barrier, 1);
+  }
+}
+
+void Coordinator::wait_for(MPI_Request* reqs, int n) {
+  for (int done = 0;;) {
+    PMPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
+    if (done) return;
+    poll_blocked(/*cut_allowed=*/true);
+  }
+}
+
+// Every maker has arrived. A rank whose ready report is pending (or whose
+// cut is decided) waits for the round's outcome: either the cut runs here,
+// with every maker before the creation (none has met a second time: this
+// rank has not), or the next round reports this rank not ready. The second
+// meeting then tells every maker that all makers are past that point: no
+// round can find all of them ready until they have made the communicator.
+void Coordinator::enter_creation(const Makers& makers) {
+  creating_comm_ = true;
+  while (ready_for_cut()) poll_blocked(/*cut_allowed=*/true);
+  meet(makers);
 }
 
 // What every peer sent me, per communicator: each rank sends each peer
@@ -368,7 +425,7 @@ void Coordinator::exchange_counts(std::vector<CommRec*>& live, std::vector<std::
   for (auto& c : comms_.all())
     for (std::size_t p = 0; p < c->sent.size(); ++p)
       if (c->sent[p] > 0) {
-        auto& triples = to[static_cast<std::size_t>(c->world_ranks[p])];
+        auto& triples = to[static_cast<std::size_t>(c->peers()[p])];
         triples.insert(triples.end(), {c->key().first, c->key().second, c->sent[p]});
       }
   std::vector<int> send_counts(to.size()), send_displs(to.size()), recv_counts(to.size()), recv_displs(to.size());
@@ -392,7 +449,7 @@ void Coordinator::exchange_counts(std::vector<CommRec*>& live, std::vector<std::
       live_index[c->key()] = live.size();
       live.push_back(c.get());
       offsets.push_back(total);
-      total += static_cast<std::size_t>(c->size);
+      total += c->peers().size();
     }
   expected_.assign(total, 0);
   for (std::size_t q = 0; q < to.size(); ++q) {
@@ -401,8 +458,7 @@ void Coordinator::exchange_counts(std::vector<CommRec*>& live, std::vector<std::
       auto it = live_index.find({triple[0], triple[1]});
       if (it == live_index.end()) continue;  // freed here: what was sent on it was received before the free
       const CommRec* c = live[it->second];
-      const auto p = std::find(c->world_ranks.begin(), c->world_ranks.end(), static_cast<int>(q)) -
-                     c->world_ranks.begin();
+      const auto p = std::find(c->peers().begin(), c->peers().end(), static_cast<int>(q)) - c->peers().begin();
       expected_[offsets[it->second] + static_cast<std::size_t>(p)] = triple[2];
     }
   }
@@ -415,7 +471,7 @@ void Coordinator::drain(const std::vector<CommRec*>& live, const std::vector<std
     for (std::size_t i = 0; i < live.size(); ++i) {
       CommRec* c = live[i];
       bool short_here = false;
-      for (int p = 0; p < c->size; ++p) short_here |= c->received[p] < expected_[offsets[i] + p];
+      for (std::size_t p = 0; p < c->peers().size(); ++p) short_here |= c->received[p] < expected_[offsets[i] + p];
       if (!short_here) continue;
       deficit = true;
       // Everything unexpected on an app communicator now was sent before the

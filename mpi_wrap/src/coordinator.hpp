@@ -101,6 +101,32 @@ class Coordinator {
   // posts it again. A counted one completes before the cut runs.
   void progress_collectives();
   void end_creation() { creating_comm_ = false; }
+  // Communicators some ranks make without their parent's other members
+  // (MPI_Comm_create_group: the group's members; MPI_Intercomm_create: two
+  // groups whose leaders meet on a peer communicator). No collective on an
+  // existing communicator spans their makers; they meet in two rounds of
+  // messages (meet()), each serving the protocol while it waits:
+  //   1. arrive(): every maker is here. Until then the rank is before the
+  //      creation: a cut may fall there, and a restarted rank makes the
+  //      call again. Not counted anywhere (the parent's other members do
+  //      not take part).
+  //   2. enter_creation(): the rank reports itself not ready for a cut
+  //      (creating) once its pending ready report, if any, is settled (the
+  //      cut may run here, before the creation), then meets the makers
+  //      again: after that no maker can be cut before the creation, so the
+  //      blocking call, in which a maker serves no protocol, cannot hold up
+  //      a cut that another maker waits for (doc/mpi.md, "Communicators
+  //      made by some ranks").
+  // end_creation() once the call returned.
+  struct Makers {
+    MPI_Comm local = MPI_COMM_NULL;  // intercomm: the local communicator, whose members meet by a barrier
+    std::vector<int> world_peers;    // world ranks this rank exchanges a message with
+  };
+  void arrive(const Makers& makers) {
+    poll();
+    meet(makers);
+  }
+  void enter_creation(const Makers& makers);
   // A communicator was made: during a checkpoint other members may have had
   // it, and used it, before; it gets the target agreed for it.
   void on_new_comm(CommRec& c);
@@ -146,6 +172,9 @@ class Coordinator {
   // probes for them).
   MPI_Comm control() const { return ctl_.get(); }
   MPI_Comm write_comm() const { return write_comm_.get(); }
+  // The private communicator of the makers' messages (meet); at a restart also
+  // where the leaders of an intercommunicator's groups meet again.
+  MPI_Comm arrival() const { return arrival_.get(); }
   static constexpr int kTagRequest = 1;  // root -> tree: cut n begins
   static constexpr int kTagAsk = 2;      // initiator -> root: please begin cut n
 
@@ -193,6 +222,8 @@ class Coordinator {
   };
 
   void poll_slow(bool cut_allowed);
+  void meet(const Makers& makers);
+  void wait_for(MPI_Request* reqs, int n);
   void step(bool cut_allowed);
   bool must_wait(const CommRec& c) const {
     return phase_ != Phase::Idle && (!round_.targets_known() || c.coll_seq >= c.coll_target);
@@ -240,6 +271,7 @@ class Coordinator {
   // a collective that completed nowhere), and a collective of the write on
   // MPI_COMM_WORLD would match it.
   OwnedComm write_comm_;
+  OwnedComm arrival_;  // private dup of world: meet() (never probed with MPI_ANY_TAG, unlike ctl_)
   bool finishing_ = false;  // in finish(): a cut captures nothing
   bool tracing_ = false;    // PYCKPT_MPI_TRACE
   Phase phase_ = Phase::Idle;
