@@ -37,16 +37,39 @@ using Kind = Coordinator::CollectiveKind;
 // on its kind (Coordinator::CollectiveKind, doc/mpi.md). synchronizing():
 // whether this call completes on no member before all entered it; every
 // member computes the same answer from arguments MPI requires to agree.
-template <typename Direct, typename Synchronizing, typename Post>
-int collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
-  Runtime* rt = app_call();
-  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
-  if (!c) return direct();
+template <typename Synchronizing, typename Post>
+int run_collective(Runtime* rt, CommRec* c, Synchronizing synchronizing, Post post) {
   // On an intercommunicator no collective synchronizes all members: a
   // member completes once the remote group entered (MPI's barrier on an
   // intercommunicator included).
   const bool synchronizes = !c->inter() && synchronizing(*c);
   return rt->coordinator.collective(c, synchronizes ? Kind::Synchronizing : Kind::TwoPhase, post);
+}
+
+template <typename Direct, typename Synchronizing, typename Post>
+int collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
+  if (!c) return direct();
+  return run_collective(rt, c, synchronizing, post);
+}
+
+// Open MPI 4.1's nonblocking Bcast and Reduce on an intercommunicator
+// (libnbc) leave the communicator unusable for the next nonblocking
+// collective (plain mpi4py: `Ibcast(...).Wait()` then `Ibarrier().Wait()`
+// on an intercommunicator of two groups of two hangs). So these two run as
+// their blocking form, entered like communicator creation (counted, then a
+// barrier on the intercommunicator that serves the protocol, then the
+// call; Coordinator::synchronize): a rank waiting in one for a peer that
+// computes is not cut before it.
+template <typename Direct, typename Synchronizing, typename Post>
+int rooted_collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
+  if (!c) return direct();
+  if (!c->inter()) return run_collective(rt, c, synchronizing, post);
+  rt->coordinator.synchronize(c);
+  return direct();
 }
 
 // Data from every member reaches every member: the all-to-all collectives
@@ -108,13 +131,19 @@ int MPI_Finalize(void) {
         [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                  \
   }
 #define PYCKPT_UNPAREN(...) __VA_ARGS__
+#define PYCKPT_ROOTED_COLLECTIVE(name, iname, params, args)                                        \
+  int MPI_##name params {                                                                           \
+    return rooted_collective(                                                                       \
+        comm, [&] { return PMPI_##name args; }, [&](const CommRec&) { return false; },            \
+        [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                \
+  }
 
 PYCKPT_COLLECTIVE(Barrier, Ibarrier, (MPI_Comm comm), (comm), true)
-PYCKPT_COLLECTIVE(Bcast, Ibcast, (void* b, int n, MPI_Datatype t, int root, MPI_Comm comm), (b, n, t, root, comm),
-                  false)
-PYCKPT_COLLECTIVE(Reduce, Ireduce,
-                  (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm),
-                  (s, r, n, t, op, root, comm), false)
+PYCKPT_ROOTED_COLLECTIVE(Bcast, Ibcast, (void* b, int n, MPI_Datatype t, int root, MPI_Comm comm),
+                         (b, n, t, root, comm))
+PYCKPT_ROOTED_COLLECTIVE(Reduce, Ireduce,
+                         (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm),
+                         (s, r, n, t, op, root, comm))
 PYCKPT_COLLECTIVE(Allreduce, Iallreduce, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
                   (s, r, n, t, op, comm), s != MPI_IN_PLACE && n > 0)
 PYCKPT_COLLECTIVE(Scan, Iscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
@@ -266,7 +295,7 @@ int MPI_Intercomm_create(MPI_Comm local_comm, int local_leader, MPI_Comm peer_co
     return PMPI_Intercomm_create(local_comm, local_leader, peer_comm, remote_leader, tag, newintercomm);
   };
   if (!local || local->inter() || local_leader < 0 || local_leader >= local->size) return direct();
-  Coordinator::Makers makers{.local = local_comm};
+  Coordinator::Makers makers{.local = local_comm, .world_peers = {}};
   int remote_leader_world = -1;
   if (local->rank == local_leader) {
     const CommRec* peer = rt->comms.find(peer_comm);
