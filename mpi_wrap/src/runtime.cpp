@@ -101,6 +101,8 @@ void Runtime::mark_unsupported(const char* call) {
   if (!unsupported_.empty()) unsupported_ += ", ";
   unsupported_ += call;
   unsupported_ += meaning(call);
+  // Never cleared: checkpoints are off for the rest of the job.
+  coordinator.switch_off("the job used MPI calls a checkpoint cannot capture: " + unsupported_);
 }
 
 std::vector<std::byte> Runtime::save() const {
