@@ -259,7 +259,10 @@ class Coordinator {
   void end_attempt(std::optional<Verdict> cut = std::nullopt);
   void step(bool cut_allowed);
   bool must_wait(const CommRec& c) const {
-    return phase_ != Phase::Idle && !off() && (!round_.targets_known() || c.coll_seq >= c.coll_target);
+    // Off: no rank waits for this one at its targets, unless it reported
+    // itself ready in the round under way (a cut may still be decided).
+    return phase_ != Phase::Idle && (!off() || round_.reported_ready()) &&
+           (!round_.targets_known() || c.coll_seq >= c.coll_target);
   }
   // A collective on c entered now may be counted: the target lets it pass
   // and the app's nonblocking collectives posted on c before it are counted.

@@ -50,7 +50,9 @@ template <typename Direct, typename Synchronizing, typename Post>
 int collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
   Runtime* rt = app_call();
   CommRec* c = rt ? rt->comms.find(comm) : nullptr;
-  if (!c) return direct();
+  // Checkpoints off: MPI's own blocking call (the other members may call it
+  // untracked, e.g. from a thread of their own; Coordinator::switch_off).
+  if (!c || rt->coordinator.off()) return direct();
   return run_collective(rt, c, synchronizing, post);
 }
 
@@ -66,7 +68,7 @@ template <typename Direct, typename Synchronizing, typename Post>
 int rooted_collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
   Runtime* rt = app_call();
   CommRec* c = rt ? rt->comms.find(comm) : nullptr;
-  if (!c) return direct();
+  if (!c || rt->coordinator.off()) return direct();
   if (!c->inter()) return run_collective(rt, c, synchronizing, post);
   rt->coordinator.synchronize(c);
   return direct();

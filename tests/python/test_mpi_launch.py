@@ -155,9 +155,6 @@ def test_module_with_interpreter_options_restarted(tmp_path):
 
 # --- dynamic processes: mpi4py.futures -------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="hangs since intercommunicators are tracked (branch intercomm): rank 0's "
-                   "pool manager thread calls MPI untracked on the pool's intercommunicator (no arrival barrier) "
-                   "while the workers' main threads are tracked (a barrier first)")
 def test_mpi4py_futures_module_refused_without_hang(tmp_path):
     """`python3 -m mpi4py.futures app.py` (the pool's manager runs in a thread
     of rank 0 and talks to the other ranks over an intercommunicator):
