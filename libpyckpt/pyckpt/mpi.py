@@ -52,6 +52,7 @@ MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel mess
 REQUESTS_BLOB = "mpi_requests"
 CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
 WINDOWS_BLOB = "mpi_windows"     # RMA windows: id -> where their memory comes from at restart
+KEYVALS_BLOB = "mpi_keyvals"     # the program's attribute keyvals, [kind, number, nopython] (JSON)
 WIN_CREATE = 1                   # pyckpt_mpi_window_info.flavor: MPI_Win_create (the program's memory)
 RESUME_FAILED_EXIT = 2  # MPI_Abort's code when a rank cannot resume (the CLI's error status)
 
@@ -241,6 +242,7 @@ def _capture():
     blobs = {MPI_STATE_BLOB: _core.mpi_state_save(),
              REQUESTS_BLOB: json.dumps(located).encode(),
              WINDOWS_BLOB: json.dumps(windows).encode(),
+             KEYVALS_BLOB: json.dumps(mpi_handles.keyvals()).encode(),
              CHANNEL_BLOB: json.dumps(_core.mpi_channel_messages()).encode()}
     # Where `pyckpt mpirun` puts the job's input at restart (rank 0's stdin).
     rank_attributes = {"stdin_position": (state.stdin_position() or (0,))[0]}
@@ -383,6 +385,8 @@ def resume_rank(reader, command):
         if _job.resume.error is not None:
             raise _job.resume.error
         mpi_handles.register_reducers()
+        if any(d["name"] == KEYVALS_BLOB for d in reader.datasets(_job.rank)):  # written since issue 14
+            mpi_handles.recreate_keyvals(json.loads(reader.read_blob(_job.rank, KEYVALS_BLOB)))
         # Passed on, not held here: this frame lives as long as the program,
         # and a reference to the preloaded arrays would keep their buffers
         # exported (an mmap they view could not be closed).

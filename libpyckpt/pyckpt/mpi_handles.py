@@ -15,8 +15,17 @@ A communicator also keeps its error handler: mpi4py sets MPI_ERRORS_RETURN on
 every communicator it creates, but the interposer re-creates communicators
 itself at restart, where they inherit whatever their parent has then.
 MPI.memory objects (MPI.Alloc_mem) are captured by content: pyckpt.buffers.
+
+Attributes: the keyvals the program made (Comm/Win/Datatype.Create_keyval,
+which mpi4py lists in MPI._keyval_registry) are made again at restart with
+the same numbers, before the heap is read (keyvals(), recreate_keyvals());
+their copy and delete functions come back with the heap (a root extension);
+the values a communicator, window or derived datatype holds for them are
+pickled with it and set again when it is rebuilt. Predefined attributes
+(MPI.TAG_UB, ...) and mpi4py's own cached ones (its duplicate for pickled
+collectives, made again at first use) are not keyvals of the registry.
 """
-from . import _core, buffers, container, heap
+from . import _core, buffers, container, heap, state
 from .errors import CheckpointFileError, UnsupportedStateError
 
 
@@ -127,17 +136,96 @@ def _errhandler_name(comm):
     return name
 
 
-def _predefined_communicator(name, errhandler):
+def _predefined_communicator(name, errhandler, attributes=()):
     MPI = _mpi()
     comm = getattr(MPI, name)
     comm.Set_errhandler(getattr(MPI, errhandler))
-    return comm
+    return _with_attributes(comm, attributes)
 
 
-def _communicator(cls, ident, errhandler):
+def _communicator(cls, ident, errhandler, attributes=()):
     comm = _communicator_from_id(cls, ident)
     comm.Set_errhandler(getattr(_mpi(), errhandler))
-    return comm
+    return _with_attributes(comm, attributes)
+
+
+# --- attributes ------------------------------------------------------------------
+
+_KEYVAL_KINDS = ("Comm", "Win", "Datatype")
+
+
+def _keyval_registry():
+    return _mpi()._keyval_registry
+
+
+def _attributes(obj):
+    """[(keyval, value)] of the keyvals the program made that obj holds
+    (mpi4py's Get_attr gives None for an attribute not set)."""
+    kind = next(k for k in _KEYVAL_KINDS if isinstance(obj, getattr(_mpi(), k)))
+    found = []
+    for keyval in sorted(_keyval_registry()[kind]):
+        value = obj.Get_attr(keyval)
+        if value is not None:
+            found.append((keyval, value))
+    return found
+
+
+def _with_attributes(obj, attributes):
+    for keyval, value in attributes:
+        # The same handle may be rebuilt from several mpi4py objects: setting
+        # an attribute again would call the keyval's delete function.
+        if obj.Get_attr(keyval) is not value:
+            obj.Set_attr(keyval, value)
+    return obj
+
+
+def _rebuilt_with_attributes(rebuild, cls, ident, attributes):
+    return _with_attributes(rebuild(cls, ident), attributes)
+
+
+def keyvals():
+    """The keyvals the program made, [kind, number, nopython], for the
+    checkpoint (JSON)."""
+    return sorted(([kind, keyval, bool(state.nopython)] for kind in _KEYVAL_KINDS
+                   for keyval, state in _keyval_registry()[kind].items()), key=lambda k: k[1])
+
+
+def recreate_keyvals(saved):
+    """At restart, before the heap is read: the program's keyvals made again
+    with their numbers (its variables hold the numbers). MPI gives the lowest
+    free number: the numbers in between (keyvals mpi4py made for itself, or
+    the program freed) are taken by placeholders, freed at the end."""
+    MPI = _mpi()
+    placeholders = []
+    for kind, number, nopython in saved:
+        cls = getattr(MPI, kind)
+        while (made := cls.Create_keyval(nopython=nopython)) != number:
+            if made > number:
+                raise CheckpointFileError(f"the attribute keyval {number} ({kind}.Create_keyval) of the checkpoint "
+                                          f"cannot be made again: MPI gives {made}")
+            placeholders.append((cls, made))
+    for cls, made in placeholders:
+        cls.Free_keyval(made)
+
+
+class _KeyvalFunctions:
+    """The copy and delete functions of the program's keyvals, pickled by
+    the heap (they may be functions of __main__); unpickling sets them on the
+    keyvals recreate_keyvals() made."""
+
+    def __init__(self):
+        self.table = [(kind, keyval, state.copy_fn, state.delete_fn) for kind in _KEYVAL_KINDS
+                      for keyval, state in _keyval_registry()[kind].items()]
+
+    def __reduce__(self):
+        return _set_keyval_functions, (self.table,)
+
+
+def _set_keyval_functions(table):
+    registry = _keyval_registry()
+    for kind, keyval, copy_fn, delete_fn in table:
+        registry[kind][keyval].copy_fn = copy_fn
+        registry[kind][keyval].delete_fn = delete_fn
 
 
 def _reduce_handle(obj):
@@ -145,7 +233,7 @@ def _reduce_handle(obj):
     name = _predefined_equal(obj)
     if name is not None:
         if isinstance(obj, MPI.Comm) and obj != MPI.COMM_NULL:
-            return _predefined_communicator, (name, _errhandler_name(obj))
+            return _predefined_communicator, (name, _errhandler_name(obj), _attributes(obj))
         return getattr, (MPI, name)
     if isinstance(obj, MPI.Group):
         return _reduce_group(obj)
@@ -177,7 +265,9 @@ def _reduce_handle(obj):
                 return cls, ()
             ident = to_id(obj)
             if ident and kind is MPI.Comm:
-                return _communicator, (cls, ident, _errhandler_name(obj))
+                return _communicator, (cls, ident, _errhandler_name(obj), _attributes(obj))
+            if ident and kind in (MPI.Win, MPI.Datatype):
+                return _rebuilt_with_attributes, (rebuild, cls, ident, _attributes(obj))
             if ident:
                 return rebuild, (cls, ident)
             if kind is MPI.Datatype:
@@ -294,6 +384,7 @@ def register_reducers():
                 MPI.Win, MPI.File, *_sentinel_types(MPI)):
         heap.register_reduce(cls, _reduce_handle)
     heap.register_reduce(MPI.Status, _reduce_status)
+    state.register_root_extension("mpi_keyval_functions", _KeyvalFunctions)
     heap.register_reduce(MPI.memory, _reduce_memory)
     buffers.register_owner(MPI.memory)
     container.register_allocator("mpi_alloc_mem", _alloc_mem)

@@ -261,6 +261,17 @@ def _source_digests():
     return digests
 
 
+# What other modules add to every capture's root, by name: a callable
+# returning a picklable object, called at each capture, whose unpickling
+# restores what it describes (pyckpt.mpi_handles: the functions of mpi4py's
+# attribute keyvals). Unpickled after the program's frames and __main__.
+_root_extensions = {}
+
+
+def register_root_extension(name, capture):
+    _root_extensions[name] = capture
+
+
 def capture(state, resume_result, options):
     """Pickles the process state: (pickle bytes, [(key, ndarray)], summary bytes).
     options: what a restarted process needs to go on checkpointing the same
@@ -282,6 +293,7 @@ def capture(state, resume_result, options):
         "session": options,
         "streams": positions,
         "stdin": stdin_position(),
+        "extensions": {name: capture() for name, capture in _root_extensions.items()},
     }
     try:
         data, arrays = heap.dumps(root)

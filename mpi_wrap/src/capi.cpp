@@ -286,7 +286,7 @@ int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out) {
 int pyckpt_mpi_channel_counts(MPI_Comm comm, int peer, uint64_t* sent, uint64_t* received) {
   return guarded([&] {
     CommRec* c = running().comms.find(comm);
-    if (!c || peer < 0 || peer >= c->size)
+    if (!c || peer < 0 || peer >= static_cast<int>(c->peers().size()))
       throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_channel_counts: unknown communicator or peer");
     *sent = c->sent[static_cast<std::size_t>(peer)];
     *received = c->received[static_cast<std::size_t>(peer)];

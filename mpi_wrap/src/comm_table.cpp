@@ -21,6 +21,37 @@ std::uint64_t child_id(std::uint64_t parent, std::uint64_t k) {
   z ^= z >> 31;
   return z < 16 ? z + 16 : z;  // never collides with predefined ids
 }
+
+// MPI_Comm_create_group is collective over the group only: the parent's
+// other members do not see it, so it must not take a child index of the
+// parent. Its id derives from the parent, the group and the tag (its
+// lineage arguments), and how many communicators this rank made before
+// with the same ones: every member of the group makes those in the same
+// order (creation is blocking; a different order would deadlock).
+std::uint64_t group_child_id(std::uint64_t parent, const std::vector<std::int32_t>& args, std::uint64_t earlier) {
+  std::uint64_t h = parent;
+  for (std::int32_t a : args) h = child_id(h, static_cast<std::uint32_t>(a));
+  return child_id(h, earlier);
+}
+
+// An intercommunicator's id: each group takes a child index of its own
+// local communicator (Intercomm_create is collective over it), and the two
+// halves, exchanged over the new intercommunicator, are combined in an
+// order both groups agree on.
+std::uint64_t intercomm_id(std::uint64_t mine, std::uint64_t theirs) {
+  return child_id(std::min(mine, theirs), std::max(mine, theirs));
+}
+
+std::vector<int> world_ranks_of(MPI_Group group) {
+  OwnedGroup world;
+  PMPI_Comm_group(MPI_COMM_WORLD, world.out());
+  int n = 0;
+  PMPI_Group_size(group, &n);
+  std::vector<int> ranks(static_cast<std::size_t>(n)), out(ranks.size());
+  std::iota(ranks.begin(), ranks.end(), 0);
+  PMPI_Group_translate_ranks(group, n, ranks.data(), world.get(), out.data());
+  return out;
+}
 }  // namespace
 
 void CommTable::add_predefined() {
@@ -38,15 +69,18 @@ CommRec& CommTable::insert(std::unique_ptr<CommRec> rec) {
   if (rec->real != MPI_COMM_NULL) {
     PMPI_Comm_rank(rec->real, &rec->rank);
     PMPI_Comm_size(rec->real, &rec->size);
-    rec->sent.assign(rec->size, 0);
-    rec->received.assign(rec->size, 0);
-    OwnedGroup group, world;
-    PMPI_Comm_group(rec->real, group.out());
-    PMPI_Comm_group(MPI_COMM_WORLD, world.out());
-    std::vector<int> ranks(static_cast<std::size_t>(rec->size));
-    std::iota(ranks.begin(), ranks.end(), 0);
-    rec->world_ranks.resize(ranks.size());
-    PMPI_Group_translate_ranks(group.get(), rec->size, ranks.data(), world.get(), rec->world_ranks.data());
+    OwnedGroup group;
+    PMPI_Comm_group(rec->real, group.out());  // the local group of an intercommunicator
+    rec->world_ranks = world_ranks_of(group.get());
+    int inter = 0;
+    PMPI_Comm_test_inter(rec->real, &inter);
+    if (inter) {
+      OwnedGroup remote;
+      PMPI_Comm_remote_group(rec->real, remote.out());
+      rec->remote_world_ranks = world_ranks_of(remote.get());
+    }
+    rec->sent.assign(rec->peers().size(), 0);
+    rec->received.assign(rec->peers().size(), 0);
     by_handle_[rec->real] = rec.get();
   }
   comms_.push_back(std::move(rec));
@@ -66,12 +100,25 @@ CommRec* CommTable::record(std::uint64_t id) const {
   return found;
 }
 
-std::uint64_t CommTable::next_child_id(const CommRec& parent) { return child_id(parent.id, parent.children); }
-
 CommRec& CommTable::add(CommRec& parent, LineageOp op, std::vector<std::int32_t> args, MPI_Comm made) {
   InternalScope internal;
   auto rec = std::make_unique<CommRec>();
-  rec->id = child_id(parent.id, parent.children++);
+  if (op == LineageOp::CreateGroup) {
+    std::uint64_t earlier = 0;
+    for (const auto& c : comms_) earlier += c->op == op && c->parent == parent.id && c->args == args;
+    rec->id = group_child_id(parent.id, args, earlier);
+  } else {
+    rec->id = child_id(parent.id, parent.children++);
+  }
+  if (op == LineageOp::Intercomm && made != MPI_COMM_NULL) {
+    // Every member of the remote group sends its half; all are equal.
+    int remote_size = 0;
+    PMPI_Comm_remote_size(made, &remote_size);
+    std::vector<std::uint64_t> theirs(static_cast<std::size_t>(remote_size));
+    check(PMPI_Allgather(&rec->id, 1, MPI_UINT64_T, theirs.data(), 1, MPI_UINT64_T, made),
+          "MPI_Allgather (intercommunicator id)");
+    rec->id = intercomm_id(rec->id, theirs[0]);
+  }
   rec->op = op;
   rec->parent = parent.id;
   rec->args = std::move(args);
@@ -97,9 +144,11 @@ void CommTable::forget_handle(MPI_Comm c) {
 }
 
 // Lineage arguments per op: Split, SplitType: (colour or type, key);
-// Create: the group as ranks of the parent; Cart: (ndims, reorder, dims[ndims],
-// periods[ndims]); CartSub: remain_dims; Dup: none.
-OwnedComm CommTable::replay(LineageOp op, MPI_Comm parent, const std::vector<std::int32_t>& args) {
+// Create: the group as ranks of the parent; CreateGroup: the same, then the
+// tag; Cart: (ndims, reorder, dims[ndims], periods[ndims]); CartSub:
+// remain_dims; Intercomm: (local leader, world rank of the remote leader or
+// -1 where not the leader, tag); Merge: (high); Dup: none.
+OwnedComm CommTable::replay(LineageOp op, MPI_Comm parent, const std::vector<std::int32_t>& args, MPI_Comm bridge) {
   OwnedComm made;
   const auto bad = [] { throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: corrupt communicator lineage"); };
   switch (op) {
@@ -121,6 +170,25 @@ OwnedComm CommTable::replay(LineageOp op, MPI_Comm parent, const std::vector<std
       check(PMPI_Comm_create(parent, g.get(), made.out()), "MPI_Comm_create (restore)");
       break;
     }
+    case LineageOp::CreateGroup: {
+      if (args.empty()) bad();
+      OwnedGroup pg, g;
+      check(PMPI_Comm_group(parent, pg.out()), "MPI_Comm_group (restore)");
+      check(PMPI_Group_incl(pg.get(), static_cast<int>(args.size() - 1), args.data(), g.out()),
+            "MPI_Group_incl (restore)");
+      check(PMPI_Comm_create_group(parent, g.get(), args.back(), made.out()), "MPI_Comm_create_group (restore)");
+      break;
+    }
+    case LineageOp::Intercomm:
+      if (args.size() != 3) bad();
+      // The remote leader is significant at the local leader only.
+      check(PMPI_Intercomm_create(parent, args[0], bridge, std::max(args[1], 0), args[2], made.out()),
+            "MPI_Intercomm_create (restore)");
+      break;
+    case LineageOp::Merge:
+      if (args.size() != 1) bad();
+      check(PMPI_Intercomm_merge(parent, args[0], made.out()), "MPI_Intercomm_merge (restore)");
+      break;
     case LineageOp::Cart: {
       if (args.size() < 2 || args.size() != 2 + 2 * static_cast<std::size_t>(args[0])) bad();
       const int nd = args[0];

@@ -8,6 +8,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -17,7 +18,13 @@
 namespace pyckpt::mpi {
 
 // How a communicator was made from its parent; replayed at restart.
-enum class LineageOp : std::int32_t { World, Self, Dup, Split, SplitType, Create, Cart, CartSub, Graph, DistGraphAdjacent, DistGraph };
+// New ops go at the end: the values are saved in checkpoints.
+enum class LineageOp : std::int32_t {
+  World, Self, Dup, Split, SplitType, Create, Cart, CartSub, Graph, DistGraphAdjacent, DistGraph,
+  CreateGroup,  // MPI_Comm_create_group: collective over the group only, not the parent
+  Intercomm,    // MPI_Intercomm_create: the parent is the local communicator
+  Merge,        // MPI_Intercomm_merge: the parent is the intercommunicator
+};
 
 inline constexpr std::uint64_t kWorldId = 1;
 inline constexpr std::uint64_t kSelfId = 2;
@@ -33,7 +40,15 @@ struct CommRec {
   // on the world control comm; world_ranks[0] also tells apart the comms of
   // one split, which share their lineage id (see key()).
   std::vector<int> world_ranks;
-  std::vector<std::uint64_t> sent, received;  // per peer rank, since last cut (Channel)
+  // An intercommunicator's remote group, rank -> world rank (empty for an
+  // intracommunicator). Its point-to-point peers and the roots of its
+  // collectives are ranks of the remote group.
+  std::vector<int> remote_world_ranks;
+  bool inter() const { return !remote_world_ranks.empty(); }
+  // World rank of each rank a message on this communicator goes to or comes
+  // from: the remote group of an intercommunicator, else the members.
+  const std::vector<int>& peers() const { return inter() ? remote_world_ranks : world_ranks; }
+  std::vector<std::uint64_t> sent, received;  // per peer (peers()), since last cut (Channel)
   std::uint64_t coll_seq = 0;     // collectives entered since last cut (kept when freed)
   std::uint64_t coll_target = 0;  // agreed cut point during a snapshot (Coordinator)
   std::uint64_t children = 0;     // comms created from this one (for child ids)
@@ -57,9 +72,14 @@ struct CommRec {
   }
 
   // The same on every member, and unique among the comms of a job: (lineage
-  // id, world rank of its rank 0). Only for comms that had a handle here.
+  // id, world rank of its rank 0; of an intercommunicator, the lower of its
+  // two groups' rank 0, so that both groups name it alike). Only for comms
+  // that had a handle here.
   using Key = std::pair<std::uint64_t, std::uint64_t>;
-  Key key() const { return {id, static_cast<std::uint64_t>(world_ranks[0])}; }
+  Key key() const {
+    const int first = inter() ? std::min(world_ranks[0], remote_world_ranks[0]) : world_ranks[0];
+    return {id, static_cast<std::uint64_t>(first)};
+  }
   // The key of the collective target a cut agrees for it. The communicators
   // of one Split_type (one per node), and those made alike from them, share
   // their lineage id and get one target: a restart on another placement
@@ -90,10 +110,12 @@ class CommTable {
   // Any record by id, freed ones too (lineage parents at restart).
   CommRec* record(std::uint64_t id) const;
 
-  // The id the next communicator made from parent gets.
-  static std::uint64_t next_child_id(const CommRec& parent);
   // Record a communicator made by `op` on `parent` (collective on parent;
-  // called on every member, also where the result is MPI_COMM_NULL).
+  // called on every member, also where the result is MPI_COMM_NULL; for
+  // CreateGroup, on the members of the group). Its id (see child ids in
+  // comm_table.cpp) is equal on every member; for an intercommunicator the
+  // two groups exchange their halves of it over the new communicator (an
+  // internal collective on it, before the app can use it).
   CommRec& add(CommRec& parent, LineageOp op, std::vector<std::int32_t> args, MPI_Comm made);
   // The app frees c: the record stays (lineage, counts), the handle goes.
   void forget_handle(MPI_Comm c);
@@ -108,8 +130,11 @@ class CommTable {
   const std::vector<std::unique_ptr<CommRec>>& all() const { return comms_; }
   bool only_predefined() const { return comms_.size() == 2; }
 
-  // Restart: re-creates a communicator by replaying `op` on parent.
-  static OwnedComm replay(LineageOp op, MPI_Comm parent, const std::vector<std::int32_t>& args);
+  // Restart: re-creates a communicator by replaying `op` on parent. bridge:
+  // a private duplicate of world on which the leaders of an
+  // intercommunicator's two groups meet (its lineage names the remote
+  // leader by world rank).
+  static OwnedComm replay(LineageOp op, MPI_Comm parent, const std::vector<std::int32_t>& args, MPI_Comm bridge);
 
  private:
   CommRec& insert(std::unique_ptr<CommRec> rec);

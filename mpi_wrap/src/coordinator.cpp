@@ -67,6 +67,7 @@ Coordinator::Coordinator(int world_rank, int world_size, CommTable& comms, Reque
   check(PMPI_Comm_dup(MPI_COMM_WORLD, ctl_.out()), "MPI_Comm_dup (control)");
   check(PMPI_Comm_dup(MPI_COMM_WORLD, fin_.out()), "MPI_Comm_dup (finish)");
   check(PMPI_Comm_dup(MPI_COMM_WORLD, write_comm_.out()), "MPI_Comm_dup (write)");
+  check(PMPI_Comm_dup(MPI_COMM_WORLD, arrival_.out()), "MPI_Comm_dup (arrival)");
   const char* trace = std::getenv("PYCKPT_MPI_TRACE");
   tracing_ = trace != nullptr && *trace != '\0' && std::strcmp(trace, "0") != 0;
 }
@@ -101,13 +102,18 @@ void Coordinator::poll_slow(bool cut_allowed) {
 
 void Coordinator::step(bool cut_allowed) {
   if (!icolls_.empty()) progress_collectives();
-  if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) initiate();
+  if (phase_ == Phase::Idle && requested_.load(std::memory_order_relaxed) && !finishing_) {
+    if (off())
+      refuse_request();
+    else
+      initiate();
+  }
   for (;;) {
     int flag = 0;
     MPI_Status st;
     PMPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, ctl_.get(), &flag, &st);
     if (!flag) break;
-    receive_request(st.MPI_SOURCE, st.MPI_TAG);
+    receive_request(st);
   }
   if (phase_ == Phase::Agreeing) advance_round();
   // A nonblocking collective counted here is posted on every member: it
@@ -130,10 +136,17 @@ void Coordinator::initiate() {
   begin_cut();
 }
 
-// One request message on the control comm: an ASK at the root (the first
-// one of an attempt starts the tree), the REQ from this rank's parent
-// (forwarded to its children).
-void Coordinator::receive_request(int source, int tag) {
+// One message on the control comm: an ASK at the root (the first one of an
+// attempt starts the tree), the REQ from this rank's parent (forwarded to
+// its children), an OFF notice. A rank that is off still takes part in an
+// attempt another rank began: it reports itself off in the rounds, and the
+// attempt ends on every rank (advance_round).
+void Coordinator::receive_request(const MPI_Status& st) {
+  const int source = st.MPI_SOURCE, tag = st.MPI_TAG;
+  if (tag == kTagOff) {
+    take_off_notice();  // the waker may have taken it meanwhile
+    return;
+  }
   std::uint64_t n = 0;
   check(PMPI_Recv(&n, 1, MPI_UINT64_T, source, tag, ctl_.get(), MPI_STATUS_IGNORE), "MPI_Recv (request)");
   if (n != completed_cuts_ + 1 || (tag != kTagAsk && tag != kTagRequest))
@@ -163,6 +176,66 @@ void Coordinator::broadcast_request() {
   request_sent_ = true;
 }
 
+// --- checkpoints off ------------------------------------------------------------
+// The notice travels like a request: the rank that knows sends it to the
+// root (the root's own goes straight down), the root sends it down the
+// binomial tree once, every other rank forwards the one it gets from its
+// parent. Notices of further ranks that found a reason reach the root and
+// are taken there. Plain sends of a short text from whichever thread knows
+// (a foreign thread inside its own MPI call, the waker), so the notice
+// does not wait for a main thread that computes or blocks.
+void Coordinator::switch_off(const std::string& reason) {
+  if (off_announced_.exchange(true)) return;
+  const std::string notice = "on rank " + std::to_string(world_rank_) + ", " + reason;
+  InternalScope internal;
+  if (world_rank_ == 0) {
+    relay_off(notice);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(off_mutex_);
+    if (off_reason_.empty()) off_reason_ = notice;
+  }
+  off_.store(true, std::memory_order_relaxed);
+  PMPI_Send(notice.data(), static_cast<int>(notice.size()), MPI_CHAR, 0, kTagOff, ctl_.get());
+}
+
+void Coordinator::relay_off(const std::string& notice) {
+  {
+    std::lock_guard<std::mutex> lock(off_mutex_);
+    if (off_reason_.empty()) off_reason_ = notice;
+  }
+  off_.store(true, std::memory_order_relaxed);
+  if (off_relayed_.exchange(true)) return;
+  const int r = world_rank_;
+  const int lowest_bit = r == 0 ? world_size_ : (r & -r);
+  for (int step = 1; step < lowest_bit && r + step < world_size_; step <<= 1)
+    PMPI_Send(notice.data(), static_cast<int>(notice.size()), MPI_CHAR, r + step, kTagOff, ctl_.get());
+}
+
+bool Coordinator::take_off_notice() {
+  InternalScope internal;
+  int flag = 0;
+  MPI_Message message;
+  MPI_Status st;
+  PMPI_Improbe(MPI_ANY_SOURCE, kTagOff, ctl_.get(), &flag, &message, &st);
+  if (!flag) return false;
+  int n = 0;
+  PMPI_Get_count(&st, MPI_CHAR, &n);
+  std::string notice(static_cast<std::size_t>(n), '\0');
+  PMPI_Mrecv(notice.data(), n, MPI_CHAR, &message, MPI_STATUS_IGNORE);
+  relay_off(notice);
+  return true;
+}
+
+// A checkpoint requested on this rank while checkpoints are off: it fails
+// here, at once, without asking the other ranks.
+void Coordinator::refuse_request() {
+  requested_.store(false, std::memory_order_relaxed);
+  last_end_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+  report_failure({Severity::Failed, PYCKPT_MPI_EUNSUPPORTED, {}, true});
+}
+
 void Coordinator::begin_cut() {
   phase_ = Phase::Agreeing;
   active_.store(true, std::memory_order_relaxed);
@@ -186,7 +259,7 @@ void Coordinator::post_round() {
   // the application takes the rank to a point where it holds none (see
   // "One-sided communication" in doc/mpi.md).
   const bool unsettled = !windows_.settled();
-  const bool ready = !below && !unsettled && !creating_comm_ && !channel_.holds_matched_message();
+  const bool ready = !below && !unsettled && !creating_comm_ && !channel_.holds_matched_message() && !off();
   const bool stuck = a.targets_known() && (below || unsettled) && parked_on_ != nullptr &&
                      parked_on_->coll_seq >= parked_on_->coll_target;
   if (stuck)
@@ -208,6 +281,7 @@ void Coordinator::post_round() {
   // not inside a collective that gets it there). Ranks waiting at a safe
   // point of their own code must then let their application run on.
   a.mine[3] = a.targets_known() && (below || unsettled) && parked_on_ == nullptr ? 1 : 0;
+  a.mine[4] = off() ? 1 : 0;
   a.flags.assign(Round::kFlags * static_cast<std::size_t>(world_size_), 0);
   a.stage = Round::Stage::Flags;
   check(PMPI_Iallgather(a.mine, Round::kFlags, MPI_INT, a.flags.data(), Round::kFlags, MPI_INT, ctl_.get(), &a.req),
@@ -220,7 +294,7 @@ void Coordinator::advance_round() {
   PMPI_Test(&a.req, &done, MPI_STATUS_IGNORE);
   if (!done) return;
   if (a.stage == Round::Stage::Flags) {
-    bool all_ready = true;
+    bool all_ready = true, some_off = false;
     initiators_ = 0;
     peer_behind_ = false;
     a.counts.resize(static_cast<std::size_t>(world_size_));
@@ -230,6 +304,13 @@ void Coordinator::advance_round() {
       all_ready &= f[1] != 0;
       initiators_ += f[2];
       peer_behind_ |= f[3] != 0;
+      some_off |= f[4] != 0;
+    }
+    if (some_off) {
+      // Every rank sees the same flags: the attempt ends everywhere.
+      trace("a rank reports checkpoints off: the attempt fails");
+      end_attempt();
+      return;
     }
     if (all_ready) {
       // Every rank is at the same targets and stays there (it parks at any
@@ -311,7 +392,7 @@ void Coordinator::progress_collectives() {
       if (!r.arrived) {
         int flag = 0;
         PMPI_Test(&r.arrival, &flag, MPI_STATUS_IGNORE);
-        r.arrived = flag != 0;
+        r.arrived = flag != 0 || off();  // off: its barrier is left (switch_off)
       }
       if (!r.arrived || must_wait(*r.comm) || std::find(held.begin(), held.end(), r.comm) != held.end()) {
         held.push_back(r.comm);
@@ -342,21 +423,96 @@ void Coordinator::progress_collectives() {
 // not ready for a cut until it is made. A cut requested meanwhile completes
 // once every member arrived (doc/mpi.md, "Collectives across a cut").
 void Coordinator::synchronize(CommRec* c, bool creating) {
-  poll();
+  poll_before_meeting();
   park_at(c);
   ++c->coll_seq;
   ++collectives_;
   creating_comm_ = creating;
   InternalScope internal;
-  MPI_Request req;
   // On the app's communicator: every member posts this barrier at the same
-  // point of the app's collective order.
-  check(PMPI_Ibarrier(c->real, &req), "MPI_Ibarrier (synchronize)");
-  for (int flag = 0;;) {
-    PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
-    if (flag) return;
-    poll_blocked(/*cut_allowed=*/false);
+  // point of the app's collective order. On an intercommunicator a barrier
+  // completes once the *remote* group entered it, while a member of the
+  // local group may still be parked before it; a second barrier, posted
+  // after the first completed, completes once every remote member has
+  // completed its first, i.e. once both groups entered.
+  // Checkpoints off: no barrier, or the one under way is left (switch_off).
+  for (int barrier = 0; barrier < (c->inter() ? 2 : 1) && !off(); ++barrier) {
+    MPI_Request req;
+    check(PMPI_Ibarrier(c->real, &req), "MPI_Ibarrier (synchronize)");
+    for (int flag = 0; !off();) {
+      PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+      if (flag) break;
+      poll_blocked(/*cut_allowed=*/false);
+    }
   }
+}
+
+// The makers' meeting: on an intercommunicator's local communicator a
+// barrier, then its leader's message exchange with the remote leader, then
+// a barrier again (the members learn that the leader met); else messages
+// with every other maker. Zero-byte messages on a communicator of their
+// own, one each way per pair and meeting: the k-th one between two ranks
+// belongs to their k-th meeting (they make communicators together in the
+// same order, or the program would deadlock without the library too).
+//
+// Checkpoints off (switch_off): no meeting; one under way is left. Its
+// receives are cancelled (or have matched a peer's message of this
+// meeting), its zero-byte sends need no receiver to complete; a message of
+// a peer that is not received stays unmatched on the private communicator,
+// where no meeting takes place any more.
+void Coordinator::meet(const Makers& makers) {
+  InternalScope internal;
+  if (off()) return;
+  MPI_Request barrier;
+  if (makers.local != MPI_COMM_NULL) {
+    check(PMPI_Ibarrier(makers.local, &barrier), "MPI_Ibarrier (makers)");
+    if (!wait_for(&barrier, 1)) return;
+  }
+  constexpr int kTagMakers = 1;
+  std::vector<MPI_Request> reqs;
+  for (int peer : makers.world_peers) {
+    if (peer == world_rank_) continue;
+    reqs.resize(reqs.size() + 2);
+    check(PMPI_Isend(nullptr, 0, MPI_BYTE, peer, kTagMakers, arrival_.get(), &reqs[reqs.size() - 2]),
+          "MPI_Isend (makers)");
+    check(PMPI_Irecv(nullptr, 0, MPI_BYTE, peer, kTagMakers, arrival_.get(), &reqs.back()), "MPI_Irecv (makers)");
+  }
+  if (!wait_for(reqs.data(), static_cast<int>(reqs.size()))) {
+    for (std::size_t i = 0; i < reqs.size(); i += 2) {
+      if (reqs[i] != MPI_REQUEST_NULL) PMPI_Request_free(&reqs[i]);
+      if (reqs[i + 1] == MPI_REQUEST_NULL) continue;
+      PMPI_Cancel(&reqs[i + 1]);
+      PMPI_Wait(&reqs[i + 1], MPI_STATUS_IGNORE);
+    }
+    return;
+  }
+  if (makers.local != MPI_COMM_NULL) {
+    check(PMPI_Ibarrier(makers.local, &barrier), "MPI_Ibarrier (makers)");
+    wait_for(&barrier, 1);
+  }
+}
+
+// True once the requests completed; false if checkpoints went off meanwhile
+// (the requests are left as they are).
+bool Coordinator::wait_for(MPI_Request* reqs, int n) {
+  for (int done = 0;;) {
+    PMPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
+    if (done) return true;
+    if (off()) return false;
+    poll_blocked(/*cut_allowed=*/true);
+  }
+}
+
+// Every maker has arrived. A rank whose ready report is pending (or whose
+// cut is decided) waits for the round's outcome: either the cut runs here,
+// with every maker before the creation (none has met a second time: this
+// rank has not), or the next round reports this rank not ready. The second
+// meeting then tells every maker that all makers are past that point: no
+// round can find all of them ready until they have made the communicator.
+void Coordinator::enter_creation(const Makers& makers) {
+  creating_comm_ = true;
+  while (ready_for_cut()) poll_blocked(/*cut_allowed=*/true);
+  meet(makers);
 }
 
 // What every peer sent me, per communicator: each rank sends each peer
@@ -369,7 +525,7 @@ void Coordinator::exchange_counts(std::vector<CommRec*>& live, std::vector<std::
   for (auto& c : comms_.all())
     for (std::size_t p = 0; p < c->sent.size(); ++p)
       if (c->sent[p] > 0) {
-        auto& triples = to[static_cast<std::size_t>(c->world_ranks[p])];
+        auto& triples = to[static_cast<std::size_t>(c->peers()[p])];
         triples.insert(triples.end(), {c->key().first, c->key().second, c->sent[p]});
       }
   std::vector<int> send_counts(to.size()), send_displs(to.size()), recv_counts(to.size()), recv_displs(to.size());
@@ -393,7 +549,7 @@ void Coordinator::exchange_counts(std::vector<CommRec*>& live, std::vector<std::
       live_index[c->key()] = live.size();
       live.push_back(c.get());
       offsets.push_back(total);
-      total += static_cast<std::size_t>(c->size);
+      total += c->peers().size();
     }
   expected_.assign(total, 0);
   for (std::size_t q = 0; q < to.size(); ++q) {
@@ -402,8 +558,7 @@ void Coordinator::exchange_counts(std::vector<CommRec*>& live, std::vector<std::
       auto it = live_index.find({triple[0], triple[1]});
       if (it == live_index.end()) continue;  // freed here: what was sent on it was received before the free
       const CommRec* c = live[it->second];
-      const auto p = std::find(c->world_ranks.begin(), c->world_ranks.end(), static_cast<int>(q)) -
-                     c->world_ranks.begin();
+      const auto p = std::find(c->peers().begin(), c->peers().end(), static_cast<int>(q)) - c->peers().begin();
       expected_[offsets[it->second] + static_cast<std::size_t>(p)] = triple[2];
     }
   }
@@ -416,7 +571,7 @@ void Coordinator::drain(const std::vector<CommRec*>& live, const std::vector<std
     for (std::size_t i = 0; i < live.size(); ++i) {
       CommRec* c = live[i];
       bool short_here = false;
-      for (int p = 0; p < c->size; ++p) short_here |= c->received[p] < expected_[offsets[i] + p];
+      for (std::size_t p = 0; p < c->peers().size(); ++p) short_here |= c->received[p] < expected_[offsets[i] + p];
       if (!short_here) continue;
       deficit = true;
       // Everything unexpected on an app communicator now was sent before the
@@ -436,11 +591,7 @@ Coordinator::Verdict Coordinator::local_verdict() {
   if (!unsupported_.empty())
     return {Severity::Failed, PYCKPT_MPI_EUNSUPPORTED,
             "the job used MPI calls a checkpoint cannot capture: " + unsupported_};
-  if (foreign_thread_.exchange(false, std::memory_order_relaxed))
-    return {Severity::Failed, PYCKPT_MPI_EUNSUPPORTED,
-            "a thread other than the one that called MPI_Init made MPI calls since the previous checkpoint; "
-            "pyckpt supports one application thread calling MPI (mpi4py.futures' executors call MPI from a "
-            "thread of their own)"};
+  if (off()) return {Severity::Failed, PYCKPT_MPI_EUNSUPPORTED, {}};  // conclude names the reason
   try {
     call_.record_cut();
   } catch (const Error& e) {
@@ -498,15 +649,7 @@ void Coordinator::run_cut() {
   // 3. Take (and forward) the request messages of this attempt still on
   //    their way, so the control comm is empty for the next one: the REQ
   //    from the parent, at the root the ASK of every other initiator.
-  const auto all_taken = [&] {
-    return world_rank_ == 0 ? request_sent_ && asks_received_ == initiators_ - (initiated_ ? 1 : 0)
-                            : request_received_;
-  };
-  while (!all_taken()) {
-    MPI_Status st;
-    check(PMPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, ctl_.get(), &st), "MPI_Probe (request)");
-    receive_request(st.MPI_SOURCE, st.MPI_TAG);
-  }
+  take_requests();
 
   // 3b. The app's files at rest: what was written to them since the last
   //     cut made durable (local). What cannot be captured about them, or
@@ -539,14 +682,34 @@ void Coordinator::run_cut() {
     c->carried_messages = c->carries_messages();
     std::fill(c->sent.begin(), c->sent.end(), 0);
     std::fill(c->received.begin(), c->received.end(), 0);
-    c->coll_seq = c->coll_target = 0;
+    c->coll_seq = 0;
   }
+  end_attempt(job);
+}
+
+void Coordinator::take_requests() {
+  const auto all_taken = [&] {
+    return world_rank_ == 0 ? request_sent_ && asks_received_ == initiators_ - (initiated_ ? 1 : 0)
+                            : request_received_;
+  };
+  while (!all_taken()) {
+    MPI_Status st;
+    check(PMPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, ctl_.get(), &st), "MPI_Probe (request)");
+    receive_request(st);
+  }
+}
+
+// The attempt is over on every rank (a cut ran, or a round reported a rank
+// off: then its request messages are taken here, as the cut does).
+void Coordinator::end_attempt(std::optional<Verdict> cut) {
+  if (!cut) take_requests();
+  for (auto& c : comms_.all()) c->coll_target = 0;
   targets_.clear();
   initiated_ = request_sent_ = request_received_ = false;
   asks_received_ = initiators_ = 0;
   phase_ = Phase::Idle;
   active_.store(false, std::memory_order_relaxed);
-  conclude(job);
+  conclude(cut ? *cut : Verdict{Severity::Failed, PYCKPT_MPI_EUNSUPPORTED, {}, off()});
 }
 
 void Coordinator::conclude(const Verdict& outcome) {
@@ -558,23 +721,41 @@ void Coordinator::conclude(const Verdict& outcome) {
   last_end_.store(std::chrono::steady_clock::now().time_since_epoch().count());
   ++ended_cuts_;
   if (outcome.severity == Severity::Failed) {
-    trace("cut failed: %s", outcome.why.c_str());
-    last_result_ = outcome.code;
-    last_message_ = "pyckpt_mpi: checkpoint failed on rank " + std::to_string(world_rank_) + " (cut " +
-                    std::to_string(completed_cuts_ + 1) + "): " + outcome.why;
-    // Only a rank that failed for a reason of its own says why, once per
-    // cause: every rank printing it, at every retry, buried the reason.
-    // At the end (finishing_) nothing is lost.
-    if (!finishing_ && outcome.here && outcome.why != last_printed_) {
-      std::fprintf(stderr, "%s\n", last_message_.c_str());
-      last_printed_ = outcome.why;
-    }
+    report_failure(outcome);
     return;
   }
   trace("cut done: %llu message(s) in channel state", ull(channel_.size()));
   last_result_ = PYCKPT_MPI_OK;
   ++completed_cuts_;
   ++checkpoints_;
+}
+
+void Coordinator::report_failure(const Verdict& outcome) {
+  {
+    std::string why = outcome.why;
+    bool here = outcome.here;
+    if (off()) {
+      // Whatever failed, checkpoints are off here: that is the reason, said
+      // once by every rank (the ranks learn it at different times).
+      std::lock_guard<std::mutex> lock(off_mutex_);
+      why = "checkpoints are off for the rest of the job: " + off_reason_;
+      here = !off_said_;
+      off_said_ = true;
+    } else if (why.empty()) {
+      why = "checkpoints are off for the rest of the job on another rank (see its error)";
+    }
+    trace("cut failed: %s", why.c_str());
+    last_result_ = outcome.code;
+    last_message_ = "pyckpt_mpi: checkpoint failed on rank " + std::to_string(world_rank_) + " (cut " +
+                    std::to_string(completed_cuts_ + 1) + "): " + why;
+    // Only a rank that failed for a reason of its own says why, once per
+    // cause: every rank printing it, at every retry, buried the reason.
+    // At the end (finishing_) nothing is lost.
+    if (!finishing_ && here && why != last_printed_) {
+      std::fprintf(stderr, "%s\n", last_message_.c_str());
+      last_printed_ = why;
+    }
+  }
 }
 
 void Coordinator::finish() {
@@ -627,6 +808,10 @@ int Coordinator::checkpoint_now() {
   if (in_cut_) {
     last_message_ = "pyckpt_mpi_checkpoint called from inside a checkpoint";
     return PYCKPT_MPI_ESTATE;
+  }
+  if (off()) {
+    refuse_request();
+    return last_result_;
   }
   // Collective: without this barrier a rank could be cut (at an earlier
   // safe point) by a peer's call, then start a second cut with its own.

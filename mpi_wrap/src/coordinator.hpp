@@ -26,6 +26,8 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,10 @@ class Coordinator {
   // cut_allowed is false inside a collective that is still in flight: the
   // cut never splits a collective (see doc/mpi.md).
   void poll_blocked(bool cut_allowed = true) { poll_slow(cut_allowed); }
+  // The last safe point before the rank posts a meeting of its own (a
+  // barrier, makers' messages): looks for an OFF notice whatever the poll
+  // tick, so that a rank told checkpoints are off does not post one.
+  void poll_before_meeting() { poll_slow(true); }
   // Safe point in the spin loop of a blocking app call (its request is not
   // complete yet). While no checkpoint is pending it looks for requests of
   // other ranks (an Iprobe on the control comm, ~3x the cost of the Testall
@@ -101,6 +107,32 @@ class Coordinator {
   // posts it again. A counted one completes before the cut runs.
   void progress_collectives();
   void end_creation() { creating_comm_ = false; }
+  // Communicators some ranks make without their parent's other members
+  // (MPI_Comm_create_group: the group's members; MPI_Intercomm_create: two
+  // groups whose leaders meet on a peer communicator). No collective on an
+  // existing communicator spans their makers; they meet in two rounds of
+  // messages (meet()), each serving the protocol while it waits:
+  //   1. arrive(): every maker is here. Until then the rank is before the
+  //      creation: a cut may fall there, and a restarted rank makes the
+  //      call again. Not counted anywhere (the parent's other members do
+  //      not take part).
+  //   2. enter_creation(): the rank reports itself not ready for a cut
+  //      (creating) once its pending ready report, if any, is settled (the
+  //      cut may run here, before the creation), then meets the makers
+  //      again: after that no maker can be cut before the creation, so the
+  //      blocking call, in which a maker serves no protocol, cannot hold up
+  //      a cut that another maker waits for (doc/mpi.md, "Communicators
+  //      made by some ranks").
+  // end_creation() once the call returned.
+  struct Makers {
+    MPI_Comm local = MPI_COMM_NULL;  // intercomm: the local communicator, whose members meet by a barrier
+    std::vector<int> world_peers;    // world ranks this rank exchanges a message with
+  };
+  void arrive(const Makers& makers) {
+    poll_before_meeting();
+    meet(makers);
+  }
+  void enter_creation(const Makers& makers);
   // A communicator was made: during a checkpoint other members may have had
   // it, and used it, before; it gets the target agreed for it.
   void on_new_comm(CommRec& c);
@@ -129,9 +161,33 @@ class Coordinator {
   bool pending() const {
     return requested_.load(std::memory_order_relaxed) || active_.load(std::memory_order_relaxed);
   }
-  // An application MPI call from a thread other than the main one: the
-  // next checkpoint fails (any thread).
-  void refuse_foreign_thread() { foreign_thread_.store(true, std::memory_order_relaxed); }
+  // --- checkpoints off for the rest of the job ------------------------------
+  // A reason that lasts as long as the job (a thread other than the one that
+  // called MPI_Init made MPI calls: its traffic was not counted; a call a
+  // cut cannot capture, Runtime::mark_unsupported) makes every later
+  // checkpoint fail. Then nothing that needs every rank's cooperation is
+  // imposed any more: the rank that knows it tells every rank (switch_off,
+  // any thread: an OFF notice down the request tree), and each rank, once it
+  // got the notice, stops meeting its peers before collectives and
+  // communicator creations (a meeting under way is left; MPI's own
+  // operation follows), takes part in no agreement round, and answers each
+  // checkpoint request with a failure that names the reason (said once per
+  // rank). doc/mpi.md, "Checkpoints off for the rest of the job".
+  void switch_off(const std::string& reason);
+  // An application MPI call from a thread other than the main one (any
+  // thread).
+  void refuse_foreign_thread() {
+    if (!foreign_thread_.exchange(true, std::memory_order_relaxed))
+      switch_off("a thread other than the one that called MPI_Init made MPI calls; pyckpt supports one "
+                 "application thread calling MPI (mpi4py.futures' executors call MPI from a thread of their own)");
+  }
+  // This rank got the OFF notice (or sent it as the root): it imposes nothing.
+  bool off() const { return off_.load(std::memory_order_relaxed); }
+  // Takes an OFF notice waiting on the control communicator, if any, and
+  // passes it on (thread-safe: a matched probe; the waker calls it too, so
+  // that the notice travels while a rank's main thread is in a blocking
+  // call). True if one was taken.
+  bool take_off_notice();
   // How many times the main thread served the protocol or made an MPI call
   // (a relaxed counter the waker reads to see whether the application is
   // computing; see waker.hpp).
@@ -146,8 +202,12 @@ class Coordinator {
   // probes for them).
   MPI_Comm control() const { return ctl_.get(); }
   MPI_Comm write_comm() const { return write_comm_.get(); }
+  // The private communicator of the makers' messages (meet); at a restart also
+  // where the leaders of an intercommunicator's groups meet again.
+  MPI_Comm arrival() const { return arrival_.get(); }
   static constexpr int kTagRequest = 1;  // root -> tree: cut n begins
   static constexpr int kTagAsk = 2;      // initiator -> root: please begin cut n
+  static constexpr int kTagOff = 3;      // checkpoints off: reason text, to the root, then down the tree
 
   // --- checkpoints -----------------------------------------------------------
   // Async-signal-safe: a lock-free atomic store, usable before MPI_Init.
@@ -193,16 +253,26 @@ class Coordinator {
   };
 
   void poll_slow(bool cut_allowed);
+  void meet(const Makers& makers);
+  bool wait_for(MPI_Request* reqs, int n);
+  void take_requests();
+  void end_attempt(std::optional<Verdict> cut = std::nullopt);
   void step(bool cut_allowed);
   bool must_wait(const CommRec& c) const {
-    return phase_ != Phase::Idle && (!round_.targets_known() || c.coll_seq >= c.coll_target);
+    // Off: no rank waits for this one at its targets, unless it reported
+    // itself ready in the round under way (a cut may still be decided).
+    return phase_ != Phase::Idle && (!off() || round_.reported_ready()) &&
+           (!round_.targets_known() || c.coll_seq >= c.coll_target);
   }
   // A collective on c entered now may be counted: the target lets it pass
   // and the app's nonblocking collectives posted on c before it are counted.
   bool may_count(const CommRec& c) const { return !must_wait(c) && !icolls_.uncounted_on(&c); }
   void park_at(CommRec* c);
   void initiate();
-  void receive_request(int source, int tag);
+  void receive_request(const MPI_Status& st);
+  void receive_off(const MPI_Status& st);
+  void relay_off(const std::string& notice);
+  void refuse_request();
   void broadcast_request();
   void begin_cut();
   void post_round();
@@ -216,10 +286,18 @@ class Coordinator {
   static Verdict callback_verdict(int (*callback)(void*), const char* name);
   Verdict agree(Verdict mine, const char* phase);
   void conclude(const Verdict& outcome);
+  void report_failure(const Verdict& outcome);
 
   static std::atomic<bool> requested_;
   std::atomic<bool> active_{false};  // phase_ != Idle, for other threads
   std::atomic<bool> foreign_thread_{false};  // see refuse_foreign_thread
+  // Checkpoints off (switch_off): this rank told the job (at most once), the
+  // root sent the notice down the tree (at most once), the notice reached
+  // this rank; the reason as the notice says it. Written by any thread.
+  std::atomic<bool> off_announced_{false}, off_relayed_{false}, off_{false};
+  mutable std::mutex off_mutex_;
+  std::string off_reason_;  // under off_mutex_
+  bool off_said_ = false;   // main thread: this rank printed why
   std::atomic<std::uint64_t> activity_{0};
   std::atomic<std::chrono::steady_clock::rep> last_end_{std::chrono::steady_clock::now().time_since_epoch().count()};
 
@@ -240,6 +318,7 @@ class Coordinator {
   // a collective that completed nowhere), and a collective of the write on
   // MPI_COMM_WORLD would match it.
   OwnedComm write_comm_;
+  OwnedComm arrival_;  // private dup of world: meet() (never probed with MPI_ANY_TAG, unlike ctl_)
   bool finishing_ = false;  // in finish(): a cut captures nothing
   bool tracing_ = false;    // PYCKPT_MPI_TRACE
   Phase phase_ = Phase::Idle;
@@ -266,9 +345,9 @@ class Coordinator {
     int number = 0;               // rounds of this cut that set targets
     // Per rank: entries, ready, initiated this attempt, behind (below a
     // target and not inside a collective: only its application can get it
-    // there).
-    static constexpr int kFlags = 4;
-    int mine[kFlags] = {0, 0, 0, 0};
+    // there), off (checkpoints are off here: the attempt fails on every rank).
+    static constexpr int kFlags = 5;
+    int mine[kFlags] = {0, 0, 0, 0, 0};
     std::vector<int> flags;       // kFlags per rank
     std::vector<int> counts, displs;
     std::vector<std::uint64_t> out, in;
@@ -302,16 +381,17 @@ template <typename Post>
 int Coordinator::collective(CommRec* c, CollectiveKind kind, Post post) {
   poll();
   const bool synchronizing = kind == CollectiveKind::Synchronizing;
-  if (!synchronizing) {
+  if (!synchronizing && !off()) {
     // Phase 1: every member arrives. The rank is before the collective
-    // (cut allowed) until the barrier completed and the target lets it pass.
+    // (cut allowed) until the barrier completed and the target lets it pass
+    // (or checkpoints are off: the barrier is left, see switch_off).
     MPI_Request barrier;
     int rc = PMPI_Ibarrier(c->real, &barrier);
     if (rc != MPI_SUCCESS) return rc;
     parked_on_ = c;
     for (int arrived = 0;;) {
       if (!arrived) PMPI_Test(&barrier, &arrived, MPI_STATUS_IGNORE);
-      if (arrived && may_count(*c)) break;
+      if ((arrived && may_count(*c)) || off()) break;
       poll_blocked(/*cut_allowed=*/true);
     }
     parked_on_ = nullptr;

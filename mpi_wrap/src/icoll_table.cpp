@@ -83,12 +83,17 @@ int IcollCall::post(MPI_Comm comm, MPI_Request* request) const {
   return MPI_ERR_INTERN;
 }
 
+// The root of a rooted call: on an intercommunicator the root passes
+// MPI_ROOT (the others of its group MPI_PROC_NULL, the remote group the
+// root's rank); data goes to or comes from the remote group (n below).
+bool IcollCall::is_root(const CommRec& c) const { return c.inter() ? root == MPI_ROOT : c.rank == root; }
+
 // Reduction-like calls have one datatype and count (rtype, rcount) for both
 // buffers; the others name each side's own.
 std::uint64_t IcollCall::send_bytes(const CommRec& c) const {
   if (!real_buffer(sbuf)) return 0;
-  const bool root_here = c.rank == root;
-  const auto n = static_cast<std::uint64_t>(c.size);
+  const bool root_here = is_root(c);
+  const auto n = static_cast<std::uint64_t>(c.peers().size());
   switch (kind) {
     case IcollKind::Barrier:
     case IcollKind::Bcast: return 0;
@@ -112,8 +117,8 @@ std::uint64_t IcollCall::send_bytes(const CommRec& c) const {
 
 std::uint64_t IcollCall::recv_bytes(const CommRec& c) const {
   if (!real_buffer(rbuf)) return 0;
-  const bool root_here = c.rank == root;
-  const auto n = static_cast<std::uint64_t>(c.size);
+  const bool root_here = is_root(c);
+  const auto n = static_cast<std::uint64_t>(c.peers().size());
   switch (kind) {
     case IcollKind::Barrier: return 0;
     case IcollKind::Bcast:

@@ -46,6 +46,7 @@ struct IcollCall {
   // writes (count x extent; 0 where the buffer is not significant here).
   std::uint64_t send_bytes(const CommRec& c) const;
   std::uint64_t recv_bytes(const CommRec& c) const;
+  bool is_root(const CommRec& c) const;
   // The receive buffer is also the input (MPI_IN_PLACE send buffer).
   bool input_in_recv_buffer() const { return sbuf == MPI_IN_PLACE && kind != IcollKind::Bcast; }
 };

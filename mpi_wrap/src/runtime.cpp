@@ -9,6 +9,7 @@
 //   "PYCKMPI1" u32 version, u32 world_size
 //   u64 ncomms  { u64 id, i32 op, u64 parent, u32 n, i32 args[n], u8 freed, i32 rank, i32 size,
 //                 u8 carried point-to-point messages }
+//     (op: LineageOp; 11-13: Create_group and intercommunicators)
 //   u64 ntypes  { u64 id, type-tree }   (TypeTable::encode)
 //   u64 nmsgs   { u64 comm, i32 source, i32 tag, u64 n, bytes[n] }
 //     (first: what the receive of a blocking call in flight at the cut got)
@@ -35,8 +36,10 @@ std::unique_ptr<Runtime> Runtime::instance_;
 
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
-// 4: + nonblocking collectives or windows; 5: both; 6: + per comm, whether it carried messages
-constexpr std::uint32_t kVersion = 6;
+// 4: + nonblocking collectives or windows; 5: both; 6: + Create_group and
+// intercommunicators in lineage, or (another line of work) per comm whether it
+// carried messages; 7: both.
+constexpr std::uint32_t kVersion = 7;
 
 // A communicator made by Split_type (or from one) that the restarted job's
 // placement gave other members.
@@ -122,9 +125,6 @@ std::string_view meaning(std::string_view call) {
       call == "MPI_Comm_join")
     return " (dynamic processes: processes the job spawned or connected to are not part of its checkpoints; "
            "mpi4py.futures' MPIPoolExecutor spawns its workers this way)";
-  if (call == "MPI_Intercomm_create")
-    return " (an intercommunicator; `python -m mpi4py.futures` creates one between its pool's workers and "
-           "the rank that runs the program)";
   return "";
 }
 }  // namespace
@@ -134,6 +134,8 @@ void Runtime::mark_unsupported(const char* call) {
   if (!unsupported_.empty()) unsupported_ += ", ";
   unsupported_ += call;
   unsupported_ += meaning(call);
+  // Never cleared: checkpoints are off for the rest of the job.
+  coordinator.switch_off("the job used MPI calls a checkpoint cannot capture: " + unsupported_);
 }
 
 std::vector<std::byte> Runtime::save() const {
@@ -225,7 +227,9 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
     for (char c : kMagic)
       if (r.get<char>() != c) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: not a pyckpt_mpi state (bad magic)");
     if (auto v = r.get<std::uint32_t>(); v != kVersion)
-      throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: unknown state format version " + std::to_string(v));
+      throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: the MPI state is in format version " + std::to_string(v) +
+                                         ", this pyckpt reads version " + std::to_string(kVersion) +
+                                         " only: restart it with the pyckpt that wrote it");
     if (auto ws = r.get<std::uint32_t>(); static_cast<int>(ws) != world_size_)
       throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: checkpoint was taken with " + std::to_string(ws) +
                                          " ranks, this job has " + std::to_string(world_size_));
@@ -250,9 +254,11 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       const auto mismatch = [] {
         throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: re-created communicator does not match its checkpoint");
       };
-      if (CommTable::next_child_id(*p) != id) mismatch();
-      // Owned until recorded: a mismatch frees it.
-      OwnedComm made = CommTable::replay(op, p->real, args);
+      // Owned until recorded: a mismatch frees it. The leaders of an
+      // intercommunicator's groups meet on the library's arrival
+      // communicator: a rank already past its restore sends there only
+      // after it sent what this replay receives (messages do not overtake).
+      OwnedComm made = CommTable::replay(op, p->real, args, coordinator.arrival());
       if (made.get() != MPI_COMM_NULL) {
         int made_rank = 0, made_size = 0;
         PMPI_Comm_rank(made.get(), &made_rank);
@@ -266,6 +272,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       }
       CommRec& c = add_comm(*p, op, std::move(args), made.release());
       c.carried_messages = carried_messages;
+      if (c.id != id) mismatch();
       if (freed && c.real != MPI_COMM_NULL) to_free.push_back(&c);
     }
     if (!moved.empty()) {

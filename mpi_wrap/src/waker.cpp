@@ -58,6 +58,9 @@ void Waker::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_cv_.wait_for(lock, kTick, [this] { return stopping_; })) {
     if (!coordinator_.pending() && triggered()) Coordinator::request();
+    // An OFF notice travels on from here too, whatever the main thread does
+    // (it may wait in a call that serves no protocol; Coordinator::switch_off).
+    if (may_probe_) coordinator_.take_off_notice();
     const std::uint64_t now = coordinator_.activity();
     const bool computing = now == seen;
     seen = now;

@@ -17,7 +17,9 @@
 //     (pyckpt_mpi_poll).
 // It makes MPI calls only if the library was initialised with
 // MPI_THREAD_MULTIPLE (what mpi4py asks for by default): one MPI_Iprobe on
-// the private control communicator per idle tick. Otherwise a request from
+// the private control communicator per idle tick, and one MPI_Improbe per
+// tick for a notice that checkpoints are off, which it passes on
+// (Coordinator::switch_off). Otherwise a request from
 // another rank reaches a computing rank at its next MPI call (doc/mpi.md,
 // "Bounded latency").
 #pragma once

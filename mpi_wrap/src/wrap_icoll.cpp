@@ -23,11 +23,12 @@ int nonblocking_collective(MPI_Comm comm, MPI_Request* request, Direct direct, D
   return rt->start_collective(c, describe(*c), rt->requests.reserve_id(), request);
 }
 
-// A v form's count or displacement array (one entry per member), copied:
-// the call is posted again from the copy after a restart. Null where it is
-// not significant (MPI allows it; mpi4py passes NULL there).
+// A v form's count or displacement array (one entry per member; on an
+// intercommunicator per member of the remote group), copied: the call is
+// posted again from the copy after a restart. Null where it is not
+// significant (MPI allows it; mpi4py passes NULL there).
 std::vector<int> copy_of(const int* values, const CommRec& c) {
-  return values ? std::vector<int>(values, values + c.size) : std::vector<int>{};
+  return values ? std::vector<int>(values, values + c.peers().size()) : std::vector<int>{};
 }
 
 }  // namespace

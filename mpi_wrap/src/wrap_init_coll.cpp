@@ -4,7 +4,9 @@
 #include "callbacks.hpp"
 #include "runtime.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <numeric>
 #include <vector>
 
 using namespace pyckpt::mpi;
@@ -35,14 +37,41 @@ using Kind = Coordinator::CollectiveKind;
 // on its kind (Coordinator::CollectiveKind, doc/mpi.md). synchronizing():
 // whether this call completes on no member before all entered it; every
 // member computes the same answer from arguments MPI requires to agree.
+template <typename Synchronizing, typename Post>
+int run_collective(Runtime* rt, CommRec* c, Synchronizing synchronizing, Post post) {
+  // On an intercommunicator no collective synchronizes all members: a
+  // member completes once the remote group entered (MPI's barrier on an
+  // intercommunicator included).
+  const bool synchronizes = !c->inter() && synchronizing(*c);
+  return rt->coordinator.collective(c, synchronizes ? Kind::Synchronizing : Kind::TwoPhase, post);
+}
+
 template <typename Direct, typename Synchronizing, typename Post>
 int collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
   Runtime* rt = app_call();
   CommRec* c = rt ? rt->comms.find(comm) : nullptr;
-  if (!c) return direct();
-  // (The communicators the library tracks are intracommunicators: making
-  // intercommunicators is recorded as unsupported.)
-  return rt->coordinator.collective(c, synchronizing(*c) ? Kind::Synchronizing : Kind::TwoPhase, post);
+  // Checkpoints off: MPI's own blocking call (the other members may call it
+  // untracked, e.g. from a thread of their own; Coordinator::switch_off).
+  if (!c || rt->coordinator.off()) return direct();
+  return run_collective(rt, c, synchronizing, post);
+}
+
+// Open MPI 4.1's nonblocking Bcast and Reduce on an intercommunicator
+// (libnbc) leave the communicator unusable for the next nonblocking
+// collective (plain mpi4py: `Ibcast(...).Wait()` then `Ibarrier().Wait()`
+// on an intercommunicator of two groups of two hangs). So these two run as
+// their blocking form, entered like communicator creation (counted, then a
+// barrier on the intercommunicator that serves the protocol, then the
+// call; Coordinator::synchronize): a rank waiting in one for a peer that
+// computes is not cut before it.
+template <typename Direct, typename Synchronizing, typename Post>
+int rooted_collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
+  Runtime* rt = app_call();
+  CommRec* c = rt ? rt->comms.find(comm) : nullptr;
+  if (!c || rt->coordinator.off()) return direct();
+  if (!c->inter()) return run_collective(rt, c, synchronizing, post);
+  rt->coordinator.synchronize(c);
+  return direct();
 }
 
 // Data from every member reaches every member: the all-to-all collectives
@@ -104,13 +133,19 @@ int MPI_Finalize(void) {
         [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                  \
   }
 #define PYCKPT_UNPAREN(...) __VA_ARGS__
+#define PYCKPT_ROOTED_COLLECTIVE(name, iname, params, args)                                        \
+  int MPI_##name params {                                                                           \
+    return rooted_collective(                                                                       \
+        comm, [&] { return PMPI_##name args; }, [&](const CommRec&) { return false; },            \
+        [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                \
+  }
 
 PYCKPT_COLLECTIVE(Barrier, Ibarrier, (MPI_Comm comm), (comm), true)
-PYCKPT_COLLECTIVE(Bcast, Ibcast, (void* b, int n, MPI_Datatype t, int root, MPI_Comm comm), (b, n, t, root, comm),
-                  false)
-PYCKPT_COLLECTIVE(Reduce, Ireduce,
-                  (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm),
-                  (s, r, n, t, op, root, comm), false)
+PYCKPT_ROOTED_COLLECTIVE(Bcast, Ibcast, (void* b, int n, MPI_Datatype t, int root, MPI_Comm comm),
+                         (b, n, t, root, comm))
+PYCKPT_ROOTED_COLLECTIVE(Reduce, Ireduce,
+                         (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm),
+                         (s, r, n, t, op, root, comm))
 PYCKPT_COLLECTIVE(Allreduce, Iallreduce, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
                   (s, r, n, t, op, comm), s != MPI_IN_PLACE && n > 0)
 PYCKPT_COLLECTIVE(Scan, Iscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
@@ -215,6 +250,75 @@ int MPI_Comm_create(MPI_Comm comm, MPI_Group group, MPI_Comm* newcomm) {
   };
   return create_comm(comm, newcomm, LineageOp::Create, ranks,
                      [&] { return PMPI_Comm_create(comm, group, newcomm); });
+}
+// Collective over the group only (doc/mpi.md, "Communicators made by some
+// ranks"). The makers are known before the call from the group; with a
+// group MPI refuses (null, without this rank, not a subgroup of comm's) or
+// on an intercommunicator the call goes straight to MPI, which reports it.
+int MPI_Comm_create_group(MPI_Comm comm, MPI_Group group, int tag, MPI_Comm* newcomm) {
+  Runtime* rt = app_call();
+  CommRec* p = rt ? rt->comms.find(comm) : nullptr;
+  std::vector<std::int32_t> parent_ranks;  // the group as ranks of comm
+  if (p && !p->inter() && group != MPI_GROUP_NULL) {
+    InternalScope internal;
+    int n = 0, mine = MPI_UNDEFINED;
+    PMPI_Group_size(group, &n);
+    PMPI_Group_rank(group, &mine);
+    OwnedGroup parent_group;
+    PMPI_Comm_group(comm, parent_group.out());
+    std::vector<int> in(static_cast<std::size_t>(n)), out(in.size());
+    std::iota(in.begin(), in.end(), 0);
+    PMPI_Group_translate_ranks(group, n, in.data(), parent_group.get(), out.data());
+    if (mine != MPI_UNDEFINED && std::find(out.begin(), out.end(), MPI_UNDEFINED) == out.end())
+      parent_ranks.assign(out.begin(), out.end());
+  }
+  if (parent_ranks.empty()) return PMPI_Comm_create_group(comm, group, tag, newcomm);
+  Coordinator::Makers makers;
+  for (int r : parent_ranks) makers.world_peers.push_back(p->world_ranks[static_cast<std::size_t>(r)]);
+  rt->coordinator.arrive(makers);
+  rt->coordinator.enter_creation(makers);
+  const int rc = PMPI_Comm_create_group(comm, group, tag, newcomm);
+  if (rc == MPI_SUCCESS) {
+    parent_ranks.push_back(tag);
+    rt->add_comm(*p, LineageOp::CreateGroup, std::move(parent_ranks), *newcomm);
+  }
+  rt->coordinator.end_creation();
+  return rc;
+}
+// Collective over local_comm on each side; the leaders meet on peer_comm.
+// Recorded on the local communicator; the remote leader by its world rank,
+// so that a restart needs no peer communicator (the leaders meet on a
+// private one). With arguments MPI refuses the call goes straight to MPI.
+int MPI_Intercomm_create(MPI_Comm local_comm, int local_leader, MPI_Comm peer_comm, int remote_leader, int tag,
+                         MPI_Comm* newintercomm) {
+  Runtime* rt = app_call();
+  CommRec* local = rt ? rt->comms.find(local_comm) : nullptr;
+  const auto direct = [&] {
+    return PMPI_Intercomm_create(local_comm, local_leader, peer_comm, remote_leader, tag, newintercomm);
+  };
+  if (!local || local->inter() || local_leader < 0 || local_leader >= local->size) return direct();
+  Coordinator::Makers makers{.local = local_comm, .world_peers = {}};
+  int remote_leader_world = -1;
+  if (local->rank == local_leader) {
+    const CommRec* peer = rt->comms.find(peer_comm);
+    if (!peer || remote_leader < 0 || remote_leader >= static_cast<int>(peer->peers().size())) return direct();
+    remote_leader_world = peer->peers()[static_cast<std::size_t>(remote_leader)];
+    makers.world_peers.push_back(remote_leader_world);
+  }
+  rt->coordinator.arrive(makers);
+  rt->coordinator.enter_creation(makers);
+  const int rc = direct();
+  if (rc == MPI_SUCCESS)
+    rt->add_comm(*local, LineageOp::Intercomm, {local_leader, remote_leader_world, tag}, *newintercomm);
+  rt->coordinator.end_creation();
+  return rc;
+}
+// Collective over both groups of the intercommunicator, like the other
+// constructors on one (Dup, Split, Create).
+int MPI_Intercomm_merge(MPI_Comm intercomm, int high, MPI_Comm* newintracomm) {
+  return create_comm(intercomm, newintracomm, LineageOp::Merge,
+                     [&] { return std::vector<std::int32_t>{high != 0 ? 1 : 0}; },
+                     [&] { return PMPI_Intercomm_merge(intercomm, high, newintracomm); });
 }
 int MPI_Cart_create(MPI_Comm comm, int ndims, const int dims[], const int periods[], int reorder,
                     MPI_Comm* newcomm) {
@@ -324,10 +428,6 @@ PYCKPT_UNSUPPORTED(Comm_accept, (const char* p, MPI_Info i, int root, MPI_Comm c
                    (p, i, root, c, n))
 PYCKPT_UNSUPPORTED(Comm_join, (int fd, MPI_Comm* n), (fd, n))
 PYCKPT_UNSUPPORTED(Comm_idup, (MPI_Comm c, MPI_Comm* n, MPI_Request* r), (c, n, r))
-PYCKPT_UNSUPPORTED(Comm_create_group, (MPI_Comm c, MPI_Group g, int t, MPI_Comm* n), (c, g, t, n))
-PYCKPT_UNSUPPORTED(Intercomm_create, (MPI_Comm l, int lr, MPI_Comm p, int rr, int t, MPI_Comm* n),
-                   (l, lr, p, rr, t, n))
-PYCKPT_UNSUPPORTED(Intercomm_merge, (MPI_Comm c, int high, MPI_Comm* n), (c, high, n))
 PYCKPT_UNSUPPORTED(Send_init, (const void* b, int n, MPI_Datatype t, int d, int tag, MPI_Comm c, MPI_Request* r),
                    (b, n, t, d, tag, c, r))
 PYCKPT_UNSUPPORTED(Ssend_init, (const void* b, int n, MPI_Datatype t, int d, int tag, MPI_Comm c, MPI_Request* r),

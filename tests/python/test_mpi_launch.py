@@ -177,7 +177,8 @@ def test_mpi4py_futures_module_refused_without_hang(tmp_path):
     failures = [line for line in job.stderr.splitlines() if "checkpoint failed" in line]
     assert failures, f"no checkpoint failure reported:\n{job.describe()}"
     for line in failures:
-        assert "MPI_Intercomm_create" in line and "mpi4py.futures" in line, line
+        # Its intercommunicator is supported; its manager thread calling MPI is not.
+        assert "mpi4py.futures" in line, line
     ranks = [re.search(r"on rank (\d+)", line).group(1) for line in failures]
     assert len(ranks) == len(set(ranks)), f"a rank said it more than once:\n{job.describe()}"
     assert latest_checkpoint(directory) is None
