@@ -19,6 +19,7 @@
 //   u64 nfiles  { ... }   (FileTable::save)
 //   u64 ncolls  { ... }   (IcollTable::save: nonblocking collectives the cut fell before)
 //   u64 nwins   { ... }   (WinTable::save)
+//   compound call rolled back at the cut, mpi4py's contexts (CompoundCall::save)
 #include "runtime.hpp"
 
 #include <pyckpt/codec/bytes.hpp>
@@ -34,7 +35,7 @@ std::unique_ptr<Runtime> Runtime::instance_;
 
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
-constexpr std::uint32_t kVersion = 5;  // 4: + nonblocking collectives or windows; 5: both
+constexpr std::uint32_t kVersion = 6;  // 4: + nonblocking collectives or windows; 5: both; 6: + compound call
 
 // A communicator made by Split_type (or from one) that the restarted job's
 // placement gave other members.
@@ -68,6 +69,9 @@ Runtime::Runtime(int world_rank, int world_size)
       coordinator(world_rank, world_size, comms, requests, collectives, channel, call, files, windows,
                   unsupported_) {
   comms.add_predefined();
+  int* ub = nullptr;
+  int flag = 0;
+  if (PMPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag) == MPI_SUCCESS && flag && ub) tag_ub_ = *ub;
 }
 
 void Runtime::start() {
@@ -142,7 +146,10 @@ std::vector<std::byte> Runtime::save() const {
   for (const auto& m : channel.messages()) put_msg(m);
   // A send in flight at this cut, or one restored and not yet re-issued (a
   // cut at the entry of the re-issued call).
-  const std::optional<ResumedSend>& send = cut_call.send ? cut_call.send : call.resumed_send();
+  // Inside a compound call the rank is rolled back to the call's start:
+  // its sends, this one too, are the compound call's record.
+  std::optional<ResumedSend> send = cut_call.send ? cut_call.send : call.resumed_send();
+  if (compound.active()) send.reset();
   w.put<std::uint8_t>(send ? 1 : 0);
   if (send) {
     w.put(send->comm);
@@ -178,6 +185,7 @@ std::vector<std::byte> Runtime::save() const {
   files.save(w);
   collectives.save(w, types);
   windows.save(w);
+  compound.save(w, comms);
   return w.take();
 }
 
@@ -308,6 +316,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
     files.restore(r, comms);
     collectives.restore(r, comms, types);
     windows.restore(r);  // created in pyckpt_mpi_windows_recreate, over restored memory
+    compound.restore(r, channel);  // after the channel: its messages go first
     if (!r.done()) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: trailing bytes after the state");
   } catch (const std::length_error& e) {
     throw Error(PYCKPT_MPI_EINVAL, e.what());
