@@ -17,6 +17,7 @@ compound lowercase calls of mpi4py (pickled Python objects):
   allreduce_obj  comm.allreduce (a tree of point-to-point messages, then bcast)
   reduce_obj     comm.reduce to rank 0 (the tree)
   scan_obj       comm.scan (recursive doubling of sendrecvs)
+  exscan_obj     comm.exscan (the same, exclusive)
   bcast_obj      comm.bcast from the slow rank (a Bcast of the size, then the data)
   gather_obj, scatter_obj, alltoall_obj (a collective of sizes, then the data)
   irecv_obj      a lowercase comm.irecv of the slow rank's object, pending while it computes
@@ -104,6 +105,8 @@ def lowercase(step, value):
         return sorted(got) if rank == 0 else [0]
     if kind == "scan_obj":
         return [comm.scan(value)]
+    if kind == "exscan_obj":
+        return [comm.exscan(value) or 0]
     if kind == "bcast_obj":
         return [comm.bcast(obj if rank == slow else None, root=slow)["value"]]
     if kind == "gather_obj":
