@@ -620,25 +620,32 @@ std::array<PyMethodDef, std::size(g_compound_methods)> g_compound_defs =
     compound_defs(std::make_index_sequence<std::size(g_compound_methods)>());
 
 PyObject* py_mpi_wrap_compound_methods(PyObject*, PyObject* arg) {
-  if (!PyType_Check(arg)) {
-    PyErr_SetString(PyExc_TypeError, "mpi_wrap_compound_methods(cls): cls must be mpi4py.MPI.Comm");
+  if (!PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) == 0) {
+    PyErr_SetString(PyExc_TypeError, "mpi_wrap_compound_methods(types): a tuple of mpi4py's communicator types");
     return nullptr;
   }
   return guarded([&]() -> PyObject* {
     api();
-    auto* type = reinterpret_cast<PyTypeObject*>(arg);
     for (std::size_t i = 0; i < std::size(g_compound_methods); ++i) {
       CompoundMethod& m = g_compound_methods[i];
       if (m.original) continue;  // once per process
-      PyObject* original = PyDict_GetItemString(type->tp_dict, m.name);
-      if (!original) throw std::runtime_error(std::string("mpi4py.MPI.Comm has no method ") + m.name);
-      Ref wrapper = check_new(PyDescr_NewMethod(type, &g_compound_defs[i]));
+      // The type whose dictionary defines the method (Intracomm for scan).
+      PyTypeObject* owner = nullptr;
+      PyObject* original = nullptr;
+      for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(arg) && !original; ++t) {
+        PyObject* type = PyTuple_GET_ITEM(arg, t);
+        if (!PyType_Check(type)) throw std::runtime_error("mpi_wrap_compound_methods: an item is not a type");
+        owner = reinterpret_cast<PyTypeObject*>(type);
+        original = PyDict_GetItemString(owner->tp_dict, m.name);
+      }
+      if (!original) throw std::runtime_error(std::string("mpi4py's communicator types have no method ") + m.name);
+      Ref wrapper = check_new(PyDescr_NewMethod(owner, &g_compound_defs[i]));
       Py_INCREF(original);
       m.original = original;
       // mpi4py's types are immutable to setattr; their dictionary is not.
-      if (PyDict_SetItemString(type->tp_dict, m.name, wrapper.get()) < 0) throw PythonError{};
+      if (PyDict_SetItemString(owner->tp_dict, m.name, wrapper.get()) < 0) throw PythonError{};
+      PyType_Modified(owner);
     }
-    PyType_Modified(type);
     Py_RETURN_NONE;
   });
 }
@@ -663,7 +670,7 @@ PyObject* py_mpi_mpi4py_contexts(PyObject*, PyObject*) {
 
 PyMethodDef g_mpi_functions[] = {
     {"mpi_wrap_compound_methods", py_mpi_wrap_compound_methods, METH_O,
-     "mpi_wrap_compound_methods(mpi4py.MPI.Comm): marks the begin and end of mpi4py's compound lowercase\n"
+     "mpi_wrap_compound_methods((Comm, Intracomm)): marks the begin and end of mpi4py's compound lowercase\n"
      "methods (allreduce, reduce, scan, exscan, sendrecv) for the interposer, which rolls them back at a cut"},
     {"mpi_compound_active", py_mpi_compound_active, METH_NOARGS,
      "mpi_compound_active() -> 1 inside a compound call a cut rolls back, -1 inside one it cannot, 0 outside"},

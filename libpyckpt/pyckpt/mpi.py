@@ -86,7 +86,7 @@ def attach():
     _job.directory = os.path.abspath(settings.directory())
     _job.keep = settings.keep()
     _core.mpi_set_capture_callbacks(_capture, _write)
-    _core.mpi_wrap_compound_methods(_mpi4py_comm_type())
+    _core.mpi_wrap_compound_methods(_mpi4py_comm_types())
     _job.attached = True
     session.configure(_job.directory, _job.keep)
     session.attach_job(session.Job(checkpoint, _on_safe_point), running=_job.resume is None)
@@ -114,14 +114,17 @@ def attach():
         _restore_interposer(_job.resume)
 
 
-def _mpi4py_comm_type():
-    """mpi4py.MPI.Comm while mpi4py.MPI is still being imported (attach runs
-    inside its MPI_Init, before the module is in sys.modules): its types are
-    ready by then, and are subclasses of object."""
-    for cls in object.__subclasses__():
-        if cls.__module__ == "mpi4py.MPI" and cls.__name__ == "Comm":
-            return cls
-    raise CheckpointError("mpi4py.MPI.Comm not found at MPI_Init: is this mpi4py 3.1?")
+def _mpi4py_comm_types():
+    """(mpi4py.MPI.Comm, mpi4py.MPI.Intracomm) while mpi4py.MPI is still
+    being imported (attach runs inside its MPI_Init, before the module is in
+    sys.modules): its types are ready by then, Comm a subclass of object and
+    Intracomm of Comm (scan and exscan are Intracomm's methods)."""
+    comm = next((cls for cls in object.__subclasses__()
+                 if cls.__module__ == "mpi4py.MPI" and cls.__name__ == "Comm"), None)
+    intracomm = next((cls for cls in comm.__subclasses__() if cls.__name__ == "Intracomm"), None) if comm else None
+    if intracomm is None:
+        raise CheckpointError("mpi4py.MPI.Comm and Intracomm not found at MPI_Init: is this mpi4py 3.1?")
+    return comm, intracomm
 
 
 def checkpoint(directory=None):
