@@ -260,7 +260,8 @@ int pyckpt_mpi_request_repost(uint64_t id, void* buf) {
 }
 
 void pyckpt_mpi_compound_begin(int kind) {
-  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0 && rt->on_main_thread()) rt->compound.begin(kind);
+  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0 && rt->on_main_thread())
+    rt->compound.begin(kind, rt->requests.next_id());
 }
 
 void pyckpt_mpi_compound_end(void) {

@@ -81,20 +81,23 @@ bool Channel::drain_one(CommRec& c) {
   return true;
 }
 
-ChannelMsg Channel::received_message(std::uint64_t comm, const MPI_Status& status, const void* buf,
+ChannelMsg Channel::received_message(std::uint64_t comm, const RecvStatus& status, const void* buf,
                                      MPI_Datatype type) {
   InternalScope internal;
-  int bytes = 0, type_size = 0;
-  PMPI_Get_count(&status, MPI_BYTE, &bytes);
+  int type_size = 0;
   PMPI_Type_size(type, &type_size);
-  if (bytes < 0 || type_size <= 0 || bytes % type_size != 0)
-    throw Error(PYCKPT_MPI_EUNSUPPORTED, "pyckpt_mpi: a received message is not a whole number of datatype elements");
-  ChannelMsg m{comm, status.MPI_SOURCE, status.MPI_TAG, std::vector<std::byte>(static_cast<std::size_t>(bytes))};
+  if (status.bytes < 0 || type_size <= 0 || status.bytes % type_size != 0)
+    throw Error(PYCKPT_MPI_EUNSUPPORTED,
+                "pyckpt_mpi: a received message to deliver again after a restart is not a whole number of "
+                "datatype elements");
+  const auto bytes = static_cast<int>(status.bytes);
+  ChannelMsg m{comm, status.source, status.tag, std::vector<std::byte>(static_cast<std::size_t>(bytes))};
   int pos = 0;
-  // Nothing to pack for an empty message (MPI_Pack refuses a null buffer).
+  // A zero-byte message has nothing to pack (and MPI_Pack refuses the null
+  // output buffer of an empty vector: osu_latency's 0 B phase).
   if (bytes > 0)
     check(PMPI_Pack(buf, bytes / type_size, type, m.data.data(), bytes, &pos, MPI_COMM_SELF),
-          "MPI_Pack (a received message)");
+          "MPI_Pack (a received message to deliver again)");
   return m;
 }
 

@@ -8,7 +8,7 @@
 
 namespace pyckpt::mpi {
 
-void CompoundCall::begin(int kind) {
+void CompoundCall::begin(int kind, std::uint64_t first_request) {
   if (depth_++ > 0) {
     // A compound call inside another (an mpi4py reduction whose Python
     // operation calls MPI): only the outer one could be rolled back, and its
@@ -17,6 +17,7 @@ void CompoundCall::begin(int kind) {
     return;
   }
   kind_ = kind;
+  first_request_ = first_request;
   if (replay_kind_ != 0) {
     // A restarted rank re-issuing the call it was cut in: its frame was
     // captured at that call, so this is it; the kind tells if it is not.
@@ -46,8 +47,9 @@ void CompoundCall::end() {
 
 void CompoundCall::on_get_attr(const CommRec& c, int tag_ub) {
   if (depth_ != 1 || kind_ != kReduction || reduction_comm_ != 0) return;
-  // mpi4py's PyMPI_Commctx_lookup: wraps its counter at MPI_TAG_UB, then
-  // the reduction takes the counter's value and increments it.
+  // One lookup of mpi4py's context per reduction (PyMPI_Commctx_lookup):
+  // it wraps the counter at MPI_TAG_UB, then the reduction takes the
+  // counter's value and increments it.
   MpiPyContext& ctx = contexts_[c.id];
   reduction_comm_ = c.id;
   tag_before_ = ctx.next_tag;

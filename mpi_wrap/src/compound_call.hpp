@@ -58,7 +58,8 @@ class CompoundCall {
   static constexpr int kSendrecv = 2;
 
   // --- marks of the layer above ---------------------------------------------
-  void begin(int kind);
+  // first_request: the id the app's next request gets (RequestTable).
+  void begin(int kind, std::uint64_t first_request);
   void end();
   // Inside a compound call whose rollback a cut can record.
   bool recordable() const { return depth_ == 1 && !unrecordable_; }
@@ -82,8 +83,9 @@ class CompoundCall {
   // communicator (one matched message is held at a time, see Channel).
   void on_match(const CommRec& c) { matched_comm_ = c.id; }
   std::uint64_t matched_comm() const { return matched_comm_; }
-  // MPI_Comm_get_attr of the app on c: the first inside a reduction is
-  // mpi4py's context lookup, which takes the reduction's tag.
+  // MPI_Comm_get_attr of the app on c: the first inside a reduction is on
+  // the reduction's communicator (mpi4py looks up its lock table there, then
+  // its context, which takes the reduction's tag).
   void on_get_attr(const CommRec& c, int tag_ub);
   // MPI_Comm_dup of the app: inside a reduction, right after its lookup, it
   // is mpi4py making its private duplicate.
@@ -104,6 +106,14 @@ class CompoundCall {
   // context, for the layer above to set mpi4py's counters again at restart.
   std::vector<std::pair<std::uint64_t, std::int32_t>> contexts(const CommTable& comms) const;
 
+  // A request of the app that the call in progress posted (its isends):
+  // rolled back with it, so not saved -- the re-issued call posts it again,
+  // or suppresses it as sent (is_replayed_send), and nothing would ever
+  // wait for a restored one.
+  bool rolled_back_request(std::uint64_t id) const { return depth_ > 0 && id >= first_request_; }
+  std::size_t logged_receives() const { return log_.size(); }
+  std::size_t recorded_sends() const { return sends_.size() + replay_.size(); }
+
   // --- the state ----------------------------------------------------------------
   // Messages the call in progress received: they precede channel state.
   const std::deque<ChannelMsg>& rolled_back_messages() const { return log_; }
@@ -116,6 +126,7 @@ class CompoundCall {
 
   int depth_ = 0;
   int kind_ = 0;
+  std::uint64_t first_request_ = 0;
   bool unrecordable_ = false;
   std::deque<ChannelMsg> log_;
   std::vector<CompoundSend> sends_;

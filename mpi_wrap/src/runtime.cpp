@@ -149,7 +149,12 @@ std::vector<std::byte> Runtime::save() const {
   // Inside a compound call the rank is rolled back to the call's start:
   // its sends, this one too, are the compound call's record.
   std::optional<ResumedSend> send = cut_call.send ? cut_call.send : call.resumed_send();
-  if (compound.active()) send.reset();
+  if (compound.active()) {
+    send.reset();
+    coordinator.trace("inside an mpi4py compound call: rolled back to its start, %zu received message(s) logged, "
+                      "%zu send(s) recorded",
+                      compound.logged_receives(), compound.recorded_sends());
+  }
   w.put<std::uint8_t>(send ? 1 : 0);
   if (send) {
     w.put(send->comm);
@@ -161,8 +166,11 @@ std::vector<std::byte> Runtime::save() const {
   w.put(requests.next_id());
   auto reqs = requests.by_id();  // by id = posting order
   // Nonblocking collectives the cut fell before are saved with their calls
-  // (below); done ones are complete requests like sends.
-  std::erase_if(reqs, [](const auto& kv) { return kv.second->collective && !kv.second->complete; });
+  // (below); done ones are complete requests like sends. The isends of a compound
+  // call rolled back at this cut are its record's (CompoundCall).
+  std::erase_if(reqs, [this](const auto& kv) {
+    return (kv.second->collective && !kv.second->complete) || compound.rolled_back_request(kv.first);
+  });
   w.put<std::uint64_t>(reqs.size());
   for (const auto& [id, rec] : reqs) {
     const bool complete = !rec->is_recv || rec->complete;

@@ -203,8 +203,17 @@ int MPI_Comm_dup(MPI_Comm comm, MPI_Comm* newcomm) {
 }
 
 int MPI_Comm_get_attr(MPI_Comm comm, int keyval, void* value, int* flag) {
-  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0 && rt->compound.active())
-    if (CommRec* c = rt->comms.find(comm)) rt->compound.on_get_attr(*c, rt->tag_ub());
+  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0 && rt->compound.active()) {
+    if (CommRec* c = rt->comms.find(comm)) {
+      // mpi4py's context of an intercommunicator has a merged local
+      // communicator too, which a restart does not make again: a cut inside
+      // a reduction on one is refused, as before rollback existed.
+      int inter = 0;
+      PMPI_Comm_test_inter(comm, &inter);
+      if (inter) rt->compound.on_untracked_operation();
+      else rt->compound.on_get_attr(*c, rt->tag_ub());
+    }
+  }
   return PMPI_Comm_get_attr(comm, keyval, value, flag);
 }
 int MPI_Comm_dup_with_info(MPI_Comm comm, MPI_Info info, MPI_Comm* newcomm) {

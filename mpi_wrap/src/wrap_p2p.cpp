@@ -94,7 +94,7 @@ void count_send(Runtime& rt, CommRec* c, int dest, int tag) {
 // A receive of the app completed into (buf, type): logged by the compound
 // call in progress, if any (rolled back at a cut, it gets it again).
 void log_receive(Runtime& rt, const CommRec& c, const MPI_Status& st, const void* buf, MPI_Datatype type) {
-  if (rt.compound.active()) rt.compound.on_receive(Channel::received_message(c.id, st, buf, type));
+  if (rt.compound.active()) rt.compound.on_receive(Channel::received_message(c.id, recv_status(st), buf, type));
 }
 
 // Delivers channel-state message m to a receive of the app, logged like any.
@@ -382,7 +382,7 @@ int MPI_Mrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI
   MPI_Status local;
   MPI_Status* st = status_or(status, local);
   const int rc = PMPI_Mrecv(buf, count, type, message, st);
-  if (rc == MPI_SUCCESS) rt->compound.on_receive(Channel::received_message(comm, *st, buf, type));
+  if (rc == MPI_SUCCESS) rt->compound.on_receive(Channel::received_message(comm, recv_status(*st), buf, type));
   return rc;
 }
 
