@@ -115,8 +115,6 @@ class CompoundCall {
   std::size_t recorded_sends() const { return sends_.size() + replay_.size(); }
 
   // --- the state ----------------------------------------------------------------
-  // Messages the call in progress received: they precede channel state.
-  const std::deque<ChannelMsg>& rolled_back_messages() const { return log_; }
   void save(codec::ByteWriter& w, const CommTable& comms) const;
   // Reads what save wrote; the rolled-back messages go to `channel` (front).
   void restore(codec::ByteReader& r, Channel& channel);
