@@ -19,10 +19,10 @@ import re
 
 import pytest
 
-from mpi_job_harness import checkpoint_while_one_rank_computes
+from mpi_job_harness import check_same_as_reference, checkpoint_while_one_rank_computes, reference, run_with_kills
 
 COMPOUND = ["allreduce_obj", "reduce_obj", "scan_obj", "exscan_obj", "sendrecv"]
-ROLLED_BACK = re.compile(r"rank (\d+) cut 1: inside an mpi4py compound call: rolled back to its start, "
+ROLLED_BACK = re.compile(r"rank (\d+) cut \d+: inside an mpi4py compound call: rolled back to its start, "
                          r"(\d+) received message\(s\) logged, (\d+) send\(s\) recorded")
 
 
@@ -49,3 +49,18 @@ def test_allreduce_rolled_back_after_receiving(tmp_path):
     rolled_back = rollbacks(tmp_path)
     assert rolled_back.get(2, (0, 0))[0] >= 1 and rolled_back[2][1] >= 1, \
         f"rank 2 was not rolled back after a receive and a send of the call: {rolled_back}"
+
+
+@pytest.mark.parametrize("kind", ["allreduce_obj", "scan_obj", "sendrecv"])
+def test_compound_calls_in_a_restart_chain(tmp_path, kind):
+    """Checkpoints every 0.3 s wherever they fall (most inside a compound
+    call: the fast ranks spend their time waiting in it), a kill after each,
+    two restarts: a restarted rank that is rolled back again, possibly
+    inside its re-issued call, must still resume exactly."""
+    args = [80, 300_000, kind]
+    ref = reference(tmp_path, "waits.py", 3, args)
+    job, work, history = run_with_kills(tmp_path, "waits.py", 3, args, interval=0.3, restarts=["same", "same"],
+                                        seed_name=f"compound-chain-{kind}")
+    check_same_as_reference(ref, job, work, history, 2)
+    traces = "".join((work / f"run{number}.stderr").read_text() for number in range(3))
+    assert ROLLED_BACK.search(traces), f"no checkpoint of the chain fell inside comm.{kind} ({'; '.join(history)})"
