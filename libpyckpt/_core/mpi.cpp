@@ -17,7 +17,10 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
+#include <utility>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -34,7 +37,8 @@ namespace {
   X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
   X(request_id) X(request_from_id) X(file_id) X(file_from_id) X(pending_requests) X(request_repost)      \
   X(win_id) X(win_from_id) X(windows) X(windows_recreate) X(windows_reopen) X(window_locate) X(window_address)               \
-  X(set_site_callback) X(get_stats) X(channel_messages) X(last_error) X(alloc_mem_size)
+  X(set_site_callback) X(get_stats) X(channel_messages) X(last_error) X(alloc_mem_size)                 \
+  X(compound_begin) X(compound_end) X(compound_active) X(mpi4py_contexts)
 
 struct Api {
 #define PYCKPT_MPI_MEMBER(name) decltype(&pyckpt_mpi_##name) name = nullptr;
@@ -577,7 +581,105 @@ PyObject* py_hash_secret_library(PyObject*, PyObject*) {
   return guarded([] { return PyUnicode_DecodeFSDefault((library_directory() + "/" PYCKPT_HASH_SECRET_LIBRARY).c_str()); });
 }
 
+// ------------------------------------------- mpi4py's compound methods ---
+
+// mpi4py 3.1's lowercase methods made of several MPI operations, which a
+// cut rolls back to their start (pyckpt_mpi_compound_begin). Each is
+// replaced in mpi4py.MPI.Comm's dictionary by a method of the same name
+// that marks the call and calls the original: a C method, so that the
+// application's frame stays the innermost Python frame, captured at the
+// call and re-issuing it after a restart, and no Python line lies between
+// the call's end and its mark.
+struct CompoundMethod {
+  const char* name;
+  int kind;
+  PyObject* original;  // mpi4py's method descriptor
+};
+CompoundMethod g_compound_methods[] = {{"allreduce", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr},
+                                       {"reduce", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr},
+                                       {"scan", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr},
+                                       {"exscan", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr},
+                                       {"sendrecv", PYCKPT_MPI_COMPOUND_SENDRECV, nullptr}};
+
+template <std::size_t I>
+PyObject* call_compound(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  const CompoundMethod& m = g_compound_methods[I];
+  const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  std::vector<PyObject*> all(static_cast<std::size_t>(1 + nargs + nkw));
+  all[0] = self;
+  std::copy(args, args + nargs + nkw, all.begin() + 1);
+  g_api.compound_begin(m.kind);
+  PyObject* result = PyObject_Vectorcall(m.original, all.data(), static_cast<std::size_t>(nargs + 1), kwnames);
+  g_api.compound_end();
+  return result;
+}
+
+template <std::size_t... I>
+constexpr std::array<PyMethodDef, sizeof...(I)> compound_defs(std::index_sequence<I...>) {
+  return {PyMethodDef{g_compound_methods[I].name,
+                      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_compound<I>)),
+                      METH_FASTCALL | METH_KEYWORDS, nullptr}...};
+}
+std::array<PyMethodDef, std::size(g_compound_methods)> g_compound_defs =
+    compound_defs(std::make_index_sequence<std::size(g_compound_methods)>());
+
+PyObject* py_mpi_wrap_compound_methods(PyObject*, PyObject* arg) {
+  if (!PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) == 0) {
+    PyErr_SetString(PyExc_TypeError, "mpi_wrap_compound_methods(types): a tuple of mpi4py's communicator types");
+    return nullptr;
+  }
+  return guarded([&]() -> PyObject* {
+    api();
+    for (std::size_t i = 0; i < std::size(g_compound_methods); ++i) {
+      CompoundMethod& m = g_compound_methods[i];
+      if (m.original) continue;  // once per process
+      // The type whose dictionary defines the method (Intracomm for scan).
+      PyTypeObject* owner = nullptr;
+      PyObject* original = nullptr;
+      for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(arg) && !original; ++t) {
+        PyObject* type = PyTuple_GET_ITEM(arg, t);
+        if (!PyType_Check(type)) throw std::runtime_error("mpi_wrap_compound_methods: an item is not a type");
+        owner = reinterpret_cast<PyTypeObject*>(type);
+        original = PyDict_GetItemString(owner->tp_dict, m.name);
+      }
+      if (!original) throw std::runtime_error(std::string("mpi4py's communicator types have no method ") + m.name);
+      Ref wrapper = check_new(PyDescr_NewMethod(owner, &g_compound_defs[i]));
+      Py_INCREF(original);
+      m.original = original;
+      // mpi4py's types are immutable to setattr; their dictionary is not.
+      if (PyDict_SetItemString(owner->tp_dict, m.name, wrapper.get()) < 0) throw PythonError{};
+      PyType_Modified(owner);
+    }
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_compound_active(PyObject*, PyObject*) {
+  return guarded([]() -> PyObject* { return PyLong_FromLong(api().compound_active()); });
+}
+
+PyObject* py_mpi_mpi4py_contexts(PyObject*, PyObject*) {
+  return guarded([]() -> PyObject* {
+    const pyckpt_mpi_mpi4py_context* listed = nullptr;
+    size_t n = 0;
+    check_rc(api().mpi4py_contexts(&listed, &n), "pyckpt_mpi_mpi4py_contexts");
+    Ref out = check_new(PyList_New(0));
+    for (size_t i = 0; i < n; ++i) {
+      Ref item = check_new(Py_BuildValue("(Ki)", static_cast<unsigned long long>(listed[i].comm), listed[i].next_tag));
+      if (PyList_Append(out.get(), item.get()) < 0) throw PythonError{};
+    }
+    return out.release();
+  });
+}
+
 PyMethodDef g_mpi_functions[] = {
+    {"mpi_wrap_compound_methods", py_mpi_wrap_compound_methods, METH_O,
+     "mpi_wrap_compound_methods((Comm, Intracomm)): marks the begin and end of mpi4py's compound lowercase\n"
+     "methods (allreduce, reduce, scan, exscan, sendrecv) for the interposer, which rolls them back at a cut"},
+    {"mpi_compound_active", py_mpi_compound_active, METH_NOARGS,
+     "mpi_compound_active() -> 1 inside a compound call a cut rolls back, -1 inside one it cannot, 0 outside"},
+    {"mpi_mpi4py_contexts", py_mpi_mpi4py_contexts, METH_NOARGS,
+     "mpi_mpi4py_contexts() -> [(comm id, next tag)]: mpi4py's reduction contexts to make again at restart"},
     {"mpi_loaded", py_mpi_loaded, METH_NOARGS, "mpi_loaded() -> bool: libpyckpt_mpi.so's functions are in this process"},
     {"mpi_world", py_mpi_world, METH_NOARGS, "mpi_world() -> (rank, size) in MPI_COMM_WORLD"},
     {"mpi_set_capture_callbacks", py_mpi_set_capture_callbacks, METH_VARARGS,

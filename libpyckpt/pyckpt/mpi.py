@@ -85,6 +85,7 @@ def attach():
     _job.directory = os.path.abspath(settings.directory())
     _job.keep = settings.keep()
     _core.mpi_set_capture_callbacks(_capture, _write)
+    _core.mpi_wrap_compound_methods(_mpi4py_comm_types())
     _job.attached = True
     session.configure(_job.directory, _job.keep)
     session.attach_job(session.Job(checkpoint, _on_safe_point), running=_job.resume is None)
@@ -112,6 +113,19 @@ def attach():
         _restore_interposer(_job.resume)
 
 
+def _mpi4py_comm_types():
+    """(mpi4py.MPI.Comm, mpi4py.MPI.Intracomm) while mpi4py.MPI is still
+    being imported (attach runs inside its MPI_Init, before the module is in
+    sys.modules): its types are ready by then, Comm a subclass of object and
+    Intracomm of Comm (scan and exscan are Intracomm's methods)."""
+    comm = next((cls for cls in object.__subclasses__()
+                 if cls.__module__ == "mpi4py.MPI" and cls.__name__ == "Comm"), None)
+    intracomm = next((cls for cls in comm.__subclasses__() if cls.__name__ == "Intracomm"), None) if comm else None
+    if intracomm is None:
+        raise CheckpointError("mpi4py.MPI.Comm and Intracomm not found at MPI_Init: is this mpi4py 3.1?")
+    return comm, intracomm
+
+
 def checkpoint(directory=None):
     """pyckpt.checkpoint() in an MPI job: collective over all ranks. Returns
     False after the checkpoint is committed, True in the restarted job."""
@@ -133,6 +147,11 @@ def _on_safe_point(captured_state):
     """Interpreter safe point, asked for by the interposer's waker while a
     checkpoint is pending and this rank runs Python code: the cut may be
     taken here, at this line."""
+    if _core.mpi_compound_active():
+        # A line of a Python function that an mpi4py compound call runs (the
+        # operation of a pickled reduction): the cut falls at that call's
+        # next MPI operation, which rolls the call back to its start.
+        return
     if isinstance(captured_state, BaseException):
         # Not at a line (e.g. inside a coroutine): the checkpoint waits for
         # this rank's next MPI call instead.
@@ -208,9 +227,10 @@ def _locate_windows(arrays):
 
 
 # mpi4py methods made of several point-to-point operations (pickle-based
-# reductions run as a p2p tree; sendrecv posts an isend, then receives). A cut
-# inside one would re-issue the operations already done: the cut waits for a
-# safe point outside them.
+# reductions run as a p2p tree; sendrecv posts an isend, then receives). The
+# interposer rolls a call of them back to its start at a cut (attach wraps
+# them: mpi_wrap_compound_methods); one it cannot roll back (nested in
+# another) waits for a safe point outside it.
 _COMPOUND_METHODS = frozenset({"reduce", "allreduce", "scan", "exscan", "sendrecv"})
 
 
@@ -233,8 +253,11 @@ def _capture():
     trigger = "api" if _job.api_state is not None else "preemptive"
     captured_state = _job.api_state if _job.api_state is not None else _job.line_state
     if captured_state is None:
+        rollback = _core.mpi_compound_active()
+        if rollback < 0:
+            return False
         captured_state = _core.capture_stack(session.base(), reissue_c_call=True)
-        if _in_compound_call(captured_state):
+        if not rollback and _in_compound_call(captured_state):
             return False
     captured = state.capture(captured_state, True if trigger == "api" else None, session.options())
     located = _locate_reposted(_core.mpi_pending_requests(), captured[1])
@@ -363,6 +386,21 @@ def _recreate_windows(reader, rank, preloaded):
     return preloaded
 
 
+def _restore_mpi4py_contexts(MPI):
+    """mpi4py keeps, per communicator it ran pickled reductions on, a private
+    duplicate and a tag counter (a communicator attribute, not restored by
+    lineage replay). Made again here: mpi4py's MPI_Comm_dup of the
+    communicator gets the duplicate lineage replay re-created (channel state
+    and the rolled-back call's messages are on it), and the counter is
+    advanced to where it was at the cut, one mpi4py call per tag (under 1 us
+    each). A counter of 0 belongs to the rolled-back call that made the
+    context: the re-issued call makes it again itself."""
+    for comm_id, next_tag in _core.mpi_mpi4py_contexts():
+        comm = _core.mpi_comm_from_id(MPI.Intracomm, comm_id)
+        for _ in range(next_tag):
+            MPI._commctx_intra(comm)
+
+
 def resume_rank(reader, command):
     """Body of `python3 -m pyckpt resume-rank -- COMMAND...` in each rank:
     resumes this rank of `reader`'s checkpoint if it was written by a job
@@ -387,6 +425,7 @@ def resume_rank(reader, command):
         mpi_handles.register_reducers()
         if any(d["name"] == KEYVALS_BLOB for d in reader.datasets(_job.rank)):  # written since issue 14
             mpi_handles.recreate_keyvals(json.loads(reader.read_blob(_job.rank, KEYVALS_BLOB)))
+        _restore_mpi4py_contexts(MPI)
         # Passed on, not held here: this frame lives as long as the program,
         # and a reference to the preloaded arrays would keep their buffers
         # exported (an mmap they view could not be closed).

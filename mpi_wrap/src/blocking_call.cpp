@@ -2,9 +2,6 @@
 // re-issued after a restart.
 #include "blocking_call.hpp"
 
-#include "error.hpp"
-#include "internal_scope.hpp"
-
 #include <cstdio>
 
 namespace pyckpt::mpi {
@@ -18,23 +15,8 @@ void BlockingCall::record_cut() {
   // again: it is saved at the front of channel state. (A receive still
   // pending can only match a message sent after its sender's cut: every
   // earlier one is counted and was received or drained.)
-  if (const ReqRec* r = op_.recv; r && r->complete) {
-    InternalScope internal;
-    int type_size = 0;
-    PMPI_Type_size(r->type, &type_size);
-    const auto bytes = static_cast<std::uint64_t>(r->status.bytes);
-    if (type_size <= 0 || bytes % static_cast<std::uint64_t>(type_size) != 0)
-      throw Error(PYCKPT_MPI_EUNSUPPORTED, "pyckpt_mpi: a receive in flight at the cut got a partial datatype element");
-    ChannelMsg m{r->comm->id, r->status.source, r->status.tag, std::vector<std::byte>(bytes)};
-    int pos = 0;
-    // A zero-byte message has nothing to pack (and MPI_Pack refuses the
-    // null output buffer of an empty vector: osu_latency's 0 B phase).
-    if (bytes > 0)
-      check(PMPI_Pack(r->buf, static_cast<int>(bytes / static_cast<std::uint64_t>(type_size)), r->type,
-                      m.data.data(), static_cast<int>(bytes), &pos, MPI_COMM_SELF),
-            "MPI_Pack (receive in flight at the cut)");
-    call.received = std::move(m);
-  }
+  if (const ReqRec* r = op_.recv; r && r->complete)
+    call.received = Channel::received_message(r->comm->id, r->status, r->buf, r->type);
   cut_ = std::move(call);
 }
 

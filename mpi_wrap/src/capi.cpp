@@ -259,6 +259,33 @@ int pyckpt_mpi_request_repost(uint64_t id, void* buf) {
   });
 }
 
+void pyckpt_mpi_compound_begin(int kind) {
+  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0 && rt->on_main_thread())
+    rt->compound.begin(kind, rt->requests.next_id());
+}
+
+void pyckpt_mpi_compound_end(void) {
+  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0 && rt->on_main_thread()) rt->compound.end();
+}
+
+int pyckpt_mpi_compound_active(void) {
+  const Runtime* rt = Runtime::get();
+  if (!rt || !rt->compound.active()) return 0;
+  return rt->compound.recordable() ? 1 : -1;
+}
+
+int pyckpt_mpi_mpi4py_contexts(const pyckpt_mpi_mpi4py_context** out, size_t* n) {
+  return guarded([&] {
+    Runtime& rt = running();
+    static thread_local std::vector<pyckpt_mpi_mpi4py_context> listed;
+    listed.clear();
+    for (const auto& [comm, next_tag] : rt.compound.contexts(rt.comms)) listed.push_back({comm, next_tag});
+    *out = listed.data();
+    *n = listed.size();
+    return PYCKPT_MPI_OK;
+  });
+}
+
 void pyckpt_mpi_internal_begin(void) { ++internal_depth; }
 void pyckpt_mpi_internal_end(void) { --internal_depth; }
 

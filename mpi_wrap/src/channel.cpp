@@ -81,6 +81,26 @@ bool Channel::drain_one(CommRec& c) {
   return true;
 }
 
+ChannelMsg Channel::received_message(std::uint64_t comm, const RecvStatus& status, const void* buf,
+                                     MPI_Datatype type) {
+  InternalScope internal;
+  int type_size = 0;
+  PMPI_Type_size(type, &type_size);
+  if (status.bytes < 0 || type_size <= 0 || status.bytes % type_size != 0)
+    throw Error(PYCKPT_MPI_EUNSUPPORTED,
+                "pyckpt_mpi: a received message to deliver again after a restart is not a whole number of "
+                "datatype elements");
+  const auto bytes = static_cast<int>(status.bytes);
+  ChannelMsg m{comm, status.source, status.tag, std::vector<std::byte>(static_cast<std::size_t>(bytes))};
+  int pos = 0;
+  // A zero-byte message has nothing to pack (and MPI_Pack refuses the null
+  // output buffer of an empty vector: osu_latency's 0 B phase).
+  if (bytes > 0)
+    check(PMPI_Pack(buf, bytes / type_size, type, m.data.data(), bytes, &pos, MPI_COMM_SELF),
+          "MPI_Pack (a received message to deliver again)");
+  return m;
+}
+
 MPI_Message Channel::hold(Iter m) {
   const MPI_Message message = fake_message(next_fake_message_++);
   held_.emplace(message, std::move(*m));

@@ -56,6 +56,15 @@ class Channel {
   const std::deque<ChannelMsg>& messages() const { return messages_; }
   // Restart: a message of the saved channel state, in delivery order.
   void append(ChannelMsg m) { messages_.push_back(std::move(m)); }
+  // Restart: a message a rolled-back call had received, before the rest.
+  void prepend(ChannelMsg m) { messages_.push_front(std::move(m)); }
+  // The message a completed receive of the app got into (buf, type),
+  // packed: to deliver it again to the call re-issued after a restart (the
+  // blocking call cut after its receive completed, BlockingCall; a compound
+  // call rolled back, CompoundCall). Throws Error if it is not a whole
+  // number of elements of type.
+  static ChannelMsg received_message(std::uint64_t comm, const RecvStatus& status, const void* buf,
+                                     MPI_Datatype type);
 
   // --- at a cut ----------------------------------------------------------
   // Drains one message waiting on c (received as MPI_BYTE, counted); false

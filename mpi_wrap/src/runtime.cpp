@@ -21,6 +21,7 @@
 //   u64 nfiles  { ... }   (FileTable::save)
 //   u64 ncolls  { ... }   (IcollTable::save: nonblocking collectives the cut fell before)
 //   u64 nwins   { ... }   (WinTable::save)
+//   compound call rolled back at the cut, mpi4py's contexts (CompoundCall::save)
 #include "runtime.hpp"
 
 #include <pyckpt/codec/bytes.hpp>
@@ -37,9 +38,9 @@ std::unique_ptr<Runtime> Runtime::instance_;
 namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
 // 4: + nonblocking collectives or windows; 5: both; 6: + Create_group and
-// intercommunicators in lineage, or (another line of work) per comm whether it
-// carried messages; 7: both.
-constexpr std::uint32_t kVersion = 7;
+// intercommunicators in lineage, or per comm whether it carried messages, or
+// the compound call (three lines of work); 7: the first two; 8: all three.
+constexpr std::uint32_t kVersion = 8;
 
 // A communicator made by Split_type (or from one) that the restarted job's
 // placement gave other members.
@@ -104,6 +105,9 @@ Runtime::Runtime(int world_rank, int world_size)
       coordinator(world_rank, world_size, comms, requests, collectives, channel, call, files, windows,
                   unsupported_) {
   comms.add_predefined();
+  int* ub = nullptr;
+  int flag = 0;
+  if (PMPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag) == MPI_SUCCESS && flag && ub) tag_ub_ = *ub;
 }
 
 void Runtime::start() {
@@ -178,7 +182,15 @@ std::vector<std::byte> Runtime::save() const {
   for (const auto& m : channel.messages()) put_msg(m);
   // A send in flight at this cut, or one restored and not yet re-issued (a
   // cut at the entry of the re-issued call).
-  const std::optional<ResumedSend>& send = cut_call.send ? cut_call.send : call.resumed_send();
+  // Inside a compound call the rank is rolled back to the call's start:
+  // its sends, this one too, are the compound call's record.
+  std::optional<ResumedSend> send = cut_call.send ? cut_call.send : call.resumed_send();
+  if (compound.active()) {
+    send.reset();
+    coordinator.trace("inside an mpi4py compound call: rolled back to its start, %zu received message(s) logged, "
+                      "%zu send(s) recorded",
+                      compound.logged_receives(), compound.recorded_sends());
+  }
   w.put<std::uint8_t>(send ? 1 : 0);
   if (send) {
     w.put(send->comm);
@@ -190,8 +202,11 @@ std::vector<std::byte> Runtime::save() const {
   w.put(requests.next_id());
   auto reqs = requests.by_id();  // by id = posting order
   // Nonblocking collectives the cut fell before are saved with their calls
-  // (below); done ones are complete requests like sends.
-  std::erase_if(reqs, [](const auto& kv) { return kv.second->collective && !kv.second->complete; });
+  // (below); done ones are complete requests like sends. The isends of a compound
+  // call rolled back at this cut are its record's (CompoundCall).
+  std::erase_if(reqs, [this](const auto& kv) {
+    return (kv.second->collective && !kv.second->complete) || compound.rolled_back_request(kv.first);
+  });
   w.put<std::uint64_t>(reqs.size());
   for (const auto& [id, rec] : reqs) {
     const bool complete = !rec->is_recv || rec->complete;
@@ -214,6 +229,7 @@ std::vector<std::byte> Runtime::save() const {
   files.save(w);
   collectives.save(w, types);
   windows.save(w);
+  compound.save(w, comms);
   return w.take();
 }
 
@@ -353,6 +369,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
     collectives.restore(r, comms, types);
     windows.restore(r);  // created in pyckpt_mpi_windows_recreate, over restored memory
     refuse_moved_windows(moved, windows);
+    compound.restore(r, channel);  // after the channel: its messages go first
     if (!r.done()) throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: trailing bytes after the state");
   } catch (const std::length_error& e) {
     throw Error(PYCKPT_MPI_EINVAL, e.what());

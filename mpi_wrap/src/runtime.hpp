@@ -6,6 +6,8 @@
 //   RequestTable  app requests: ids, completion, pending view, re-post
 //   IcollTable    the app's nonblocking collectives: calls, re-post
 //   BlockingCall  the blocking app call in progress across a cut, re-issue
+//   CompoundCall  a compound call of the layer above (mpi4py's pickled
+//                 reductions, sendrecv): logged, rolled back at a cut, replayed
 //   FileTable     the app's open files: records, rest at a cut, reopening
 //   WinTable      the app's RMA windows: records, epochs, creation at restart
 //   Coordinator   phases, rounds, targets, the cut and its agreement, finish
@@ -21,6 +23,7 @@
 #include "blocking_call.hpp"
 #include "channel.hpp"
 #include "comm_table.hpp"
+#include "compound_call.hpp"
 #include "coordinator.hpp"
 #include "error.hpp"
 #include "file_table.hpp"
@@ -67,6 +70,7 @@ class Runtime {
   RequestTable requests{channel};
   IcollTable collectives;
   BlockingCall call{world_rank_};
+  CompoundCall compound;
   FileTable files;
   WinTable windows;
   Coordinator coordinator;
@@ -108,6 +112,9 @@ class Runtime {
     return rc;
   }
 
+  // MPI_TAG_UB of this MPI library (the bound mpi4py wraps its tags at).
+  int tag_ub() const { return tag_ub_; }
+
   // Unsupported features the job used; a checkpoint fails naming them.
   void mark_unsupported(const char* call);
 
@@ -129,6 +136,7 @@ class Runtime {
 
   static std::unique_ptr<Runtime> instance_;
   std::uint64_t intercepted_ = 0;
+  int tag_ub_ = 32767;
   pthread_t main_thread_ = pthread_self();  // the one that called MPI_Init
   std::unique_ptr<Waker> waker_;  // last member: stopped first
 };

@@ -218,8 +218,38 @@ PYCKPT_COLLECTIVE(Reduce_scatter_block, Ireduce_scatter_block,
 // --- communicator management ------------------------------------------------
 
 int MPI_Comm_dup(MPI_Comm comm, MPI_Comm* newcomm) {
-  return create_comm(comm, newcomm, LineageOp::Dup, [] { return std::vector<std::int32_t>{}; },
-                     [&] { return PMPI_Comm_dup(comm, newcomm); });
+  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0) {
+    // A restarted rank: mpi4py making its private duplicate of a
+    // communicator again gets the one lineage replay re-created, on which
+    // channel state and the rolled-back call's traffic are (CompoundCall).
+    if (CommRec* c = rt->comms.find(comm)) {
+      if (CommRec* dup = rt->comms.by_id(rt->compound.adopted_dup(c->id))) {
+        rt->compound.forget_adoption(c->id);
+        *newcomm = dup->real;
+        return MPI_SUCCESS;
+      }
+    }
+  }
+  const int rc = create_comm(comm, newcomm, LineageOp::Dup, [] { return std::vector<std::int32_t>{}; },
+                             [&] { return PMPI_Comm_dup(comm, newcomm); });
+  if (Runtime* rt = Runtime::get(); rt && rc == MPI_SUCCESS && internal_depth == 0)
+    if (CommRec *c = rt->comms.find(comm), *made = rt->comms.find(*newcomm); c && made) rt->compound.on_dup(*c, *made);
+  return rc;
+}
+
+int MPI_Comm_get_attr(MPI_Comm comm, int keyval, void* value, int* flag) {
+  if (Runtime* rt = Runtime::get(); rt && internal_depth == 0 && rt->compound.active()) {
+    if (CommRec* c = rt->comms.find(comm)) {
+      // mpi4py's context of an intercommunicator has a merged local
+      // communicator too, which a restart does not make again: a cut inside
+      // a reduction on one is refused, as before rollback existed.
+      int inter = 0;
+      PMPI_Comm_test_inter(comm, &inter);
+      if (inter) rt->compound.on_untracked_operation();
+      else rt->compound.on_get_attr(*c, rt->tag_ub());
+    }
+  }
+  return PMPI_Comm_get_attr(comm, keyval, value, flag);
 }
 int MPI_Comm_dup_with_info(MPI_Comm comm, MPI_Info info, MPI_Comm* newcomm) {
   return create_comm(comm, newcomm, LineageOp::Dup, [] { return std::vector<std::int32_t>{}; },

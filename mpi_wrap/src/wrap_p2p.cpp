@@ -84,6 +84,25 @@ int spin(Runtime& rt, Test test) {
   }
 }
 
+// A send the app posted and MPI accepted: counted, and recorded by the
+// compound call in progress, if any.
+void count_send(Runtime& rt, CommRec* c, int dest, int tag) {
+  rt.channel.count_send(c, dest);
+  rt.compound.on_send(*c, dest, tag);
+}
+
+// A receive of the app completed into (buf, type): logged by the compound
+// call in progress, if any (rolled back at a cut, it gets it again).
+void log_receive(Runtime& rt, const CommRec& c, const MPI_Status& st, const void* buf, MPI_Datatype type) {
+  if (rt.compound.active()) rt.compound.on_receive(Channel::received_message(c.id, recv_status(st), buf, type));
+}
+
+// Delivers channel-state message m to a receive of the app, logged like any.
+int deliver(Runtime& rt, Channel::Iter m, void* buf, int count, MPI_Datatype type, MPI_Status* status) {
+  if (rt.compound.active()) rt.compound.on_receive(*m);
+  return rt.channel.deliver(m, buf, count, type, status);
+}
+
 using SendFn = int (*)(const void*, int, MPI_Datatype, int, int, MPI_Comm);
 using PostSendFn = int (*)(const void*, int, MPI_Datatype, int, int, MPI_Comm, MPI_Request*);
 
@@ -95,18 +114,19 @@ int blocking_send(const void* buf, int count, MPI_Datatype type, int dest, int t
   CommRec* c = rt->comms.find(comm);
   if (!c || refused_buffer(count, type)) return Direct(buf, count, type, dest, tag, comm);
   const BlockingSend send{c, dest, tag, message_bytes(count, type)};
-  if (rt->call.is_resumed_send(send)) [[unlikely]] return MPI_SUCCESS;
+  if (rt->call.is_resumed_send(send) || rt->compound.is_replayed_send(*c, dest, tag)) [[unlikely]]
+    return MPI_SUCCESS;
   // Counted once MPI accepted the send: one it refuses (an invalid rank or
   // datatype under MPI_ERRORS_RETURN) is no message of the channel.
   if (MayBeLocal && send.bytes <= eager_bytes()) {
     int rc = Direct(buf, count, type, dest, tag, comm);
-    if (rc == MPI_SUCCESS) rt->channel.count_send(c, dest);
+    if (rc == MPI_SUCCESS) count_send(*rt, c, dest, tag);
     return rc;
   }
   MPI_Request req;
   int rc = Post(buf, count, type, dest, tag, comm, &req);
   if (rc != MPI_SUCCESS) return rc;
-  rt->channel.count_send(c, dest);
+  count_send(*rt, c, dest, tag);
   MPI_Status st;
   return progress(*rt, BlockingOp{.send = &send}, &req, 1, &st);
 }
@@ -119,9 +139,15 @@ int nonblocking_send(const void* buf, int count, MPI_Datatype type, int dest, in
   rt->coordinator.poll();
   CommRec* c = rt->comms.find(comm);
   if (!c) return Post(buf, count, type, dest, tag, comm, request);
+  if (rt->compound.is_replayed_send(*c, dest, tag)) [[unlikely]] {
+    // Sent before the cut the re-issued compound call was rolled back at;
+    // the call waits for it (mpi4py's sendrecv): nothing to wait for.
+    *request = MPI_REQUEST_NULL;
+    return MPI_SUCCESS;
+  }
   int rc = Post(buf, count, type, dest, tag, comm, request);
   if (rc != MPI_SUCCESS) return rc;
-  rt->channel.count_send(c, dest);
+  count_send(*rt, c, dest, tag);
   rt->requests.add(*request, ReqRec{.comm = c});
   return rc;
 }
@@ -134,10 +160,10 @@ int send_recv(Runtime& rt, CommRec* c, const void* sbuf, int scount, MPI_Datatyp
   MPI_Request reqs[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   MPI_Status sts[2];
   int rc = MPI_SUCCESS;
-  if (!rt.call.is_resumed_send(send)) [[likely]] {
+  if (!rt.call.is_resumed_send(send) && !rt.compound.is_replayed_send(*c, dest, stag)) [[likely]] {
     rc = PMPI_Isend(sbuf, scount, stype, dest, stag, comm, &reqs[0]);
     if (rc != MPI_SUCCESS) return rc;
-    rt.channel.count_send(c, dest);
+    count_send(rt, c, dest, stag);
   }
   ReqRec rec{.is_recv = true, .comm = c, .buf = rbuf, .count = rcount, .type = rtype, .source = source, .tag = rtag};
   if (rt.channel.match(c->id, source, rtag)) {
@@ -146,13 +172,14 @@ int send_recv(Runtime& rt, CommRec* c, const void* sbuf, int scount, MPI_Datatyp
     rc = progress(rt, BlockingOp{.send = &send}, reqs, 1, sts);
     if (rc != MPI_SUCCESS) return rc;
     // Still there: nothing consumes channel state meanwhile (a cut appends).
-    return rt.channel.deliver(*rt.channel.match(c->id, source, rtag), rbuf, rcount, rtype, status);
+    return deliver(rt, *rt.channel.match(c->id, source, rtag), rbuf, rcount, rtype, status);
   }
   rc = PMPI_Irecv(rbuf, rcount, rtype, source, rtag, comm, &reqs[1]);
   if (rc != MPI_SUCCESS) return rc;
   rc = progress(rt, BlockingOp{.send = &send, .recv = &rec}, reqs, 2, sts);
   if (rc != MPI_SUCCESS) return rc;
   if (!rec.counted) rt.channel.count_recv(c, sts[1].MPI_SOURCE);
+  log_receive(rt, *c, sts[1], rbuf, rtype);
   copy_status(status, sts[1]);
   return rc;
 }
@@ -207,7 +234,7 @@ int MPI_Recv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_C
   rt->coordinator.poll();
   CommRec* c = rt->comms.find(comm);
   if (!c) return PMPI_Recv(buf, count, type, source, tag, comm, status);
-  if (auto m = rt->channel.match(c->id, source, tag)) return rt->channel.deliver(*m, buf, count, type, status);
+  if (auto m = rt->channel.match(c->id, source, tag)) return deliver(*rt, *m, buf, count, type, status);
   MPI_Request req;
   int rc = PMPI_Irecv(buf, count, type, source, tag, comm, &req);
   if (rc != MPI_SUCCESS) return rc;
@@ -216,6 +243,7 @@ int MPI_Recv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_C
   rc = progress(*rt, BlockingOp{.recv = &rec}, &req, 1, &st);
   if (rc != MPI_SUCCESS) return rc;
   if (!rec.counted) rt->channel.count_recv(c, st.MPI_SOURCE);
+  log_receive(*rt, *c, st, buf, type);
   copy_status(status, st);
   return rc;
 }
@@ -226,6 +254,7 @@ int MPI_Irecv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_
   rt->coordinator.poll();
   CommRec* c = rt->comms.find(comm);
   if (!c) return PMPI_Irecv(buf, count, type, source, tag, comm, request);
+  rt->compound.on_untracked_operation();  // its completion is not logged
   const ReqRec rec{.is_recv = true, .comm = c, .buf = buf, .count = count, .type = type, .source = source, .tag = tag};
   if (auto m = rt->channel.match(c->id, source, tag)) return rt->channel.deliver_as_request(*m, rec, rt->requests, request);
   int rc = PMPI_Irecv(buf, count, type, source, tag, comm, request);
@@ -318,6 +347,7 @@ int MPI_Improbe(int source, int tag, MPI_Comm comm, int* flag, MPI_Message* mess
     // them: they count as received now.
     rt->channel.count_recv(c, st->MPI_SOURCE);
     rt->channel.matched_real();
+    rt->compound.on_match(*c);
   }
   return rc;
 }
@@ -337,19 +367,29 @@ int MPI_Mprobe(int source, int tag, MPI_Comm comm, MPI_Message* message, MPI_Sta
 
 int MPI_Mrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI_Status* status) {
   Runtime* rt = app_call();
-  if (rt) {
-    if (auto m = rt->channel.unhold(*message)) {
-      *message = MPI_MESSAGE_NULL;
-      return rt->channel.deliver(*m, buf, count, type, status);
-    }
-    if (*message != MPI_MESSAGE_NO_PROC && *message != MPI_MESSAGE_NULL) rt->channel.received_real();
+  if (!rt) return PMPI_Mrecv(buf, count, type, message, status);
+  if (auto m = rt->channel.unhold(*message)) {
+    *message = MPI_MESSAGE_NULL;
+    return deliver(*rt, *m, buf, count, type, status);
   }
-  return PMPI_Mrecv(buf, count, type, message, status);
+  if (*message == MPI_MESSAGE_NO_PROC || *message == MPI_MESSAGE_NULL)
+    return PMPI_Mrecv(buf, count, type, message, status);
+  rt->channel.received_real();
+  if (!rt->compound.active()) return PMPI_Mrecv(buf, count, type, message, status);
+  // Inside a compound call (mpi4py's sendrecv receives with Mprobe + Mrecv):
+  // logged. The message's communicator is the one Mprobe matched on.
+  const std::uint64_t comm = rt->compound.matched_comm();
+  MPI_Status local;
+  MPI_Status* st = status_or(status, local);
+  const int rc = PMPI_Mrecv(buf, count, type, message, st);
+  if (rc == MPI_SUCCESS) rt->compound.on_receive(Channel::received_message(comm, recv_status(*st), buf, type));
+  return rc;
 }
 
 int MPI_Imrecv(void* buf, int count, MPI_Datatype type, MPI_Message* message, MPI_Request* request) {
   Runtime* rt = app_call();
   if (rt) {
+    rt->compound.on_untracked_operation();  // its completion is not logged
     if (auto m = rt->channel.unhold(*message)) {
       *message = MPI_MESSAGE_NULL;
       return rt->channel.deliver_as_request(

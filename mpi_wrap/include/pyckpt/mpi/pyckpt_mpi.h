@@ -252,6 +252,32 @@ int pyckpt_mpi_alloc_mem_size(const void* base, MPI_Aint* size);
 void pyckpt_mpi_internal_begin(void);
 void pyckpt_mpi_internal_end(void);
 
+/* A compound call of the layer above: one call made of several MPI
+ * operations that the layer above cannot resume in the middle of (mpi4py
+ * 3.1's pickled reductions comm.allreduce/reduce/scan/exscan, kind
+ * REDUCTION; lowercase comm.sendrecv, kind SENDRECV). Marked on the main
+ * thread around the call. A cut inside one rolls the rank back to the
+ * call's start: the messages it received go back to channel state, and the
+ * re-issued call after a restart does not send again what it sent before
+ * the cut (doc/mpi.md, "Compound calls"). compound_active: 1 inside a call
+ * that a cut can roll back, -1 inside one it cannot (nested, or using
+ * nonblocking receives), 0 outside. */
+#define PYCKPT_MPI_COMPOUND_REDUCTION 1
+#define PYCKPT_MPI_COMPOUND_SENDRECV 2
+void pyckpt_mpi_compound_begin(int kind);
+void pyckpt_mpi_compound_end(void);
+int pyckpt_mpi_compound_active(void);
+/* After pyckpt_mpi_state_restore: the communicators on which mpi4py ran
+ * pickled reductions before the checkpoint, with mpi4py's tag counter
+ * (next_tag) at the cut. The layer above makes mpi4py's context again on
+ * each (mpi4py's next MPI_Comm_dup of it gets the private duplicate lineage
+ * replay re-created) and advances its counter to next_tag. */
+typedef struct pyckpt_mpi_mpi4py_context {
+  uint64_t comm;
+  int32_t next_tag;
+} pyckpt_mpi_mpi4py_context;
+int pyckpt_mpi_mpi4py_contexts(const pyckpt_mpi_mpi4py_context** out, size_t* n);
+
 /* Counters, for tests and `pyckpt inspect`. */
 typedef struct pyckpt_mpi_stats {
   uint64_t intercepted;      /* application MPI calls seen */

@@ -15,8 +15,11 @@ nonblocking collectives of NumPy arrays, KIND = NAME-late or NAME-early:
 compound lowercase calls of mpi4py (pickled Python objects):
   sendrecv       ring of comm.sendrecv: the slow rank's successor waits for it
   allreduce_obj  comm.allreduce (a tree of point-to-point messages, then bcast)
-  reduce_obj     comm.reduce to rank 0 (the tree)
+  reduce_obj     comm.reduce to the slow rank's successor (the tree; rooted at rank 0,
+                 rank 2 of 3 is a leaf that only sends: it ran on to MPI_Finalize
+                 while the slow rank held, which no checkpoint can cut)
   scan_obj       comm.scan (recursive doubling of sendrecvs)
+  exscan_obj     comm.exscan (the same, exclusive)
   bcast_obj      comm.bcast from the slow rank (a Bcast of the size, then the data)
   gather_obj, scatter_obj, alltoall_obj (a collective of sizes, then the data)
   irecv_obj      a lowercase comm.irecv of the slow rank's object, pending while it computes
@@ -100,10 +103,13 @@ def lowercase(step, value):
     if kind == "allreduce_obj":
         return list(comm.allreduce((value, rank), op=lambda a, b: (a[0] + b[0], max(a[1], b[1]))))
     if kind == "reduce_obj":
-        got = comm.reduce([value], op=lambda a, b: a + b, root=0)
-        return sorted(got) if rank == 0 else [0]
+        root = (slow + 1) % size
+        got = comm.reduce([value], op=lambda a, b: a + b, root=root)
+        return sorted(got) if rank == root else [0]
     if kind == "scan_obj":
         return [comm.scan(value)]
+    if kind == "exscan_obj":
+        return [comm.exscan(value) or 0]
     if kind == "bcast_obj":
         return [comm.bcast(obj if rank == slow else None, root=slow)["value"]]
     if kind == "gather_obj":
