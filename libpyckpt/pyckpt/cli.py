@@ -106,7 +106,8 @@ def _reexec(hash_seed, interpreter_options=None, hash_secret=None):
         env["PYCKPT_HASH_SECRET"] = hash_secret
         env[_SECRET_GIVEN_VARIABLE] = "1"
         env["LD_PRELOAD"] = ":".join(p for p in (env.get("LD_PRELOAD"), _core.hash_secret_library()) if p)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(path if path[:1] == [package_parent] else [package_parent, *path])
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *interpreter_options, "-m", "pyckpt", *sys.argv[1:]], env)

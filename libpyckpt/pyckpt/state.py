@@ -311,9 +311,12 @@ def _refuse_other_threads():
     interpreter's own list of running threads is what is checked."""
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     capturing = (threading.main_thread().ident, threading.get_ident())
-    for ident, frame in sys._current_frames().items():
-        if ident in capturing:
-            continue
+    # Not a loop over all of them: a variable bound to this thread's own
+    # frame would make a cycle that keeps the capture's frames, and the
+    # buffer exports their locals hold (an mmap could not be closed), alive
+    # until the garbage collector runs.
+    others = {ident: frame for ident, frame in sys._current_frames().items() if ident not in capturing}
+    for ident, frame in others.items():
         # The function the thread was started with: its outermost frame
         # outside threading.py (a library's helper thread, such as
         # multiprocessing.pool's, is then named by its library).
