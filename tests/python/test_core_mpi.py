@@ -35,7 +35,7 @@ BINDING = {
     "mpi_pending_requests": (), "mpi_request_repost": (1, 0), "mpi_channel_messages": (), "mpi_stats": (),
     "mpi_poll": (), "mpi_set_triggers": ("", 0.0), "mpi_enable_wake": (10,), "mpi_disable_wake": (),
     "mpi_write_comm": (None,), "mpi_alloc_mem_size": (0,),
-    "mpi_wrap_compound_methods": ((int,),), "mpi_compound_active": (), "mpi_mpi4py_contexts": (),
+    "mpi_wrap_compound_methods": ((0,),), "mpi_compound_active": (), "mpi_mpi4py_contexts": (),
 }
 
 
