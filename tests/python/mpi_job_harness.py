@@ -340,8 +340,9 @@ def checkpoint_while_one_rank_computes(tmp_path, program, np_, args, seed_name):
     step 1 until the file HOLD exists while the others wait in an MPI
     operation. `pyckpt request` must be served while it computes: the
     checkpoint shows it inside compute() (taken at a Python line), not after
-    the operation the others wait in. Then HOLD is created, a rank killed, the
-    job restarted and its output compared with an uninterrupted run."""
+    the operation the others wait in. Then a rank is killed (the job is still
+    held, so it cannot have ended), HOLD is created, the job restarted and its
+    output compared with an uninterrupted run."""
     ref = reference(tmp_path, program, np_, args[:3])
 
     def triggers(job, directory, history):
@@ -355,9 +356,12 @@ def checkpoint_while_one_rank_computes(tmp_path, program, np_, args, seed_name):
                            "others wait in instead of taking the computing rank at a Python line:\n"
                            + "\n".join(f"rank {r}:\n{t}" for r, t in shown.items()))
         history.append(f"`pyckpt request` -> {latest}, computing: ranks {computing}")
-        (directory.parent / "hold").touch()
         return latest
 
+    def release(work, directory):
+        (work / args[3]).touch()
+
     job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
-                                        seed_name=seed_name, max_delay=0.3, triggers=triggers)
+                                        seed_name=seed_name, max_delay=0.3, triggers=triggers,
+                                        after_first_kill=release)
     check_same_as_reference(ref, job, work, history, 1)
