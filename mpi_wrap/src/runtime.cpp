@@ -138,8 +138,9 @@ void Runtime::mark_unsupported(const char* call) {
   if (!unsupported_.empty()) unsupported_ += ", ";
   unsupported_ += call;
   unsupported_ += meaning(call);
-  // Never cleared: checkpoints are off for the rest of the job.
-  coordinator.switch_off("the job used MPI calls a checkpoint cannot capture: " + unsupported_);
+  // Never cleared: every later checkpoint fails, naming the calls. Not a
+  // switch-off (Coordinator::switch_off): the ranks keep calling the same
+  // form of each collective, which they could not all change at one point.
 }
 
 std::vector<std::byte> Runtime::save() const {
