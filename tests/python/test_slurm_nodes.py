@@ -33,7 +33,7 @@ AGENT = Path(__file__).resolve().parents[2] / "tools" / "local-node-agent.sh"
 PROGRAM = PROGRAMS / "nodes.py"
 RANKS = 4
 NODES_PER_RUN = [2, 1, 4]
-STEPS = 1500  # 0.02 s a step: longer than the three runs take to reach their signals
+STEPS = 600  # 0.02 s or more a step: the first two runs are signalled after 50 steps each
 RECREATED = (r"pyckpt_mpi: rank \d+: \d+ node-local communicator\(s\) \(MPI_Comm_split_type\) "
              r"re-created on this placement with other members")
 
@@ -60,9 +60,8 @@ def _hostfile(work, run, nodes):
 def _placement(nodes):
     """What `pyckpt inspect` prints for RANKS ranks placed in order on `nodes` nodes."""
     per_node = RANKS // nodes
-    spans = [range(n * per_node, (n + 1) * per_node) for n in range(nodes)]
-    return "; ".join(f"node{n}: rank{'s' if per_node > 1 else ''} "
-                     f"{f'{s[0]}-{s[-1]}' if per_node > 1 else s[0]}" for n, s in enumerate(spans))
+    return "; ".join(f"node{n}: " + (f"ranks {n * per_node}-{(n + 1) * per_node - 1}" if per_node > 1 else f"rank {n}")
+                     for n in range(nodes))
 
 
 def _steps_done(work):
