@@ -6,9 +6,9 @@ node, requeued again and resumed on 4 nodes; it finishes with stdout and
 per-rank files byte-identical to an uninterrupted run, and each checkpoint
 says on which nodes its ranks ran.
 
-The test cluster (slurm_cluster.LocalCluster) has one slurmd: several on one
-host need a Slurm built with --enable-multiple-slurmd, which Debian's is not
-(doc/slurm.md). So the nodes are simulated inside the one-node allocation
+The test cluster (slurm_cluster.LocalCluster) has one slurmd (Debian's Slurm
+could run several on this host, doc/slurm.md "Not done yet"), so the nodes
+are simulated inside the one-node allocation
 the way test_mpi_placement.py simulates them: the batch script gives mpirun a
 hostfile of made-up node names, picked by SLURM_RESTART_COUNT (standing for
 an allocation of another size), and tools/local-node-agent.sh as Open MPI's
