@@ -8,6 +8,12 @@
 # Each node gets a temporary directory of its own: the daemons of one machine
 # otherwise create the same session directory (/tmp/ompi.HOST.UID/jf.N) at
 # once, and one of them fails ("mkdir ... File exists").
+# Inside a Slurm job (simulated nodes in a one-node allocation) each name is
+# a Slurm node too: slurmd sets SLURMD_NODENAME on every node, the name a
+# checkpoint records as where a rank ran (`pyckpt inspect`, "placement").
+if [ -n "$SLURMD_NODENAME" ]; then
+    export SLURMD_NODENAME="$1"
+fi
 node_tmp="${TMPDIR:-/tmp}/pyckpt-node.$(id -u).$1"
 mkdir -p "$node_tmp"
 export TMPDIR="$node_tmp"
