@@ -341,21 +341,33 @@ def _memory_over(obj, offset, length, readonly):
 
 
 def _reduce_memory(mem):
-    """An MPI.memory: over another object's buffer (memory.frombuffer,
-    Win.tomemory, a slice of another memory), that object and where in its
-    buffer; released (Free_mem) or empty, an empty memory; the memory of an
-    RMA window, the same place in the re-created window; a block of
+    """An MPI.memory: the memory of an RMA window (Win.tomemory(),
+    Win.Shared_query(peer), made before or after the window was freed), the
+    same place in the re-created window; over another object's buffer
+    (memory.frombuffer, a slice of another memory), that object and where
+    in its buffer; released (Free_mem) or empty, an empty memory; a block of
     MPI.Alloc_mem, its contents (pyckpt.buffers), allocated again with
     MPI.Alloc_mem at restart."""
     MPI = _mpi()
+    # Before the buffer of mem.obj: a window's memory keeps the window alive
+    # as its obj, but Shared_query(peer) lies in the peer's segment, not in
+    # the window's buffer (this rank's own segment).
+    window = _describe_window_memory(mem) if mem.obj is None or isinstance(mem.obj, MPI.Win) else None
+    if window is not None:
+        return window[1:]
+    if isinstance(mem.obj, MPI.Win) and len(mem) == 0:  # e.g. Shared_query(peer) of an empty segment
+        return MPI.memory, ()
     if mem.obj is not None:
-        offset = mem.address - MPI.memory.frombuffer(mem.obj, readonly=True).address
+        whole = MPI.memory.frombuffer(mem.obj, readonly=True)
+        offset = mem.address - whole.address
+        if offset < 0 or offset + len(mem) > len(whole):
+            raise UnsupportedStateError(
+                f"an MPI.memory of {len(mem)} bytes at {mem.address:#x} that lies outside the buffer of the "
+                f"{type(mem.obj).__name__} it keeps alive (e.g. Win.Shared_query(peer) of a window pyckpt does not "
+                f"record): it cannot be rebuilt after a restart")
         return _memory_over, (mem.obj, offset, len(mem), mem.readonly)
     if mem.address == 0:
         return MPI.memory, ()
-    window = _describe_window_memory(mem)
-    if window is not None:  # Win.tomemory(), Win.Shared_query(): the re-created window's memory
-        return window[1:]
     size = _core.mpi_alloc_mem_size(mem.address) if _core.mpi_loaded() else None
     if size != len(mem):
         raise UnsupportedStateError(

@@ -16,7 +16,8 @@ KIND says how the node's sum is made:
       so that checkpoints find every rank outside it.
   window: each rank stores its value in its slot of a shared-memory window
       (Win.Allocate_shared on the node-local communicator; the node's rank 0
-      holds the slots), fenced, and sums the slots. A restart on another
+      holds the slots, which every rank reaches with Shared_query(0)), fenced,
+      and sums the slots. A restart on another
       number of nodes is refused, naming the window.
 """
 import sys
@@ -33,7 +34,11 @@ print(f"program start: rank {rank}", file=sys.stderr, flush=True)
 node = world.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
 if kind == "window":
     window = MPI.Win.Allocate_shared(8 * node.Get_size() if node.Get_rank() == 0 else 0, 8, comm=node)
-    slots = np.frombuffer(window.Shared_query(0)[0], dtype=np.int64)
+    # The segment's MPI.memory is kept, as programs do, and read each step:
+    # the restart rebuilds it, and the view over it, as the node's rank 0's
+    # segment.
+    segment, _ = window.Shared_query(0)
+    slots = np.frombuffer(segment, dtype=np.int64)
     window.Fence()
 
 
@@ -43,7 +48,7 @@ def node_sum(value):
     if kind == "window":
         slots[node.Get_rank()] = value
         window.Fence()
-        total = int(slots.sum())
+        total = int(np.frombuffer(segment, dtype=np.int64).sum())
         window.Fence()  # every rank read the slots before any writes the next value
         return total
     mine, total = np.array([value], dtype=np.int64), np.zeros(1, dtype=np.int64)
