@@ -90,24 +90,13 @@ def test_requeued_job_resumes_on_another_node_count(cluster, tmp_path):
     job = BatchJob(cluster, work, script, ["-n", RANKS, "-t", 10, "--requeue", "--open-mode=append",
                                            "--signal=B:USR1@60"], RANK_ENVIRONMENT)
     ref = Reference(tmp_path, PROGRAM, RANKS, [STEPS])
-    for run in range(len(NODES_PER_RUN) - 1):
-        # Signalled once this run's ranks are stepping (a resumed run: past
-        # where the previous one stopped).
-        done = _steps_done(work)
-        job.wait(lambda j: j.restarts == run and j.state == "RUNNING" and _steps_done(work) >= done + 50)
-        cluster.run("scancel", "--batch", "--signal=USR1", job.id)
-        job.wait(lambda j: j.restarts == run + 1 or j.state == "COMPLETED")
-    job.wait()
+    job.requeue_on_signal(len(NODES_PER_RUN) - 1, lambda j: _steps_done(work), 50)
     ref_stdout, ref_outputs = ref.outputs()
     print(f"\nnode-count job {job.id}: runs on {NODES_PER_RUN} nodes, {job.restarts} requeues, "
           f"{time.monotonic() - job.started:.0f} s from sbatch to completion")
-    assert job.state == "COMPLETED", f"job {job.id} ended {job.state}\n{job.describe()}"
-    assert job.restarts == 2 and job.started_runs() == 3, job.describe()
-    assert job.stderr.count("before the time limit: checkpointing") == 2, job.describe()
-    assert job.stderr.count("program start: rank 0") == 1, f"a run did not resume\n{job.describe()}"
+    job.check_resumed_after_requeues(2, ref_stdout)
     # Each resumed run re-created every rank's node-local communicator on its placement.
     assert len(re.findall(RECREATED, job.stderr)) == 2 * RANKS, job.describe()
-    assert job.stdout == ref_stdout, f"stdout differs from the uninterrupted run\n{job.describe()}"
     assert read_outputs(work) == ref_outputs
     assert (work / "ckpt" / "complete").exists()
     # The two checkpoints, taken on 2 nodes and on 1, say so.

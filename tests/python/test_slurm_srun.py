@@ -64,22 +64,11 @@ def test_srun_requeue_resume(cluster, tmp_path):
            "CKPT_INTERVAL": "600"}
     job = BatchJob(cluster, work, SCRIPT, ["-n", RANKS, "-t", 10, "--signal=B:USR1@60"], env)
     ref = Reference(tmp_path, PROGRAM, RANKS, [steps])
-    for run in range(2):
-        # Signalled once this run's ranks are printing (a resumed run: past
-        # where the previous one stopped).
-        printed = _lines(job)
-        job.wait(lambda j: j.restarts == run and j.state == "RUNNING" and _lines(j) >= printed + 8)
-        cluster.run("scancel", "--batch", "--signal=USR1", job.id)
-        job.wait(lambda j: j.restarts == run + 1 or j.state == "COMPLETED")
-    job.wait()
+    job.requeue_on_signal(2, _lines, 8)
     ref_stdout, ref_outputs = ref.outputs()
     print(f"\nsrun job {job.id}: {job.restarts} requeues, {time.monotonic() - job.started:.0f} s from sbatch to "
           f"completion")
-    assert job.state == "COMPLETED", f"job {job.id} ended {job.state}\n{job.describe()}"
-    assert job.restarts == 2 and job.started_runs() == 3, job.describe()
-    assert job.stderr.count("before the time limit: checkpointing") == 2, job.describe()
-    assert job.stderr.count("program start: rank 0") == 1, f"a run did not resume\n{job.describe()}"
-    assert job.stdout == ref_stdout, f"stdout differs from the uninterrupted run\n{job.describe()}"
+    job.check_resumed_after_requeues(2, ref_stdout)
     assert read_outputs(work) == ref_outputs
     assert (work / "ckpt" / "complete").exists()
     listing = _pyckpt("ls", str(work / "ckpt"))
