@@ -351,9 +351,10 @@ def checkpoint_while_one_rank_computes(tmp_path, program, np_, args, seed_name):
         assert request.returncode == 0, request.stdout + request.stderr
         latest = wait_for_checkpoint(job, directory, None)
         shown = inspect_shows_ranks(directory, np_, program)
-        computing = [rank for rank, text in shown.items() if re.search(r", in compute\n", text)]
-        assert computing, ("no rank was inside compute() at the checkpoint: it waited for the operation the "
-                           "others wait in instead of taking the computing rank at a Python line:\n"
+        computing = [rank for rank, text in shown.items()
+                     if re.search(r", in (compute|computing_until_released)\n", text)]
+        assert computing, ("no rank was inside compute() or its hold loop at the checkpoint: it waited for the "
+                           "operation the others wait in instead of taking the computing rank at a Python line:\n"
                            + "\n".join(f"rank {r}:\n{t}" for r, t in shown.items()))
         history.append(f"`pyckpt request` -> {latest}, computing: ranks {computing}")
         return latest

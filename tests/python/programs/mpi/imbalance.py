@@ -32,6 +32,13 @@ def compute(n, seed):
     return x
 
 
+def computing_until_released():
+    """The hold: computes until the file HOLD exists (a checkpoint may fall
+    between two compute() calls, here)."""
+    while not os.path.exists(hold):
+        compute(10_000, 0)
+
+
 def exchange_while_waiting(step):
     """The fast ranks of the lower half trade messages with their partner in
     the upper half while the slow rank computes."""
@@ -51,8 +58,8 @@ total = 0
 for step in range(steps):
     slow = step % size
     x = compute(work if rank == slow else work // 50, step * size + rank)
-    while hold and step == 1 and rank == slow and not os.path.exists(hold):
-        compute(10_000, 0)
+    if hold and step == 1 and rank == slow:
+        computing_until_released()
     mine = np.array([x % 1000, rank, step], "i8")
     if kind == "allreduce":
         result = np.zeros(3, "i8")

@@ -52,12 +52,19 @@ def compute(n, seed):
     return x
 
 
+def computing_until_released():
+    """The hold: computes until the file HOLD exists (a checkpoint may fall
+    between two compute() calls, here)."""
+    while not os.path.exists(hold):
+        compute(10_000, 0)
+
+
 def work_of(step):
     """The step's computation, with the hold of step 1 on its slow rank."""
     slow = step % size
     x = compute(work if rank == slow else work // 50, step * size + rank)
-    while hold and step == 1 and rank == slow and not os.path.exists(hold):
-        compute(10_000, 0)
+    if hold and step == 1 and rank == slow:
+        computing_until_released()
     return x % 1000
 
 
