@@ -87,6 +87,20 @@ CommRec& CommTable::insert(std::unique_ptr<CommRec> rec) {
   return *comms_.back();
 }
 
+std::uint64_t CommRec::members_digest() const {
+  std::uint64_t h = 14695981039346656037ull;
+  const auto mix = [&h](std::uint32_t v) {
+    for (int byte = 0; byte < 4; ++byte) {  // little-endian: the same on every machine
+      h ^= (v >> (8 * byte)) & 0xffu;
+      h *= 1099511628211ull;
+    }
+  };
+  for (int r : world_ranks) mix(static_cast<std::uint32_t>(r));
+  mix(0xffffffffu);  // between the groups: no world rank has this value
+  for (int r : remote_world_ranks) mix(static_cast<std::uint32_t>(r));
+  return h;
+}
+
 CommRec* CommTable::by_id(std::uint64_t id) const {
   for (auto& c : comms_)
     if (c->id == id && c->real != MPI_COMM_NULL) return c.get();

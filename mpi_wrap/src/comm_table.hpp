@@ -45,6 +45,11 @@ struct CommRec {
   // collectives are ranks of the remote group.
   std::vector<int> remote_world_ranks;
   bool inter() const { return !remote_world_ranks.empty(); }
+  // Which world ranks its groups hold, as one number (FNV-1a over both
+  // lists): a restart on another placement can give a node-local
+  // communicator other members with the same rank and size, e.g. ranks
+  // {0,1},{2,3} per node before and {0,2},{1,3} after (Runtime::restore).
+  std::uint64_t members_digest() const;
   // World rank of each rank a message on this communicator goes to or comes
   // from: the remote group of an intercommunicator, else the members.
   const std::vector<int>& peers() const { return inter() ? remote_world_ranks : world_ranks; }

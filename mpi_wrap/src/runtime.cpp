@@ -8,7 +8,7 @@
 // Format (all little-endian, pyckpt/codec/bytes.hpp):
 //   "PYCKMPI1" u32 version, u32 world_size
 //   u64 ncomms  { u64 id, i32 op, u64 parent, u32 n, i32 args[n], u8 freed, i32 rank, i32 size,
-//                 u8 carried point-to-point messages }
+//                 u64 members (CommRec::members_digest), u8 carried point-to-point messages }
 //     (op: LineageOp; 11-13: Create_group and intercommunicators)
 //   u64 ntypes  { u64 id, type-tree }   (TypeTable::encode)
 //   u64 nmsgs   { u64 comm, i32 source, i32 tag, u64 n, bytes[n] }
@@ -39,11 +39,12 @@ namespace {
 constexpr char kMagic[8] = {'P', 'Y', 'C', 'K', 'M', 'P', 'I', '1'};
 // 4: + nonblocking collectives or windows; 5: both; 6: + Create_group and
 // intercommunicators in lineage, or per comm whether it carried messages, or
-// the compound call (three lines of work); 7: the first two; 8: all three.
-constexpr std::uint32_t kVersion = 8;
+// the compound call (three lines of work); 7: the first two; 8: all three;
+// 9: + each communicator's members digest.
+constexpr std::uint32_t kVersion = 9;
 
 // A communicator made by Split_type (or from one) that the restarted job's
-// placement gave other members.
+// placement gave other members (maybe with the same rank and size).
 struct MovedComm {
   std::uint64_t id;
   int rank, size, now_rank, now_size;
@@ -161,6 +162,7 @@ std::vector<std::byte> Runtime::save() const {
     w.put<std::uint8_t>(c->freed ? 1 : 0);
     w.put<std::int32_t>(c->rank);
     w.put<std::int32_t>(c->size);
+    w.put(c->members_digest());
     w.put<std::uint8_t>(c->carries_messages() ? 1 : 0);
   }
   const auto types_by_id = types.by_id();  // id order = commit order
@@ -261,6 +263,7 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       for (auto& a : args) a = r.get<std::int32_t>();
       const bool freed = r.get<std::uint8_t>() != 0;
       const auto rank = r.get<std::int32_t>(), size = r.get<std::int32_t>();
+      const auto members = r.get<std::uint64_t>();
       const bool carried_messages = r.get<std::uint8_t>() != 0;
       if (op == LineageOp::World || op == LineageOp::Self) continue;  // exist already
       // Parents are looked up among all records: a freed parent is re-created
@@ -271,25 +274,20 @@ void Runtime::restore(const std::byte* data, std::size_t len) {
       const auto mismatch = [] {
         throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi: re-created communicator does not match its checkpoint");
       };
-      // Owned until recorded: a mismatch frees it. The leaders of an
-      // intercommunicator's groups meet on the library's arrival
-      // communicator: a rank already past its restore sends there only
-      // after it sent what this replay receives (messages do not overtake).
-      OwnedComm made = CommTable::replay(op, p->real, args, coordinator.arrival());
-      if (made.get() != MPI_COMM_NULL) {
-        int made_rank = 0, made_size = 0;
-        PMPI_Comm_rank(made.get(), &made_rank);
-        PMPI_Comm_size(made.get(), &made_size);
-        if (made_rank != rank || made_size != size) {
-          // Split_type's members are the ranks that share a node *now*.
-          if (!p->placement_dependent && op != LineageOp::SplitType) mismatch();
-          if (carried_messages) refuse_moved_traffic(id);
-          moved.push_back({id, rank, size, made_rank, made_size});
-        }
-      }
-      CommRec& c = add_comm(*p, op, std::move(args), made.release());
+      // The leaders of an intercommunicator's groups meet on the library's
+      // arrival communicator: a rank already past its restore sends there
+      // only after it sent what this replay receives (messages do not
+      // overtake).
+      MPI_Comm made = CommTable::replay(op, p->real, args, coordinator.arrival()).release();
+      CommRec& c = add_comm(*p, op, std::move(args), made);
       c.carried_messages = carried_messages;
       if (c.id != id) mismatch();
+      if (made != MPI_COMM_NULL && (c.rank != rank || c.size != size || c.members_digest() != members)) {
+        // Split_type's members are the ranks that share a node *now*.
+        if (!p->placement_dependent && op != LineageOp::SplitType) mismatch();
+        if (carried_messages) refuse_moved_traffic(id);
+        moved.push_back({id, rank, size, c.rank, c.size});
+      }
       if (freed && c.real != MPI_COMM_NULL) to_free.push_back(&c);
     }
     if (!moved.empty()) {

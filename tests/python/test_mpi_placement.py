@@ -26,16 +26,24 @@ NOTICE = (r"pyckpt_mpi: rank \d+: \d+ node-local communicator\(s\) \(MPI_Comm_sp
           r"re-created on this placement with other members")
 
 
-def _nodes(work, count):
-    """mpirun options placing NP ranks on `count` simulated nodes. With
+def _nodes(work, count, ranks_on=None):
+    """mpirun options placing NP ranks on `count` simulated nodes: in blocks
+    (ranks 0,1 on node0 of 2), or rank r on node ranks_on[r] (a rankfile). With
     slots=NP/count a node is not oversubscribed to Open MPI, which then
     busy-polls without yielding; the simulated nodes share this machine's
     cores, so the ranks are told to yield (without it a checkpoint took
     10 times as long, 2-4 s, and a job checkpointing every 0.3 s barely ran)."""
     hostfile = work / f"hosts.{count}"
     hostfile.write_text("".join(f"node{n} slots={NP // count}\n" for n in range(count)))
+    placed = []
+    if ranks_on:
+        rankfile = work / ("ranks." + "".join(map(str, ranks_on)))
+        rankfile.write_text("".join(f"rank {r}=node{n} slot={ranks_on[:r].count(n)}\n"
+                                    for r, n in enumerate(ranks_on)))
+        placed = ["--rankfile", str(rankfile)]
     return ["--hostfile", str(hostfile), "--mca", "plm_rsh_agent", str(AGENT), "--mca", "btl", "self,tcp",
-            "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo", "--mca", "mpi_yield_when_idle", "1"]
+            "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo", "--mca", "mpi_yield_when_idle", "1",
+            *placed]
 
 
 def _checkpoint_and_kill(job, work, rng, history):
@@ -81,31 +89,44 @@ def test_resume_on_another_node_count(tmp_path, placements):
     check_same_as_reference(ref, job, work, history, len(placements) - 1)
 
 
-@pytest.mark.parametrize("kind, refused", [
-    ("pickled", r"node-local communicator [0-9a-f]+ \(MPI_Comm_split_type, or made from one\) carried point-to-point messages"),
-    ("window", r"MPI window \d+ \(MPI_Win_allocate_shared at [^)]*nodes\.py:\d+\)")])
-def test_refused_on_another_node_count(tmp_path, kind, refused):
-    """A restart on 1 node fails before the program resumes, naming what
-    it cannot carry over, and leaves the checkpoint as it was: the same
-    command on the old 2 nodes resumes and computes what the uninterrupted
-    job computed (window: each rank's view of its node's first segment,
-    from Shared_query(0), is that segment of the re-created window)."""
+PICKLED = r"node-local communicator [0-9a-f]+ \(MPI_Comm_split_type, or made from one\) carried point-to-point messages"
+WINDOW = r"MPI window \d+ \(MPI_Win_allocate_shared at [^)]*nodes\.py:\d+\)"
+
+
+# Ranks 0,2 and 1,3 share a node, then 0,3 and 1,2: every rank has the same
+# rank and size in its node-local communicator, with another member.
+ROUND_ROBIN, PERMUTED = {"count": 2, "ranks_on": (0, 1, 0, 1)}, {"count": 2, "ranks_on": (0, 1, 1, 0)}
+
+
+@pytest.mark.parametrize("kind, refused, placement, other_placement", [
+    ("pickled", PICKLED, {"count": 2}, {"count": 1}), ("window", WINDOW, {"count": 2}, {"count": 1}),
+    ("pickled", PICKLED, ROUND_ROBIN, PERMUTED)], ids=["pickled-1", "window-1", "pickled-permuted"])
+def test_refused_on_another_placement(tmp_path, kind, refused, placement, other_placement):
+    """A restart on 1 node, or on the same 2 nodes with other pairs of
+    ranks sharing them, fails before the program resumes, naming what it
+    cannot carry over, and leaves the checkpoint as it was: the same command
+    on the old placement resumes and computes what the uninterrupted job
+    computed (window: each rank's view of its node's first segment, from
+    Shared_query(0), is that segment of the re-created window)."""
     program, args = "nodes.py", [150 if kind == "pickled" else 300, kind]
     ref = reference(tmp_path, program, NP, args)
     work = tmp_path / "work"
     work.mkdir()
     directory = work / "ckpt.d"
     history = []
-    job = Job(pyckpt_mpirun(directory, program, NP, args, interval=0.3, extra=_nodes(work, 2)), work, "run0")
+    job = Job(pyckpt_mpirun(directory, program, NP, args, interval=0.3, extra=_nodes(work, **placement)), work,
+              "run0")
     _checkpoint_and_kill(job, work, random.Random(kind), history)
     latest = latest_checkpoint(directory)
-    other = Job(pyckpt_mpirun(directory, program, NP, args, extra=_nodes(work, 1)), work, "other_placement")
-    assert other.wait() != 0, f"the restart on 1 node succeeded:\n{other.describe()}"
+    other = Job(pyckpt_mpirun(directory, program, NP, args, extra=_nodes(work, **other_placement)), work,
+                "other_placement")
+    assert other.wait() != 0, f"the restart on {other_placement} succeeded:\n{other.describe()}"
     assert re.search(refused, other.stderr) and "restart on the placement of the checkpoint" in other.stderr, \
         other.describe()
     assert START_MARK not in other.stderr, other.describe()
     assert latest_checkpoint(directory) == latest
-    resumed = Job(pyckpt_mpirun(directory, program, NP, args, interval=0.3, extra=_nodes(work, 2)), work, "run1")
+    resumed = Job(pyckpt_mpirun(directory, program, NP, args, interval=0.3, extra=_nodes(work, **placement)), work,
+                  "run1")
     assert resumed.wait() == 0, resumed.describe()
     assert not re.search(NOTICE, resumed.stderr), resumed.describe()
     check_same_as_reference(ref, resumed, work, history, 1)
