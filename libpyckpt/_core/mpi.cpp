@@ -452,10 +452,11 @@ PyObject* py_mpi_stats(PyObject*, PyObject*) {
     pyckpt_mpi_stats s{};
     check_rc(api().get_stats(&s), "pyckpt_mpi_get_stats");
     using ull = unsigned long long;
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsK}", "intercepted", ull{s.intercepted}, "sent", ull{s.sent},
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsK}", "intercepted", ull{s.intercepted}, "sent", ull{s.sent},
                          "received", ull{s.received}, "collectives", ull{s.collectives}, "checkpoints",
                          ull{s.checkpoints}, "drained", ull{s.drained}, "channel_pending", ull{s.channel_pending},
-                         "replayed", ull{s.replayed}, "node_local_comms", ull{s.node_local_comms});
+                         "replayed", ull{s.replayed}, "node_local_comms", ull{s.node_local_comms},
+                         "trigger_signals", ull{s.trigger_signals});
   });
 }
 

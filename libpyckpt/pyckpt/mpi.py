@@ -70,6 +70,7 @@ class _Job:
     captured = None      # what capture() hands to write()
     resume = None        # _Resume while this rank resumes a checkpoint
     command = None       # the application's command line (resume_rank(): not this process's argv)
+    requeue_declined = False  # rank 0 said the job is not requeued (--pyckpt-max-restarts reached)
 
 
 _job = _Job()
@@ -109,6 +110,10 @@ def attach():
             # `pyckpt mpirun --slurm-requeue` that the program ended (mpirun
             # ended by Slurm may exit 0 too).
             atexit.register(slurm.report_program_end, settings.end_file())
+        if settings.slurm_requeue_max_restarts() is not None:
+            # No supervisor marks the run finished (the SPANK plugin's
+            # --pyckpt-requeue): rank 0 does, when its program ends by itself.
+            slurm.mark_complete_at_exit(_job.directory)
     if _job.resume is not None:
         _restore_interposer(_job.resume)
 
@@ -292,20 +297,43 @@ def _write():
 
 
 def _hold_if_stopping(comm, epoch):
-    """After a committed checkpoint: if `pyckpt mpirun --slurm-requeue` asked
-    the job to stop after it (pyckpt.slurm), every rank flushes its output
-    and waits here to be ended, so that nothing it would print again once
-    resumed from this checkpoint reaches the job's output. Rank 0 alone
-    reads the request: all ranks hold or none."""
-    if not comm.bcast(slurm.stop_requested(_job.directory) if _job.rank == 0 else None, root=0):
+    """After a committed checkpoint: if the job is to stop after it, every
+    rank flushes its output and waits here to be ended, so that nothing it
+    would print again once resumed from this checkpoint reaches the job's
+    output. Asked for by `pyckpt mpirun --slurm-requeue`'s supervisor (a
+    file, pyckpt.slurm: it ends mpirun and requeues the job), or, under the
+    SPANK plugin's --pyckpt-requeue, by a checkpoint signal (Slurm's
+    time-limit signal): then rank 0 requeues the job itself, and Slurm ends
+    the ranks. Rank 0 alone decides: all ranks hold or none."""
+    stop = comm.bcast(_stop_after_checkpoint() if _job.rank == 0 else None, root=0)
+    if stop is None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    comm.Barrier()  # every rank flushed: nothing of theirs is printed after the supervisor's stop
+    comm.Barrier()  # every rank flushed: nothing of theirs is printed after the stop
+    held = True
     if _job.rank == 0:
-        slurm.report_stopped(_job.directory, epoch)
-    while True:
-        time.sleep(3600)  # until the supervisor ends mpirun, which ends this rank
+        if stop == "supervisor":
+            slurm.report_stopped(_job.directory, epoch)
+        else:
+            held = slurm.requeue_self(epoch)
+    if comm.bcast(held, root=0):
+        while True:
+            time.sleep(3600)  # until the supervisor ends mpirun, or Slurm the requeued job's ranks
+    _job.requeue_declined = True  # the requeue failed (said): the job goes on
+
+
+def _stop_after_checkpoint():
+    """Rank 0: "supervisor", "requeue" (see _hold_if_stopping) or None."""
+    if slurm.stop_requested(_job.directory):
+        return "supervisor"
+    max_restarts = settings.slurm_requeue_max_restarts()
+    if max_restarts is None or _job.requeue_declined or not _core.mpi_stats()["trigger_signals"]:
+        return None
+    if not slurm.may_requeue(max_restarts):
+        _job.requeue_declined = True  # said once; the job goes on until it ends or Slurm ends it
+        return None
+    return "requeue"
 
 
 def _placement(MPI):

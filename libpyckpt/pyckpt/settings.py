@@ -22,6 +22,11 @@ PYCKPT_STDIN_OFFSET set by `pyckpt mpirun` when it resumes a job: the job's
                   this byte of the input file
 PYCKPT_END_FILE   set by `pyckpt mpirun/srun --slurm-requeue`: rank 0 creates this
                   file when the program ends by itself (pyckpt.slurm)
+PYCKPT_SLURM_REQUEUE set by the SPANK plugin's --pyckpt-requeue to the
+                  job's --pyckpt-max-restarts: after the checkpoint a
+                  checkpoint signal asked for (Slurm's time-limit signal),
+                  the ranks hold and rank 0 requeues the Slurm job, unless it
+                  was restarted that many times (pyckpt.mpi, pyckpt.slurm)
 PYCKPT_KEY_FILE   the key that authenticates checkpoints (default
                   $XDG_CONFIG_HOME/pyckpt/key, else ~/.config/pyckpt/key;
                   read by the container, hdf5_io's Key; doc/security.md)
@@ -87,6 +92,13 @@ def stdin_offset():
 def end_file():
     """The file rank 0 creates when the program ends by itself; None: none."""
     return os.environ.get("PYCKPT_END_FILE") or None
+
+
+def slurm_requeue_max_restarts():
+    """The job requeues itself at the checkpoint signal (the SPANK plugin's
+    --pyckpt-requeue) unless restarted this many times; None: it does not."""
+    value = os.environ.get("PYCKPT_SLURM_REQUEUE")
+    return int(value) if value else None
 
 
 def verbose():

@@ -28,7 +28,18 @@ and supervises the job (below, "mpirun" stands for either):
 - --max-restarts N: a job whose SLURM_RESTART_COUNT exceeds N is not run,
   and one that has reached N is not requeued at the signal: a job that never
   gets further cannot loop for ever.
+
+Without a supervisor, under the SPANK plugin's --pyckpt-requeue (srun
+steps of a job submitted with `--signal=USR1@<seconds>`, which Slurm sends
+to the tasks): the checkpoint signal reaches every rank; after the
+checkpoint it asked for, the ranks hold and rank 0 requeues the job
+(requeue_self; Slurm ends the ranks), unless --pyckpt-max-restarts is
+reached (may_requeue). Rank 0 marks the directory complete when its program
+ends by itself (mark_complete_at_exit), and the plugin refuses a step into a
+finished run's directory, or of a job restarted more than
+--pyckpt-max-restarts times.
 """
+import atexit
 import datetime
 import json
 import os
@@ -130,6 +141,55 @@ def refuse_completed(directory):
                           f"from the start, or use another --dir")
 
 
+def _mark_complete(directory, job):
+    _write_json(os.path.join(directory, COMPLETE_FILE),
+                {"slurm_job_id": job.id, "slurm_restart_count": job.restart_count, "finished_unix": time.time(),
+                 "last_epoch": _latest_epoch(directory)})
+
+
+def mark_complete_at_exit(directory):
+    """Rank 0 of a job that requeues itself: marks `directory` complete when
+    the interpreter exits after the program ended without an uncaught
+    exception (CPython leaves it in sys.last_value then). A rank killed by a
+    signal never gets there; sys.exit(N) of the program passes for an end."""
+    job = SlurmJob()
+
+    def at_exit():
+        if hasattr(sys, "last_value"):
+            return  # the program failed: a restart resumes its last checkpoint
+        try:
+            _mark_complete(directory, job)
+        except OSError as exc:
+            _say(f"job {job.id}: cannot mark {directory} complete: {exc}")
+    atexit.register(at_exit)
+
+
+def may_requeue(max_restarts):
+    """Rank 0 at the checkpoint signal of a job that requeues itself:
+    whether the job may be requeued once more (says why not)."""
+    job = SlurmJob()
+    if job.restart_count < max_restarts:
+        return True
+    _say(f"job {job.id}: not requeued at the checkpoint signal: restarted {job.restart_count} times, "
+         f"--pyckpt-max-restarts {max_restarts} reached; it goes on until it ends or Slurm ends it")
+    return False
+
+
+def requeue_self(epoch):
+    """Rank 0, every rank holding after checkpoint `epoch`: requeues the
+    job (Slurm then ends its ranks). False, said, if scontrol failed."""
+    job = SlurmJob()
+    # Said first: Slurm may end this rank before scontrol returns.
+    _say(f"job {job.id}: checkpoint {epoch} committed at the checkpoint signal; requeued (restart "
+         f"{job.restart_count + 1}): it resumes from that checkpoint when Slurm starts it again")
+    try:
+        job.requeue()
+    except CheckpointError as exc:
+        _say(f"job {job.id}: not requeued after all: {exc}; the job goes on")
+        return False
+    return True
+
+
 def stop_requested(directory):
     """Whether the ranks are to hold after the checkpoint being written (mpi.py)."""
     return os.path.exists(os.path.join(directory, STOP_REQUEST_FILE))
@@ -227,9 +287,7 @@ class _Supervisor:
                  f"{self.directory}")
             return status or 1
         if status == 0:
-            _write_json(os.path.join(self.directory, COMPLETE_FILE),
-                        {"slurm_job_id": self.job.id, "slurm_restart_count": self.job.restart_count,
-                         "finished_unix": time.time(), "last_epoch": _latest_epoch(self.directory)})
+            _mark_complete(self.directory, self.job)
         return status
 
     def _checkpoint_and_requeue(self):

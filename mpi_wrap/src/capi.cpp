@@ -4,7 +4,9 @@
 #include "runtime.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -41,7 +43,15 @@ T if_running(T none, F f) {
   return rt ? static_cast<T>(f(*rt)) : none;
 }
 
-extern "C" void on_trigger_signal(int) { pyckpt_mpi_request_checkpoint(); }
+// Checkpoint signals received (lock-free: counted in the handler). A job
+// that requeues itself at Slurm's time-limit signal holds after the
+// checkpoint such a signal asked for (pyckpt/mpi.py, _hold_if_stopping).
+std::atomic<std::uint64_t> trigger_signals{0};
+
+extern "C" void on_trigger_signal(int) {
+  trigger_signals.fetch_add(1, std::memory_order_relaxed);
+  pyckpt_mpi_request_checkpoint();
+}
 
 }  // namespace
 
@@ -305,7 +315,8 @@ int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out) {
                             ch.drained(),
                             static_cast<uint64_t>(ch.size()),
                             ch.replayed(),
-                            static_cast<uint64_t>(node_local)};
+                            static_cast<uint64_t>(node_local),
+                            trigger_signals.load(std::memory_order_relaxed)};
     return PYCKPT_MPI_OK;
   });
 }

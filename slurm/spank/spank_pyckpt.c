@@ -11,6 +11,13 @@
  *   --pyckpt-interval=SECONDS   periodic checkpoints
  *   --pyckpt-keep=K             committed checkpoints kept
  *   --pyckpt-key-file=FILE      the key that authenticates checkpoints
+ *   --pyckpt-requeue            the job requeues itself at the checkpoint
+ *                               signal (sbatch --signal=USR1@SECONDS, which
+ *                               Slurm sends to the tasks): the ranks
+ *                               checkpoint, hold, and rank 0 runs `scontrol
+ *                               requeue`; the next start resumes
+ *   --pyckpt-max-restarts=N     not requeued once restarted N times, and not
+ *                               run when restarted more (default 10)
  *
  * In every task of a job step given --pyckpt-dir (slurmstepd, user_init),
  * the plugin sets what `pyckpt mpirun` sets for its ranks: LD_PRELOAD of the
@@ -19,7 +26,10 @@
  * (the job id, unless the job sets one: a restarted rank needs the seed of the
  * checkpointed one, which the checkpoint records). A step whose directory
  * holds a committed checkpoint resumes from it, as under `pyckpt mpirun`: the
- * Python-rank library does that in each task.
+ * Python-rank library does that in each task. With --pyckpt-requeue the
+ * tasks get PYCKPT_SLURM_REQUEUE (the maximum restarts; pyckpt.slurm does
+ * the rest), and srun refuses a directory whose run finished (rank 0 marks
+ * it `complete`) and a job restarted more than --pyckpt-max-restarts times.
  *
  * The batch script's own step (sbatch --pyckpt-dir) and an interactive step
  * get the PYCKPT_* variables but not LD_PRELOAD: the shell and the commands
@@ -59,12 +69,18 @@ SPANK_PLUGIN(pyckpt, 1);
  * (by `pyckpt srun`, or by hand). */
 #define INTERPOSER_NAME "libpyckpt_mpi.so"
 #define VALUE_MAX 4096
+/* pyckpt.slurm.DEFAULT_MAX_RESTARTS, the default of `pyckpt mpirun --max-restarts`. */
+#define DEFAULT_MAX_RESTARTS 10
+/* Written into the checkpoint directory when the run finished (pyckpt.slurm.COMPLETE_FILE). */
+#define COMPLETE_FILE "complete"
 
 /* The options of this job step, as given (empty: not given). */
 static char option_dir[PATH_MAX];
 static char option_interval[64];
 static char option_keep[32];
 static char option_key_file[PATH_MAX];
+static int option_requeue;
+static long option_max_restarts = -1;  /* -1: not given */
 /* What the tasks preload: plugstack.conf's preload=, else the installed libraries. */
 static char preload[VALUE_MAX] = PYCKPT_SPANK_PRELOAD;
 
@@ -128,6 +144,31 @@ static int on_key_file(int val, const char *optarg, int remote)
 	return copy_option(option_key_file, sizeof(option_key_file), "pyckpt-key-file", optarg);
 }
 
+static int on_requeue(int val, const char *optarg, int remote)
+{
+	(void)val, (void)optarg, (void)remote;
+	option_requeue = 1;
+	return 0;
+}
+
+static int on_max_restarts(int val, const char *optarg, int remote)
+{
+	char *end = NULL;
+
+	(void)val, (void)remote;
+	if (optarg == NULL || optarg[0] == '\0') {
+		slurm_error("pyckpt: --pyckpt-max-restarts needs a value");
+		return -1;
+	}
+	errno = 0;
+	option_max_restarts = strtol(optarg, &end, 10);
+	if (errno != 0 || *end != '\0' || option_max_restarts < 0 || option_max_restarts > INT_MAX) {
+		slurm_error("pyckpt: --pyckpt-max-restarts=%s: not a whole number of restarts, at least 0", optarg);
+		return -1;
+	}
+	return 0;
+}
+
 /* Registered in slurm_spank_init: sbatch and salloc see only registered options
  * (a `spank_options` table is srun's only). */
 static struct spank_option options[] = {
@@ -139,6 +180,11 @@ static struct spank_option options[] = {
 	{"pyckpt-key-file", "FILE",
 	 "[pyckpt] the key that authenticates checkpoints (default ~/.config/pyckpt/key; with --pyckpt-dir)", 1, 0,
 	 on_key_file},
+	{"pyckpt-requeue", NULL,
+	 "[pyckpt] at the checkpoint signal (sbatch --signal=USR1@SECONDS), checkpoint and requeue the job; it "
+	 "resumes when Slurm starts it again (with --pyckpt-dir)", 0, 0, on_requeue},
+	{"pyckpt-max-restarts", "N",
+	 "[pyckpt] requeue at most N times (default 10; with --pyckpt-requeue)", 1, 0, on_max_restarts},
 	SPANK_OPTIONS_TABLE_END
 };
 
@@ -170,7 +216,58 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	return 0;
 }
 
-/* srun/sbatch/salloc, once all options are read: the others need --pyckpt-dir. */
+static long max_restarts(void)
+{
+	return option_max_restarts >= 0 ? option_max_restarts : DEFAULT_MAX_RESTARTS;
+}
+
+/* The run in --pyckpt-dir finished (its `complete` file, which names the
+ * Slurm job that finished it): not resumed, refused (as `pyckpt mpirun`). */
+static int refuse_finished_run(void)
+{
+	char path[PATH_MAX + sizeof(COMPLETE_FILE) + 1], text[512] = "", finisher[64] = "";
+	const char *job = getenv("SLURM_JOB_ID"), *field;
+	FILE *file;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", option_dir, COMPLETE_FILE);
+	file = fopen(path, "r");
+	if (file == NULL)
+		return 0;
+	n = fread(text, 1, sizeof(text) - 1, file);
+	text[n] = '\0';
+	fclose(file);
+	field = strstr(text, "\"slurm_job_id\": \"");
+	if (field != NULL)
+		sscanf(field + strlen("\"slurm_job_id\": \""), "%63[0-9]", finisher);
+	if (job != NULL && strcmp(job, finisher) == 0)
+		slurm_error("pyckpt: job %s finished its run in %s already (started again after its end): nothing to "
+			    "resume", job, option_dir);
+	else
+		slurm_error("pyckpt: %s holds a run that finished%s%s%s: not resuming a finished run; remove %s (or the "
+			    "directory) to run it again from the start, or use another --pyckpt-dir", option_dir,
+			    finisher[0] ? " (Slurm job " : "", finisher, finisher[0] ? ")" : "", path);
+	return -1;
+}
+
+/* A job restarted more often than --pyckpt-max-restarts: a job that never
+ * gets further does not loop for ever. */
+static int refuse_restarted_too_often(void)
+{
+	const char *count = getenv("SLURM_RESTART_COUNT");
+	const long restarts = count ? strtol(count, NULL, 10) : 0;
+
+	if (restarts <= max_restarts())
+		return 0;
+	slurm_error("pyckpt: job %s was restarted %ld times, more than --pyckpt-max-restarts %ld: not running it "
+		    "again (its checkpoints stay in %s; raise --pyckpt-max-restarts and requeue it to go on)",
+		    getenv("SLURM_JOB_ID") ? getenv("SLURM_JOB_ID") : "?", restarts, max_restarts(), option_dir);
+	return -1;
+}
+
+/* srun/sbatch/salloc, once all options are read: the others need
+ * --pyckpt-dir; a step (srun) of a job that requeues itself does not run
+ * into a finished run or past its restarts. */
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	const spank_context_t context = spank_context();
@@ -178,12 +275,20 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	(void)sp, (void)ac, (void)av;
 	if (context != S_CTX_LOCAL && context != S_CTX_ALLOCATOR)
 		return 0;
-	if (option_dir[0] == '\0' && (option_interval[0] || option_keep[0] || option_key_file[0])) {
-		slurm_error("pyckpt: --pyckpt-interval, --pyckpt-keep and --pyckpt-key-file go with --pyckpt-dir=DIR "
-			    "(the checkpoint directory)");
+	if (option_dir[0] == '\0' && (option_interval[0] || option_keep[0] || option_key_file[0] || option_requeue)) {
+		slurm_error("pyckpt: --pyckpt-interval, --pyckpt-keep, --pyckpt-key-file and --pyckpt-requeue go with "
+			    "--pyckpt-dir=DIR (the checkpoint directory)");
 		return -1;
 	}
-	return 0;
+	if (option_max_restarts >= 0 && !option_requeue) {
+		slurm_error("pyckpt: --pyckpt-max-restarts goes with --pyckpt-requeue");
+		return -1;
+	}
+	if (!option_requeue)
+		return 0;
+	if (refuse_finished_run() != 0)
+		return -1;
+	return context == S_CTX_LOCAL ? refuse_restarted_too_often() : 0;
 }
 
 static int set_variable(spank_t sp, const char *name, const char *value, int overwrite)
@@ -278,5 +383,14 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av)
 	snprintf(seed, sizeof(seed), "%u", job_id);
 	if (set_variable(sp, "PYTHONHASHSEED", seed, 0) != 0)
 		return -1;
-	return ranks ? set_preload(sp, current_preload) : 0;
+	if (!ranks)
+		return 0;
+	if (option_requeue) {
+		char value[32];
+
+		snprintf(value, sizeof(value), "%ld", max_restarts());
+		if (set_variable(sp, "PYCKPT_SLURM_REQUEUE", value, 1) != 0)
+			return -1;
+	}
+	return set_preload(sp, current_preload);
 }

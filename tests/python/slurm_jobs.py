@@ -82,25 +82,27 @@ class BatchJob:
     def stderr(self):
         return (self.work / "job.err").read_text() if (self.work / "job.err").exists() else ""
 
-    def requeue_on_signal(self, runs, progress, step):
+    def requeue_on_signal(self, runs, progress, step, to_batch_shell=True):
         """For each of `runs` runs: once the run is RUNNING and progress(job)
         grew by `step` (a resumed run: past where the previous one stopped),
-        sends the batch shell what `--signal=B:USR1@N` sends (without waiting
-        for Slurm's 30-second time-limit check) and waits for the requeue;
-        then waits for the job to end."""
+        sends what `--signal=B:USR1@N` sends the batch shell (or, not
+        `to_batch_shell`, what `--signal=USR1@N` sends the tasks of the job's
+        steps), without waiting for Slurm's 30-second time-limit check, and
+        waits for the requeue or the end; then waits for the job to end."""
         for run in range(runs):
             before = progress(self)
             self.wait(lambda j: j.restarts == run and j.state == "RUNNING" and progress(j) >= before + step)
-            self.cluster.run("scancel", "--batch", "--signal=USR1", self.id)
+            self.cluster.run("scancel", *(["--batch"] if to_batch_shell else []), "--signal=USR1", self.id)
             self.wait(lambda j: j.restarts == run + 1 or j.state == "COMPLETED")
         self.wait()
 
-    def check_resumed_after_requeues(self, requeues, ref_stdout):
+    def check_resumed_after_requeues(self, requeues, ref_stdout, said="before the time limit: checkpointing"):
         """The job completed after `requeues` time-limit checkpoints and
-        requeues, its program started once, stdout as uninterrupted."""
+        requeues (pyckpt `said` so at each), its program started once,
+        stdout as uninterrupted."""
         assert self.state == "COMPLETED", f"job {self.id} ended {self.state}\n{self.describe()}"
         assert self.restarts == requeues and self.started_runs() == requeues + 1, self.describe()
-        assert self.stderr.count("before the time limit: checkpointing") == requeues, self.describe()
+        assert self.stderr.count(said) == requeues, self.describe()
         assert self.stderr.count("program start: rank 0") == 1, f"a run did not resume\n{self.describe()}"
         assert self.stdout == ref_stdout, f"stdout differs from the uninterrupted run\n{self.describe()}"
 

@@ -12,6 +12,11 @@ srun` in slurm/srun.sbatch, and the SPANK plugin spank_pyckpt.so
   srun line has no pyckpt in it: the step checkpoints periodically, is
   killed and requeued (`scontrol requeue`, as Slurm does after a node
   failure), and resumes from its last checkpoint;
+- SPANK, requeue: `sbatch --pyckpt-requeue --pyckpt-max-restarts=1`, the
+  tasks signalled as `--signal=USR1@N` does: checkpoint -> the job requeues
+  itself -> resumes; at the second signal the maximum is reached, the job
+  goes on and ends; stdout as uninterrupted, the directory marked complete
+  and a step into it refused;
 - the refusals: bad plugin options, and srun arguments pyckpt srun cannot
   take.
 """
@@ -116,6 +121,34 @@ def test_spank_options_checkpoint_and_resume(cluster, tmp_path):
 
 
 @needs_plugin
+def test_spank_requeue_at_signal(cluster, tmp_path):
+    """--pyckpt-requeue: no supervisor, the ranks get the checkpoint signal;
+    after that checkpoint they hold and rank 0 requeues the job."""
+    steps = 80
+    work = tmp_path / "job"
+    work.mkdir()
+    script = work / "job.sh"
+    script.write_text(SPANK_SCRIPT.format(ranks=RANKS, python=PYTHON, program=PROGRAM, steps=steps))
+    directory = work / "ckpt"
+    job = BatchJob(cluster, work, script, ["-n", RANKS, "-t", 10, "--requeue", "--open-mode=append",
+                                           f"--pyckpt-dir={directory}", "--pyckpt-requeue",
+                                           "--pyckpt-max-restarts=1"], RANK_ENVIRONMENT)
+    ref = Reference(tmp_path, PROGRAM, RANKS, [steps])
+    job.requeue_on_signal(2, _lines, 8, to_batch_shell=False)
+    ref_stdout, ref_outputs = ref.outputs()
+    print(f"\nSPANK requeue job {job.id}: {job.restarts} requeue, {time.monotonic() - job.started:.0f} s from "
+          f"sbatch to completion")
+    job.check_resumed_after_requeues(1, ref_stdout, said="committed at the checkpoint signal; requeued (restart 1)")
+    assert job.stderr.count("not requeued at the checkpoint signal: restarted 1 times, --pyckpt-max-restarts 1 "
+                            "reached") == 1, job.describe()
+    assert read_outputs(work) == ref_outputs
+    assert (directory / "complete").exists(), job.describe()
+    again = subprocess.run(["srun", "-n", "1", f"--pyckpt-dir={directory}", "--pyckpt-requeue", "true"],
+                           capture_output=True, text=True, timeout=60, env=cluster.environment())
+    assert again.returncode != 0 and "not resuming a finished run" in again.stderr, again.stderr
+
+
+@needs_plugin
 def test_spank_option_errors(cluster):
     """srun refuses bad values and options without --pyckpt-dir, saying why
     (before asking for an allocation)."""
@@ -125,6 +158,10 @@ def test_spank_option_errors(cluster):
     alone = subprocess.run(["sbatch", "--pyckpt-keep=2", "--wrap", "true"],
                            capture_output=True, text=True, timeout=60, env=cluster.environment())
     assert alone.returncode != 0 and "go with --pyckpt-dir=DIR" in alone.stderr, alone.stderr
+    restarts = subprocess.run(["srun", "-n", "1", "--pyckpt-dir=x", "--pyckpt-max-restarts=3", "true"],
+                              capture_output=True, text=True, timeout=60, env=cluster.environment())
+    assert restarts.returncode != 0 and "--pyckpt-max-restarts goes with --pyckpt-requeue" in restarts.stderr, \
+        restarts.stderr
 
 
 def test_pyckpt_srun_refusals(tmp_path):

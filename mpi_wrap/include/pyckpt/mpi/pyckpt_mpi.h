@@ -290,6 +290,7 @@ typedef struct pyckpt_mpi_stats {
   uint64_t replayed;         /* drained messages delivered to the app */
   uint64_t node_local_comms; /* live communicators made by Split_type or from one:
                                 re-created on the placement of a restarted job */
+  uint64_t trigger_signals;  /* checkpoint signals received (pyckpt_mpi_install_signal_trigger) */
 } pyckpt_mpi_stats;
 int pyckpt_mpi_get_stats(pyckpt_mpi_stats* out);
 /* Messages counted on comm to/from peer (a rank of comm) since the last cut. */
