@@ -243,14 +243,16 @@ def save():
         _core.mpi_request_checkpoint()  # one rank suffices
     run_until_checkpointed(before)
     assert (cb.captures, cb.writes) == (2, 1), (cb.captures, cb.writes)
-    # A signal: the library's handler requests it.
+    # A signal: the library's handler requests it, and counts it.
     _core.mpi_install_signal_trigger(signal.SIGUSR2)
     cb = Callbacks()
     before = checkpoints()
+    assert _core.mpi_stats()["trigger_signals"] == 0
     if rank == 1:
         os.kill(os.getpid(), signal.SIGUSR2)
     run_until_checkpointed(before)
     assert (cb.captures, cb.writes) == (1, 1)
+    assert _core.mpi_stats()["trigger_signals"] == (1 if rank == 1 else 0)
 
     # --- mpi_poll: a safe point of the program's own code ------------------
     # Rank 1 computes without MPI calls but polls; rank 0 asks.
@@ -369,7 +371,7 @@ def save():
     assert seen["channel"] == [{"comm": 1, "source": peer, "dest": rank, "tag": 7, "bytes": 24}], seen["channel"]
     stats = seen["stats"]
     assert set(stats) == {"intercepted", "sent", "received", "collectives", "checkpoints", "drained",
-                          "channel_pending", "replayed", "node_local_comms"}, stats
+                          "channel_pending", "replayed", "node_local_comms", "trigger_signals"}, stats
     assert stats["node_local_comms"] == 0, stats  # no Split_type in this job
     assert stats["drained"] == 1 and stats["channel_pending"] == 1 and stats["sent"] >= 1, stats
     assert stats["intercepted"] > 0 and stats["collectives"] > 0, stats
