@@ -32,7 +32,7 @@ import socket
 import sys
 import time
 
-from . import _core, privacy
+from . import privacy
 from .errors import CheckpointFileError
 
 LOCK_FILE = ".lock"
@@ -126,6 +126,7 @@ def _describe(holder):
 def remove_leftovers(directory):
     """Removes the in-flight files and writing markers in `directory`: with
     its lock held, no writer of them is alive (a killed job's)."""
+    from . import _core  # here: `pyckpt run` imports this module before its re-exec (pyckpt.cli)
     ckpt_dir = _core.CheckpointDir(directory)
     for _epoch, path in [*ckpt_dir.in_flight_files(), *ckpt_dir.writing_markers()]:
         try:

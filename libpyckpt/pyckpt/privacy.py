@@ -6,12 +6,13 @@ layer adds to a checkpoint directory (writing markers, requests) go through
 here."""
 import os
 
-from . import _core
-
 
 def create_directory(directory):
     """`directory` and its missing parents, mode 0700 (an existing one is left
     as it is)."""
+    # Imported here: _core loads the HDF5 and MPI libraries, which `pyckpt
+    # run` must not load before its re-exec (pyckpt.cli imports this module).
+    from . import _core
     _core.CheckpointDir(directory).create()
 
 
