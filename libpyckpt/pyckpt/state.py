@@ -88,6 +88,7 @@ def _reduce_traceback(_tb):
 
 
 heap.register_reduce(types.GeneratorType, _reduce_generator)
+heap.register_reduce(types.CoroutineType, _reduce_generator)
 heap.register_reduce(types.TracebackType, _reduce_traceback)
 
 

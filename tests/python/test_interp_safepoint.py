@@ -113,16 +113,43 @@ def test_non_main_thread():
     assert errors and "main thread" in errors[0]
 
 
-def test_coroutine_refused():
+def test_running_coroutine_refused_suspended_one_captured():
+    """A stack with a running coroutine frame cannot be captured (a safe
+    point waits until it suspends); a suspended coroutine object can, and
+    its rebuilt copy runs on from its `await`. Async generators are refused."""
     async def coro():
         _core.capture_stack()
     c = coro()
     with pytest.raises(UnsupportedStateError, match="coroutine"):
         c.send(None)
-    other = coro()
-    with pytest.raises(UnsupportedStateError, match="coroutine"):
-        _core.capture_generator(other)
-    other.close()
+
+    class Tick:
+        def __await__(self):
+            return (yield "tick")
+
+    async def adder(start):
+        total = start
+        for _ in range(3):
+            total += await Tick()
+        return total
+
+    original = adder(100)
+    assert original.send(None) == "tick" and original.send(1) == "tick"
+    # The capture is shallow: the copy's stack holds the original's Tick
+    # iterator, which only one of them may run on.
+    copy = _core.rebuild_generator(_core.capture_generator(original))
+    assert type(copy) is type(original) and copy.__qualname__ == original.__qualname__
+    assert copy.send(10) == "tick"
+    with pytest.raises(StopIteration) as done:
+        copy.send(1000)
+    assert done.value.value == 1111
+    original.close()
+
+    async def agen():
+        yield 1
+    a = agen()
+    with pytest.raises(UnsupportedStateError, match="async generators are not supported"):
+        _core.capture_generator(a)
 
 
 def test_generator_capture_and_rebuild_in_process():

@@ -18,6 +18,7 @@ CASES = [
     pytest.param("preempt_compute", ("200",), 13, {"interval": None, "signal_name": "SIGUSR2", "signal_period": 0.1},
                  id="compute-signal"),
     pytest.param("preempt_compute", ("60",), 14, {"sync": False}, id="compute-interval-async"),
+    pytest.param("preempt_coroutines", ("100",), 15, {}, id="coroutines-interval"),
 ]
 
 

@@ -90,8 +90,11 @@ PyObject* code_obj(Frame* f) { return reinterpret_cast<PyObject*>(f->f_code); }
 
 const char* frame_kind(Frame* f) {
   PyCodeObject* co = f->f_code;
+  // Not resumable on the stack; a safe point is retried once it suspends or
+  // returns (a suspended coroutine is captured as an object in the heap).
   if (co->co_flags & kUnsupportedFlags)
-    throw UnsupportedState{"cannot capture coroutine or async frame " + describe_frame(f) + ": not supported", false};
+    throw UnsupportedState{"cannot capture the stack: coroutine or async frame " + describe_frame(f) + " is running",
+                           true, f};
   if (f->owner == FRAME_OWNED_BY_GENERATOR) return "generator";
   return (co->co_flags & CO_OPTIMIZED) ? "function" : "module";
 }
@@ -348,23 +351,32 @@ Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
 
 // --- generators -------------------------------------------------------------
 
+// A coroutine object (async def) has a generator's layout (3.11's
+// _PyGenObject_HEAD): one that is not running is captured as a generator is,
+// and calling its code again makes a coroutine (rebuild_generator). Its frame
+// suspended in an `await` is at the YIELD_VALUE of the SEND loop, with the
+// awaited iterator on its value stack, as a generator's in `yield from`. A
+// generator made a coroutine by types.coroutine is a generator.
 Ref capture_generator_impl(PyObject* obj) {
-  if (!PyGen_CheckExact(obj)) {
-    if (PyCoro_CheckExact(obj) || PyAsyncGen_CheckExact(obj))
-      throw UnsupportedState{"cannot capture " + describe_object(obj) + ": coroutines and async generators are not supported"};
-    PyErr_SetString(PyExc_TypeError, "capture_generator() needs a generator");
+  const bool coroutine = PyCoro_CheckExact(obj);
+  if (!PyGen_CheckExact(obj) && !coroutine) {
+    if (PyAsyncGen_CheckExact(obj))
+      throw UnsupportedState{"cannot capture " + describe_object(obj) + ": async generators are not supported"};
+    PyErr_SetString(PyExc_TypeError, "capture_generator() needs a generator or a coroutine");
     throw PythonError{};
   }
   auto* gen = reinterpret_cast<PyGenObject*>(obj);
   Frame* f = frame_of(gen);
   PyObject* code = reinterpret_cast<PyObject*>(gen->gi_code);
-  if (gen->gi_code->co_flags & kUnsupportedFlags)
+  if (gen->gi_code->co_flags & (CO_ASYNC_GENERATOR | (coroutine ? 0 : CO_COROUTINE)))
     throw UnsupportedState{"cannot capture generator " + describe_object(obj) + ": coroutine flags are not supported"};
   const char* status;
   switch (gen->gi_frame_state) {
     case FRAME_CREATED: status = "created"; break;
     case FRAME_SUSPENDED: status = "suspended"; break;
     case FRAME_EXECUTING:
+      if (coroutine)  // its frame is on the stack, which capture_stack() refuses (frame_kind)
+        throw UnsupportedState{"cannot capture " + describe_object(obj) + ": a running coroutine", false};
       // Its frame is on the stack: capture_stack() holds it, resume fills it.
       return as_record(Record::kGeneratorState,
                        check_new(Py_BuildValue("(sOOOOsOOOO)", state_format(), code, Py_None, gen->gi_name,

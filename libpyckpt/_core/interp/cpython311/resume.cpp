@@ -335,7 +335,9 @@ Ref rebuild_generator_impl(PyObject* state) {
   check_format(PyTuple_GET_ITEM(state, kGenFormat));
   PyObject* code = PyTuple_GET_ITEM(state, kGenCode);
   PyObject* status_obj = PyTuple_GET_ITEM(state, kGenStatus);
-  if (!PyCode_Check(code) || !PyUnicode_Check(status_obj) || !(reinterpret_cast<PyCodeObject*>(code)->co_flags & CO_GENERATOR))
+  // Coroutine code (async def) makes a coroutine, whose layout is a generator's.
+  if (!PyCode_Check(code) || !PyUnicode_Check(status_obj) ||
+      !(reinterpret_cast<PyCodeObject*>(code)->co_flags & (CO_GENERATOR | CO_COROUTINE)))
     bad_state("generator state without generator code");
   const std::string status = PyUnicode_AsUTF8(status_obj);
   PyObject* localsplus = PyTuple_GET_ITEM(state, kGenLocalsplus);
