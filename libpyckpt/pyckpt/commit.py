@@ -27,18 +27,19 @@ def commit_state(directory, epoch, trigger, captured, *, keep, comm=None, extra_
     # Imported here, not with this module: pyckpt.state brings the heap and
     # NumPy, which a program under `pyckpt run` should not wait for at its
     # start (pyckpt.session imports this module).
-    from . import state
+    from . import sources, state
     from .container import add_array
-    data, arrays, summary = captured
+    data, arrays, summary, user_sources = captured
     writer = _core.Writer(directory, epoch, comm=comm, keep=keep)
     writer.set_attribute("trigger", trigger)
-    for name, value in {**state.attributes(), **(attributes or {})}.items():
+    for name, value in {**state.attributes(user_sources), **(attributes or {})}.items():
         writer.set_attribute(name, value)
     writer.set_rank_attribute("pid", os.getpid())
     for name, value in (rank_attributes or {}).items():
         writer.set_rank_attribute(name, value)
     writer.add_blob(state.PROCESS_BLOB, data)
     writer.add_blob(state.SUMMARY_BLOB, summary)
+    writer.add_blob(sources.SOURCES_BLOB, sources.blob(user_sources))
     for name, blob in (extra_blobs or {}).items():
         writer.add_blob(name, blob)
     refs = state.array_refs(summary)

@@ -183,7 +183,11 @@ class _Call:
 
 
 def _is_file(found, path):
-    return found is not None and os.path.exists(found) and os.path.exists(path) and os.path.samefile(found, path)
+    if found is None:
+        return False
+    if os.path.realpath(found) == os.path.realpath(path):
+        return True  # also a module imported from the source a checkpoint saved, its file gone (pyckpt.sources)
+    return os.path.exists(found) and os.path.exists(path) and os.path.samefile(found, path)
 
 
 def _import_user_module(name, path):

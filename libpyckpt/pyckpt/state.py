@@ -10,13 +10,13 @@ as FrameRecords) and the objects it reaches into
   in the attribute ``refs``;
 - blob ``frames.json``: a readable summary of the stack for ``pyckpt inspect``
   (file, line, function, locals' reprs, which variables hold which array);
+- blob ``sources``: the user's own modules' source (pyckpt.sources);
 - root attributes that describe the program (Python/NumPy versions, hash
   seed, digests of its sources).
 
 Restore reads them back into this process and hands over the frames to
 resume (pyckpt.session runs them).
 """
-import hashlib
 import io
 import json
 import os
@@ -27,7 +27,7 @@ import types
 
 import numpy as np
 
-from . import _core, heap, settings
+from . import _core, heap, settings, sources
 from .container import ArrayLoader
 from .errors import CheckpointFileError, UnsupportedStateError
 
@@ -243,25 +243,6 @@ def _reposition_stdin(saved):
               f"it was at the checkpoint", file=sys.stderr, flush=True)
 
 
-def _source_digests():
-    """sha256 of the __main__ script and of the user's own modules, so a
-    restart can warn about sources edited since the checkpoint."""
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if not main_file:
-        return {}
-    user_dir = os.path.join(os.path.dirname(os.path.realpath(main_file)), "")
-    digests = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if path and path.endswith(".py") and os.path.realpath(path).startswith(user_dir):
-            try:
-                with open(path, "rb") as f:
-                    digests[os.path.realpath(path)] = hashlib.sha256(f.read()).hexdigest()
-            except OSError:
-                pass
-    return digests
-
-
 # What other modules add to every capture's root, by name: a callable
 # returning a picklable object, called at each capture, whose unpickling
 # restores what it describes (pyckpt.mpi_handles: the functions of mpi4py's
@@ -274,7 +255,9 @@ def register_root_extension(name, capture):
 
 
 def capture(state, resume_result, options):
-    """Pickles the process state: (pickle bytes, [(key, ndarray)], summary bytes).
+    """Pickles the process state: (pickle bytes, [(key, ndarray)], summary
+    bytes, the user's sources: pyckpt.sources.current(), read here, in the
+    program's process, not in a forked writer).
     options: what a restarted process needs to go on checkpointing the same
     way (pyckpt.session). The arrays are the program's own (zero-copy): they
     must not change until the commit is done, which holds for a synchronous
@@ -300,7 +283,7 @@ def capture(state, resume_result, options):
         data, arrays = heap.dumps(root)
     except UnsupportedStateError as exc:
         raise _in_program_terms(exc, state) from exc.__cause__
-    return data, arrays, json.dumps(_summary(state, arrays, positions)).encode()
+    return data, arrays, json.dumps(_summary(state, arrays, positions)).encode(), sources.current()
 
 
 def _refuse_other_threads():
@@ -358,8 +341,9 @@ def _in_program_terms(error, state):
     return located
 
 
-def attributes():
-    """Root attributes describing the program whose state is captured."""
+def attributes(user_sources):
+    """Root attributes describing the program whose state is captured
+    (user_sources: pyckpt.sources.current())."""
     attrs = {
         "argv": list(sys.argv) or [""],
         "python_version": sys.version.split()[0],
@@ -369,9 +353,8 @@ def attributes():
         "hash_secret": _core.hash_secret().hex(),
         "interp_format": _core.INTERP_FORMAT,
     }
-    digests = _source_digests()
-    if digests:
-        attrs["sources"] = [f"{digest} {path}" for path, digest in sorted(digests.items())]
+    if user_sources:
+        attrs["sources"] = sources.digests(user_sources)
     return attrs
 
 
@@ -389,20 +372,6 @@ def check_compatible(reader, world_size):
                                   f"this is {_core.INTERP_FORMAT!r} (Python {sys.version.split()[0]})")
     if not any(d["name"] == PROCESS_BLOB for d in reader.datasets(0)):
         raise CheckpointFileError(f"{reader.file}: holds no Python process state (blob {PROCESS_BLOB!r})")
-
-
-def _warn_changed_sources(reader):
-    for entry in reader.attributes.get("sources", []):
-        digest, path = entry.split(" ", 1)
-        try:
-            with open(path, "rb") as f:
-                current = hashlib.sha256(f.read()).hexdigest()
-        except OSError:
-            current = None
-        if current != digest:
-            what = "is gone" if current is None else "changed"
-            print(f"pyckpt restart: warning: {path} {what} since the checkpoint; resuming the code saved in it",
-                  file=sys.stderr, flush=True)
 
 
 def _cut_streams(positions):
@@ -424,7 +393,10 @@ def restore(reader, rank, preloaded=None):
     files cut back. Returns the root dict (state, resume_result, session
     options). preloaded: {array key: ndarray} read before (pyckpt.mpi
     re-posts receives into them); the pickle gets those very arrays."""
-    _warn_changed_sources(reader)
+    # Read for its checksum only (inspect's summary): a file damaged anywhere
+    # is refused, not resumed from its intact parts.
+    reader.read_blob(rank, SUMMARY_BLOB)
+    sources.restore(reader, rank)
     main = types.ModuleType("__main__")
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main

@@ -127,18 +127,28 @@ def test_missing_directory(tmp_path):
 
 
 def test_changed_sources_warn_and_saved_code_runs(tmp_path):
+    """The script and a module of the user's are edited after the
+    checkpoint: the restart runs the code saved in the checkpoint (the
+    module's edited register() would store 'FIRST'), says so, and goes on
+    saving that code: the second restart runs it too."""
     ws = Workspace(tmp_path)
     first = ws.python("errors_two_checkpoints", crash="exit")
     assert first.returncode == CRASH_STATUS and first.stdout == "start\n", first.describe()
     script, module = ws.script("errors_two_checkpoints"), ws.src / "usermod.py"
     script.write_text(script.read_text().replace('print("after first"', 'print("EDITED"'))
-    module.write_text(module.read_text() + "\n# edited\n")
+    module.write_text(module.read_text().replace("registry.append(item)", "registry.append(item.upper())"))
     run = ws.restart(crash="exit")  # resumes checkpoint 1, crashes at checkpoint 2
     assert run.returncode == CRASH_STATUS, run.describe()
     warnings = [line for line in run.stderr.splitlines() if "warning" in line]
-    assert any(str(script) in w and "changed" in w for w in warnings), run.describe()
-    assert any(str(module) in w and "changed" in w for w in warnings), run.describe()
+    for path in (script, module):
+        assert any(f"{path} changed since the checkpoint; resuming with the code saved in the checkpoint" in w
+                   for w in warnings), run.describe()
     assert run.stdout == "after first 999000.0 ['first']\n", run.describe()
+    module.unlink()
+    last = ws.restart()  # resumes checkpoint 2, whose code is still the first run's
+    assert last.returncode == 0, last.describe()
+    assert f"{module} is gone since the checkpoint; resuming with the code saved" in last.stderr, last.describe()
+    assert last.stdout == "after second 1000000.0 ['first']\n", last.describe()
 
 
 def test_inspect_shows_frames_locals_and_arrays(tmp_path):

@@ -175,7 +175,7 @@ def test_checkpoint_made_with_another_key_is_refused(tmp_path):
     assert "NOT AUTHENTICATED: written with another key" in header_only and "Traceback at" not in header_only
     trusted = _pyckpt(["inspect", "--trust", directory], tmp_path, _env(mine), check=1).stdout
     assert "NOT AUTHENTICATED (read because of --trust)" in trusted and "Traceback at the checkpoint" in trusted
-    assert "checksums: 4 ok, 0 failed" in trusted, trusted
+    assert "checksums: 5 ok, 0 failed" in trusted, trusted  # process, frames.json, sources, two arrays
     # With the key that wrote it (--key-file), it restarts and finishes.
     resumed = _pyckpt(["restart", "--key-file", theirs, latest], tmp_path, _env(mine), check=0)
     assert resumed.stdout.splitlines() == ["resumed", "total 15 44999850000.0"], resumed.stdout
