@@ -217,13 +217,14 @@ def kill_random_rank(job, directory, np_, rng, history):
 
 
 def run_with_kills(tmp_path, program, np_, args, *, interval, restarts, seed_name, max_delay=0.6,
-                   triggers=None, after_first_kill=None):
+                   triggers=None, after_kill=None):
     """Runs `program` under pyckpt with checkpoints every `interval` s (None:
     no interval), kills a random rank after a committed checkpoint, and
     restarts as listed in `restarts` ("same": the same pyckpt mpirun command;
     "restart": pyckpt restart --mpirun), killing again after each restart but
     the last. triggers(job, directory): called instead of waiting for the
-    interval's checkpoint in the first run. after_first_kill(work, directory).
+    interval's checkpoint in the first run. after_kill(work, directory,
+    number): called after kill `number` (1, 2, ...), before the restart.
     Returns (final job, directory of the outputs, history)."""
     rng = random.Random(f"{SEED}:{seed_name}")
     work = tmp_path / "run"
@@ -246,8 +247,8 @@ def run_with_kills(tmp_path, program, np_, args, *, interval, restarts, seed_nam
                        f"kill after {delay:.2f} s")
         time.sleep(delay)
         kill_random_rank(job, directory, np_, rng, history)
-        if number == 1 and after_first_kill is not None:
-            after_first_kill(work, directory)
+        if after_kill is not None:
+            after_kill(work, directory, number)
         previous = latest_checkpoint(directory)
         job = Job(command if how == "same" else restart_mpirun(directory, np_), work, f"run{number}")
     rc = job.wait()
@@ -359,10 +360,9 @@ def checkpoint_while_one_rank_computes(tmp_path, program, np_, args, seed_name):
         history.append(f"`pyckpt request` -> {latest}, computing: ranks {computing}")
         return latest
 
-    def release(work, directory):
+    def release(work, _directory, _number):
         (work / args[3]).touch()
 
     job, work, history = run_with_kills(tmp_path, program, np_, args, interval=None, restarts=["same"],
-                                        seed_name=seed_name, max_delay=0.3, triggers=triggers,
-                                        after_first_kill=release)
+                                        seed_name=seed_name, max_delay=0.3, triggers=triggers, after_kill=release)
     check_same_as_reference(ref, job, work, history, 1)

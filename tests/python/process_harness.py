@@ -187,13 +187,15 @@ def check_survives(tmp_path, references, name, *args, crash="exit", status=0, ch
 # --- preemption ---------------------------------------------------------------
 
 def preempted_run(root, name, *args, seed, interval="0.05", signal_name=None, kill_times=(0.05, 0.5),
-                  rounds=3, signal_period=None, sync=True):
+                  rounds=3, signal_period=None, sync=True, after_kill=None):
     """Runs `name` under `pyckpt run`, killing it (SIGKILL) `rounds` times at
     random moments (seeded; seconds after it or its restart printed its
     first line), restarting it each
     time, then letting it finish. stdout goes to one file opened for
     appending by every process. With signal_period, the harness also sends
     signal_name to the process every so often (random, seeded).
+    after_kill(workspace): called after each kill, once a background writer
+    the killed process left is done.
     Returns an Outcome whose `checkpoints` counts the restarts that resumed
     a checkpoint (not those that started over for lack of one)."""
     rng = random.Random(seed)
@@ -251,7 +253,10 @@ def preempted_run(root, name, *args, seed, interval="0.05", signal_name=None, ki
         if not killed:
             break
         assert len(runs) < 3 * rounds + 5, Outcome("", 0, runs).describe()
-        if _committed(ws.ckpt_dir):
+        committed = _committed(ws.ckpt_dir)
+        if after_kill is not None:
+            after_kill(ws)
+        if committed:
             cmd = restart_cmd
             restarts += 1
         else:  # killed before its first checkpoint: start again from scratch

@@ -157,14 +157,14 @@ def test_mpi_job_resumes_the_older_checkpoint_when_one_rank_state_of_the_newest_
     ref = reference(tmp_path, program, np_, args)
     corrupted = []
 
-    def corrupt_newest(_work, directory):
+    def corrupt_newest(_work, directory, _number):  # one kill: restarts=[how]
         newest = directory / latest_checkpoint(directory)
         _flip_blob_byte(newest, "ranks/1/blobs/process", random.Random(f"{SEED}:mpi:{how}"))
         corrupted.append(newest)
 
     job, work, history = run_with_kills(tmp_path, program, np_, args, interval=0.4, restarts=[how],
                                         seed_name=f"fallback-{how}", triggers=_two_checkpoints_then,
-                                        after_first_kill=corrupt_newest)
+                                        after_kill=corrupt_newest)
     check_same_as_reference(ref, job, work, history, 1)
     assert f"refused {corrupted[0]}" in job.stderr and "resuming the older checkpoint" in job.stderr, \
         job.describe()
