@@ -59,7 +59,8 @@ REPLAY = os.environ.get("PYCKPT_TRAFFIC_REPLAY")
 
 
 # Steps per checkpoint/kill/restart cycle for each pause between steps (s).
-# 0 only in replays: an unpaced job's length varies too much with the load.
+# 0 only when asked for (a replay, PYCKPT_TRAFFIC_PAUSE): an unpaced job's
+# length varies too much with the load for the drawn jobs.
 STEPS_PER_CYCLE = {0.0: 35, 0.01: 32, 0.05: 25}
 
 
