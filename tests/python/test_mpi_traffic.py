@@ -20,16 +20,22 @@ A *cycle* is one checkpoint, kill and restart. Modes:
 * long: PYCKPT_TRAFFIC_CYCLES=100 runs jobs of seeds 1, 2, ... (five cycles
   each) until at least that many cycles have run at every rank count of
   PYCKPT_TRAFFIC_RANKS (default 2,3,4). It goes on after a failing job and
-  lists every failure at the end.
+  lists every failure at the end. PYCKPT_TRAFFIC_PAUSE=0 (or 0.01, 0.05)
+  gives every job that pause between steps instead of drawing it: 0, no
+  pause, puts most cuts inside the traffic.
 
 Every failure names its cycle, rank count and seed. To replay one job (the
-same program seed, interval, kill moments and victims):
+same program seed, interval, pause, kill moments and victims):
 
-    PYCKPT_TRAFFIC_REPLAY=RANKS:SEED:CYCLES ctest -R python.test_mpi_traffic \
+    PYCKPT_TRAFFIC_REPLAY=RANKS:SEED:CYCLES:PAUSE ctest -R python.test_mpi_traffic \
         --output-on-failure
 
-(the failure message gives the value) or `PYCKPT_TRAFFIC_REPLAY=3:17:5 python3 -m pytest tests/python/test_mpi_traffic.py
--k replay` with the environment of tests/python/CMakeLists.txt. Kill moments
+(the failure message gives the value) or `PYCKPT_TRAFFIC_REPLAY=3:17:5:0.01 python3 -m pytest
+tests/python/test_mpi_traffic.py -k replay` with the environment of tests/python/CMakeLists.txt.
+The value names the pause because the pauses a seed draws have changed
+since the first campaigns: without PAUSE the job draws it as now (0.01 or
+0.05 s); PAUSE 0 runs an unpaced job as those campaigns drew them (35
+steps per cycle; doc/mpi-jobs.md lists the ones that failed). Kill moments
 also depend on PYCKPT_TEST_SEED (default 1), as in the other job tests; a
 failure message shows it in its history ("seed 1:traffic-3-17"). Add
 PYCKPT_MPI_TRACE=1 to the environment of a manual run for the protocol trace
@@ -48,32 +54,40 @@ CYCLES_PER_JOB_LONG = 5
 CYCLES_PER_JOB_SHORT = 2
 LONG_CYCLES = int(os.environ.get("PYCKPT_TRAFFIC_CYCLES", "0"))
 LONG_RANKS = [int(n) for n in os.environ.get("PYCKPT_TRAFFIC_RANKS", "2,3,4").split(",")]
+LONG_PAUSE = os.environ.get("PYCKPT_TRAFFIC_PAUSE")
 REPLAY = os.environ.get("PYCKPT_TRAFFIC_REPLAY")
 
 
-def job_parameters(np_, seed, cycles):
+# Steps per checkpoint/kill/restart cycle for each pause between steps (s).
+# 0 only when asked for (a replay, PYCKPT_TRAFFIC_PAUSE): an unpaced job's
+# length varies too much with the load for the drawn jobs.
+STEPS_PER_CYCLE = {0.0: 35, 0.01: 32, 0.05: 25}
+
+
+def job_parameters(np_, seed, cycles, pause=None):
     """What a job of `seed` runs: program arguments, checkpoint interval and
-    restarts, all drawn from the seed. The pause between steps varies: with
-    none, most cuts fall inside the traffic; with some, ranks are often
-    between steps. A restarted run must commit a checkpoint of its own before
-    it is killed (start-up, interval, up to 0.6 s more): the program runs for
-    about 3 s per cycle, more than that needs on a loaded 2-core machine.
-    Always some pause: without one a job's length varied too much with the
-    load (it ended before its first checkpoint, or before a kill)."""
+    restarts, all drawn from the seed, and the pause between steps unless
+    given (a replay's). The pause varies: with none, most cuts fall inside
+    the traffic; with some, ranks are often between steps. A restarted run
+    must commit a checkpoint of its own before it is killed (start-up,
+    interval, up to 0.6 s more): the program runs for about 3 s per cycle,
+    more than that needs on a loaded 2-core machine. Always some pause in
+    the drawn jobs: without one a job's length varied too much with the load
+    (it ended before its first checkpoint, or before a kill)."""
     rng = random.Random(f"traffic-job:{np_}:{seed}")
     interval = round(rng.uniform(0.15, 0.5), 2)
     restarts = [rng.choice(["same", "restart"]) for _ in range(cycles)]
-    pause = rng.choice([0.01, 0.05])
-    steps_per_cycle = {0.01: 32, 0.05: 25}[pause]
-    return [seed, steps_per_cycle * (cycles + 1), pause], interval, restarts
+    if pause is None:
+        pause = rng.choice([0.01, 0.05])
+    return [seed, STEPS_PER_CYCLE[pause] * (cycles + 1), pause], interval, restarts
 
 
-def run_job(tmp_path, np_, seed, cycles, first_cycle=1):
+def run_job(tmp_path, np_, seed, cycles, first_cycle=1, pause=None):
     """One job: reference, the run with `cycles` kills and restarts,
     comparison. Returns its history; failures name cycles and the seed."""
-    args, interval, restarts = job_parameters(np_, seed, cycles)
+    args, interval, restarts = job_parameters(np_, seed, cycles, pause)
     where = (f"{np_} ranks, program seed {seed}, cycles {first_cycle}-{first_cycle + cycles - 1}, interval "
-             f"{interval} s; replay: PYCKPT_TRAFFIC_REPLAY={np_}:{seed}:{cycles}")
+             f"{interval} s; replay: PYCKPT_TRAFFIC_REPLAY={np_}:{seed}:{cycles}:{args[2]}")
     try:
         ref = reference(tmp_path, PROGRAM, np_, args)
         job, work, history = run_with_kills(tmp_path, PROGRAM, np_, args, interval=interval, restarts=restarts,
@@ -90,15 +104,40 @@ def test_traffic_short(tmp_path, np_):
     print("; ".join(history))
 
 
-@pytest.mark.skipif(not REPLAY, reason="PYCKPT_TRAFFIC_REPLAY=RANKS:SEED:CYCLES replays one job")
+def parse_pause(text, variable):
+    """A pause between steps given in the environment variable `variable`."""
+    try:
+        pause = float(text)
+    except ValueError:
+        pause = None
+    assert pause in STEPS_PER_CYCLE, f"{variable}: the pause {text!r} is not one of {sorted(STEPS_PER_CYCLE)}"
+    return pause
+
+
+def parse_replay(value):
+    """(ranks, seed, cycles, pause or None) of a PYCKPT_TRAFFIC_REPLAY value."""
+    fields = value.split(":")
+    try:
+        if len(fields) not in (3, 4):
+            raise ValueError
+        np_, seed, cycles = (int(x) for x in fields[:3])
+    except ValueError:
+        raise AssertionError(f"PYCKPT_TRAFFIC_REPLAY={value!r}: expected RANKS:SEED:CYCLES[:PAUSE], "
+                             f"e.g. 4:17:5:0.01") from None
+    pause = parse_pause(fields[3], "PYCKPT_TRAFFIC_REPLAY") if len(fields) == 4 else None
+    return np_, seed, cycles, pause
+
+
+@pytest.mark.skipif(not REPLAY, reason="PYCKPT_TRAFFIC_REPLAY=RANKS:SEED:CYCLES[:PAUSE] replays one job")
 def test_traffic_replay(tmp_path):
-    np_, seed, cycles = (int(x) for x in REPLAY.split(":"))
-    print("; ".join(run_job(tmp_path, np_, seed, cycles)))
+    np_, seed, cycles, pause = parse_replay(REPLAY)
+    print("; ".join(run_job(tmp_path, np_, seed, cycles, pause=pause)))
 
 
 @pytest.mark.skipif(not LONG_CYCLES, reason="the long campaign runs with PYCKPT_TRAFFIC_CYCLES=N")
 @pytest.mark.parametrize("np_", LONG_RANKS)
 def test_traffic_long(tmp_path, np_):
+    pause = parse_pause(LONG_PAUSE, "PYCKPT_TRAFFIC_PAUSE") if LONG_PAUSE is not None else None
     failures = []
     cycles = 0
     seed = 0
@@ -107,7 +146,7 @@ def test_traffic_long(tmp_path, np_):
         job_dir = tmp_path / f"seed{seed}"
         job_dir.mkdir()
         try:
-            history = run_job(job_dir, np_, seed, CYCLES_PER_JOB_LONG, first_cycle=cycles + 1)
+            history = run_job(job_dir, np_, seed, CYCLES_PER_JOB_LONG, first_cycle=cycles + 1, pause=pause)
             print(f"cycles {cycles + 1}-{cycles + CYCLES_PER_JOB_LONG} ok: {'; '.join(history)}", flush=True)
         except AssertionError as failure:
             failures.append(str(failure))
