@@ -71,6 +71,7 @@ class _Job:
     resume = None        # _Resume while this rank resumes a checkpoint
     command = None       # the application's command line (resume_rank(): not this process's argv)
     requeue_declined = False  # rank 0 said the job is not requeued (--pyckpt-max-restarts reached)
+    window_blocks = []   # MPI.Alloc_mem blocks of windows re-created over them (_recreate_windows)
 
 
 _job = _Job()
@@ -208,24 +209,33 @@ def _locate_windows(arrays):
     """This rank's RMA windows -> where a restart gets their memory from. An
     MPI_Win_create window's memory lies in a captured NumPy array of the
     program (array key, byte offset): the window is created again over the
-    restored array. An allocated window's memory is MPI's: its content is
-    added to `arrays` (no copy) and read into the new window's memory."""
+    restored array. One over a block of MPI.Alloc_mem that the program
+    reaches only through the window (mpi4py keeps the MPI.memory in the
+    window object, out of the heap's sight; mpi4py's nxtval demo): the
+    block's content is added to `arrays` (no copy) and a block allocated
+    again at restart gets it. An allocated window's memory is MPI's: its
+    content is added too and read into the new window's memory."""
     bounds = [(key, *np.byte_bounds(a)) for key, a in arrays]
     located = {}
     for w in _core.mpi_windows():
         ident, base, size = w["id"], w["base"], w["size"]
+        key = f"mpi_window_{ident}"
         if size == 0:
             located[str(ident)] = {}
         elif w["flavor"] == WIN_CREATE:
             found = next(((k, lo) for k, lo, hi in bounds if lo <= base and base + size <= hi), None)
-            if found is None:
+            block = _core.mpi_alloc_mem_size(base) if found is None else None
+            if found is not None:
+                located[str(ident)] = {"array": found[0], "offset": base - found[1]}
+            elif block is not None and block >= size:
+                arrays.append((key, _bytes_at(base, block)))
+                located[str(ident)] = {"alloc_mem": key, "bytes": block}
+            else:
                 raise UnsupportedStateError(
                     f"MPI window {ident} ({w['origin']}, {size} bytes): its memory is not in a NumPy array the "
-                    f"program holds; create the window over a NumPy array the program keeps, or with "
-                    f"MPI.Win.Allocate")
-            located[str(ident)] = {"array": found[0], "offset": base - found[1]}
+                    f"program holds, nor a block of MPI.Alloc_mem; create the window over a NumPy array the "
+                    f"program keeps, or with MPI.Win.Allocate")
         else:
-            key = f"mpi_window_{ident}"
             arrays.append((key, _bytes_at(base, size)))
             located[str(ident)] = {"content": key}
     return located
@@ -403,6 +413,13 @@ def _recreate_windows(reader, rank, preloaded):
             if where["array"] not in preloaded:
                 preloaded[where["array"]] = loader(where["array"])
             bases[int(ident)] = preloaded[where["array"]].ctypes.data + where["offset"]
+        elif "alloc_mem" in where:
+            # Kept for the rest of the process, as mpi4py's window object
+            # kept the original (the program cannot free what it never held).
+            block = mpi_handles._mpi().Alloc_mem(where["bytes"])
+            _job.window_blocks.append(block)
+            reader.read_array(rank, where["alloc_mem"], _bytes_at(block.address, where["bytes"]))
+            bases[int(ident)] = block.address
     _core.mpi_windows_recreate(bases)
     created = {str(w["id"]): w for w in _core.mpi_windows()}
     for ident, where in located.items():

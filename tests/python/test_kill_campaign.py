@@ -73,6 +73,7 @@ def _serial_job(root, name, args, options, seed, rounds, sync):
 def _mpi_job(root, seed, restarts):
     """heat.py on 4 ranks, killed len(restarts) times; returns the kills."""
     program, np_, args = "heat.py", 4, [300]
+    root.mkdir(parents=True)
     ref = reference(root, program, np_, args)
     where = f"{program} seed {seed}"
     job, work, history = run_with_kills(

@@ -5,7 +5,8 @@ programs/mpi/rma.py runs a halo exchange with Put under fence epochs (a
 Win.Create window over a NumPy array, a Win.Allocate window read through a
 NumPy view of its memory), or passive target: Put/Flush under a Lock_all
 held for the whole loop, Accumulate/Fetch_and_op/Compare_and_swap under an
-exclusive Lock, Get under a shared one. It is killed with SIGKILL after
+exclusive Lock, Get under a shared one, on a window over MPI.Alloc_mem memory
+that only the window keeps (mpi4py's nxtval demo). It is killed with SIGKILL after
 checkpoints and restarted; its outputs must be byte-identical to an
 uninterrupted run's (a window not created again over the restored array, a
 view of window memory not aliasing the new window, an operation in flight

@@ -12,7 +12,7 @@ from process_harness import References, check_survives, preempted_run
 
 from pyckpt import UnsupportedStateError, heap
 
-NODES = "200000"  # 600,000 nested pickling calls for the list: 600 times the default limit
+NODES = "100000"  # 300,000 nested pickling calls for the list: 300 times the default limit
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,12 @@ rma.py STEPS fence: 1-D heat diffusion whose halo cells are Put into the
 rma.py STEPS lock: passive target. A Win.Allocate window is held under
   Lock_all for the whole loop: each rank Puts a value into its slot on its
   right neighbour, Flushes it, and reads its own slots through a NumPy view
-  after a Barrier; a counter in rank 0's NumPy array (Win.Create) is
-  incremented under an exclusive Lock with Accumulate, Fetch_and_op and
-  Compare_and_swap on the rank's own slots, and read under a shared Lock.
+  after a Barrier; a counter in rank 0's memory is incremented under an
+  exclusive Lock with Accumulate, Fetch_and_op and Compare_and_swap on the
+  rank's own slots, and read under a shared Lock. The counter's window is
+  made with Win.Create over MPI.Alloc_mem memory that the program does not
+  keep (as mpi4py's nxtval demo does): it reaches it only through the
+  window.
 rma.py STEPS dynamic|pscw: the fence loop with a window a checkpoint
   refuses, alive throughout (a dynamic window; a window synchronized with
   Post/Start/Complete/Wait once).
@@ -73,12 +76,19 @@ def fence_loop(refused=None):
     return float(u[1:-1].sum())
 
 
+def counter_window(count):
+    """A window over `count` zeroed int64 of MPI.Alloc_mem memory, which
+    only the window object keeps."""
+    memory = MPI.Alloc_mem(8 * count)
+    np.frombuffer(memory, dtype=np.int64)[:] = 0
+    return MPI.Win.Create(memory, disp_unit=8, comm=comm)
+
+
 def lock_loop():
     slots = MPI.Win.Allocate(8 * size, disp_unit=8, comm=comm)
     mine = np.frombuffer(slots.tomemory(), dtype=np.int64)
     mine[:] = -1
-    counter = np.zeros(2 + 2 * size, dtype=np.int64)  # rank 0's: the total, then per-rank slots
-    shared = MPI.Win.Create(counter, disp_unit=8, comm=comm)
+    shared = counter_window(2 + 2 * size)  # rank 0's: the total, then per-rank slots
     neighbour = (rank + 1) % size
     comm.Barrier()
     slots.Lock_all()
