@@ -46,8 +46,14 @@ endif()
 find_package(Python3 3.11 EXACT REQUIRED COMPONENTS Interpreter Development.Module NumPy)
 message(STATUS "pyckpt: Python interpreter ${Python3_EXECUTABLE} (Python ${Python3_VERSION}, NumPy ${Python3_NumPy_VERSION}, imports ${_pyckpt_required_modules})")
 
-# Where `cmake --install` puts the Python package, relative to the prefix. The
-# installed `pyckpt` command adds this directory to sys.path itself, so the
-# prefix need not be on PYTHONPATH.
-set(PYCKPT_PYTHON_INSTALL_DIR "lib/python${Python3_VERSION_MAJOR}.${Python3_VERSION_MINOR}/site-packages"
+# Where `cmake --install` puts the Python package, relative to the prefix.
+# For Debian's interpreter, lib/python3.X/dist-packages: on its sys.path
+# under /usr (the Debian package) and /usr/local alike. Elsewhere the
+# interpreter's site-packages layout. Under any other prefix, the installed
+# `pyckpt` command adds the directory to sys.path itself, and the Lmod
+# modulefile puts it on PYTHONPATH.
+execute_process(
+  COMMAND "${Python3_EXECUTABLE}" -c "import sysconfig; print('dist-packages' if 'deb_system' in sysconfig.get_scheme_names() else 'site-packages')"
+  OUTPUT_VARIABLE _pyckpt_site_name OUTPUT_STRIP_TRAILING_WHITESPACE COMMAND_ERROR_IS_FATAL ANY)
+set(PYCKPT_PYTHON_INSTALL_DIR "lib/python${Python3_VERSION_MAJOR}.${Python3_VERSION_MINOR}/${_pyckpt_site_name}"
     CACHE STRING "Install directory of the pyckpt Python package, relative to the prefix")

@@ -14,6 +14,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   slurm-wlm munge    # tests/python/test_slurm*.py start a local Slurm (doc/slurm.md)
   libslurm-dev       # spank.h, for the SPANK plugin slurm/spank/ (built only where it is found)
+  python3-matplotlib # `pyckpt stats --plot`
+  lmod               # tests/python/test_install.py loads the installed modulefile with Lmod
+  dpkg-dev           # dpkg-shlibdeps: the Depends of the Debian package (cpack -G DEB, packaging/)
 )
 
 missing=()

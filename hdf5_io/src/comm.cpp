@@ -118,13 +118,6 @@ std::vector<std::vector<std::byte>> allgather_bytes(const Comm& comm, const std:
   return out;
 }
 
-double allreduce_max(const Comm& comm, double value) {
-  if (!comm.is_mpi()) return value;
-  double out = value;
-  MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm.get());
-  return out;
-}
-
 std::uint64_t allreduce_sum(const Comm& comm, std::uint64_t value) {
   if (!comm.is_mpi()) return value;
   std::uint64_t out = value;

@@ -41,6 +41,7 @@ std::string global_path(const std::string& name);
 Hid slab_table_type(std::size_t ndim, bool native);
 std::size_t slab_record_size(std::size_t ndim);
 bool is_reserved_root_attr(std::string_view name);
+bool is_reserved_rank_attr(std::string_view name);
 
 // HDF5 link names cannot hold '/' or NUL, and "." names the group itself.
 // Percent-escapes '%', '/', NUL and a leading '.'; everything else is kept.
@@ -144,7 +145,6 @@ void create_private_directories(const std::filesystem::path& dir);
 // dataset; message prefixed with that rank when there are several ranks).
 void agree(const Comm& comm, std::exception_ptr local);
 std::vector<std::vector<std::byte>> allgather_bytes(const Comm& comm, const std::vector<std::byte>& mine);
-double allreduce_max(const Comm& comm, double value);
 std::uint64_t allreduce_sum(const Comm& comm, std::uint64_t value);
 
 // Runs fn; an H5Failure becomes E naming file and dataset.

@@ -208,6 +208,10 @@ bool is_reserved_root_attr(std::string_view name) {
   return std::find(reserved.begin(), reserved.end(), name) != reserved.end();
 }
 
+bool is_reserved_rank_attr(std::string_view name) {
+  return name == "seconds_prepare" || name == "seconds_write";
+}
+
 std::string rank_path(int rank) { return "/ranks/" + std::to_string(rank); }
 
 

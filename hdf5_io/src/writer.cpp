@@ -549,6 +549,7 @@ struct CheckpointWriter::Impl {
       // Datasets by rank and entry; all stay open for the checksum attributes.
       const bool collective = comm.is_mpi() && options.collective_io;
       std::vector<std::vector<Hid>> dsets(ranks.size());
+      std::vector<Hid> rank_groups(ranks.size());  // open for the timing attributes at the end
       std::map<std::string, Hid> global_dsets;
       agree(comm, attempt([&] {
         in_context<IoError>(tmp_name, "", [&] {
@@ -564,6 +565,7 @@ struct CheckpointWriter::Impl {
             Hid g = create_group(ranks_group.get(), std::to_string(r));
             for (const auto& [name, value] : ranks[r].rank_attrs) write_attr(g.get(), name, value);
             Hid blobs = create_group(g.get(), "blobs"), arrays = create_group(g.get(), "arrays");
+            rank_groups[r] = std::move(g);
             dsets[r].resize(ranks[r].entries.size());
             for (std::size_t i = 0; i < ranks[r].entries.size(); ++i) {
               const Entry& e = ranks[r].entries[i];
@@ -616,10 +618,26 @@ struct CheckpointWriter::Impl {
       dsets.clear();
       global_dsets.clear();
       info.seconds_write = write_clock.seconds();
+      // Every rank's timings on its group, the slowest rank's on the root
+      // (attributes are written collectively: every rank learns them all).
+      Encoder my_timings;
+      my_timings.f64(info.seconds_prepare);
+      my_timings.f64(info.seconds_write);
+      const std::vector<std::vector<std::byte>> timings = allgather_bytes(comm, my_timings.bytes());
       agree(comm, attempt([&] {
         in_context<IoError>(tmp_name, "", [&] {
-          write_attr(file.get(), "seconds_prepare", allreduce_max(comm, info.seconds_prepare));
-          write_attr(file.get(), "seconds_write", allreduce_max(comm, info.seconds_write));
+          double slowest_prepare = 0, slowest_write = 0;
+          for (std::size_t r = 0; r < ranks.size(); ++r) {
+            Decoder dec(timings[r]);
+            const double prepare = dec.f64(), write = dec.f64();
+            write_attr(rank_groups[r].get(), "seconds_prepare", prepare);
+            write_attr(rank_groups[r].get(), "seconds_write", write);
+            slowest_prepare = std::max(slowest_prepare, prepare);
+            slowest_write = std::max(slowest_write, write);
+          }
+          rank_groups.clear();
+          write_attr(file.get(), "seconds_prepare", slowest_prepare);
+          write_attr(file.get(), "seconds_write", slowest_write);
           // In parallel this is MPI_File_sync: each rank's data reaches storage
           // even when ranks sit on different nodes.
           checked_status(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "flushing the file");
@@ -904,6 +922,9 @@ void CheckpointWriter::set_attribute(const std::string& name, AttrValue value) {
 }
 
 void CheckpointWriter::set_rank_attribute(const std::string& name, AttrValue value) {
+  if (is_reserved_rank_attr(name)) {
+    throw UsageError("", rank_path(impl_->comm.rank()), "attribute name '" + name + "' is reserved");
+  }
   impl_->rank_attrs[name] = std::move(value);
 }
 

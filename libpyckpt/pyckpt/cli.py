@@ -39,6 +39,22 @@ def _cmd_ls(args):
     return 0
 
 
+def _cmd_stats(args):
+    from . import stats
+    found = stats.directory_stats(args.directory, trust=args.trust)
+    if args.json:
+        import json
+        print(json.dumps(found, indent=1))
+    elif found:
+        print("\n".join(stats.table_lines(found)))
+    else:
+        print(f"{args.directory}: no committed checkpoints")
+    if args.plot:
+        stats.plot(found, args.plot)
+        print(f"pyckpt stats: chart of {len(found)} checkpoint(s) written to {args.plot}", file=sys.stderr)
+    return 0
+
+
 def _cmd_verify(args):
     """Exit 0 only for a file restart would accept: authenticated, every
     checksum right."""
@@ -69,7 +85,9 @@ def _preload():
     """LD_PRELOAD of a checkpointed rank: the interposer, then the library
     that attaches a Python rank to it at MPI_Init."""
     from . import _core
-    return ":".join(_core.preload_libraries())
+    # _core finds them relative to itself (PACKAGE/../../../libpyckpt_mpi.so
+    # when installed): shown, and preloaded, without the detour.
+    return ":".join(os.path.normpath(path) for path in _core.preload_libraries())
 
 
 def _cmd_preload_path(_args):
@@ -459,6 +477,17 @@ def build_parser():
     p.add_argument("directory", metavar="DIR")
     _add_key_option(p)
     p.set_defaults(func=_cmd_ls)
+
+    p = sub.add_parser("stats", help="per checkpoint and per rank: size, pause, write time and throughput",
+                       description="Per committed checkpoint of DIR and per rank: size, pause (how long the "
+                                   "program was stopped), write time and throughput, from what the writer "
+                                   "recorded in each file (nothing is unpickled). See doc/format.md, Timings.")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw a chart into FILE.png (needs matplotlib)")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of a table")
+    _add_key_option(p)
+    _add_trust_option(p)
+    p.set_defaults(func=_cmd_stats)
 
     p = sub.add_parser("verify", help="verify a checkpoint's authentication and every checksum (exit 1 unless "
                                       "restart would accept it)")

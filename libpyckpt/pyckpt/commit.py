@@ -18,12 +18,14 @@ from . import _core, privacy
 from .errors import CheckpointFileError
 
 
-def commit_state(directory, epoch, trigger, captured, *, keep, comm=None, extra_blobs=None, attributes=None,
-                 rank_attributes=None):
+def commit_state(directory, epoch, trigger, captured, *, keep, seconds_stopped, forked=False, comm=None,
+                 extra_blobs=None, attributes=None, rank_attributes=None):
     """Writes what state.capture() returned as a checkpoint of `directory` and
     commits it; with an mpi4py `comm`, collectively (every rank its own
-    state). epoch None: the container numbers it. Returns the commit
-    information."""
+    state). epoch None: the container numbers it. seconds_stopped: how long
+    the program has been stopped for this checkpoint when the write begins
+    (forked: when the writer was forked, and the program went on). Returns
+    the commit information."""
     # Imported here, not with this module: pyckpt.state brings the heap and
     # NumPy, which a program under `pyckpt run` should not wait for at its
     # start (pyckpt.session imports this module).
@@ -32,6 +34,10 @@ def commit_state(directory, epoch, trigger, captured, *, keep, comm=None, extra_
     data, arrays, summary, user_sources = captured
     writer = _core.Writer(directory, epoch, comm=comm, keep=keep)
     writer.set_attribute("trigger", trigger)
+    # With the container's own seconds_prepare/seconds_write, what `pyckpt
+    # stats` tells the pause from (doc/format.md).
+    writer.set_attribute("write_mode", "forked" if forked else "inline")
+    writer.set_rank_attribute("seconds_stopped", seconds_stopped)
     for name, value in {**state.attributes(user_sources), **(attributes or {})}.items():
         writer.set_attribute(name, value)
     writer.set_rank_attribute("pid", os.getpid())
@@ -83,14 +89,14 @@ def wait():
     return True
 
 
-def _write_in_child(directory, epoch, trigger, captured, keep, marker):
+def _write_in_child(directory, epoch, trigger, captured, keep, marker, seconds_stopped):
     """Body of the forked writer; never returns."""
     status = 1
     try:
         _core.set_safe_point_callback(None)
         _core.cancel_safe_point()
         privacy.write_file(marker, process_identity())
-        commit_state(directory, epoch, trigger, captured, keep=keep)
+        commit_state(directory, epoch, trigger, captured, keep=keep, seconds_stopped=seconds_stopped, forked=True)
         status = 0
     except BaseException as exc:  # noqa: B902 -- reported, then the child exits
         print(f"pyckpt: checkpoint {epoch} in {directory} failed: {exc}", file=sys.stderr, flush=True)
@@ -102,15 +108,16 @@ def _write_in_child(directory, epoch, trigger, captured, keep, marker):
         os._exit(status)
 
 
-def write(captured, directory, trigger, keep, asynchronous=False):
+def write(captured, directory, trigger, keep, stopped_at, asynchronous=False):
     """Writes and commits one checkpoint of this process from what
-    state.capture() returned. Synchronous: returns the commit information
-    (path, bytes, timings). Asynchronous: returns None once a forked writer
-    has taken over."""
+    state.capture() returned; the program stopped for it at time.perf_counter()
+    `stopped_at`. Synchronous: returns the commit information (path, bytes,
+    timings). Asynchronous: returns None once a forked writer has taken over."""
     if not wait():
         print("pyckpt: the previous background checkpoint failed", file=sys.stderr, flush=True)
     if not asynchronous:
-        return commit_state(directory, None, trigger, captured, keep=keep)
+        return commit_state(directory, None, trigger, captured, keep=keep,
+                            seconds_stopped=time.perf_counter() - stopped_at)
     ckpt_dir = _core.CheckpointDir(directory, keep)
     epoch = ckpt_dir.next_epoch()
     try:
@@ -123,7 +130,8 @@ def write(captured, directory, trigger, keep, asynchronous=False):
         raise CheckpointFileError(f"{directory}: cannot write a checkpoint there: {exc.strerror}") from exc
     pid = os.fork()
     if pid == 0:
-        _write_in_child(directory, epoch, trigger, captured, keep, marker)
+        # The program goes on from here: the clock is shared with the parent.
+        _write_in_child(directory, epoch, trigger, captured, keep, marker, time.perf_counter() - stopped_at)
     _background.pid, _background.marker = pid, marker
     return None
 

@@ -104,6 +104,10 @@ _HEADLINE_ATTRS = ("format", "format_version", "epoch", "world_size", "created_u
                    "slurm_nodelist")
 
 
+# Rank attributes left to `pyckpt stats`, which puts them together (doc/format.md, Timings).
+_RANK_TIMINGS = ("seconds_stopped", "seconds_prepare", "seconds_write")
+
+
 def _ranges(numbers):
     """[0, 1, 2, 5] -> '0-2,5'."""
     spans = []
@@ -218,7 +222,7 @@ def inspect_lines(path, verify=True, trust=False):
                      "placement re-creates them with the ranks that share a node then")
     for rank in range(reader.world_size):
         rank_attrs = reader.rank_attributes(rank)
-        extra = ", ".join(f"{k}={v}" for k, v in sorted(rank_attrs.items()))
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(rank_attrs.items()) if k not in _RANK_TIMINGS)
         lines.append(f"  rank {rank}" + (f" ({extra})" if extra else "") + ":")
         datasets = reader.datasets(rank)
         if any(d["kind"] == "blob" and d["name"] == SUMMARY_BLOB for d in datasets):

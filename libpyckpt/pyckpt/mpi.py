@@ -264,6 +264,7 @@ def _in_compound_call(captured_state):
 
 def _capture():
     """Local: this rank's state, kept for _write. False: not at this safe point."""
+    stopped_at = time.perf_counter()
     mpi_handles.register_reducers()
     trigger = "api" if _job.api_state is not None else "preemptive"
     captured_state = _job.api_state if _job.api_state is not None else _job.line_state
@@ -284,25 +285,25 @@ def _capture():
              CHANNEL_BLOB: json.dumps(_core.mpi_channel_messages()).encode()}
     # Where `pyckpt mpirun` puts the job's input at restart (rank 0's stdin).
     rank_attributes = {"stdin_position": (state.stdin_position() or (0,))[0]}
-    _job.captured = (time.perf_counter(), trigger, captured, blobs, rank_attributes)
+    _job.captured = (stopped_at, trigger, captured, blobs, rank_attributes)
     return True
 
 
 def _write():
     """Collective: every rank's captured state into one checkpoint file."""
-    started, trigger, captured, blobs, rank_attributes = _job.captured
+    stopped_at, trigger, captured, blobs, rank_attributes = _job.captured
     _job.captured = None
     MPI = mpi_handles._mpi()
     # Not COMM_WORLD: an application collective may be pending on it.
     comm = _core.mpi_write_comm(MPI.Comm)
-    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep, comm=comm,
-                               extra_blobs=blobs,
+    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep,
+                               seconds_stopped=time.perf_counter() - stopped_at, comm=comm, extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
                                            **settings.job_triggers(), **slurm.environment_attributes()},
                                rank_attributes={**_placement(MPI), **slurm.rank_attributes(), **rank_attributes})
     if _job.rank == 0 and settings.verbose():
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
-              f"{time.perf_counter() - started:.3f} s", file=sys.stderr, flush=True)
+              f"{time.perf_counter() - stopped_at:.3f} s after this rank stopped", file=sys.stderr, flush=True)
     _hold_if_stopping(comm, info["epoch"])
 
 

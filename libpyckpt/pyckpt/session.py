@@ -13,6 +13,7 @@ import atexit
 import os
 import sys
 import threading
+import time
 import types
 
 from . import _core, commit, lock, settings
@@ -123,10 +124,11 @@ def _state():
 
 
 def _write(captured_state, trigger, resume_result, directory=None, asynchronous=False):
+    stopped_at = time.perf_counter()
     captured = _state().capture(captured_state, resume_result, _session.options())
     directory = _session.resolved_directory(directory)
     lock.hold(directory)  # a plain `python3 app.py`: from its first checkpoint on
-    return commit.write(captured, directory, trigger, _session.keep, asynchronous)
+    return commit.write(captured, directory, trigger, _session.keep, stopped_at, asynchronous)
 
 
 _ASYNC_FLAGS = {0x80: "coroutine", 0x100: "coroutine", 0x200: "async generator"}  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR

@@ -39,14 +39,17 @@
  * up by `pyckpt srun` (or by hand), and the extern step runs none of the
  * job's programs: the plugin leaves both alone.
  *
- * plugstack.conf:
- *     required /usr/lib/x86_64-linux-gnu/slurm/spank_pyckpt.so [preload=LIB[:LIB...]]
- * preload= overrides the libraries compiled in (the installed ones).
+ * plugstack.conf (the line the package installs in
+ * PREFIX/share/pyckpt/plugstack.conf.d/pyckpt.conf):
+ *     required /usr/lib/x86_64-linux-gnu/slurm-wlm/spank_pyckpt.so [preload=LIB[:LIB...]]
+ * preload= overrides the installed libraries, which the plugin finds
+ * relative to its own file (the install layout), wherever the prefix is.
  *
  * Written against spank.h of Slurm 22.05 (Debian 12's libslurm-dev); see
  * doc/slurm.md.
  */
-#define _GNU_SOURCE  /* memrchr */
+#define _GNU_SOURCE  /* memrchr, dladdr */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -61,8 +64,8 @@
 
 SPANK_PLUGIN(pyckpt, 1);
 
-#ifndef PYCKPT_SPANK_PRELOAD
-#error "PYCKPT_SPANK_PRELOAD (the LD_PRELOAD list of the installed libraries) is set by CMake"
+#if !defined(PYCKPT_SPANK_TO_LIBDIR) || !defined(PYCKPT_SPANK_LIBRARIES)
+#error "PYCKPT_SPANK_TO_LIBDIR (the libdir relative to the plugin's directory) and PYCKPT_SPANK_LIBRARIES (the file names to preload, in order) are set by CMake"
 #endif
 
 /* The library whose presence in LD_PRELOAD means pyckpt is preloaded already
@@ -81,8 +84,9 @@ static char option_keep[32];
 static char option_key_file[PATH_MAX];
 static int option_requeue;
 static long option_max_restarts = -1;  /* -1: not given */
-/* What the tasks preload: plugstack.conf's preload=, else the installed libraries. */
-static char preload[VALUE_MAX] = PYCKPT_SPANK_PRELOAD;
+/* What the tasks preload: plugstack.conf's preload=, else the installed
+ * libraries (installed_libraries()). */
+static char preload[VALUE_MAX];
 
 static int copy_option(char *to, size_t size, const char *name, const char *optarg)
 {
@@ -188,6 +192,43 @@ static struct spank_option options[] = {
 	SPANK_OPTIONS_TABLE_END
 };
 
+/* `preload` = the installed libraries, `pyckpt preload-path`'s list: in the
+ * libdir of the prefix this plugin is installed in, found from its own path
+ * (a package installed under any prefix, or unpacked elsewhere, stays whole). */
+static int installed_libraries(void)
+{
+	Dl_info self;
+	char plugin_dir[PATH_MAX], relative[PATH_MAX + sizeof(PYCKPT_SPANK_TO_LIBDIR) + 1], libdir[PATH_MAX];
+	char names[] = PYCKPT_SPANK_LIBRARIES;
+	char *saved = NULL;
+	char *slash;
+	size_t used = 0;
+
+	if (dladdr((void *)installed_libraries, &self) == 0 || self.dli_fname == NULL ||
+	    realpath(self.dli_fname, plugin_dir) == NULL || (slash = strrchr(plugin_dir, '/')) == NULL) {
+		slurm_error("pyckpt: cannot find the plugin's own file to locate the libraries to preload; "
+			    "give them with preload= in plugstack.conf (`pyckpt preload-path` prints them)");
+		return -1;
+	}
+	*slash = '\0';
+	snprintf(relative, sizeof(relative), "%s/%s", plugin_dir, PYCKPT_SPANK_TO_LIBDIR);
+	if (realpath(relative, libdir) == NULL) {
+		slurm_error("pyckpt: %s: %s (the libraries to preload are looked for there)", relative, strerror(errno));
+		return -1;
+	}
+	for (char *name = strtok_r(names, ":", &saved); name != NULL; name = strtok_r(NULL, ":", &saved)) {
+		const int n = snprintf(preload + used, sizeof(preload) - used, "%s%s/%s", used ? ":" : "", libdir, name);
+
+		if (n < 0 || (size_t)n >= sizeof(preload) - used) {
+			slurm_error("pyckpt: the libraries to preload from %s: path longer than %zu characters", libdir,
+				    sizeof(preload) - 1);
+			return -1;
+		}
+		used += (size_t)n;
+	}
+	return 0;
+}
+
 /* The options, in srun, sbatch, salloc and slurmstepd (which gets their
  * values); plugstack.conf's arguments: preload=LIB[:LIB...]. */
 int slurm_spank_init(spank_t sp, int ac, char **av)
@@ -204,6 +245,7 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 			}
 		}
 	}
+	preload[0] = '\0';
 	for (int i = 0; i < ac; i++) {
 		if (strncmp(av[i], "preload=", 8) == 0 && av[i][8] != '\0' && strlen(av[i] + 8) < sizeof(preload)) {
 			strcpy(preload, av[i] + 8);
@@ -343,6 +385,8 @@ static int set_preload(spank_t sp, const char *current)
 {
 	char value[2 * VALUE_MAX];
 
+	if (preload[0] == '\0' && installed_libraries() != 0)
+		return -1;
 	if (check_preload_libraries() != 0)
 		return -1;
 	if (current[0] != '\0')

@@ -280,6 +280,7 @@ TEST(Metadata, AttributesOfEveryKind) {
   }
   w.add_array("x", view(&x, ElementType::integer(4), {}), attrs);
   EXPECT_THROW(w.set_attribute("epoch", std::int64_t{1}), UsageError);
+  EXPECT_THROW(w.set_rank_attribute("seconds_write", 1.0), UsageError);  // the container's own
   EXPECT_THROW(w.add_array("y", view(&x, ElementType::integer(4), {}), {{"checksum", std::int64_t{1}}}), UsageError);
   w.commit();
 
@@ -291,6 +292,11 @@ TEST(Metadata, AttributesOfEveryKind) {
   EXPECT_EQ(root.at("format_version"), AttrValue(std::int64_t{2}));
   EXPECT_EQ(std::get<std::vector<std::string>>(root.at("hosts")).size(), 1u);
   EXPECT_TRUE(root.count("created_unix") && root.count("seconds_write") && root.count("byte_order"));
+  // The rank's own timings; the root's are the slowest rank's, here the only one.
+  const AttrMap& rank = r.rank_attributes(0);
+  EXPECT_GT(std::get<double>(rank.at("seconds_write")), 0.0);
+  EXPECT_EQ(rank.at("seconds_write"), root.at("seconds_write"));
+  EXPECT_EQ(rank.at("seconds_prepare"), root.at("seconds_prepare"));
   for (const auto& [k, v] : attrs) {
     EXPECT_EQ(root.at(k), v) << k;
     EXPECT_EQ(r.rank_attributes(0).at(k), v) << k;
