@@ -4,7 +4,6 @@
 
 #include "channel.hpp"
 #include "error.hpp"
-#include "file_io.hpp"
 #include "internal_scope.hpp"
 
 #include <algorithm>
@@ -40,7 +39,6 @@ void RequestTable::on_complete(MPI_Request r, const MPI_Status& st, bool release
   if (it == requests_.end()) return;
   ReqRec& rec = it->second;
   if (release) {  // the handle is gone: only the count matters
-    if (rec.file != 0) file_io.released();  // MPI freed it (file_io.hpp)
     if (rec.is_recv && !rec.counted) {
       int cancelled = 0;  // a cancelled receive got no message
       PMPI_Test_cancelled(&st, &cancelled);

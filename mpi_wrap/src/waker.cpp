@@ -63,7 +63,7 @@ void Waker::run() {
     seen = now;
     bool due = false;
     if (may_probe_) {
-      file_io.unless_busy([&] {
+      open_files.unless_open([&] {
         // An OFF notice travels on from here too, whatever the main thread
         // does (it may wait in a call that serves no protocol;
         // Coordinator::switch_off).

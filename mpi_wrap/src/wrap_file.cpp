@@ -6,7 +6,7 @@
 // The real calls run as internal calls: an MPI-IO implementation built on
 // the MPI API (ROMIO) makes MPI calls of its own, which are not the app's
 // (a communicator it dups must not enter the app's lineage).
-#include "file_io.hpp"
+#include "open_files.hpp"
 #include "runtime.hpp"
 
 using namespace pyckpt::mpi;
@@ -29,16 +29,11 @@ enum class Kind { Independent, Collective };
 // inside the real call could otherwise wait for one parked in the
 // protocol, and the cut could fall between members that made the call and
 // members that did not (doc/mpi.md). An independent routine is a safe
-// point at its entry. request: a nonblocking routine's, tracked. The real
-// call runs under file_io.routine(), and the app's nonblocking file I/O is
-// held until it completes (file_io.hpp).
+// point at its entry. request: a nonblocking routine's, tracked.
 template <Kind kind, unsigned effects = kNoEffect, typename Call>
 int file_call(MPI_File fh, const char* name, MPI_Request* request, Call call) {
   Runtime* rt = app_call();
-  if (!rt) {
-    auto routine = file_io.routine();
-    return call();
-  }
+  if (!rt) return call();
   FileRec* f = rt->files.find(fh);
   if (kind == Kind::Collective && f)
     rt->coordinator.synchronize(f->comm);
@@ -46,25 +41,15 @@ int file_call(MPI_File fh, const char* name, MPI_Request* request, Call call) {
     rt->coordinator.poll();
   if (f && (effects & kSharedPointer)) f->uses_shared_pointer = true;
   if (f && (effects & kWrites)) f->written_since_cut = true;
-  auto routine = file_io.routine();
   int rc;
   {
     InternalScope internal;
     rc = call();
   }
   if (rc != MPI_SUCCESS || !f) return rc;
-  if (effects & kBeginsSplit) {
-    f->open_split = name;
-    file_io.held();
-  }
-  if (effects & kEndsSplit) {
-    f->open_split = nullptr;
-    file_io.released();
-  }
-  if (request) {
-    rt->requests.add(*request, ReqRec{.comm = f->comm, .file = f->id});
-    file_io.held();
-  }
+  if (effects & kBeginsSplit) f->open_split = name;
+  if (effects & kEndsSplit) f->open_split = nullptr;
+  if (request) rt->requests.add(*request, ReqRec{.comm = f->comm, .file = f->id});
   return rc;
 }
 
@@ -82,10 +67,7 @@ int open_file(Runtime& rt, CommRec& parent, MPI_Comm comm, const char* filename,
   int rc = MPI_SUCCESS;
   CommRec* own = rt.make_own_comm(parent, comm, &rc);
   if (!own) return rc;
-  {
-    auto routine = file_io.routine();
-    rc = PMPI_File_open(comm, filename, amode, info, fh);
-  }
+  rc = PMPI_File_open(comm, filename, amode, info, fh);
   if (rc == MPI_SUCCESS)
     rt.files.add(*own, *fh, filename, amode, FileTable::hints_of(info));
   else
@@ -100,16 +82,21 @@ extern "C" {
 // Opening is collective over comm, like communicator creation (and it
 // makes one): entered together, and the rank is not ready for a cut until
 // it is done.
+// Every open and close in the process, the library's own too, is counted
+// for the waker (open_files.hpp).
 int MPI_File_open(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI_File* fh) {
   Runtime* rt = app_call();
   CommRec* parent = rt ? rt->comms.find(comm) : nullptr;
+  open_files.opening();
+  int rc;
   if (!parent) {
-    auto routine = file_io.routine();
-    return PMPI_File_open(comm, filename, amode, info, fh);
+    rc = PMPI_File_open(comm, filename, amode, info, fh);
+  } else {
+    rt->coordinator.synchronize(parent, /*creating=*/true);
+    rc = open_file(*rt, *parent, comm, filename, amode, info, fh);
+    rt->coordinator.end_creation();
   }
-  rt->coordinator.synchronize(parent, /*creating=*/true);
-  const int rc = open_file(*rt, *parent, comm, filename, amode, info, fh);
-  rt->coordinator.end_creation();
+  if (rc != MPI_SUCCESS) open_files.closed();
   return rc;
 }
 
@@ -119,18 +106,16 @@ int MPI_File_close(MPI_File* fh) {
   Runtime* rt = app_call();
   FileRec* f = rt ? rt->files.find(*fh) : nullptr;
   if (!f) {
-    auto routine = file_io.routine();
-    return PMPI_File_close(fh);
+    const int rc = PMPI_File_close(fh);
+    if (rc == MPI_SUCCESS) open_files.closed();
+    return rc;
   }
   rt->coordinator.synchronize(f->comm);
   InternalScope internal;
   const MPI_File closing = *fh;
-  int rc;
-  {
-    auto routine = file_io.routine();
-    rc = PMPI_File_close(fh);
-  }
+  const int rc = PMPI_File_close(fh);
   if (rc != MPI_SUCCESS) return rc;
+  open_files.closed();
   const MPI_Comm own = f->comm->real;
   rt->files.forget(closing);
   rt->comms.free(own);
