@@ -590,17 +590,20 @@ PyObject* py_hash_secret_library(PyObject*, PyObject*) {
 // that marks the call and calls the original: a C method, so that the
 // application's frame stays the innermost Python frame, captured at the
 // call and re-issuing it after a restart, and no Python line lies between
-// the call's end and its mark.
+// the call's end and its mark. It carries the original's docstring: the
+// application sees mpi4py's methods unchanged (mpi4py's own test_doc checks
+// that every method has one).
 struct CompoundMethod {
   const char* name;
   int kind;
   PyObject* original;  // mpi4py's method descriptor
+  std::string doc;     // its __doc__, the wrapper's ml_doc
 };
-CompoundMethod g_compound_methods[] = {{"allreduce", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr},
-                                       {"reduce", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr},
-                                       {"scan", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr},
-                                       {"exscan", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr},
-                                       {"sendrecv", PYCKPT_MPI_COMPOUND_SENDRECV, nullptr}};
+CompoundMethod g_compound_methods[] = {{"allreduce", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr, {}},
+                                       {"reduce", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr, {}},
+                                       {"scan", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr, {}},
+                                       {"exscan", PYCKPT_MPI_COMPOUND_REDUCTION, nullptr, {}},
+                                       {"sendrecv", PYCKPT_MPI_COMPOUND_SENDRECV, nullptr, {}}};
 
 template <std::size_t I>
 PyObject* call_compound(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -644,6 +647,13 @@ PyObject* py_mpi_wrap_compound_methods(PyObject*, PyObject* arg) {
         original = PyDict_GetItemString(owner->tp_dict, m.name);
       }
       if (!original) throw std::runtime_error(std::string("mpi4py's communicator types have no method ") + m.name);
+      Ref doc = check_new(PyObject_GetAttrString(original, "__doc__"));
+      if (doc.get() != Py_None) {
+        const char* text = PyUnicode_AsUTF8(doc.get());
+        if (!text) throw PythonError{};
+        m.doc = text;
+        g_compound_defs[i].ml_doc = m.doc.c_str();
+      }
       Ref wrapper = check_new(PyDescr_NewMethod(owner, &g_compound_defs[i]));
       Py_INCREF(original);
       m.original = original;

@@ -6,6 +6,7 @@
 #include "error.hpp"
 #include "internal_scope.hpp"
 #include "mpi_handles.hpp"
+#include "open_files.hpp"
 #include "request_table.hpp"
 #include "type_table.hpp"
 
@@ -293,8 +294,11 @@ void FileTable::restore(codec::ByteReader& r, const CommTable& comms) {
     // it, and without MPI_MODE_CREATE a file that is gone is an error
     // instead of a new empty file.
     MPI_File fh = MPI_FILE_NULL;
-    if (int rc = PMPI_File_open(c->real, path.c_str(), amode & ~(MPI_MODE_CREATE | MPI_MODE_EXCL), info.get(), &fh))
+    open_files.opening();
+    if (int rc = PMPI_File_open(c->real, path.c_str(), amode & ~(MPI_MODE_CREATE | MPI_MODE_EXCL), info.get(), &fh)) {
+      open_files.closed();
       failed("cannot reopen it", rc);
+    }
     FileRec& f = add(*c, fh, path.c_str(), amode, std::move(hints));
     f.uses_shared_pointer = shared;
     f.created_since_cut = false;  // made durable by the cut saved here

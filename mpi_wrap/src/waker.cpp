@@ -58,20 +58,24 @@ void Waker::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_cv_.wait_for(lock, kTick, [this] { return stopping_; })) {
     if (!coordinator_.pending() && triggered()) Coordinator::request();
-    // An OFF notice travels on from here too, whatever the main thread does
-    // (it may wait in a call that serves no protocol; Coordinator::switch_off).
-    if (may_probe_) coordinator_.take_off_notice();
     const std::uint64_t now = coordinator_.activity();
     const bool computing = now == seen;
     seen = now;
-    if (!computing || wake_ == nullptr) continue;
-    bool due = coordinator_.pending();
-    if (!due && may_probe_) {
-      int flag = 0;
-      PMPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, coordinator_.control(), &flag, MPI_STATUS_IGNORE);
-      due = flag != 0;
+    bool due = false;
+    if (may_probe_) {
+      open_files.unless_open([&] {
+        // An OFF notice travels on from here too, whatever the main thread
+        // does (it may wait in a call that serves no protocol;
+        // Coordinator::switch_off).
+        coordinator_.take_off_notice();
+        if (!computing || wake_ == nullptr || coordinator_.pending()) return;
+        int flag = 0;
+        PMPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, coordinator_.control(), &flag, MPI_STATUS_IGNORE);
+        due = flag != 0;
+      });
     }
-    if (due) wake_(wake_user_);  // with mutex_ held: set_wake waits for it
+    if (!computing || wake_ == nullptr) continue;
+    if (due || coordinator_.pending()) wake_(wake_user_);  // with mutex_ held: set_wake waits for it
   }
 }
 

@@ -16,15 +16,17 @@
 //     which stops the application at its next safe point to serve it
 //     (pyckpt_mpi_poll).
 // It makes MPI calls only if the library was initialised with
-// MPI_THREAD_MULTIPLE (what mpi4py asks for by default): one MPI_Iprobe on
-// the private control communicator per idle tick, and one MPI_Improbe per
-// tick for a notice that checkpoints are off, which it passes on
-// (Coordinator::switch_off). Otherwise a request from
-// another rank reaches a computing rank at its next MPI call (doc/mpi.md,
-// "Bounded latency").
+// MPI_THREAD_MULTIPLE (what mpi4py asks for by default), and only while the
+// process has no MPI file open (open_files.hpp: Open MPI's MPI-IO is not
+// safe against a second thread in MPI): one MPI_Iprobe on the private
+// control communicator per idle tick, and one MPI_Improbe per tick for a
+// notice that checkpoints are off, which it passes on
+// (Coordinator::switch_off). Otherwise a request from another rank reaches
+// a computing rank at its next MPI call (doc/mpi.md, "Bounded latency").
 #pragma once
 
 #include "coordinator.hpp"
+#include "open_files.hpp"
 
 #include <condition_variable>
 #include <mutex>

@@ -6,6 +6,7 @@
 // The real calls run as internal calls: an MPI-IO implementation built on
 // the MPI API (ROMIO) makes MPI calls of its own, which are not the app's
 // (a communicator it dups must not enter the app's lineage).
+#include "open_files.hpp"
 #include "runtime.hpp"
 
 using namespace pyckpt::mpi;
@@ -81,13 +82,21 @@ extern "C" {
 // Opening is collective over comm, like communicator creation (and it
 // makes one): entered together, and the rank is not ready for a cut until
 // it is done.
+// Every open and close in the process, the library's own too, is counted
+// for the waker (open_files.hpp).
 int MPI_File_open(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI_File* fh) {
   Runtime* rt = app_call();
   CommRec* parent = rt ? rt->comms.find(comm) : nullptr;
-  if (!parent) return PMPI_File_open(comm, filename, amode, info, fh);
-  rt->coordinator.synchronize(parent, /*creating=*/true);
-  const int rc = open_file(*rt, *parent, comm, filename, amode, info, fh);
-  rt->coordinator.end_creation();
+  open_files.opening();
+  int rc;
+  if (!parent) {
+    rc = PMPI_File_open(comm, filename, amode, info, fh);
+  } else {
+    rt->coordinator.synchronize(parent, /*creating=*/true);
+    rc = open_file(*rt, *parent, comm, filename, amode, info, fh);
+    rt->coordinator.end_creation();
+  }
+  if (rc != MPI_SUCCESS) open_files.closed();
   return rc;
 }
 
@@ -96,12 +105,17 @@ int MPI_File_open(MPI_Comm comm, const char* filename, int amode, MPI_Info info,
 int MPI_File_close(MPI_File* fh) {
   Runtime* rt = app_call();
   FileRec* f = rt ? rt->files.find(*fh) : nullptr;
-  if (!f) return PMPI_File_close(fh);
+  if (!f) {
+    const int rc = PMPI_File_close(fh);
+    if (rc == MPI_SUCCESS) open_files.closed();
+    return rc;
+  }
   rt->coordinator.synchronize(f->comm);
   InternalScope internal;
   const MPI_File closing = *fh;
   const int rc = PMPI_File_close(fh);
   if (rc != MPI_SUCCESS) return rc;
+  open_files.closed();
   const MPI_Comm own = f->comm->real;
   rt->files.forget(closing);
   rt->comms.free(own);

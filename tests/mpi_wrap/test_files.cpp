@@ -169,6 +169,40 @@ void churn() {
   MPI_File_close(&f);
 }
 
+// MPI-IO while the library's waker thread runs (started by the triggers, as
+// pyckpt's attach starts it; MPI_THREAD_MULTIPLE, which lets it make MPI
+// calls). Open MPI 4.1's ompio progresses its pending file requests from
+// every MPI call without a lock: a waker probing the control communicator
+// meanwhile crashed the rank in MPI_File_write_all_end (mpi4py's test_io
+// under `pyckpt preload-path`). Nonblocking and split collective I/O for
+// many waker ticks; every value must be written once and read back.
+void waker() {
+  CHECK(pyckpt_mpi_set_triggers("", 0) == 0);
+  // Rounds of a batch of nonblocking writes completed together (each
+  // progress pass walks all of them), then a split collective write.
+  constexpr int kRounds = 3000, kBatch = 8, kPerRound = kBatch + 1;
+  MPI_File f = open_file("waker.bin", MPI_MODE_RDWR | MPI_MODE_CREATE);
+  const auto at = [](int value) { return static_cast<MPI_Offset>(value) * 4; };
+  std::vector<int> values(kPerRound);
+  for (int round = 0; round < kRounds; ++round) {
+    for (int j = 0; j < kPerRound; ++j) values[static_cast<std::size_t>(j)] = (round * kPerRound + j) * size_ + rank_;
+    MPI_Request reqs[kBatch];
+    for (int j = 0; j < kBatch; ++j)
+      CHECK(MPI_File_iwrite_at(f, at(values[static_cast<std::size_t>(j)]), &values[static_cast<std::size_t>(j)], 1,
+                               MPI_INT, &reqs[j]) == MPI_SUCCESS);
+    CHECK(MPI_Waitall(kBatch, reqs, MPI_STATUSES_IGNORE) == MPI_SUCCESS);
+    int& last = values[kBatch];
+    CHECK(MPI_File_write_at_all_begin(f, at(last), &last, 1, MPI_INT) == MPI_SUCCESS);
+    CHECK(MPI_File_write_at_all_end(f, &last, MPI_STATUS_IGNORE) == MPI_SUCCESS);
+  }
+  CHECK(MPI_File_sync(f) == MPI_SUCCESS);
+  MPI_Barrier(MPI_COMM_WORLD);
+  std::vector<int> all(static_cast<std::size_t>(kRounds * kPerRound * size_));
+  CHECK(MPI_File_read_at(f, 0, all.data(), static_cast<int>(all.size()), MPI_INT, MPI_STATUS_IGNORE) == 0);
+  for (std::size_t k = 0; k < all.size(); ++k) CHECK(all[k] == static_cast<int>(k));
+  MPI_File_close(&f);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -176,13 +210,16 @@ int main(int argc, char** argv) {
   const std::string scenario = argv[1];
   dir = argv[2];
   CHECK(pyckpt_mpi_set_capture_callbacks(&capture, &write, nullptr) == 0);
-  MPI_Init(&argc, &argv);
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, scenario == "waker" ? MPI_THREAD_MULTIPLE : MPI_THREAD_SINGLE, &provided);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   if (scenario == "refused")
     refused();
   else if (scenario == "churn")
     churn();
+  else if (scenario == "waker")
+    waker();
   else
     CHECK(!"unknown scenario");
   MPI_Finalize();

@@ -175,6 +175,21 @@ def test_python_rank_attaches_at_mpi_init_and_arms_the_triggers(preload_path, tm
     assert sorted(lines_with(out, "done")) == ["rank 0 done", "rank 1 done"], out
 
 
+def test_attached_compound_methods_look_like_mpi4py_s(preload_path, tmp_path):
+    """attach wraps mpi4py's compound methods (sendrecv, reduce, allreduce,
+    scan, exscan): the application sees them unchanged, docstring, name and
+    signature (mpi4py's own test_doc failed on the missing docstrings)."""
+    program = ("import sys; from mpi4py import MPI; print('attached', 'pyckpt.mpi' in sys.modules); "
+               "[print(repr((m.__name__, m.__qualname__, m.__doc__, m.__text_signature__))) for m in "
+               "(MPI.Comm.sendrecv, MPI.Comm.reduce, MPI.Comm.allreduce, MPI.Intracomm.scan, MPI.Intracomm.exscan)]")
+    plain = mpirun(1, PYTHON, "-c", program, env=env_with(), cwd=tmp_path).stdout
+    attached = mpirun(1, PYTHON, "-c", program, exports=("LD_PRELOAD",), env=env_with(LD_PRELOAD=preload_path),
+                      cwd=tmp_path).stdout
+    assert plain.startswith("attached False\n") and attached.startswith("attached True\n"), (plain, attached)
+    assert "Send and Receive" in plain, plain
+    assert attached.split("\n", 1)[1] == plain.split("\n", 1)[1], (plain, attached)
+
+
 def test_pyckpt_mpirun_preloads_both_libraries(tmp_path):
     """The same through the CLI, as a user starts a job (PYTHONPATH unset:
     the library puts the package there)."""
