@@ -79,6 +79,11 @@ CommRec& CommTable::insert(std::unique_ptr<CommRec> rec) {
       PMPI_Comm_remote_group(rec->real, remote.out());
       rec->remote_world_ranks = world_ranks_of(remote.get());
     }
+    // Collective over the new communicator, whose members are all making
+    // it now. A split, not a dup: a dup would run the copy callbacks of the
+    // app's attributes.
+    if (!inter && rec->size > 1)
+      check(PMPI_Comm_split(rec->real, 0, rec->rank, rec->shadow.out()), "MPI_Comm_split (shadow)");
     rec->sent.assign(rec->peers().size(), 0);
     rec->received.assign(rec->peers().size(), 0);
     by_handle_[rec->real] = rec.get();
@@ -140,6 +145,7 @@ void CommTable::forget_handle(MPI_Comm c) {
   // app must have completed them (MPI requires it before MPI_Comm_free).
   // Its counts stay until the next cut: its peers still exchange them.
   rec->real = MPI_COMM_NULL;
+  rec->shadow.reset();
   rec->freed = true;
 }
 

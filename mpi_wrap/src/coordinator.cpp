@@ -437,12 +437,12 @@ void Coordinator::synchronize(CommRec* c, bool creating) {
   // completed its first, i.e. once both groups entered.
   // Checkpoints off: no barrier, or the one under way is left (switch_off).
   for (int barrier = 0; barrier < (c->inter() ? 2 : 1) && !off(); ++barrier) {
-    MPI_Request req;
-    check(PMPI_Ibarrier(c->real, &req), "MPI_Ibarrier (synchronize)");
+    CollectiveOp op;
+    check(op.start_barrier(*c), "MPI_Ibarrier (synchronize)");
     for (int flag = 0; !off();) {
-      PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+      check(op.test(&flag), "MPI_Ibarrier (synchronize)");
       if (flag) break;
-      poll_blocked(/*cut_allowed=*/false);
+      poll_spin(/*cut_allowed=*/false);
     }
   }
 }
