@@ -82,8 +82,12 @@ CommRec& CommTable::insert(std::unique_ptr<CommRec> rec) {
     // Collective over the new communicator, whose members are all making
     // it now. A split, not a dup: a dup would run the copy callbacks of the
     // app's attributes.
-    if (!inter && rec->size > 1)
+    // Its errors come back to the library, which runs the app's handler on
+    // the app's communicator (CollectiveOp::test).
+    if (!inter && rec->size > 1) {
       check(PMPI_Comm_split(rec->real, 0, rec->rank, rec->shadow.out()), "MPI_Comm_split (shadow)");
+      PMPI_Comm_set_errhandler(rec->shadow.get(), MPI_ERRORS_RETURN);
+    }
     rec->sent.assign(rec->peers().size(), 0);
     rec->received.assign(rec->peers().size(), 0);
     by_handle_[rec->real] = rec.get();

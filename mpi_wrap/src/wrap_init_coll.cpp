@@ -72,12 +72,12 @@ auto nonblocking(Post post) {
 // barrier on the intercommunicator that serves the protocol, then the
 // call; Coordinator::synchronize): a rank waiting in one for a peer that
 // computes is not cut before it.
-template <typename Direct, typename Synchronizing, typename Post>
-int rooted_collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
+template <typename Direct, typename Synchronizing, typename Start>
+int rooted_collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Start start) {
   Runtime* rt = app_call();
   CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c || rt->coordinator.off()) return direct();
-  if (!c->inter()) return run_collective(rt, c, synchronizing, nonblocking(post));
+  if (!c->inter()) return run_collective(rt, c, synchronizing, start);
   rt->coordinator.synchronize(c);
   return direct();
 }
@@ -141,15 +141,9 @@ int MPI_Finalize(void) {
         nonblocking([&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); }));     \
   }
 #define PYCKPT_UNPAREN(...) __VA_ARGS__
-#define PYCKPT_ROOTED_COLLECTIVE(name, iname, params, args)                                        \
-  int MPI_##name params {                                                                           \
-    return rooted_collective(                                                                       \
-        comm, [&] { return PMPI_##name args; }, [&](const CommRec&) { return false; },            \
-        [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                \
-  }
 
-// Barrier and small Allreduces: the library's own schedules on the
-// communicator's shadow where it has one (CollectiveOp).
+// Barrier, small Allreduces and Bcasts: the library's own schedules on the
+// communicator's shadow where it has one (CollectiveOp). They synchronize.
 int MPI_Barrier(MPI_Comm comm) {
   return collective(
       comm, [&] { return PMPI_Barrier(comm); }, [](const CommRec&) { return true; },
@@ -162,7 +156,7 @@ int MPI_Allreduce(const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_
   return collective(
       comm, [&] { return PMPI_Allreduce(s, r, n, t, op, comm); },
       [&](const CommRec& c) {
-        on_shadow = CollectiveOp::runs_on_shadow(c, s, r, n, t, op);
+        on_shadow = CollectiveOp::allreduce_on_shadow(c, s, r, n, t, op);
         return on_shadow || (s != MPI_IN_PLACE && n > 0);
       },
       [&](CollectiveOp& o, const CommRec& c) {
@@ -170,11 +164,21 @@ int MPI_Allreduce(const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_
         return o.start_nonblocking([&](MPI_Request* req) { return PMPI_Iallreduce(s, r, n, t, op, comm, req); });
       });
 }
-PYCKPT_ROOTED_COLLECTIVE(Bcast, Ibcast, (void* b, int n, MPI_Datatype t, int root, MPI_Comm comm),
-                         (b, n, t, root, comm))
-PYCKPT_ROOTED_COLLECTIVE(Reduce, Ireduce,
-                         (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm),
-                         (s, r, n, t, op, root, comm))
+int MPI_Bcast(void* b, int n, MPI_Datatype t, int root, MPI_Comm comm) {
+  bool on_shadow = false;  // decided with the kind (never on an intercommunicator: no shadow)
+  return rooted_collective(
+      comm, [&] { return PMPI_Bcast(b, n, t, root, comm); },
+      [&](const CommRec& c) { return on_shadow = CollectiveOp::bcast_on_shadow(c, n, t, root); },
+      [&](CollectiveOp& op, const CommRec& c) {
+        if (on_shadow) return op.start_bcast(c, b, n, t, root);
+        return op.start_nonblocking([&](MPI_Request* req) { return PMPI_Ibcast(b, n, t, root, comm, req); });
+      });
+}
+int MPI_Reduce(const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm) {
+  return rooted_collective(
+      comm, [&] { return PMPI_Reduce(s, r, n, t, op, root, comm); }, [](const CommRec&) { return false; },
+      nonblocking([&](MPI_Request* req) { return PMPI_Ireduce(s, r, n, t, op, root, comm, req); }));
+}
 PYCKPT_COLLECTIVE(Scan, Iscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
                   (s, r, n, t, op, comm), false)
 PYCKPT_COLLECTIVE(Exscan, Iexscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
