@@ -92,11 +92,13 @@ class Coordinator {
   enum class CollectiveKind { Synchronizing, TwoPhase };
   // Runs an application's blocking collective on c: start(op) starts its
   // operation (a CollectiveOp: MPI's nonblocking form, or a schedule of the
-  // library's own on c's shadow) and returns MPI's code. Returns MPI's code.
+  // library's own on c's shadow) and returns MPI's code. Returns MPI's code
+  // of the collective.
   template <typename Start>
   int collective(CommRec* c, CollectiveKind kind, Start start);
   // Enter a blocking collective on c that has no nonblocking form: counts it
-  // and waits, serving the protocol, in an Ibarrier on c until all members
+  // and waits, serving the protocol, in a barrier on c (on its shadow, or
+  // MPI_Ibarrier on an intercommunicator) until all members
   // arrived, so the blocking call that follows cannot wait for a rank parked
   // in the protocol. creating: it makes a communicator; until end_creation()
   // the rank is not ready for a cut (see coordinator.cpp).
