@@ -9,13 +9,14 @@ Once `run` or `restart` has handed control to the program, its exceptions
 which reports them as in an uninterrupted run.
 """
 import argparse
+import json
 import math
 import os
 import stat
 import sys
 
 from . import launch, lock, settings
-from .errors import CheckpointError
+from .errors import CheckpointError, CheckpointFileError
 
 EXIT_STATUSES = """exit status:
   0  done (run/restart: the program's own status once it runs)
@@ -113,9 +114,6 @@ def _reexec(hash_seed, interpreter_options=None, hash_secret=None):
     hash_seed "random" with hash_secret (hex): the interpreter gets that
     secret itself, through libpyckpt_hash_secret.so."""
     from . import _core
-    if interpreter_options is None:
-        interpreter_options = _interpreter_options()
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     if hash_seed != "random":
         env["PYTHONHASHSEED"] = str(hash_seed)
@@ -124,7 +122,17 @@ def _reexec(hash_seed, interpreter_options=None, hash_secret=None):
         env["PYCKPT_HASH_SECRET"] = hash_secret
         env[_SECRET_GIVEN_VARIABLE] = "1"
         env["LD_PRELOAD"] = ":".join(p for p in (env.get("LD_PRELOAD"), _core.hash_secret_library()) if p)
-    path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    _exec_again(env, interpreter_options)
+
+
+def _exec_again(env, interpreter_options=None):
+    """Replaces this process by `python3 -m pyckpt` with this command's
+    arguments, the environment `env`, and `interpreter_options` (default:
+    this interpreter's)."""
+    if interpreter_options is None:
+        interpreter_options = _interpreter_options()
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(path if path[:1] == [package_parent] else [package_parent, *path])
     sys.stdout.flush()
     sys.stderr.flush()
@@ -171,9 +179,20 @@ def _cmd_restart(args):
     from . import session
     if args.mpirun is not None:
         return _restart_mpirun(args.mpirun)
-    reader = session.open_checkpoint(settings.directory(args.path))
+    path = settings.directory(args.path)
+    # A directory's newest checkpoint is read once: its data checksums are
+    # verified as the restore reads it, before the program resumes.
+    reader = session.open_checkpoint(path, verify_data=False)
     _reexec_for_checkpoint_of(reader)
-    session.restart(reader)
+    try:
+        session.restart(reader)
+    except CheckpointFileError as exc:
+        if session.program_started() or not os.path.isdir(path):
+            raise
+        # Half restored (modules imported, __main__ replaced): the restart
+        # runs again in a fresh process, without that file.
+        refused = [*settings.refused_checkpoints(), (reader.file, str(exc))]
+        _exec_again({**os.environ, "PYCKPT_REFUSED": json.dumps(refused)})
     return 0
 
 

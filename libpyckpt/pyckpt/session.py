@@ -302,7 +302,7 @@ def run_script(path, args):
 
 # --- restart --------------------------------------------------------------------
 
-def open_checkpoint(path, world_size=1, fallback=True):
+def open_checkpoint(path, world_size=1, fallback=True, verify_data=True):
     """The Reader of the checkpoint to restart from `path`, once a background
     writer of that directory has committed. world_size: the rank count it
     must have been written by (None: pyckpt.mpi checks).
@@ -312,13 +312,21 @@ def open_checkpoint(path, world_size=1, fallback=True):
     refused (corrupt, torn, forged), the reason and the older file resumed
     instead are said on stderr; fallback=False (the ranks of an MPI job,
     which must all open one file) opens `latest` or refuses it.
+    verify_data=False (a serial restart): the candidates' data checksums are
+    not read beforehand; the restore verifies them as it reads the data,
+    once, and a failure runs the restart again without that file
+    (pyckpt.cli, PYCKPT_REFUSED).
 
     The file must be authenticated with the user's key (doc/security.md):
     restarting a checkpoint runs the code its pickles name, so one that
     anyone else wrote or changed is refused before a byte of it is unpickled."""
     is_directory = os.path.isdir(path)
     commit.wait_for_writers(path if is_directory else os.path.dirname(os.path.abspath(path)))
-    reader = newest_verified(path) if is_directory and fallback else _open_authenticated(path)
+    if is_directory and fallback:
+        reader = newest_verified(path, _verified if verify_data else _open_authenticated,
+                                 settings.refused_checkpoints())
+    else:
+        reader = _open_authenticated(path)
     _state().check_compatible(reader, world_size)
     return reader
 
@@ -347,13 +355,16 @@ def _verified(path):
     return reader
 
 
-def newest_verified(directory):
+def newest_verified(directory, check=_verified, refused_before=()):
     """The Reader of the newest checkpoint of `directory` that verifies
-    (_verified): `latest`, else the committed files by descending epoch.
-    Each refused file is reported on stderr with its reason, and the file
-    chosen instead named. Every process that asks gets the same answer for
-    the same files, which is how `pyckpt mpirun` and `restart --mpirun` pick
-    one file for all ranks. CheckpointFileError if none verifies."""
+    (check: _verified, every checksum; or _open_authenticated, the header
+    and metadata only): `latest`, else the committed files by descending
+    epoch, but those of refused_before ((path, why): refused by an earlier
+    attempt). Each refused file is reported on stderr with its reason, and
+    the file chosen instead named. Every process that asks gets the same
+    answer for the same files, which is how `pyckpt mpirun` and `restart
+    --mpirun` pick one file for all ranks. CheckpointFileError if none
+    verifies."""
     ckpt_dir = _core.CheckpointDir(directory)
     try:
         latest = ckpt_dir.latest()
@@ -365,16 +376,21 @@ def newest_verified(directory):
     if not candidates:
         return _open_authenticated(directory)  # the container's own "no checkpoint" error
     refused = []  # (path, why), newest first
+    earlier = {os.path.realpath(path): why for path, why in refused_before}
     for path in candidates:
+        if os.path.realpath(path) in earlier:
+            refused.append((path, earlier[os.path.realpath(path)]))
+            continue
         try:
-            reader = _verified(path)
+            reader = check(path)
         except CheckpointFileError as exc:
             refused.append((path, exc))
             continue
         for newer, why in refused:
             print(f"pyckpt: refused {newer}: {why}", file=sys.stderr, flush=True)
         if refused:
-            print(f"pyckpt: resuming the older checkpoint {reader.file}, which verifies "
+            how = "which verifies" if check is _verified else "its data checked as it is read"
+            print(f"pyckpt: resuming the older checkpoint {reader.file}, {how} "
                   f"({len(refused)} newer one(s) refused, see above)", file=sys.stderr, flush=True)
         return reader
     if len(refused) == 1:

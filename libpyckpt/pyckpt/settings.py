@@ -17,6 +17,9 @@ PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
 PYCKPT_RESUME_FILE set by `pyckpt mpirun` and `restart --mpirun`: the
                   checkpoint of the directory every rank resumes, the newest
                   that verifies (pyckpt.session.newest_verified)
+PYCKPT_REFUSED    set by `pyckpt restart DIR` when it runs itself again
+                  without a checkpoint whose data failed its checksum as it
+                  was read: JSON [[path, why], ...] (pyckpt.session)
 PYCKPT_STDIN_OFFSET set by `pyckpt mpirun` when it resumes a job: the job's
                   input (its stdin, which mpirun feeds to rank 0) starts at
                   this byte of the input file
@@ -33,6 +36,7 @@ PYCKPT_KEY_FILE   the key that authenticates checkpoints (default
 PYCKPT_VERBOSE    report each committed checkpoint on stderr
 PYCKPT_MPI_TRACE  libpyckpt_mpi.so traces its protocol (read there)
 """
+import json
 import os
 import signal
 
@@ -70,6 +74,11 @@ def signal_name():
 
 def resume_directory():
     return os.environ.get("PYCKPT_RESUME_DIR")
+
+
+def refused_checkpoints():
+    """[(path, why)] of checkpoints an earlier attempt of this restart refused."""
+    return [tuple(entry) for entry in json.loads(os.environ.get("PYCKPT_REFUSED") or "[]")]
 
 
 def resume_file():

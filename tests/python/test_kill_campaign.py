@@ -31,7 +31,7 @@ from process_harness import PYCKPT_CLI, PYTHON, Workspace, preempted_run
 
 LONG_KILLS = int(os.environ.get("PYCKPT_KILL_CAMPAIGN", "0"))
 # Long enough for their kills on an idle machine (2-4 s uninterrupted).
-SERIAL = [("preempt_compute", ("400",), {"kill_times": (0.05, 1.0)}),
+SERIAL = [("preempt_compute", ("1000",), {"kill_times": (0.05, 1.0)}),
           ("large_state", ("64", "80"), {"kill_times": (0.1, 1.5), "interval": "0.3"})]
 
 
