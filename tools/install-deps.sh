@@ -31,9 +31,19 @@ if ((${#missing[@]} == 0)); then
   exit 0
 fi
 
-echo "install-deps: installing ${missing[*]}"
+echo "install-deps: ${#missing[@]} of ${#packages[@]} packages missing: ${missing[*]}"
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: apt-get update"
 "${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Not quiet: a fresh machine installs several hundred packages, and each
+# "Unpacking"/"Setting up" line shows how far it got (no minutes of silence).
+echo "install-deps: apt-get install (one line per package unpacked and set up)"
+# (pipefail: the pipeline fails if apt-get does; awk always succeeds.)
+if ! "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" 2>&1 \
+    | awk '/^(Get:|Unpacking|Setting up|E:)/ { print; fflush() }'; then
+  echo "install-deps: apt-get install failed" >&2
+  exit 1
+fi
+echo "install-deps: done"
