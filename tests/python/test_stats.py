@@ -25,7 +25,7 @@ data = np.full((rank + 1) * 2**17, float(rank))
 for step in range(2):
     data += 1
     pyckpt.checkpoint()
-sys.stdout.write(f"done {rank} {data[0]}\n")  # one write (print makes two): the ranks' lines must not interleave
+sys.stdout.write(f"done {rank} {data[0]}\\n")  # one write (print makes two): the ranks' lines must not interleave
 sys.stdout.flush()
 """
 
