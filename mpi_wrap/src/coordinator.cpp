@@ -429,21 +429,20 @@ void Coordinator::synchronize(CommRec* c, bool creating) {
   ++collectives_;
   creating_comm_ = creating;
   InternalScope internal;
-  // On the app's communicator (its shadow, CollectiveOp::start_barrier):
-  // every member posts this barrier at the same point of the app's
-  // collective order. On an intercommunicator a barrier
+  // On the app's communicator: every member posts this barrier at the same
+  // point of the app's collective order. On an intercommunicator a barrier
   // completes once the *remote* group entered it, while a member of the
   // local group may still be parked before it; a second barrier, posted
   // after the first completed, completes once every remote member has
   // completed its first, i.e. once both groups entered.
   // Checkpoints off: no barrier, or the one under way is left (switch_off).
   for (int barrier = 0; barrier < (c->inter() ? 2 : 1) && !off(); ++barrier) {
-    CollectiveOp op;
-    check(op.start_barrier(*c), "barrier (synchronize)");
+    MPI_Request req;
+    check(PMPI_Ibarrier(c->real, &req), "MPI_Ibarrier (synchronize)");
     for (int flag = 0; !off();) {
-      check(op.test(&flag), "barrier (synchronize)");
+      PMPI_Test(&req, &flag, MPI_STATUS_IGNORE);
       if (flag) break;
-      poll_spin(/*cut_allowed=*/false);
+      poll_blocked(/*cut_allowed=*/false);
     }
   }
 }
