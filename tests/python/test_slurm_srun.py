@@ -86,20 +86,25 @@ srun --mpi=pmix -n {ranks} {python} {program} {steps}
 """
 
 
-@needs_plugin
-def test_spank_options_checkpoint_and_resume(cluster, tmp_path):
-    """sbatch --pyckpt-dir --pyckpt-interval and a plain srun line: periodic
-    checkpoints; killed and requeued, the step resumes from the last one."""
-    steps = 40
+def _spank_job(cluster, tmp_path, steps, pyckpt_options):
+    """sbatch of SPANK_SCRIPT (PROGRAM for `steps` steps) with --requeue,
+    --open-mode=append, --pyckpt-dir and `pyckpt_options`, and the
+    uninterrupted run to compare with: (work, directory, job, reference)."""
     work = tmp_path / "job"
     work.mkdir()
     script = work / "job.sh"
     script.write_text(SPANK_SCRIPT.format(ranks=RANKS, python=PYTHON, program=PROGRAM, steps=steps))
     directory = work / "ckpt"
     job = BatchJob(cluster, work, script, ["-n", RANKS, "-t", 10, "--requeue", "--open-mode=append",
-                                           f"--pyckpt-dir={directory}", "--pyckpt-interval=4", "--pyckpt-keep=3"],
-                   RANK_ENVIRONMENT)
-    ref = Reference(tmp_path, PROGRAM, RANKS, [steps])
+                                           f"--pyckpt-dir={directory}", *pyckpt_options], RANK_ENVIRONMENT)
+    return work, directory, job, Reference(tmp_path, PROGRAM, RANKS, [steps])
+
+
+@needs_plugin
+def test_spank_options_checkpoint_and_resume(cluster, tmp_path):
+    """sbatch --pyckpt-dir --pyckpt-interval and a plain srun line: periodic
+    checkpoints; killed and requeued, the step resumes from the last one."""
+    work, directory, job, ref = _spank_job(cluster, tmp_path, 40, ["--pyckpt-interval=4", "--pyckpt-keep=3"])
     job.wait(lambda j: latest_checkpoint(directory) is not None and _lines(j) >= 10)
     cluster.run("scontrol", "requeue", job.id)
     job.wait()
@@ -124,16 +129,7 @@ def test_spank_options_checkpoint_and_resume(cluster, tmp_path):
 def test_spank_requeue_at_signal(cluster, tmp_path):
     """--pyckpt-requeue: no supervisor, the ranks get the checkpoint signal;
     after that checkpoint they hold and rank 0 requeues the job."""
-    steps = 80
-    work = tmp_path / "job"
-    work.mkdir()
-    script = work / "job.sh"
-    script.write_text(SPANK_SCRIPT.format(ranks=RANKS, python=PYTHON, program=PROGRAM, steps=steps))
-    directory = work / "ckpt"
-    job = BatchJob(cluster, work, script, ["-n", RANKS, "-t", 10, "--requeue", "--open-mode=append",
-                                           f"--pyckpt-dir={directory}", "--pyckpt-requeue",
-                                           "--pyckpt-max-restarts=1"], RANK_ENVIRONMENT)
-    ref = Reference(tmp_path, PROGRAM, RANKS, [steps])
+    work, directory, job, ref = _spank_job(cluster, tmp_path, 80, ["--pyckpt-requeue", "--pyckpt-max-restarts=1"])
     job.requeue_on_signal(2, _lines, 8, to_batch_shell=False)
     ref_stdout, ref_outputs = ref.outputs()
     print(f"\nSPANK requeue job {job.id}: {job.restarts} requeue, {time.monotonic() - job.started:.0f} s from "
