@@ -6,5 +6,5 @@ build=${PYCKPT_BUILD_DIR:-$root/build}
 
 "$root/tools/build.sh"
 cd "$build"
-# Two tests at a time; no two MPI job or Slurm tests run at once (RESOURCE_LOCK mpi_jobs, tests/python/CMakeLists.txt).
+# Two tests at a time; no two MPI job tests and no two Slurm tests run at once (RESOURCE_LOCK mpi_jobs and slurm, tests/python/CMakeLists.txt).
 ctest --output-on-failure --timeout 600 -j2 "$@"

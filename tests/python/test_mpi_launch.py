@@ -8,11 +8,8 @@ The programs are in programs/mpi_launch/ (put on the ranks' PYTHONPATH with
 `-x`); their conventions are those of test_mpi_jobs.py (out.<rank> files,
 "program start" on stderr, one final stdout line from rank 0).
 """
-import os
 import random
 import re
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,9 +21,9 @@ from mpi_job_harness import (MPIRUN_OPTIONS, SEED, Job, check_same_as_reference,
                              latest_checkpoint, read_outputs, wait_for_checkpoint)
 from pyckpt import launch
 from pyckpt.errors import CheckpointError
+from stdin_inputs import expected_lines, input_file
 
 LAUNCH_PROGRAMS = Path(__file__).resolve().parent / "programs" / "mpi_launch"
-PROGRAMS_PROCESS = Path(__file__).resolve().parent / "programs" / "process"
 
 
 # --- the parser ------------------------------------------------------------------
@@ -204,21 +201,6 @@ def test_spawned_pool_after_checkpoints(tmp_path):
 
 # --- stdin: the job's input across a restart -------------------------------------
 
-def _input_file(path, lines):
-    """An input of `lines` lines, some non-ASCII and a few CRLF-terminated
-    (the text layer decodes and translates them: its read-ahead is not
-    the bytes it came from)."""
-    path.write_bytes(b"".join(f"line {i} \u00e9t\u00e9 \u4e2d {'x' * (i % 50)}".encode() + (b"\r\n" if i % 7 == 0
-                                                                                          else b"\n")
-                              for i in range(1, lines + 1)))
-    return path
-
-
-def _expected_lines(input_path):
-    text = input_path.read_bytes().decode().replace("\r\n", "\n")
-    return "".join(f"{n}: {line.rstrip()[::-1]}\n" for n, line in enumerate(text.splitlines(), 1))
-
-
 def _with_stdin(path, cmd):
     """`cmd < path`, for a Job (which inherits the test's stdin)."""
     return ["sh", "-c", 'exec "$@" < "$0"', str(path), *cmd]
@@ -235,9 +217,9 @@ def test_stdin_file_mpi_restarted(tmp_path):
     checkpoint and restarted (same command, then `pyckpt restart
     --mpirun`), each run with the input file as stdin again, it goes on
     where it was: the outputs are those of an uninterrupted run."""
-    input_path = _input_file(tmp_path / "input.txt", 400)
+    input_path = input_file(tmp_path / "input.txt", 400)
     program = [PYTHON, str(LAUNCH_PROGRAMS / "stdin_lines.py"), "0.02"]
-    expected = _expected_lines(input_path)
+    expected = expected_lines(input_path)
     work = tmp_path / "run"
     work.mkdir()
     directory = work / "ckpt.d"
@@ -267,7 +249,7 @@ def test_stdin_pipe_mpi_restart_says_so(tmp_path):
     """A job whose stdin is a pipe cannot be given its input from where rank 0
     was: the restarted rank 0 says so (once), and reads the new pipe from
     its beginning."""
-    input_path = _input_file(tmp_path / "input.txt", 300)
+    input_path = input_file(tmp_path / "input.txt", 300)
     program = [PYTHON, str(LAUNCH_PROGRAMS / "stdin_lines.py"), "0.02"]
     work = tmp_path / "run"
     work.mkdir()
@@ -281,59 +263,3 @@ def test_stdin_pipe_mpi_restart_says_so(tmp_path):
     warnings = [line for line in job.stderr.splitlines() if "stdin is not a regular file" in line]
     assert len(warnings) == 1 and "reads it from its beginning again, not from byte " in warnings[0], job.describe()
     assert "program start" not in job.stderr, job.describe()
-
-
-def _serial_run_killed_and_restarted(tmp_path, mode, input_path, stdin):
-    """`pyckpt run --interval 0.3 input_lines.py MODE` killed once a checkpoint
-    is committed and a few lines later, then `pyckpt restart`; `stdin`: the
-    input file or None (a pipe of it). Returns (out.txt, stdout, stderr of
-    the restart)."""
-    program = PROGRAMS_PROCESS / "input_lines.py"
-    args = [mode, "0.005"] + ([str(input_path)] if mode == "file" else [])
-    directory = tmp_path / "ckpt.d"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYCKPT_") or k == "PYCKPT_BUILD_DIR"}
-
-    def start(cmd):
-        if stdin is None:
-            return subprocess.Popen(["sh", "-c", 'cat "$0" | "$@"', str(input_path), *cmd], cwd=tmp_path, env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        with open(stdin) as f:
-            return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdin=f, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-    first = start(cli("run", "--dir", str(directory), "--interval", "0.3", str(program), *args))
-    deadline = time.monotonic() + 60
-    while latest_checkpoint(directory) is None and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.02)
-    time.sleep(0.2)
-    assert first.poll() is None, f"the run ended before it was killed: {first.communicate()}"
-    os.killpg(first.pid, signal.SIGKILL)
-    first.communicate()
-    written = (tmp_path / "out.txt").read_text().count("\n")
-    second = start(cli("restart", str(directory)))
-    stdout, stderr = second.communicate(timeout=180)
-    assert second.returncode == 0, stdout + stderr
-    assert "program start" not in stderr, stderr
-    assert 0 < written, "killed before any line was written"
-    return (tmp_path / "out.txt").read_text(), stdout, stderr
-
-
-@pytest.mark.parametrize("mode", ["stdin", "stdin-readline", "file"])
-def test_serial_input_restarted(tmp_path, mode):
-    """`pyckpt run prog < input` (and a file the program iterates over)
-    killed and restarted with the same input: the output is the
-    uninterrupted run's."""
-    input_path = _input_file(tmp_path / "input.txt", 1500)
-    out, stdout, _ = _serial_run_killed_and_restarted(tmp_path, mode, input_path, input_path)
-    assert out == _expected_lines(input_path)
-    assert stdout.strip().splitlines()[-1] == "lines read 1500"
-
-
-def test_serial_stdin_pipe_says_so(tmp_path):
-    """`cat input | pyckpt restart DIR`: stdin cannot be positioned; the
-    restart says so once and the program reads the pipe from its start."""
-    input_path = _input_file(tmp_path / "input.txt", 1500)
-    out, stdout, stderr = _serial_run_killed_and_restarted(tmp_path, "stdin", input_path, None)
-    warnings = [line for line in stderr.splitlines() if "stdin is not a regular file" in line]
-    assert len(warnings) == 1 and "reads it from its beginning again, not from byte " in warnings[0], stderr
-    assert int(stdout.strip().splitlines()[-1].split()[-1]) > 1500  # counted on from the checkpoint
