@@ -400,11 +400,13 @@ _FILE_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.Buffer
 
 # Module-level sentinels compared by identity (`f._field_type is _FIELD`): they
 # must come back as the library's own objects, not copies.
-_SINGLETON_MODULES = {
-    type(dataclasses.MISSING): dataclasses,
-    type(dataclasses._FIELD): dataclasses,
-    type(dataclasses._HAS_DEFAULT_FACTORY): dataclasses,
-}
+# Library types whose instances are constants of the type's module and that
+# pickle cannot save by value: dataclasses' sentinels, and re's opcodes
+# (re._constants._NamedIntConstant sets __reduce__ = None; a checkpoint taken
+# while re compiles a pattern holds them). Captured by reference to the
+# module's global (`_reduce_module_constant`); so is an instance of any
+# library class that sets __reduce__ = None (`Pickler._resolve`).
+_MODULE_CONSTANT_TYPES = {type(dataclasses.MISSING), type(dataclasses._FIELD), type(dataclasses._HAS_DEFAULT_FACTORY)}
 
 # Class-dict entries made by the enum metaclass itself, not by the class body.
 _ENUM_BODY_SUNDERS = {"_missing_", "_generate_next_value_", "_numeric_repr_", "_ignore_",
@@ -448,6 +450,7 @@ class Pickler(pickle.Pickler):
         self._dispatch = {}
         self._module_kinds = {}
         self._namespaces = {}
+        self._module_constants = {}  # module -> {id(global value): name}
         if user_dirs is None:
             main_file = getattr(sys.modules.get("__main__"), "__file__", None)
             user_dirs = [os.path.dirname(os.path.abspath(main_file))] if main_file else []
@@ -518,7 +521,7 @@ class Pickler(pickle.Pickler):
         exact.update(dict.fromkeys(_DICT_VIEW_KINDS, self._reduce_dict_view))
         exact.update(dict.fromkeys(_DICT_ITERATOR_KINDS, self._reduce_dict_iterator))
         exact.update(dict.fromkeys(_FILE_TYPES, self._reduce_file))
-        exact.update(dict.fromkeys(_SINGLETON_MODULES, self._reduce_singleton))
+        exact.update(dict.fromkeys(_MODULE_CONSTANT_TYPES, self._reduce_module_constant))
         if cls in exact:
             return exact[cls]
         if issubclass(cls, type):
@@ -527,6 +530,8 @@ class Pickler(pickle.Pickler):
             return self._reduce_module
         if issubclass(cls, threading.Thread):
             return self._reduce_thread
+        if any("__reduce__" in vars(base) and base.__reduce__ is None for base in cls.__mro__):
+            return self._reduce_module_constant
         return None
 
     # --- modules, and functions and classes by reference --------------------
@@ -716,12 +721,17 @@ class Pickler(pickle.Pickler):
         return (_make_enum, (type(cls), cls.__name__, cls.__bases__, namespace, kwds, members),
                 (state, []), None, None, _set_class_state)
 
-    def _reduce_singleton(self, obj):
-        module = _SINGLETON_MODULES[type(obj)]
-        for name, value in vars(module).items():
-            if value is obj:
-                return _getattr_path, (module, name)
-        return NotImplemented
+    def _reduce_module_constant(self, obj):
+        module = sys.modules.get(type(obj).__module__)
+        if module is None or self._module_kind(module) != "library":
+            return NotImplemented  # a user module's globals are captured by value
+        names = self._module_constants.get(module)
+        if names is None:
+            names = self._module_constants[module] = {id(value): name for name, value in vars(module).items()}
+        name = names.get(id(obj))
+        if name is None or vars(module).get(name) is not obj:
+            return NotImplemented
+        return _getattr_path, (module, name)
 
     # --- builtin iterators -----------------------------------------------------
 

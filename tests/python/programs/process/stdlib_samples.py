@@ -196,6 +196,10 @@ SAMPLES = {
     "enum member": (lambda: Weekday.TUE, lambda e: _text((e, e is Weekday.TUE))),
     "enum flag": (lambda: Perm.R | Perm.W, lambda p: _text((p, int(p)))),
     "library enum member": (lambda: re.IGNORECASE, lambda e: _text((e, e is re.IGNORECASE))),
+    # re's parse tree: its opcodes are constants of re._constants that refuse pickling
+    # (__reduce__ = None); a checkpoint taken while re compiles a pattern holds them
+    "re parse tree": (lambda: re._parser.parse(r"a+(b|[cd])"),
+                      lambda t: _text((t.data, t.data[0][0] is re._constants.MAX_REPEAT))),
     "ipaddress.IPv4Network": (lambda: ipaddress.ip_network("10.1.0.0/16"), _text),
     "ipaddress.IPv6Address": (lambda: ipaddress.ip_address("::1"), _text),
     "string.Template": (lambda: string.Template("$who likes $what"), lambda t: t.substitute(who="a", what="b")),
