@@ -372,6 +372,12 @@ def _dead_weakref():
     return weakref.ref(set())
 
 
+def _make_weak_container(cls, contents):
+    container = cls()
+    container.update(contents)
+    return container
+
+
 def _make_lru_cache(func, maxsize, typed):
     return functools.lru_cache(maxsize=maxsize, typed=typed)(func)
 
@@ -513,6 +519,9 @@ class Pickler(pickle.Pickler):
             type(threading.Lock()): self._reduce_lock,
             type(threading.RLock()): self._reduce_rlock,
             weakref.ref: self._reduce_weakref,
+            weakref.WeakValueDictionary: self._reduce_weak_container,
+            weakref.WeakKeyDictionary: self._reduce_weak_container,
+            weakref.WeakSet: self._reduce_weak_container,
             types.MappingProxyType: self._reduce_mappingproxy,
             _Call: self._reduce_call,
             functools._lru_cache_wrapper: self._reduce_lru_cache,
@@ -870,6 +879,13 @@ class Pickler(pickle.Pickler):
         if target is None:
             return _dead_weakref, ()
         return weakref.ref, (target, ref.__callback__) if ref.__callback__ else (target,)
+
+    def _reduce_weak_container(self, container):
+        # What it holds now; its KeyedRefs and the removal callbacks that
+        # close over the container itself are made again by a new one.
+        contents = list(container.items()) if isinstance(container, weakref.WeakValueDictionary | weakref.WeakKeyDictionary) \
+            else list(container)
+        return _make_weak_container, (type(container), contents)
 
     # --- errors ----------------------------------------------------------------
 

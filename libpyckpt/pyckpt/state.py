@@ -49,12 +49,16 @@ class _ModuleDict:
         return vars, (self.module,)
 
 
-def _module_of(globals_):
-    name = globals_.get("__name__")
-    module = sys.modules.get(name)
-    if module is None or vars(module) is not globals_:
-        raise UnsupportedStateError(f"a frame runs in globals of module {name!r}, which is not in sys.modules")
-    return module
+def _globals_marker(globals_):
+    """What stands for a frame's globals in a captured state: a _ModuleDict
+    for a module's dict, else the dict itself (globals of code run by exec(),
+    e.g. the wrappers that decorator libraries generate), pickled by value as
+    a function's non-module globals are (heap.Pickler._namespace), so both
+    come back as one dict."""
+    module = sys.modules.get(globals_.get("__name__"))
+    if module is not None and vars(module) is globals_:
+        return _ModuleDict(module)
+    return globals_
 
 
 def _replaced(record, **changes):
@@ -67,7 +71,7 @@ def _encode_state(state):
     """The interp state with module globals replaced by _ModuleDict markers."""
     encoded = []
     for frame in state.frames:
-        marker = _ModuleDict(_module_of(frame.globals))
+        marker = _globals_marker(frame.globals)
         encoded.append(_replaced(frame, globals=marker, **({"locals": marker} if frame.locals is frame.globals else {})))
     return _replaced(state, frames=tuple(encoded))
 
@@ -77,7 +81,7 @@ def _reduce_generator(gen):
     # come back as that module's dict, not as a copy of it.
     gstate = _core.capture_generator(gen)
     if isinstance(gstate.globals, dict):
-        gstate = _replaced(gstate, globals=_ModuleDict(_module_of(gstate.globals)))
+        gstate = _replaced(gstate, globals=_globals_marker(gstate.globals))
     return _core.rebuild_generator, (gstate,)
 
 

@@ -207,6 +207,12 @@ SAMPLES = {
     "time.struct_time": (lambda: time.gmtime(86400 * 365), _text),
     "xml Element": (lambda: ElementTree.fromstring("<a x='1'><b>t</b></a>"), lambda e: ElementTree.tostring(e)),
     "weakref.ref": (lambda: weakref.ref(Weekday), lambda r: _text(r() is Weekday)),
+    # weak containers hold what is still alive (classes here), made again with new KeyedRefs
+    "weakref.WeakValueDictionary": (lambda: weakref.WeakValueDictionary({"day": Weekday, "perm": Perm}),
+                                    lambda d: _text(sorted((k, v.__name__) for k, v in d.items()))),
+    "weakref.WeakKeyDictionary": (lambda: weakref.WeakKeyDictionary({Weekday: 1, Perm: 2}),
+                                  lambda d: _text(sorted((k.__name__, v) for k, v in d.items()))),
+    "weakref.WeakSet": (lambda: weakref.WeakSet([Weekday, Perm]), lambda s: _text(sorted(c.__name__ for c in s))),
     # state that plain pickle cannot capture either: refused, naming the type
     "hashlib.sha256": (lambda: hashlib.sha256(b"abc"), None),
     "hashlib.blake2b": (lambda: hashlib.blake2b(b"abc"), None),
