@@ -275,8 +275,10 @@ def capture(state, resume_result, options):
         "resume_result": resume_result,
         "main": sys.modules["__main__"],
         "argv": list(sys.argv),
-        # The script's directory, the working directory (-m, -c) or none (-P).
-        "path0": sys.path[0],
+        # The program's import path as it had made it (sys.path[0]: the
+        # script's directory, the working directory (-m, -c) or none (-P);
+        # then what it inserted).
+        "path": list(sys.path),
         "cwd": os.getcwd(),
         "session": options,
         "streams": positions,
@@ -414,7 +416,8 @@ def restore(reader, rank, preloaded=None):
 
     root = heap.loads(reader.read_blob(rank, PROCESS_BLOB), read_array, main_module=main)
     sys.argv = root["argv"]
-    sys.path[0] = root["path0"]
+    # The restart's own entries (pyckpt's launcher directory first) go last.
+    sys.path[:] = root["path"] + [entry for entry in sys.path[1:] if entry not in root["path"]]
     try:
         os.chdir(root["cwd"])
     except OSError:

@@ -19,6 +19,7 @@ CASES = [
                  id="compute-signal"),
     pytest.param("preempt_compute", ("60",), 14, {"sync": False}, id="compute-interval-async"),
     pytest.param("preempt_coroutines", ("100",), 15, {}, id="coroutines-interval"),
+    pytest.param("preempt_imports", ("150",), 16, {}, id="imports-interval"),
 ]
 
 

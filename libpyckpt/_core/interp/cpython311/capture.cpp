@@ -88,6 +88,27 @@ PyObject* code_obj(Frame* f) { return reinterpret_cast<PyObject*>(f->f_code); }
                          transient, child};
 }
 
+// The import system keeps process-wide state across its frames: module
+// locks owned by the importing thread's id (a resumed process has another),
+// a module half executed in sys.modules. `import x` enters it through C
+// (refused by `between`), but importlib.import_module() calls it from
+// Python. A stack inside it is not a safe point: the safe point waits until
+// its outermost frame has returned, i.e. the import is done.
+bool runs_import_system(Frame* f) {
+  PyObject* file = f->f_code->co_filename;
+  return PyUnicode_Check(file) && (PyUnicode_CompareWithASCIIString(file, "<frozen importlib._bootstrap>") == 0 ||
+                                   PyUnicode_CompareWithASCIIString(file, "<frozen importlib._bootstrap_external>") == 0);
+}
+
+void refuse_inside_import(const std::vector<Frame*>& frames) {
+  Frame* outermost = nullptr;
+  for (Frame* f : frames)
+    if (runs_import_system(f)) outermost = f;
+  if (outermost != nullptr)
+    throw UnsupportedState{"cannot capture the stack: an import is under way (frame " + describe_frame(outermost) + ")",
+                           true, outermost};
+}
+
 const char* frame_kind(Frame* f) {
   PyCodeObject* co = f->f_code;
   // Not resumable on the stack; a safe point is retried once it suspends or
@@ -323,6 +344,7 @@ Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
     if (f == base) break;
   }
   if (frames.empty()) throw UnsupportedState{"cannot capture the stack: no Python frame"};
+  refuse_inside_import(frames);
   if (base != nullptr && frames.back() != base)
     throw UnsupportedState{"cannot capture the stack: the base frame is not on the current thread's stack"};
   if (generator_of(frames.back()))
