@@ -12,6 +12,7 @@ cached, so the common case costs one dict lookup. See doc/heap.md.
 """
 import abc
 import builtins
+import codecs
 import collections
 import dataclasses
 import enum
@@ -160,6 +161,18 @@ def _make_enum(metaclass, name, bases, namespace, kwds, members):
         for key, value in itertools.chain(namespace.items(), members):
             ns[key] = value
     return types.new_class(name, bases, dict(kwds, metaclass=metaclass), body)
+
+
+def _make_codec_info(encode, decode, streamreader, streamwriter, incrementalencoder, incrementaldecoder, name,
+                     is_text_encoding):
+    return codecs.CodecInfo(encode, decode, streamreader, streamwriter, incrementalencoder, incrementaldecoder, name,
+                            _is_text_encoding=is_text_encoding)
+
+
+def _import_library_module(name, submodules):
+    for submodule in submodules:
+        importlib.import_module(submodule)
+    return importlib.import_module(name)
 
 
 def _new_module(name):
@@ -457,6 +470,7 @@ class Pickler(pickle.Pickler):
         self._module_kinds = {}
         self._namespaces = {}
         self._module_constants = {}  # module -> {id(global value): name}
+        self._submodules = None  # package name -> [imported submodule names]
         if user_dirs is None:
             main_file = getattr(sys.modules.get("__main__"), "__file__", None)
             user_dirs = [os.path.dirname(os.path.abspath(main_file))] if main_file else []
@@ -522,6 +536,7 @@ class Pickler(pickle.Pickler):
             weakref.WeakValueDictionary: self._reduce_weak_container,
             weakref.WeakKeyDictionary: self._reduce_weak_container,
             weakref.WeakSet: self._reduce_weak_container,
+            codecs.CodecInfo: self._reduce_codec_info,
             types.MappingProxyType: self._reduce_mappingproxy,
             _Call: self._reduce_call,
             functools._lru_cache_wrapper: self._reduce_lru_cache,
@@ -565,6 +580,25 @@ class Pickler(pickle.Pickler):
         self._module_kinds[id(module)] = (module, kind)
         return kind
 
+    def _imported_submodules(self, name):
+        """The submodules of package `name` that the program had imported
+        (bound as attributes: `dulwich.repo` after `import dulwich.repo`),
+        all levels, parents first: importing the package alone at restart
+        does not bind them, and the program's `dulwich.repo.Repo` would
+        fail."""
+        if self._submodules is None:
+            self._submodules = collections.defaultdict(list)
+            for full, child in list(sys.modules.items()):
+                parent, _, last = full.rpartition(".")
+                if parent and child is not None and getattr(sys.modules.get(parent), last, None) is child:
+                    self._submodules[parent].append(full)
+        found, pending = [], [name]
+        while pending:
+            children = sorted(self._submodules.get(pending.pop(0), ()))
+            found += children
+            pending += children
+        return found
+
     def _module_state(self, module):
         """Definitions (functions, classes, modules) are put into the restored
         module first, then the data, so that objects restored by calling code
@@ -579,7 +613,8 @@ class Pickler(pickle.Pickler):
     def _reduce_module(self, module):
         kind = self._module_kind(module)
         if kind == "library":
-            return importlib.import_module, (_import_name(module),)
+            name = _import_name(module)
+            return _import_library_module, (name, self._imported_submodules(name))
         if kind == "user":
             callable_, args = _import_user_module, (_import_name(module), os.path.realpath(module.__file__))
         elif kind == "main":
@@ -879,6 +914,14 @@ class Pickler(pickle.Pickler):
         if target is None:
             return _dead_weakref, ()
         return weakref.ref, (target, ref.__callback__) if ref.__callback__ else (target,)
+
+    def _reduce_codec_info(self, info):
+        # A tuple subclass whose __new__ takes the fields as arguments: pickle
+        # saves it as CodecInfo(tuple) and cannot load it. By value: the
+        # registry cannot be asked for the very object (codecs.lookup caches
+        # by the name it was asked, which the CodecInfo does not keep).
+        return _make_codec_info, (info.encode, info.decode, info.streamreader, info.streamwriter,
+                                  info.incrementalencoder, info.incrementaldecoder, info.name, info._is_text_encoding)
 
     def _reduce_weak_container(self, container):
         # What it holds now; its KeyedRefs and the removal callbacks that

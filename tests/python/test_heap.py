@@ -339,6 +339,21 @@ def test_modules_user_and_library(tmp_path):
     assert out == "2 3 3 True True\n6 dyn\n"
 
 
+def test_library_submodules_and_codecs(tmp_path):
+    """A package the program reaches only by its name (`email`) comes back
+    with the submodules it had imported bound (`email.mime.text`: importing
+    `email` alone does not bind it); a codec's CodecInfo (a tuple subclass
+    pickle saves but cannot load) comes back working."""
+    out = roundtrip(tmp_path, """
+        import codecs
+        import email.mime.text
+        info = codecs.lookup("latin-1")
+        """, """
+        print(email.mime.text.MIMEText("x").get_content_type(), info.name, info.encode("\u00e9"))
+        """)
+    assert out == "text/plain iso8859-1 (b'\\xe9', 1)\n"
+
+
 def test_files_reopened_without_truncation(tmp_path):
     out = roundtrip(tmp_path, """
         import os, sys

@@ -10,6 +10,7 @@ instance among the samples or a reason in NO_SAMPLE, so that a type added to the
 library (or forgotten) shows up as a test failure, not as silence.
 """
 import array
+import codecs
 import collections
 import contextvars
 import csv
@@ -207,6 +208,9 @@ SAMPLES = {
     "time.struct_time": (lambda: time.gmtime(86400 * 365), _text),
     "xml Element": (lambda: ElementTree.fromstring("<a x='1'><b>t</b></a>"), lambda e: ElementTree.tostring(e)),
     "weakref.ref": (lambda: weakref.ref(Weekday), lambda r: _text(r() is Weekday)),
+    "codecs.CodecInfo": (lambda: codecs.lookup("utf-8"), lambda i: _text((i.name, i.encode("\u00e9")))),
+    "codecs.CodecInfo(unregistered)": (lambda: codecs.CodecInfo(str.upper, str.lower, name="upper"),
+                                       lambda i: _text((i.name, i.encode("abc"), i._is_text_encoding))),
     # weak containers hold what is still alive (classes here), made again with new KeyedRefs
     "weakref.WeakValueDictionary": (lambda: weakref.WeakValueDictionary({"day": Weekday, "perm": Perm}),
                                     lambda d: _text(sorted((k, v.__name__) for k, v in d.items()))),
