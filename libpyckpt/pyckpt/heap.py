@@ -175,6 +175,17 @@ def _set_module_state(module, state):
     _set_module_attrs(module, data)
 
 
+def _restore_set_layouts(records):
+    """The last step of a load: the sets of `records` get the hash tables
+    they had at capture; returns those left in pickle's order."""
+    return _core.restore_set_layouts(records)
+
+
+class _SetLayouts:
+    """The last item of every dump: stands for the table layouts of the sets
+    the dump wrote before it (Pickler._reduce_set_layouts)."""
+
+
 class _Call:
     """Pickled as the call `func(*args)`: runs a step of a restore in stream order."""
 
@@ -446,6 +457,7 @@ class Pickler(pickle.Pickler):
         self.arrays = []
         self._last = None
         self._dispatch = {}
+        self._sets_laid_out = set()  # ids of the sets whose layouts an earlier dump wrote
         self._module_kinds = {}
         self._namespaces = {}
         if user_dirs is None:
@@ -457,15 +469,16 @@ class Pickler(pickle.Pickler):
     def dump(self, obj):
         """Writes obj, and the state of the global random number generators of
         `random` and NumPy, which the program reaches through module functions
-        (random.random(), np.random.rand()) that are captured by reference. An
-        object that cannot be captured raises UnsupportedStateError naming its
-        type and its path from obj."""
+        (random.random(), np.random.rand()) that are captured by reference,
+        then the table layouts of the sets written whose order pickle would
+        not reproduce. An object that cannot be captured raises
+        UnsupportedStateError naming its type and its path from obj."""
         self._last = None
         try:
             # The C pickler recurses once per nesting level (a linked list of
             # 10^6 objects nests 3 * 10^6 deep): it runs on a stack of its own.
-            _core.call_on_large_stack(functools.partial(super().dump, (obj, random._inst, np.random.mtrand._rand)),
-                                      _LARGE_STACK_BYTES)
+            root = (obj, random._inst, np.random.mtrand._rand, _SetLayouts())
+            _core.call_on_large_stack(functools.partial(super().dump, root), _LARGE_STACK_BYTES)
         except Exception as exc:
             raise self._unsupported(obj, exc) from exc
         finally:
@@ -512,6 +525,7 @@ class Pickler(pickle.Pickler):
             weakref.ref: self._reduce_weakref,
             types.MappingProxyType: self._reduce_mappingproxy,
             _Call: self._reduce_call,
+            _SetLayouts: self._reduce_set_layouts,
             functools._lru_cache_wrapper: self._reduce_lru_cache,
             struct.Struct: self._reduce_struct,
         }
@@ -851,6 +865,12 @@ class Pickler(pickle.Pickler):
     def _reduce_call(self, call):
         return call.func, call.args
 
+    def _reduce_set_layouts(self, _marker):
+        # Reached after the whole graph: the memo holds every set written.
+        sets = [s for s in _core.memoized_sets(self) if id(s) not in self._sets_laid_out]
+        self._sets_laid_out.update(map(id, sets))
+        return _restore_set_layouts, (_core.set_layouts(sets),)
+
     def _reduce_mappingproxy(self, proxy):
         mapping, = gc.get_referents(proxy)
         return types.MappingProxyType, (mapping,)
@@ -998,9 +1018,16 @@ class Unpickler(pickle.Unpickler):
         super().__init__(file)
         self._read = read_array
         self.main_module = main_module
+        self.unordered_sets = []
 
     def load(self):
-        obj, _random_state, _numpy_random_state = super().load()
+        """The captured object. `unordered_sets` then lists the restored sets
+        that iterate in another order than at capture: elements whose hash
+        differs in this process (hashed by identity), so their table could
+        not be laid out as it was (doc/heap.md, "Sets")."""
+        # Streams written before set layouts end with the random generators.
+        obj, _random_state, _numpy_random_state, *unordered = super().load()
+        self.unordered_sets.extend(unordered[0] if unordered else ())
         return obj
 
     def find_class(self, module, name):
@@ -1038,11 +1065,15 @@ def dumps(obj, *, user_dirs=None):
     return buffer.getvalue(), pickler.arrays
 
 
-def loads(data, read_array, *, main_module=None):
-    """Rebuilds what dumps() captured; see Unpickler for the arguments."""
+def loads(data, read_array, *, main_module=None, unordered_sets=None):
+    """Rebuilds what dumps() captured; see Unpickler for the arguments.
+    unordered_sets: a list, extended with Unpickler.unordered_sets."""
     unpickler = Unpickler(io.BytesIO(data), read_array, main_module=main_module)
     try:
-        return unpickler.load()
+        obj = unpickler.load()
+        if unordered_sets is not None:
+            unordered_sets.extend(unpickler.unordered_sets)
+        return obj
     finally:
         # The memo holds the Unpickler's bound methods (find_class): a
         # reference cycle that would keep every object read, and the arrays
