@@ -105,22 +105,36 @@ bool fresh_table_matches(const std::vector<Py_hash_t>& hashes, const std::vector
   return slot_of == slots;
 }
 
-void put_u64(std::string& out, std::uint64_t value) {
-  for (int b = 0; b < 8; ++b) out.push_back(static_cast<char>(value >> (8 * b)));
+// A layout is one byte string (small: a checkpoint may hold a million of
+// small sets), little-endian:
+//   width   1 byte: bytes per slot number (1, 2, 4 or 8, enough for mask)
+//   mask    `width` bytes: the table has mask + 1 slots
+//   finger  8 bytes: where pop() looks first
+//   digest  8 bytes: of the elements' hashes in slot order
+//   slots   `width` bytes per element, in slot order (ascending)
+//   dummies `width` bytes per dummy (deleted) slot, ascending
+void put_uint(std::string& out, std::uint64_t value, int width) {
+  for (int b = 0; b < width; ++b) out.push_back(static_cast<char>(value >> (8 * b)));
 }
 
-std::uint64_t get_u64(const char* p) {
+std::uint64_t get_uint(const char* p, int width) {
   std::uint64_t value = 0;
-  for (int b = 0; b < 8; ++b) value |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[b])) << (8 * b);
+  for (int b = 0; b < width; ++b) value |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[b])) << (8 * b);
   return value;
 }
 
-Ref bytes_of(const std::string& s) { return check_new(PyBytes_FromStringAndSize(s.data(), s.size())); }
+int width_for(std::size_t mask) { return mask <= 0xff ? 1 : mask <= 0xffff ? 2 : mask <= 0xffffffffu ? 4 : 8; }
 
-// (keys, layout) of a set whose fresh rebuild would differ, else nullptr.
-// keys: the elements in slot order; layout: (mask, finger, slots, hashes,
-// dummies), the three byte strings being little-endian 64-bit integers:
-// each element's slot and hash, and the dummy (deleted) slots.
+// FNV-1a over the hashes: tells at restore whether the elements still hash
+// as they did (a string's hash depends on the hash secret, an object's
+// default hash on its address).
+struct HashDigest {
+  std::uint64_t value = 0xcbf29ce484222325u;
+  void add(Py_hash_t hash) { value = (value ^ static_cast<std::uint64_t>(hash)) * 0x100000001b3u; }
+};
+
+// (keys, layout) of a set whose fresh rebuild would differ, else nullptr;
+// keys: its elements in slot order.
 Ref layout_of(PySetObject* so) {
   std::vector<Py_hash_t> hashes;
   std::vector<std::size_t> slots, dummies;
@@ -137,19 +151,23 @@ Ref layout_of(PySetObject* so) {
     }
   }
   if (dummies.empty() && so->finger == 0 && fresh_table_matches(hashes, slots, so->mask)) return {};
+  const int width = width_for(so->mask);
+  std::string layout;
+  layout.reserve(1 + width + 16 + width * (slots.size() + dummies.size()));
+  layout.push_back(static_cast<char>(width));
+  put_uint(layout, so->mask, width);
+  put_uint(layout, so->finger, 8);
+  HashDigest digest;
+  for (Py_hash_t h : hashes) digest.add(h);
+  put_uint(layout, digest.value, 8);
   Ref keys = check_new(PyTuple_New(static_cast<Py_ssize_t>(slots.size())));
-  std::string slot_bytes, hash_bytes, dummy_bytes;
   for (std::size_t k = 0; k < slots.size(); ++k) {
-    PyObject* key = so->table[slots[k]].key;
-    Py_INCREF(key);
-    PyTuple_SET_ITEM(keys.get(), static_cast<Py_ssize_t>(k), key);
-    put_u64(slot_bytes, slots[k]);
-    put_u64(hash_bytes, static_cast<std::uint64_t>(hashes[k]));
+    PyTuple_SET_ITEM(keys.get(), static_cast<Py_ssize_t>(k), Py_NewRef(so->table[slots[k]].key));
+    put_uint(layout, slots[k], width);
   }
-  for (std::size_t d : dummies) put_u64(dummy_bytes, d);
-  Ref layout = check_new(Py_BuildValue("(nnNNN)", so->mask, so->finger, bytes_of(slot_bytes).release(),
-                                       bytes_of(hash_bytes).release(), bytes_of(dummy_bytes).release()));
-  return check_new(PyTuple_Pack(2, keys.get(), layout.get()));
+  for (std::size_t d : dummies) put_uint(layout, d, width);
+  Ref bytes = check_new(PyBytes_FromStringAndSize(layout.data(), static_cast<Py_ssize_t>(layout.size())));
+  return check_new(PyTuple_Pack(2, keys.get(), bytes.get()));
 }
 
 // set_layouts(sets) -> [(set, keys, layout)] for those of `sets` whose
@@ -163,49 +181,44 @@ PyObject* py_set_layouts(PyObject*, PyObject* sets) {
       PyObject* obj = PySequence_Fast_GET_ITEM(seq.get(), i);
       Ref layout = layout_of(as_set(obj));
       if (!layout) continue;
-      Ref record = check_new(Py_BuildValue("(OOO)", obj, PyTuple_GET_ITEM(layout.get(), 0),
-                                           PyTuple_GET_ITEM(layout.get(), 1)));
+      Ref record = check_new(PyTuple_Pack(3, obj, PyTuple_GET_ITEM(layout.get(), 0), PyTuple_GET_ITEM(layout.get(), 1)));
       check_status(PyList_Append(out.get(), record.get()));
     }
     return out;
   });
 }
 
-// A checked view of a layout tuple (layout_of's format).
+// A checked layout (layout_of's format) of a set of n elements.
 struct Layout {
   std::size_t mask;
   Py_ssize_t finger;
+  std::uint64_t digest;
   std::vector<std::size_t> slots;
-  std::vector<Py_hash_t> hashes;
   std::vector<std::size_t> dummies;
 };
 
-std::vector<std::uint64_t> u64s(PyObject* bytes, const char* what) {
-  if (!PyBytes_Check(bytes) || PyBytes_GET_SIZE(bytes) % 8 != 0)
-    raise(PyExc_ValueError, std::string("invalid set layout: ") + what + " is not a string of 64-bit integers");
-  std::vector<std::uint64_t> out(PyBytes_GET_SIZE(bytes) / 8);
-  for (std::size_t i = 0; i < out.size(); ++i) out[i] = get_u64(PyBytes_AS_STRING(bytes) + 8 * i);
-  return out;
-}
-
-Layout parse_layout(PyObject* layout, Py_ssize_t n) {
-  Py_ssize_t mask, finger;
-  PyObject *slots, *hashes, *dummies;
-  if (!PyTuple_Check(layout) || !PyArg_ParseTuple(layout, "nnSSS", &mask, &finger, &slots, &hashes, &dummies))
-    raise(PyExc_ValueError, "invalid set layout: not (mask, finger, slots, hashes, dummies)");
-  Layout out{static_cast<std::size_t>(mask), finger, {}, {}, {}};
-  if (mask < kMinSize - 1 || ((mask + 1) & mask) != 0)
-    raise(PyExc_ValueError, "invalid set layout: table mask " + std::to_string(mask));
-  for (std::uint64_t s : u64s(slots, "slots")) out.slots.push_back(s);
-  for (std::uint64_t h : u64s(hashes, "hashes")) out.hashes.push_back(static_cast<Py_hash_t>(h));
-  for (std::uint64_t d : u64s(dummies, "dummies")) out.dummies.push_back(d);
-  if (static_cast<Py_ssize_t>(out.slots.size()) != n || out.hashes.size() != out.slots.size())
-    raise(PyExc_ValueError, "invalid set layout: not one slot and hash per element");
-  if (out.slots.size() + out.dummies.size() > out.mask)  // a lookup needs an empty slot to end
-    raise(PyExc_ValueError, "invalid set layout: no empty slot");
-  for (std::size_t k = 0; k < out.slots.size(); ++k)
-    if (out.slots[k] > out.mask || (k > 0 && out.slots[k] <= out.slots[k - 1]))
-      raise(PyExc_ValueError, "invalid set layout: slots out of order or out of the table");
+Layout parse_layout(PyObject* bytes, Py_ssize_t n) {
+  const auto invalid = [](const std::string& why) { raise(PyExc_ValueError, "invalid set layout: " + why); };
+  if (!PyBytes_Check(bytes)) invalid("not a byte string");
+  const char* p = PyBytes_AS_STRING(bytes);
+  const std::size_t size = PyBytes_GET_SIZE(bytes);
+  const int width = size > 0 ? p[0] : 0;
+  if (width != 1 && width != 2 && width != 4 && width != 8) invalid("slot numbers of " + std::to_string(width) + " bytes");
+  const std::size_t header = 1 + width + 16;
+  if (size < header || (size - header) % width != 0 || (size - header) / width < static_cast<std::size_t>(n))
+    invalid("wrong length");
+  Layout out{get_uint(p + 1, width), static_cast<Py_ssize_t>(get_uint(p + 1 + width, 8)),
+             get_uint(p + 1 + width + 8, 8), {}, {}};
+  if (out.mask < kMinSize - 1 || ((out.mask + 1) & out.mask) != 0 || out.mask > PY_SSIZE_T_MAX / sizeof(setentry))
+    invalid("table mask " + std::to_string(out.mask));
+  const std::size_t count = (size - header) / width;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t slot = get_uint(p + header + i * width, width);
+    auto& list = i < static_cast<std::size_t>(n) ? out.slots : out.dummies;
+    if (slot > out.mask || (!list.empty() && slot <= list.back())) invalid("slots out of order or out of the table");
+    list.push_back(slot);
+  }
+  if (count >= out.mask + 1) invalid("no empty slot");  // a lookup needs one to end
   return out;
 }
 
@@ -238,16 +251,19 @@ bool all_found_in(PySetObject* a, PyObject* b) {
 
 // Rebuilds `so`'s table as `layout` says, `keys` going to its slots; false
 // (the set unchanged) if that would not give a valid set of the same
-// elements: an element's hash is not the recorded one (it hashes by
-// identity), or `keys` are not the set's elements.
+// elements: the elements do not hash as recorded (by identity, say), or
+// `keys` are not the set's elements.
 bool restore_layout(PySetObject* so, PyObject* keys, const Layout& layout) {
   const Py_ssize_t n = PyTuple_GET_SIZE(keys);
   if (so->used != n) return false;
+  std::vector<Py_hash_t> hashes(n);
+  HashDigest digest;
   for (Py_ssize_t k = 0; k < n; ++k) {
-    const Py_hash_t hash = PyObject_Hash(PyTuple_GET_ITEM(keys, k));
-    if (hash == -1) throw PythonError{};
-    if (hash != layout.hashes[k]) return false;
+    hashes[k] = PyObject_Hash(PyTuple_GET_ITEM(keys, k));
+    if (hashes[k] == -1) throw PythonError{};
+    digest.add(hashes[k]);
   }
+  if (digest.value != layout.digest) return false;
   // The table is built in a new set, which owns it (its dealloc releases
   // it and its references on any way out), checked, then swapped in.
   Ref built_set = check_new(PySet_New(nullptr));
@@ -260,17 +276,15 @@ bool restore_layout(PySetObject* so, PyObject* keys, const Layout& layout) {
     built->mask = static_cast<Py_ssize_t>(layout.mask);
   }
   for (std::size_t d : layout.dummies) {
-    if (d > layout.mask || built->table[d].key != nullptr)
-      raise(PyExc_ValueError, "invalid set layout: a dummy slot out of the table or given twice");
     built->table[d].key = _PySet_Dummy;
     built->table[d].hash = -1;
     ++built->fill;
   }
   for (Py_ssize_t k = 0; k < n; ++k) {
     setentry& e = built->table[layout.slots[k]];
-    if (e.key != nullptr) raise(PyExc_ValueError, "invalid set layout: a slot given twice");
+    if (e.key != nullptr) raise(PyExc_ValueError, "invalid set layout: a slot both an element's and a dummy");
     e.key = Py_NewRef(PyTuple_GET_ITEM(keys, k));
-    e.hash = layout.hashes[k];
+    e.hash = hashes[k];
     ++built->fill;
     ++built->used;
   }
@@ -288,10 +302,12 @@ PyObject* py_restore_set_layouts(PyObject*, PyObject* records) {
     Ref left = check_new(PyList_New(0));
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
     for (Py_ssize_t i = 0; i < n; ++i) {
-      PyObject *set, *keys, *layout;
       PyObject* record = PySequence_Fast_GET_ITEM(seq.get(), i);
-      if (!PyTuple_Check(record) || !PyArg_ParseTuple(record, "OO!O", &set, &PyTuple_Type, &keys, &layout))
+      if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(record, 1)))
         raise(PyExc_ValueError, "invalid set layout record: not (set, keys, layout)");
+      PyObject* set = PyTuple_GET_ITEM(record, 0);
+      PyObject* keys = PyTuple_GET_ITEM(record, 1);
+      PyObject* layout = PyTuple_GET_ITEM(record, 2);
       PySetObject* so = as_set(set);
       if (!restore_layout(so, keys, parse_layout(layout, PyTuple_GET_SIZE(keys))))
         check_status(PyList_Append(left.get(), set));
