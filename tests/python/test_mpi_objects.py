@@ -43,3 +43,17 @@ def test_user_defined_operation_fails_the_checkpoint_naming_it(tmp_path):
         assert (f"larger in <module> at {program}:{line}: cannot capture a mpi4py.MPI.Op object (a user-defined "
                 f"reduction (MPI.Op.Create) holds a Python function") in log, log
     assert not (tmp_path / "ckpt.d" / "latest").exists()
+
+
+def test_unsupported_call_fails_the_checkpoint_naming_its_line(tmp_path):
+    """A call checkpoints cannot follow (a persistent request) is named with
+    the program's line that made it."""
+    job = Job(pyckpt_mpirun(tmp_path / "ckpt.d", "objects.py", 2, ["persistent"]), tmp_path, "run")
+    assert job.wait() == 0, job.describe()
+    program = PROGRAMS / "objects.py"
+    line = next(i for i, text in enumerate(program.read_text().splitlines(), 1) if "comm.Send_init(" in text)
+    for rank in range(2):
+        log = (tmp_path / f"out.{rank}").read_text()
+        assert log.startswith("checkpoint failed:"), log
+        assert f"the job used MPI calls a checkpoint cannot capture: MPI_Send_init at {program}:{line}" in log, log
+    assert not (tmp_path / "ckpt.d" / "latest").exists()

@@ -8,6 +8,10 @@ log what the uninterrupted one did (only "checkpoint returned" differs).
     objects.py STEPS AT          the job
     objects.py user-op           holds an MPI.Op.Create operation: the
                                  checkpoint fails, naming it (logged)
+    objects.py persistent        made a persistent request (Send_init), a
+                                 call checkpoints do not support: the
+                                 checkpoint fails, naming the call and its
+                                 line (logged)
 """
 import sys
 import time
@@ -39,6 +43,16 @@ if sys.argv[1] == "user-op":
     except pyckpt.CheckpointError as error:
         log(f"checkpoint failed: {error}")
     larger.Free()
+    sys.exit(0)
+
+if sys.argv[1] == "persistent":
+    request = comm.Send_init(np.zeros(1), dest=rank)
+    try:
+        pyckpt.checkpoint()
+        log("checkpoint written")
+    except pyckpt.CheckpointError as error:
+        log(f"checkpoint failed: {error}")
+    request.Free()
     sys.exit(0)
 
 steps, at = int(sys.argv[1]), int(sys.argv[2])
