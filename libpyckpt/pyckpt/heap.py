@@ -457,7 +457,7 @@ class Pickler(pickle.Pickler):
         self.arrays = []
         self._last = None
         self._dispatch = {}
-        self._sets_laid_out = set()  # ids of the sets whose layouts an earlier dump wrote
+        self._memo_laid_out = 0  # memo entries whose sets an earlier dump laid out
         self._module_kinds = {}
         self._namespaces = {}
         if user_dirs is None:
@@ -866,9 +866,9 @@ class Pickler(pickle.Pickler):
         return call.func, call.args
 
     def _reduce_set_layouts(self, _marker):
-        # Reached after the whole graph: the memo holds every set written.
-        sets = [s for s in _core.memoized_sets(self) if id(s) not in self._sets_laid_out]
-        self._sets_laid_out.update(map(id, sets))
+        # Reached after the whole graph: the memo holds every set written
+        # (those of earlier dumps have lower memo indices).
+        sets, self._memo_laid_out = _core.memoized_sets(self, self._memo_laid_out)
         return _restore_set_layouts, (_core.set_layouts(sets),)
 
     def _reduce_mappingproxy(self, proxy):

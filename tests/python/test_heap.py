@@ -538,8 +538,8 @@ def test_set_layouts_match_pickle_rebuild():
         records = _core.set_layouts([s])
         if records:
             laid_out += 1
-            (_, keys, layout), = records
-            assert _core.restore_set_layouts([(rebuilt, keys, layout)]) == []
+            _, keys, layout = records
+            assert _core.restore_set_layouts([rebuilt, keys, layout]) == []
         assert _same_table(s, rebuilt), (records, s)
     assert 300 < laid_out < 2900  # both kinds were checked
 
@@ -589,3 +589,21 @@ def test_set_order_of_objects_hashed_by_identity():
     data, arrays = heap.dumps([s, nodes])
     restored = heap.loads(data, dict(arrays).__getitem__, unordered_sets=unordered)
     assert unordered == [restored[0]] and len(restored[0]) == len(s)
+
+
+def test_set_layouts_of_each_dump_are_its_own():
+    """A Pickler dumping twice (one memo) lays out in the second dump only
+    the sets it wrote first: a set of the first dump, changed since, is a
+    memo reference in the second (as pickle has it), not laid out again."""
+    import io
+
+    buffer = io.BytesIO()
+    pickler = heap.Pickler(buffer)
+    s, t = {3, 11}, {11, 3}
+    pickler.dump([s])
+    s.add(19)
+    pickler.dump([s, t])
+    unpickler = heap.Unpickler(io.BytesIO(buffer.getvalue()), dict(pickler.arrays).__getitem__)
+    first, second = unpickler.load(), unpickler.load()
+    assert unpickler.unordered_sets == []
+    assert second[0] is first[0] and list(first[0]) == [11, 3] and list(second[1]) == list(t) == [3, 11]

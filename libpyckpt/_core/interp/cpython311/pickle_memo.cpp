@@ -82,22 +82,30 @@ void check_mirror() {
   checked = true;
 }
 
-// memoized_sets(pickler) -> list: the sets and frozensets (and instances of
-// their subclasses) in the memo of a _pickle.Pickler.
-PyObject* py_memoized_sets(PyObject*, PyObject* pickler) {
+// memoized_sets(pickler, since) -> (list, count): the sets and frozensets
+// (and instances of their subclasses) in the memo of a _pickle.Pickler
+// whose memo index is at least `since`, and the count of entries in the
+// memo (the next index: memo indices count up as objects are written).
+PyObject* py_memoized_sets(PyObject*, PyObject* args) {
+  PyObject* pickler;
+  Py_ssize_t since;
+  if (!PyArg_ParseTuple(args, "On:memoized_sets", &pickler, &since)) return nullptr;
   return guarded_ref([&]() -> Ref {
     check_mirror();
-    Ref out = check_new(PyList_New(0));
-    walk_memo(pickler, [&](PyObject* key, Py_ssize_t) {
-      if (PyAnySet_Check(key)) check_status(PyList_Append(out.get(), key));
+    Ref sets = check_new(PyList_New(0));
+    Py_ssize_t count = 0;
+    walk_memo(pickler, [&](PyObject* key, Py_ssize_t index) {
+      ++count;
+      if (index >= since && PyAnySet_Check(key)) check_status(PyList_Append(sets.get(), key));
     });
-    return out;
+    return check_new(Py_BuildValue("(On)", sets.get(), count));
   });
 }
 
 PyMethodDef g_methods[] = {
-    {"memoized_sets", py_memoized_sets, METH_O,
-     "memoized_sets(pickler) -> list: the sets and frozensets a _pickle.Pickler has written (those in its memo)."},
+    {"memoized_sets", py_memoized_sets, METH_VARARGS,
+     "memoized_sets(pickler, since) -> (sets, count): the sets and frozensets a _pickle.Pickler has written\n"
+     "(those in its memo) from memo index `since` on, and the number of objects in its memo."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -170,10 +170,29 @@ Ref layout_of(PySetObject* so) {
   return check_new(PyTuple_Pack(2, keys.get(), bytes.get()));
 }
 
-// set_layouts(sets) -> [(set, keys, layout)] for those of `sets` whose
-// table a rebuild by pickle would not reproduce.
+// Holds the garbage collector off while alive: recording or restoring a
+// set makes an object or two, and the collections that many new objects
+// trigger would each walk the whole heap of the checkpoint (a million
+// objects: as long as the step itself).
+class GcPaused {
+ public:
+  GcPaused() : was_enabled_(PyGC_Disable()) {}
+  ~GcPaused() {
+    if (was_enabled_) PyGC_Enable();
+  }
+  GcPaused(const GcPaused&) = delete;
+  GcPaused& operator=(const GcPaused&) = delete;
+
+ private:
+  int was_enabled_;
+};
+
+// set_layouts(sets) -> [set, keys, layout, set, keys, layout, ...] for
+// those of `sets` whose table a rebuild by pickle would not reproduce (one
+// flat list: no tuple per set).
 PyObject* py_set_layouts(PyObject*, PyObject* sets) {
   return guarded_ref([&]() -> Ref {
+    GcPaused paused;
     Ref seq = check_new(PySequence_Fast(sets, "set_layouts() needs a sequence of sets"));
     Ref out = check_new(PyList_New(0));
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
@@ -181,8 +200,9 @@ PyObject* py_set_layouts(PyObject*, PyObject* sets) {
       PyObject* obj = PySequence_Fast_GET_ITEM(seq.get(), i);
       Ref layout = layout_of(as_set(obj));
       if (!layout) continue;
-      Ref record = check_new(PyTuple_Pack(3, obj, PyTuple_GET_ITEM(layout.get(), 0), PyTuple_GET_ITEM(layout.get(), 1)));
-      check_status(PyList_Append(out.get(), record.get()));
+      check_status(PyList_Append(out.get(), obj));
+      check_status(PyList_Append(out.get(), PyTuple_GET_ITEM(layout.get(), 0)));
+      check_status(PyList_Append(out.get(), PyTuple_GET_ITEM(layout.get(), 1)));
     }
     return out;
   });
@@ -295,19 +315,19 @@ bool restore_layout(PySetObject* so, PyObject* keys, const Layout& layout) {
 }
 
 // restore_set_layouts(records) -> [sets left as rebuilt]: gives each set
-// of `records` ((set, keys, layout), from set_layouts) the recorded table.
+// of `records` (set, keys, layout, ... from set_layouts) the recorded table.
 PyObject* py_restore_set_layouts(PyObject*, PyObject* records) {
   return guarded_ref([&]() -> Ref {
+    GcPaused paused;
     Ref seq = check_new(PySequence_Fast(records, "restore_set_layouts() needs a sequence of records"));
     Ref left = check_new(PyList_New(0));
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
-    for (Py_ssize_t i = 0; i < n; ++i) {
-      PyObject* record = PySequence_Fast_GET_ITEM(seq.get(), i);
-      if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(record, 1)))
-        raise(PyExc_ValueError, "invalid set layout record: not (set, keys, layout)");
-      PyObject* set = PyTuple_GET_ITEM(record, 0);
-      PyObject* keys = PyTuple_GET_ITEM(record, 1);
-      PyObject* layout = PyTuple_GET_ITEM(record, 2);
+    if (n % 3 != 0) raise(PyExc_ValueError, "invalid set layouts: not (set, keys, layout) triples");
+    for (Py_ssize_t i = 0; i < n; i += 3) {
+      PyObject* set = PySequence_Fast_GET_ITEM(seq.get(), i);
+      PyObject* keys = PySequence_Fast_GET_ITEM(seq.get(), i + 1);
+      PyObject* layout = PySequence_Fast_GET_ITEM(seq.get(), i + 2);
+      if (!PyTuple_Check(keys)) raise(PyExc_ValueError, "invalid set layouts: the elements are not a tuple");
       PySetObject* so = as_set(set);
       if (!restore_layout(so, keys, parse_layout(layout, PyTuple_GET_SIZE(keys))))
         check_status(PyList_Append(left.get(), set));
@@ -318,10 +338,10 @@ PyObject* py_restore_set_layouts(PyObject*, PyObject* records) {
 
 PyMethodDef g_methods[] = {
     {"set_layouts", py_set_layouts, METH_O,
-     "set_layouts(sets) -> [(set, keys, layout)]: the hash tables of those of `sets` that a rebuild adding their\n"
-     "elements one by one (as pickle does) would not reproduce: keys in slot order, and the table's layout."},
+     "set_layouts(sets) -> [set, keys, layout, ...]: the hash tables of those of `sets` that a rebuild adding\n"
+     "their elements one by one (as pickle does) would not reproduce: keys in slot order, and the table's layout."},
     {"restore_set_layouts", py_restore_set_layouts, METH_O,
-     "restore_set_layouts(records) -> [sets]: rebuilds each record's set's table slot by slot (records from\n"
+     "restore_set_layouts(records) -> [sets]: rebuilds each set's table slot by slot (records from\n"
      "set_layouts); returns the sets left as they were because an element's hash differs from the recorded one."},
     {nullptr, nullptr, 0, nullptr},
 };
