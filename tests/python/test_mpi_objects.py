@@ -40,7 +40,7 @@ def test_user_defined_operation_fails_the_checkpoint_naming_it(tmp_path):
     for rank in range(2):
         log = (tmp_path / f"out.{rank}").read_text()
         assert log.startswith("checkpoint failed:"), log
-        assert (f"larger in <module> at {program}:{line}: cannot capture a mpi4py.MPI.Op object (a user-defined "
+        assert (f"held in <module> at {program}:{line}: cannot capture a mpi4py.MPI.Op object (a user-defined "
                 f"reduction (MPI.Op.Create) holds a Python function") in log, log
     assert not (tmp_path / "ckpt.d" / "latest").exists()
 

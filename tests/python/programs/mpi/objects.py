@@ -32,27 +32,20 @@ def log(line):
     out.flush()
 
 
-if sys.argv[1] == "user-op":
-    def keep_larger(a, b, datatype):  # the operation of a user's own reduction
-        np.maximum(np.frombuffer(a, dtype="i4"), np.frombuffer(b, dtype="i4"), out=np.frombuffer(b, dtype="i4"))
+if sys.argv[1] in ("user-op", "persistent"):
+    if sys.argv[1] == "user-op":
+        def keep_larger(a, b, datatype):  # the operation of a user's own reduction
+            np.maximum(np.frombuffer(a, dtype="i4"), np.frombuffer(b, dtype="i4"), out=np.frombuffer(b, dtype="i4"))
 
-    larger = MPI.Op.Create(keep_larger, commute=True)
+        held = MPI.Op.Create(keep_larger, commute=True)
+    else:
+        held = comm.Send_init(np.zeros(1), dest=rank)
     try:
         pyckpt.checkpoint()
         log("checkpoint written")
     except pyckpt.CheckpointError as error:
         log(f"checkpoint failed: {error}")
-    larger.Free()
-    sys.exit(0)
-
-if sys.argv[1] == "persistent":
-    request = comm.Send_init(np.zeros(1), dest=rank)
-    try:
-        pyckpt.checkpoint()
-        log("checkpoint written")
-    except pyckpt.CheckpointError as error:
-        log(f"checkpoint failed: {error}")
-    request.Free()
+    held.Free()
     sys.exit(0)
 
 steps, at = int(sys.argv[1]), int(sys.argv[2])
