@@ -175,10 +175,10 @@ def _set_module_state(module, state):
     _set_module_attrs(module, data)
 
 
-def _restore_set_layouts(records):
-    """The last step of a load: the sets of `records` get the hash tables
-    they had at capture; returns those left in pickle's order."""
-    return _core.restore_set_layouts(records)
+def _restore_set_layouts(sets, elements, layouts):
+    """The last step of a load: `sets` get the hash tables they had at
+    capture (_core.set_layouts); returns those left in pickle's order."""
+    return _core.restore_set_layouts(sets, elements, layouts)
 
 
 class _SetLayouts:
@@ -869,7 +869,7 @@ class Pickler(pickle.Pickler):
         # Reached after the whole graph: the memo holds every set written
         # (those of earlier dumps have lower memo indices).
         sets, self._memo_laid_out = _core.memoized_sets(self, self._memo_laid_out)
-        return _restore_set_layouts, (_core.set_layouts(sets),)
+        return _restore_set_layouts, _core.set_layouts(sets)
 
     def _reduce_mappingproxy(self, proxy):
         mapping, = gc.get_referents(proxy)

@@ -105,22 +105,20 @@ bool fresh_table_matches(const std::vector<Py_hash_t>& hashes, const std::vector
   return slot_of == slots;
 }
 
-// A layout is one byte string (small: a checkpoint may hold a million of
-// small sets), little-endian:
-//   width   1 byte: bytes per slot number (1, 2, 4 or 8, enough for mask)
-//   mask    `width` bytes: the table has mask + 1 slots
+// The layouts of all the sets a dump lays out are one byte string (a
+// checkpoint may hold a million small sets: one object per set would cost
+// more than the set), and their elements one tuple, in the sets' order.
+// Per set, little-endian:
+//   width   1 byte: bytes of each number below but finger and digest
+//           (1, 2, 4 or 8: enough for mask)
+//   mask    the table has mask + 1 slots
+//   used    its elements: the next `used` items of the elements tuple
+//   dummies its dummy (deleted) slots
 //   finger  8 bytes: where pop() looks first
 //   digest  8 bytes: of the elements' hashes in slot order
-//   slots   `width` bytes per element, in slot order (ascending)
-//   dummies `width` bytes per dummy (deleted) slot, ascending
+//   the slots of the elements, ascending, then those of the dummies
 void put_uint(std::string& out, std::uint64_t value, int width) {
   for (int b = 0; b < width; ++b) out.push_back(static_cast<char>(value >> (8 * b)));
-}
-
-std::uint64_t get_uint(const char* p, int width) {
-  std::uint64_t value = 0;
-  for (int b = 0; b < width; ++b) value |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[b])) << (8 * b);
-  return value;
 }
 
 int width_for(std::size_t mask) { return mask <= 0xff ? 1 : mask <= 0xffff ? 2 : mask <= 0xffffffffu ? 4 : 8; }
@@ -133,13 +131,20 @@ struct HashDigest {
   void add(Py_hash_t hash) { value = (value ^ static_cast<std::uint64_t>(hash)) * 0x100000001b3u; }
 };
 
-// (keys, layout) of a set whose fresh rebuild would differ, else nullptr;
-// keys: its elements in slot order.
-Ref layout_of(PySetObject* so) {
+// A set's table read slot by slot (reused from set to set: no allocation
+// per set).
+struct TableScan {
   std::vector<Py_hash_t> hashes;
   std::vector<std::size_t> slots, dummies;
-  hashes.reserve(so->used);
-  slots.reserve(so->used);
+};
+
+// Appends the layout of `so` to `layouts` and its elements (borrowed) to
+// `keys` if a fresh rebuild would give another table; false otherwise.
+bool add_layout(PySetObject* so, TableScan& scan, std::string& layouts, std::vector<PyObject*>& keys) {
+  auto& [hashes, slots, dummies] = scan;
+  hashes.clear();
+  slots.clear();
+  dummies.clear();
   for (Py_ssize_t i = 0; i <= so->mask; ++i) {
     const setentry& e = so->table[i];
     if (e.key == nullptr) continue;
@@ -150,30 +155,28 @@ Ref layout_of(PySetObject* so) {
       slots.push_back(i);
     }
   }
-  if (dummies.empty() && so->finger == 0 && fresh_table_matches(hashes, slots, so->mask)) return {};
+  if (dummies.empty() && so->finger == 0 && fresh_table_matches(hashes, slots, so->mask)) return false;
   const int width = width_for(so->mask);
-  std::string layout;
-  layout.reserve(1 + width + 16 + width * (slots.size() + dummies.size()));
-  layout.push_back(static_cast<char>(width));
-  put_uint(layout, so->mask, width);
-  put_uint(layout, so->finger, 8);
+  layouts.push_back(static_cast<char>(width));
+  put_uint(layouts, so->mask, width);
+  put_uint(layouts, slots.size(), width);
+  put_uint(layouts, dummies.size(), width);
+  put_uint(layouts, so->finger, 8);
   HashDigest digest;
   for (Py_hash_t h : hashes) digest.add(h);
-  put_uint(layout, digest.value, 8);
-  Ref keys = check_new(PyTuple_New(static_cast<Py_ssize_t>(slots.size())));
-  for (std::size_t k = 0; k < slots.size(); ++k) {
-    PyTuple_SET_ITEM(keys.get(), static_cast<Py_ssize_t>(k), Py_NewRef(so->table[slots[k]].key));
-    put_uint(layout, slots[k], width);
+  put_uint(layouts, digest.value, 8);
+  for (std::size_t slot : slots) {
+    keys.push_back(so->table[slot].key);
+    put_uint(layouts, slot, width);
   }
-  for (std::size_t d : dummies) put_uint(layout, d, width);
-  Ref bytes = check_new(PyBytes_FromStringAndSize(layout.data(), static_cast<Py_ssize_t>(layout.size())));
-  return check_new(PyTuple_Pack(2, keys.get(), bytes.get()));
+  for (std::size_t d : dummies) put_uint(layouts, d, width);
+  return true;
 }
 
-// Holds the garbage collector off while alive: recording or restoring a
-// set makes an object or two, and the collections that many new objects
-// trigger would each walk the whole heap of the checkpoint (a million
-// objects: as long as the step itself).
+// Holds the garbage collector off while alive: the sets' tables are made
+// and freed in numbers, and the collections that many new objects trigger
+// would each walk the whole heap of the checkpoint (a million objects: as
+// long as the step itself).
 class GcPaused {
  public:
   GcPaused() : was_enabled_(PyGC_Disable()) {}
@@ -187,28 +190,31 @@ class GcPaused {
   int was_enabled_;
 };
 
-// set_layouts(sets) -> [set, keys, layout, set, keys, layout, ...] for
-// those of `sets` whose table a rebuild by pickle would not reproduce (one
-// flat list: no tuple per set).
+// set_layouts(sets) -> (laid_out, elements, layouts): those of `sets` whose
+// table a rebuild by pickle would not reproduce, their elements in slot
+// order (one tuple) and their layouts (one byte string).
 PyObject* py_set_layouts(PyObject*, PyObject* sets) {
   return guarded_ref([&]() -> Ref {
     GcPaused paused;
     Ref seq = check_new(PySequence_Fast(sets, "set_layouts() needs a sequence of sets"));
-    Ref out = check_new(PyList_New(0));
+    Ref laid_out = check_new(PyList_New(0));
+    std::string layouts;
+    std::vector<PyObject*> keys;
+    TableScan scan;
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
     for (Py_ssize_t i = 0; i < n; ++i) {
       PyObject* obj = PySequence_Fast_GET_ITEM(seq.get(), i);
-      Ref layout = layout_of(as_set(obj));
-      if (!layout) continue;
-      check_status(PyList_Append(out.get(), obj));
-      check_status(PyList_Append(out.get(), PyTuple_GET_ITEM(layout.get(), 0)));
-      check_status(PyList_Append(out.get(), PyTuple_GET_ITEM(layout.get(), 1)));
+      if (add_layout(as_set(obj), scan, layouts, keys)) check_status(PyList_Append(laid_out.get(), obj));
     }
-    return out;
+    Ref elements = check_new(PyTuple_New(static_cast<Py_ssize_t>(keys.size())));
+    for (std::size_t k = 0; k < keys.size(); ++k)
+      PyTuple_SET_ITEM(elements.get(), static_cast<Py_ssize_t>(k), Py_NewRef(keys[k]));
+    Ref blob = check_new(PyBytes_FromStringAndSize(layouts.data(), static_cast<Py_ssize_t>(layouts.size())));
+    return check_new(PyTuple_Pack(3, laid_out.get(), elements.get(), blob.get()));
   });
 }
 
-// A checked layout (layout_of's format) of a set of n elements.
+// One set's checked layout, read from the byte string of all.
 struct Layout {
   std::size_t mask;
   Py_ssize_t finger;
@@ -217,30 +223,52 @@ struct Layout {
   std::vector<std::size_t> dummies;
 };
 
-Layout parse_layout(PyObject* bytes, Py_ssize_t n) {
-  const auto invalid = [](const std::string& why) { raise(PyExc_ValueError, "invalid set layout: " + why); };
-  if (!PyBytes_Check(bytes)) invalid("not a byte string");
-  const char* p = PyBytes_AS_STRING(bytes);
-  const std::size_t size = PyBytes_GET_SIZE(bytes);
-  const int width = size > 0 ? p[0] : 0;
-  if (width != 1 && width != 2 && width != 4 && width != 8) invalid("slot numbers of " + std::to_string(width) + " bytes");
-  const std::size_t header = 1 + width + 16;
-  if (size < header || (size - header) % width != 0 || (size - header) / width < static_cast<std::size_t>(n))
-    invalid("wrong length");
-  Layout out{get_uint(p + 1, width), static_cast<Py_ssize_t>(get_uint(p + 1 + width, 8)),
-             get_uint(p + 1 + width + 8, 8), {}, {}};
-  if (out.mask < kMinSize - 1 || ((out.mask + 1) & out.mask) != 0 || out.mask > PY_SSIZE_T_MAX / sizeof(setentry))
-    invalid("table mask " + std::to_string(out.mask));
-  const std::size_t count = (size - header) / width;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::size_t slot = get_uint(p + header + i * width, width);
-    auto& list = i < static_cast<std::size_t>(n) ? out.slots : out.dummies;
-    if (slot > out.mask || (!list.empty() && slot <= list.back())) invalid("slots out of order or out of the table");
-    list.push_back(slot);
+class LayoutReader {
+ public:
+  LayoutReader(const char* data, std::size_t size) : p_(data), end_(data + size) {}
+  bool done() const { return p_ == end_; }
+
+  Layout next() {
+    const int width = static_cast<int>(get(1));
+    if (width != 1 && width != 2 && width != 4 && width != 8) invalid("numbers of " + std::to_string(width) + " bytes");
+    Layout out{};
+    out.mask = get(width);
+    const std::size_t used = get(width), dummies = get(width);
+    out.finger = static_cast<Py_ssize_t>(get(8));
+    out.digest = get(8);
+    if (out.mask < kMinSize - 1 || ((out.mask + 1) & out.mask) != 0 || out.mask > PY_SSIZE_T_MAX / sizeof(setentry))
+      invalid("table mask " + std::to_string(out.mask));
+    if (used + dummies > out.mask) invalid("no empty slot");  // a lookup needs one to end
+    read_slots(out.slots, used, width, out.mask);
+    read_slots(out.dummies, dummies, width, out.mask);
+    return out;
   }
-  if (count >= out.mask + 1) invalid("no empty slot");  // a lookup needs one to end
-  return out;
-}
+
+ private:
+  [[noreturn]] static void invalid(const std::string& why) {
+    raise(PyExc_ValueError, "invalid set layouts: " + why);
+  }
+
+  std::uint64_t get(int width) {
+    if (end_ - p_ < width) invalid("cut short");
+    std::uint64_t value = 0;
+    for (int b = 0; b < width; ++b) value |= static_cast<std::uint64_t>(static_cast<unsigned char>(p_[b])) << (8 * b);
+    p_ += width;
+    return value;
+  }
+
+  void read_slots(std::vector<std::size_t>& out, std::size_t count, int width, std::size_t mask) {
+    out.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::size_t slot = get(width);
+      if (slot > mask || (i > 0 && slot <= out.back())) invalid("slots out of order or out of the table");
+      out.push_back(slot);
+    }
+  }
+
+  const char* p_;
+  const char* end_;
+};
 
 // Exchanges the tables (and their counts and pop() fingers) of two sets;
 // a frozenset keeps its hash.
@@ -273,13 +301,13 @@ bool all_found_in(PySetObject* a, PyObject* b) {
 // (the set unchanged) if that would not give a valid set of the same
 // elements: the elements do not hash as recorded (by identity, say), or
 // `keys` are not the set's elements.
-bool restore_layout(PySetObject* so, PyObject* keys, const Layout& layout) {
-  const Py_ssize_t n = PyTuple_GET_SIZE(keys);
+bool restore_layout(PySetObject* so, PyObject* const* keys, const Layout& layout) {
+  const Py_ssize_t n = static_cast<Py_ssize_t>(layout.slots.size());
   if (so->used != n) return false;
   std::vector<Py_hash_t> hashes(n);
   HashDigest digest;
   for (Py_ssize_t k = 0; k < n; ++k) {
-    hashes[k] = PyObject_Hash(PyTuple_GET_ITEM(keys, k));
+    hashes[k] = PyObject_Hash(keys[k]);
     if (hashes[k] == -1) throw PythonError{};
     digest.add(hashes[k]);
   }
@@ -303,7 +331,7 @@ bool restore_layout(PySetObject* so, PyObject* keys, const Layout& layout) {
   for (Py_ssize_t k = 0; k < n; ++k) {
     setentry& e = built->table[layout.slots[k]];
     if (e.key != nullptr) raise(PyExc_ValueError, "invalid set layout: a slot both an element's and a dummy");
-    e.key = Py_NewRef(PyTuple_GET_ITEM(keys, k));
+    e.key = Py_NewRef(keys[k]);
     e.hash = hashes[k];
     ++built->fill;
     ++built->used;
@@ -314,35 +342,40 @@ bool restore_layout(PySetObject* so, PyObject* keys, const Layout& layout) {
   return true;
 }
 
-// restore_set_layouts(records) -> [sets left as rebuilt]: gives each set
-// of `records` (set, keys, layout, ... from set_layouts) the recorded table.
-PyObject* py_restore_set_layouts(PyObject*, PyObject* records) {
+// restore_set_layouts(sets, elements, layouts) -> [sets left as rebuilt]:
+// gives each of `sets` the table set_layouts() recorded.
+PyObject* py_restore_set_layouts(PyObject*, PyObject* args) {
+  PyObject *sets, *elements, *layouts;
+  if (!PyArg_ParseTuple(args, "O!O!S:restore_set_layouts", &PyList_Type, &sets, &PyTuple_Type, &elements, &layouts))
+    return nullptr;
   return guarded_ref([&]() -> Ref {
     GcPaused paused;
-    Ref seq = check_new(PySequence_Fast(records, "restore_set_layouts() needs a sequence of records"));
     Ref left = check_new(PyList_New(0));
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
-    if (n % 3 != 0) raise(PyExc_ValueError, "invalid set layouts: not (set, keys, layout) triples");
-    for (Py_ssize_t i = 0; i < n; i += 3) {
-      PyObject* set = PySequence_Fast_GET_ITEM(seq.get(), i);
-      PyObject* keys = PySequence_Fast_GET_ITEM(seq.get(), i + 1);
-      PyObject* layout = PySequence_Fast_GET_ITEM(seq.get(), i + 2);
-      if (!PyTuple_Check(keys)) raise(PyExc_ValueError, "invalid set layouts: the elements are not a tuple");
-      PySetObject* so = as_set(set);
-      if (!restore_layout(so, keys, parse_layout(layout, PyTuple_GET_SIZE(keys))))
+    LayoutReader reader(PyBytes_AS_STRING(layouts), PyBytes_GET_SIZE(layouts));
+    Py_ssize_t taken = 0;  // elements of the sets before
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sets); ++i) {
+      PyObject* set = PyList_GET_ITEM(sets, i);
+      const Layout layout = reader.next();
+      const Py_ssize_t n = static_cast<Py_ssize_t>(layout.slots.size());
+      if (n > PyTuple_GET_SIZE(elements) - taken) raise(PyExc_ValueError, "invalid set layouts: elements missing");
+      if (!restore_layout(as_set(set), &PyTuple_GET_ITEM(elements, taken), layout))
         check_status(PyList_Append(left.get(), set));
+      taken += n;
     }
+    if (!reader.done() || taken != PyTuple_GET_SIZE(elements))
+      raise(PyExc_ValueError, "invalid set layouts: not one per set");
     return left;
   });
 }
 
 PyMethodDef g_methods[] = {
     {"set_layouts", py_set_layouts, METH_O,
-     "set_layouts(sets) -> [set, keys, layout, ...]: the hash tables of those of `sets` that a rebuild adding\n"
-     "their elements one by one (as pickle does) would not reproduce: keys in slot order, and the table's layout."},
-    {"restore_set_layouts", py_restore_set_layouts, METH_O,
-     "restore_set_layouts(records) -> [sets]: rebuilds each set's table slot by slot (records from\n"
-     "set_layouts); returns the sets left as they were because an element's hash differs from the recorded one."},
+     "set_layouts(sets) -> (laid_out, elements, layouts): those of `sets` whose hash table a rebuild adding\n"
+     "their elements one by one (as pickle does) would not reproduce, their elements in slot order (one tuple)\n"
+     "and their tables' layouts (one byte string)."},
+    {"restore_set_layouts", py_restore_set_layouts, METH_VARARGS,
+     "restore_set_layouts(sets, elements, layouts) -> [sets]: rebuilds each set's table slot by slot as\n"
+     "set_layouts() recorded it; returns the sets left as they were because their elements hash otherwise now."},
     {nullptr, nullptr, 0, nullptr},
 };
 
