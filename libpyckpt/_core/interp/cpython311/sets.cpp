@@ -47,29 +47,37 @@ std::size_t table_size_for(Py_ssize_t minused) {
 }
 
 // set_insert_clean(): the first free slot of `hash`'s probe sequence, in a
-// table without dummies. `taken[slot]` marks used slots.
-std::size_t probe_free(const std::vector<char>& taken, std::size_t mask, Py_hash_t hash) {
+// table without dummies (`at[slot]` < 0: free).
+std::size_t probe_free(const std::vector<Py_ssize_t>& at, std::size_t mask, Py_hash_t hash) {
   std::size_t perturb = static_cast<std::size_t>(hash);
   std::size_t i = static_cast<std::size_t>(hash) & mask;
   while (true) {
-    if (!taken[i]) return i;
+    if (at[i] < 0) return i;
     if (i + kLinearProbes <= mask) {
       for (std::size_t j = 1; j <= kLinearProbes; ++j)
-        if (!taken[i + j]) return i + j;
+        if (at[i + j] < 0) return i + j;
     }
     perturb >>= kPerturbShift;
     i = (i * 5 + 1 + perturb) & mask;
   }
 }
 
-// Whether adding the elements, with `hashes` (the captured table's, in slot
-// order), one by one to a new set -- what the unpickler does -- gives a
-// table of `mask` with element k in slot `slots[k]`. set_add_entry(): a new
-// element takes the first free slot of its probe sequence (no dummies in a
-// table only added to); when fill*5 >= mask*3 the table is rebuilt, larger,
-// by re-inserting the elements in slot order.
-bool fresh_table_matches(const std::vector<Py_hash_t>& hashes, const std::vector<std::size_t>& slots,
-                         std::size_t mask) {
+// A set's table read slot by slot, and the tables of the simulation
+// (slot -> element, -1 if free); reused from set to set.
+struct TableScan {
+  std::vector<Py_hash_t> hashes;
+  std::vector<std::size_t> slots, dummies;
+  std::vector<Py_ssize_t> at, next;
+};
+
+// Whether adding the elements of `scan` (hashes and slots of the captured
+// table, in slot order) one by one to a new set -- what the unpickler does
+// -- gives a table of `mask` with each element in its slot.
+// set_add_entry(): a new element takes the first free slot of its probe
+// sequence (no dummies in a table only added to); when fill*5 >= mask*3
+// the table is rebuilt, larger, by re-inserting the elements in slot order.
+bool fresh_table_matches(TableScan& scan, std::size_t mask) {
+  auto& [hashes, slots, dummies, at, next] = scan;
   const Py_ssize_t n = static_cast<Py_ssize_t>(hashes.size());
   // The size alone first: the growth points depend on the count only.
   std::size_t size = kMinSize;
@@ -78,31 +86,21 @@ bool fresh_table_matches(const std::vector<Py_hash_t>& hashes, const std::vector
   if (size != mask + 1) return false;
 
   std::size_t cur_mask = kMinSize - 1;
-  std::vector<char> taken(kMinSize, 0);
-  std::vector<Py_ssize_t> at(kMinSize, -1);  // slot -> element
-  std::vector<std::size_t> slot_of(hashes.size());
+  at.assign(kMinSize, -1);
   for (Py_ssize_t k = 0; k < n; ++k) {
-    const std::size_t slot = probe_free(taken, cur_mask, hashes[k]);
-    taken[slot] = 1;
-    at[slot] = k;
-    slot_of[k] = slot;
+    at[probe_free(at, cur_mask, hashes[k])] = k;
     if (static_cast<std::size_t>(k + 1) * 5 < cur_mask * 3) continue;
     const Py_ssize_t used = k + 1;
     const std::size_t new_size = table_size_for(used > 50000 ? used * 2 : used * 4);
-    std::vector<char> new_taken(new_size, 0);
-    std::vector<Py_ssize_t> new_at(new_size, -1);
-    for (std::size_t s = 0; s <= cur_mask; ++s) {
-      if (at[s] < 0) continue;
-      const std::size_t moved = probe_free(new_taken, new_size - 1, hashes[at[s]]);
-      new_taken[moved] = 1;
-      new_at[moved] = at[s];
-      slot_of[at[s]] = moved;
-    }
+    next.assign(new_size, -1);
+    for (std::size_t s = 0; s <= cur_mask; ++s)
+      if (at[s] >= 0) next[probe_free(next, new_size - 1, hashes[at[s]])] = at[s];
+    at.swap(next);
     cur_mask = new_size - 1;
-    taken.swap(new_taken);
-    at.swap(new_at);
   }
-  return slot_of == slots;
+  for (Py_ssize_t k = 0; k < n; ++k)
+    if (at[slots[k]] != k) return false;
+  return true;
 }
 
 // The layouts of all the sets a dump lays out are one byte string (a
@@ -131,17 +129,10 @@ struct HashDigest {
   void add(Py_hash_t hash) { value = (value ^ static_cast<std::uint64_t>(hash)) * 0x100000001b3u; }
 };
 
-// A set's table read slot by slot (reused from set to set: no allocation
-// per set).
-struct TableScan {
-  std::vector<Py_hash_t> hashes;
-  std::vector<std::size_t> slots, dummies;
-};
-
 // Appends the layout of `so` to `layouts` and its elements (borrowed) to
 // `keys` if a fresh rebuild would give another table; false otherwise.
 bool add_layout(PySetObject* so, TableScan& scan, std::string& layouts, std::vector<PyObject*>& keys) {
-  auto& [hashes, slots, dummies] = scan;
+  auto& [hashes, slots, dummies, at, next] = scan;
   hashes.clear();
   slots.clear();
   dummies.clear();
@@ -155,7 +146,7 @@ bool add_layout(PySetObject* so, TableScan& scan, std::string& layouts, std::vec
       slots.push_back(i);
     }
   }
-  if (dummies.empty() && so->finger == 0 && fresh_table_matches(hashes, slots, so->mask)) return false;
+  if (dummies.empty() && so->finger == 0 && fresh_table_matches(scan, so->mask)) return false;
   const int width = width_for(so->mask);
   layouts.push_back(static_cast<char>(width));
   put_uint(layouts, so->mask, width);
