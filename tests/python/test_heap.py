@@ -606,3 +606,18 @@ def test_set_layouts_of_each_dump_are_its_own():
     first, second = unpickler.load(), unpickler.load()
     assert unpickler.unordered_sets == []
     assert second[0] is first[0] and list(first[0]) == [11, 3] and list(second[1]) == list(t) == [3, 11]
+
+
+class Tags(set):
+    pass
+
+
+def test_set_rebuilt_as_another_type_by_a_reducer(monkeypatch):
+    """A set subclass the program captures with a reducer of its own that
+    rebuilds it as a list: its layout is not applied (nothing to order)."""
+    monkeypatch.setitem(heap._registry, Tags, lambda tags: (list, (sorted(tags),)))
+    tags = Tags()
+    tags.add(3)
+    tags.add(11)
+    data, arrays = heap.dumps([tags])
+    assert heap.loads(data, dict(arrays).__getitem__) == [[3, 11]]

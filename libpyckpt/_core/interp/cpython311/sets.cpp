@@ -349,7 +349,9 @@ PyObject* py_restore_set_layouts(PyObject*, PyObject* args) {
       const Layout layout = reader.next();
       const Py_ssize_t n = static_cast<Py_ssize_t>(layout.slots.size());
       if (n > PyTuple_GET_SIZE(elements) - taken) raise(PyExc_ValueError, "invalid set layouts: elements missing");
-      if (!restore_layout(as_set(set), &PyTuple_GET_ITEM(elements, taken), layout))
+      // Not a set: a reducer the program registered rebuilt it as another
+      // type, whose order is its own business.
+      if (PyAnySet_Check(set) && !restore_layout(as_set(set), &PyTuple_GET_ITEM(elements, taken), layout))
         check_status(PyList_Append(left.get(), set));
       taken += n;
     }
