@@ -188,6 +188,17 @@ def _set_module_state(module, state):
     _set_module_attrs(module, data)
 
 
+def _restore_set_layouts(sets, elements, layouts):
+    """The last step of a load: `sets` get the hash tables they had at
+    capture (_core.set_layouts); returns those left in pickle's order."""
+    return _core.restore_set_layouts(sets, elements, layouts)
+
+
+class _SetLayouts:
+    """The last item of every dump: stands for the table layouts of the sets
+    the dump wrote before it (Pickler._reduce_set_layouts)."""
+
+
 class _Call:
     """Pickled as the call `func(*args)`: runs a step of a restore in stream order."""
 
@@ -467,6 +478,7 @@ class Pickler(pickle.Pickler):
         self.arrays = []
         self._last = None
         self._dispatch = {}
+        self._memo_laid_out = 0  # memo entries whose sets an earlier dump laid out
         self._module_kinds = {}
         self._namespaces = {}
         self._module_constants = {}  # module -> {id(global value): name}
@@ -480,15 +492,16 @@ class Pickler(pickle.Pickler):
     def dump(self, obj):
         """Writes obj, and the state of the global random number generators of
         `random` and NumPy, which the program reaches through module functions
-        (random.random(), np.random.rand()) that are captured by reference. An
-        object that cannot be captured raises UnsupportedStateError naming its
-        type and its path from obj."""
+        (random.random(), np.random.rand()) that are captured by reference,
+        then the table layouts of the sets written whose order pickle would
+        not reproduce. An object that cannot be captured raises
+        UnsupportedStateError naming its type and its path from obj."""
         self._last = None
         try:
             # The C pickler recurses once per nesting level (a linked list of
             # 10^6 objects nests 3 * 10^6 deep): it runs on a stack of its own.
-            _core.call_on_large_stack(functools.partial(super().dump, (obj, random._inst, np.random.mtrand._rand)),
-                                      _LARGE_STACK_BYTES)
+            root = (obj, random._inst, np.random.mtrand._rand, _SetLayouts())
+            _core.call_on_large_stack(functools.partial(super().dump, root), _LARGE_STACK_BYTES)
         except Exception as exc:
             raise self._unsupported(obj, exc) from exc
         finally:
@@ -539,6 +552,7 @@ class Pickler(pickle.Pickler):
             codecs.CodecInfo: self._reduce_codec_info,
             types.MappingProxyType: self._reduce_mappingproxy,
             _Call: self._reduce_call,
+            _SetLayouts: self._reduce_set_layouts,
             functools._lru_cache_wrapper: self._reduce_lru_cache,
             struct.Struct: self._reduce_struct,
         }
@@ -905,6 +919,12 @@ class Pickler(pickle.Pickler):
     def _reduce_call(self, call):
         return call.func, call.args
 
+    def _reduce_set_layouts(self, _marker):
+        # Reached after the whole graph: the memo holds every set written
+        # (those of earlier dumps have lower memo indices).
+        sets, self._memo_laid_out = _core.memoized_sets(self, self._memo_laid_out)
+        return _restore_set_layouts, _core.set_layouts(sets)
+
     def _reduce_mappingproxy(self, proxy):
         mapping, = gc.get_referents(proxy)
         return types.MappingProxyType, (mapping,)
@@ -1067,9 +1087,16 @@ class Unpickler(pickle.Unpickler):
         super().__init__(file)
         self._read = read_array
         self.main_module = main_module
+        self.unordered_sets = []
 
     def load(self):
-        obj, _random_state, _numpy_random_state = super().load()
+        """The captured object. `unordered_sets` then lists the restored sets
+        that iterate in another order than at capture: elements whose hash
+        differs in this process (hashed by identity), so their table could
+        not be laid out as it was (doc/heap.md, "Sets")."""
+        # Streams written before set layouts end with the random generators.
+        obj, _random_state, _numpy_random_state, *unordered = super().load()
+        self.unordered_sets.extend(unordered[0] if unordered else ())
         return obj
 
     def find_class(self, module, name):
@@ -1107,11 +1134,15 @@ def dumps(obj, *, user_dirs=None):
     return buffer.getvalue(), pickler.arrays
 
 
-def loads(data, read_array, *, main_module=None):
-    """Rebuilds what dumps() captured; see Unpickler for the arguments."""
+def loads(data, read_array, *, main_module=None, unordered_sets=None):
+    """Rebuilds what dumps() captured; see Unpickler for the arguments.
+    unordered_sets: a list, extended with Unpickler.unordered_sets."""
     unpickler = Unpickler(io.BytesIO(data), read_array, main_module=main_module)
     try:
-        return unpickler.load()
+        obj = unpickler.load()
+        if unordered_sets is not None:
+            unordered_sets.extend(unpickler.unordered_sets)
+        return obj
     finally:
         # The memo holds the Unpickler's bound methods (find_class): a
         # reference cycle that would keep every object read, and the arrays

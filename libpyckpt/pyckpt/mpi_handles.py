@@ -107,8 +107,8 @@ def _reduce_group(group):
     finally:
         world.Free()
     if MPI.UNDEFINED in ranks:
-        raise UnsupportedStateError(f"cannot capture {group!r}: the group has members outside MPI.COMM_WORLD "
-                                    f"(from a spawned or connected job)")
+        raise UnsupportedStateError("the group has members outside MPI.COMM_WORLD "
+                                    "(from a spawned or connected job)")
     return _group_from_world_ranks, (list(ranks),)
 
 
@@ -132,7 +132,7 @@ def _errhandler_name(comm):
         if _predefined_names().get(id(handler)) is None:
             handler.Free()
     if name is None:
-        raise UnsupportedStateError(f"cannot capture {comm!r}: it has a user-defined error handler")
+        raise UnsupportedStateError("it has a user-defined error handler")
     return name
 
 
@@ -240,9 +240,9 @@ def _reduce_handle(obj):
     if isinstance(obj, MPI.Info):
         return _reduce_info(obj)
     if isinstance(obj, MPI.Op):
-        raise UnsupportedStateError(f"cannot capture {obj!r}: a user-defined reduction (MPI.Op.Create) holds a "
-                                    f"Python function that mpi4py does not give back; create the operation "
-                                    f"again after the checkpoint instead of keeping it across one")
+        raise UnsupportedStateError("a user-defined reduction (MPI.Op.Create) holds a "
+                                    "Python function that mpi4py does not give back; create the operation "
+                                    "again after the checkpoint instead of keeping it across one")
     if not _core.mpi_loaded():
         raise UnsupportedStateError(f"{type(obj).__name__} objects are captured only in a job run with "
                                     f"libpyckpt_mpi.so preloaded")
@@ -271,10 +271,10 @@ def _reduce_handle(obj):
             if ident:
                 return rebuild, (cls, ident)
             if kind is MPI.Datatype:
-                raise UnsupportedStateError(f"cannot capture {obj!r}: a derived datatype is recorded when it is "
-                                            f"committed (Commit()), and this one never was")
+                raise UnsupportedStateError("a derived datatype is recorded when it is "
+                                            "committed (Commit()), and this one never was")
             break
-    raise UnsupportedStateError(f"cannot capture {obj!r}: this kind of MPI object ({cls.__name__}) is not "
+    raise UnsupportedStateError(f"this kind of MPI object ({cls.__name__}) is not "
                                 f"recorded by pyckpt (supported: communicators, datatypes, requests, files, "
                                 f"groups, infos, RMA windows, predefined objects such as MPI.SUM)")
 

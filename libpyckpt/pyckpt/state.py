@@ -330,21 +330,42 @@ def _in_program_terms(error, state):
     innermost frame that reaches it (`conn.sock in serve at app.py:12`)
     rather than as a path through pyckpt's own records."""
     culprit = getattr(error, "culprit", None)
-    if culprit is None:
+    where = None if culprit is None else _locate(culprit, state)
+    if where is None:
         return error
+    located = UnsupportedStateError(heap.unsupported_message(where, culprit, error.reason, error.suggest_reducer))
+    located.culprit, located.reason, located.suggest_reducer = culprit, error.reason, error.suggest_reducer
+    return located
+
+
+def _locate(obj, state):
+    """`path in function at file:line`: the variable of the innermost frame
+    of `state` that reaches obj, or None."""
     frames, variables = [], []
     for frame in reversed(state.frames):
         for name, value in _variables(frame):
             frames.append(frame)
             variables.append((name, value))
-    found = heap.find_variable(variables, culprit)
+    found = heap.find_variable(variables, obj)
     if found is None:
-        return error
+        return None
     index, path = found
-    located = UnsupportedStateError(heap.unsupported_message(
-        f"{path} in {_where(frames[index])}", culprit, error.reason, error.suggest_reducer))
-    located.culprit, located.reason, located.suggest_reducer = culprit, error.reason, error.suggest_reducer
-    return located
+    return f"{path} in {_where(frames[index])}"
+
+
+def _warn_unordered_sets(sets, state):
+    """Says, once, which sets iterate otherwise than they would have in the
+    original run (heap.Unpickler.unordered_sets)."""
+    where = _locate(sets[0], state)
+    which = f"the set {where}" if where else f"a set of {len(sets[0])} elements"
+    if len(sets) > 1:
+        which += f" and {len(sets) - 1} other set{'s' if len(sets) > 2 else ''} iterate"
+    else:
+        which += " iterates"
+    kinds = ", ".join(sorted({heap.type_name(type(e)) for e in sets[0]})[:3])
+    print(f"pyckpt restart: warning: {which} in another order than in the original run: its elements ({kinds}) "
+          f"hash differently in this process (by identity), so the order could not be restored; results that "
+          f"depend on it may differ", file=sys.stderr, flush=True)
 
 
 def attributes(user_sources):
@@ -414,7 +435,11 @@ def restore(reader, rank, preloaded=None):
             arrays[key] = loader(key)
         return arrays[key]
 
-    root = heap.loads(reader.read_blob(rank, PROCESS_BLOB), read_array, main_module=main)
+    unordered_sets = []
+    root = heap.loads(reader.read_blob(rank, PROCESS_BLOB), read_array, main_module=main,
+                      unordered_sets=unordered_sets)
+    if unordered_sets:
+        _warn_unordered_sets(unordered_sets, root["state"])
     sys.argv = root["argv"]
     # The restart's own entries (pyckpt's launcher directory first) go last.
     sys.path[:] = root["path"] + [entry for entry in sys.path[1:] if entry not in root["path"]]

@@ -24,6 +24,8 @@
 //   compound call rolled back at the cut, mpi4py's contexts (CompoundCall::save)
 #include "runtime.hpp"
 
+#include "callbacks.hpp"
+
 #include <pyckpt/codec/bytes.hpp>
 
 #include <cstdio>
@@ -138,6 +140,8 @@ void Runtime::mark_unsupported(const char* call) {
   if (unsupported_.find(call) != std::string::npos) return;
   if (!unsupported_.empty()) unsupported_ += ", ";
   unsupported_ += call;
+  // The program's line that made it: what the user can change.
+  if (const std::string site = app_site(); !site.empty()) unsupported_ += " at " + site;
   unsupported_ += meaning(call);
   // Never cleared: every later checkpoint fails, naming the calls. Not a
   // switch-off (Coordinator::switch_off): the ranks keep calling the same

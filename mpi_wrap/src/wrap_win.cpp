@@ -12,16 +12,6 @@ using namespace pyckpt::mpi;
 
 namespace {
 
-// Where the application is in its own code (the layer above's site
-// callback), for the messages that name a window.
-std::string app_site() {
-  if (!callbacks.site) return {};
-  char site[512] = {};
-  callbacks.site(site, sizeof site, callbacks.site_user);
-  site[sizeof site - 1] = '\0';
-  return site;
-}
-
 // Window creation is collective over comm with no nonblocking form: entered
 // like communicator creation (Coordinator::synchronize; the rank is not
 // ready for a cut until it is done). The window's own communicator is made

@@ -7,7 +7,7 @@ an object pyckpt cannot re-create (a user-defined MPI.Op) fails the checkpoint
 with a message that names it, and the job goes on."""
 import re
 
-from mpi_job_harness import Job, check_same_as_reference, pyckpt_mpirun, read_outputs, run_with_kills
+from mpi_job_harness import PROGRAMS, Job, check_same_as_reference, pyckpt_mpirun, read_outputs, run_with_kills
 
 
 def test_objects_are_the_same_after_a_restart(tmp_path):
@@ -31,10 +31,29 @@ def test_objects_are_the_same_after_a_restart(tmp_path):
 
 
 def test_user_defined_operation_fails_the_checkpoint_naming_it(tmp_path):
+    """Named in the program's terms (issue 13, "Messages that name the user's
+    code"): the variable and the frame, at the line of the checkpoint."""
     job = Job(pyckpt_mpirun(tmp_path / "ckpt.d", "objects.py", 2, ["user-op"]), tmp_path, "run")
     assert job.wait() == 0, job.describe()
+    program = PROGRAMS / "objects.py"
+    line = next(i for i, text in enumerate(program.read_text().splitlines(), 1) if text.strip() == "pyckpt.checkpoint()")
     for rank in range(2):
         log = (tmp_path / f"out.{rank}").read_text()
         assert log.startswith("checkpoint failed:"), log
-        assert "larger" in log and "MPI.Op.Create" in log, log
+        assert (f"held in <module> at {program}:{line}: cannot capture a mpi4py.MPI.Op object (a user-defined "
+                f"reduction (MPI.Op.Create) holds a Python function") in log, log
+    assert not (tmp_path / "ckpt.d" / "latest").exists()
+
+
+def test_unsupported_call_fails_the_checkpoint_naming_its_line(tmp_path):
+    """A call checkpoints cannot follow (a persistent request) is named with
+    the program's line that made it."""
+    job = Job(pyckpt_mpirun(tmp_path / "ckpt.d", "objects.py", 2, ["persistent"]), tmp_path, "run")
+    assert job.wait() == 0, job.describe()
+    program = PROGRAMS / "objects.py"
+    line = next(i for i, text in enumerate(program.read_text().splitlines(), 1) if "comm.Send_init(" in text)
+    for rank in range(2):
+        log = (tmp_path / f"out.{rank}").read_text()
+        assert log.startswith("checkpoint failed:"), log
+        assert f"the job used MPI calls a checkpoint cannot capture: MPI_Send_init at {program}:{line}" in log, log
     assert not (tmp_path / "ckpt.d" / "latest").exists()

@@ -105,8 +105,8 @@ int add_interp_api(PyObject* module) {
   if (PyModule_AddObjectRef(module, "NULL", g_null) < 0) return -1;
   if (PyModule_AddStringConstant(module, "INTERP_FORMAT", state_format()) < 0) return -1;
   if (PyModule_AddFunctions(module, g_methods) < 0) return -1;
-  if (!backend_init(module) || !add_streams_api(module) || !add_safepoint_api(module) ||
-      !add_large_stack_api(module))
+  if (!backend_init(module) || !add_streams_api(module) || !add_sets_api(module) || !add_pickle_memo_api(module) ||
+      !add_safepoint_api(module) || !add_large_stack_api(module))
     return -1;
   return 0;
 }

@@ -42,6 +42,14 @@ bool backend_init(PyObject* module);
 // (TextIOWrapper and BufferedReader internals; streams.cpp).
 bool add_streams_api(PyObject* module);
 
+// Adds set_layouts() and restore_set_layouts(): the slot layout of set
+// tables, so that restored sets iterate as the captured ones (sets.cpp).
+bool add_sets_api(PyObject* module);
+
+// Adds memoized_sets(): the sets a C pickler has written, read from its memo
+// (pickle_memo.cpp).
+bool add_pickle_memo_api(PyObject* module);
+
 // The singleton that stands for an unbound slot (C NULL) in captured states.
 PyObject* null_marker();
 

@@ -8,6 +8,10 @@ log what the uninterrupted one did (only "checkpoint returned" differs).
     objects.py STEPS AT          the job
     objects.py user-op           holds an MPI.Op.Create operation: the
                                  checkpoint fails, naming it (logged)
+    objects.py persistent        made a persistent request (Send_init), a
+                                 call checkpoints do not support: the
+                                 checkpoint fails, naming the call and its
+                                 line (logged)
 """
 import sys
 import time
@@ -28,17 +32,20 @@ def log(line):
     out.flush()
 
 
-if sys.argv[1] == "user-op":
-    def keep_larger(a, b, datatype):  # the operation of a user's own reduction
-        np.maximum(np.frombuffer(a, dtype="i4"), np.frombuffer(b, dtype="i4"), out=np.frombuffer(b, dtype="i4"))
+if sys.argv[1] in ("user-op", "persistent"):
+    if sys.argv[1] == "user-op":
+        def keep_larger(a, b, datatype):  # the operation of a user's own reduction
+            np.maximum(np.frombuffer(a, dtype="i4"), np.frombuffer(b, dtype="i4"), out=np.frombuffer(b, dtype="i4"))
 
-    larger = MPI.Op.Create(keep_larger, commute=True)
+        held = MPI.Op.Create(keep_larger, commute=True)
+    else:
+        held = comm.Send_init(np.zeros(1), dest=rank)
     try:
         pyckpt.checkpoint()
         log("checkpoint written")
     except pyckpt.CheckpointError as error:
         log(f"checkpoint failed: {error}")
-    larger.Free()
+    held.Free()
     sys.exit(0)
 
 steps, at = int(sys.argv[1]), int(sys.argv[2])
