@@ -163,6 +163,16 @@ def _make_enum(metaclass, name, bases, namespace, kwds, members):
     return types.new_class(name, bases, dict(kwds, metaclass=metaclass), body)
 
 
+def _set_default_state(obj, state):
+    """What pickle does with a state when the object has no __setstate__."""
+    state, slots = state if isinstance(state, tuple) and len(state) == 2 else (state, None)
+    if state:
+        obj.__dict__.update(state)
+    for name, value in (slots or {}).items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
 def _make_codec_info(encode, decode, streamreader, streamwriter, incrementalencoder, incrementaldecoder, name,
                      is_text_encoding):
     return codecs.CodecInfo(encode, decode, streamreader, streamwriter, incrementalencoder, incrementaldecoder, name,
@@ -570,6 +580,8 @@ class Pickler(pickle.Pickler):
             return self._reduce_thread
         if any("__reduce__" in vars(base) and base.__reduce__ is None for base in cls.__mro__):
             return self._reduce_module_constant
+        if hasattr(cls, "__getattr__") and not hasattr(cls, "__setstate__"):
+            return self._reduce_with_state_setter
         return None
 
     # --- modules, and functions and classes by reference --------------------
@@ -934,6 +946,19 @@ class Pickler(pickle.Pickler):
         if target is None:
             return _dead_weakref, ()
         return weakref.ref, (target, ref.__callback__) if ref.__callback__ else (target,)
+
+    def _reduce_with_state_setter(self, obj):
+        # Loading the object's state, pickle looks __setstate__ up on the new,
+        # empty instance: a __getattr__ that forwards to an attribute not set
+        # yet (codecs' stream wrappers: self.stream) recurses until the
+        # RecursionError. An explicit state setter is called instead.
+        reduced = obj.__reduce_ex__(PROTOCOL)
+        if not isinstance(reduced, tuple) or len(reduced) < 3 or reduced[2] is None:
+            return reduced
+        reduced = list(reduced) + [None] * (6 - len(reduced))
+        if reduced[5] is None:
+            reduced[5] = _set_default_state
+        return tuple(reduced)
 
     def _reduce_codec_info(self, info):
         # A tuple subclass whose __new__ takes the fields as arguments: pickle

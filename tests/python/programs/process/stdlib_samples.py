@@ -209,6 +209,9 @@ SAMPLES = {
     "xml Element": (lambda: ElementTree.fromstring("<a x='1'><b>t</b></a>"), lambda e: ElementTree.tostring(e)),
     "weakref.ref": (lambda: weakref.ref(Weekday), lambda r: _text(r() is Weekday)),
     "codecs.CodecInfo": (lambda: codecs.lookup("utf-8"), lambda i: _text((i.name, i.encode("\u00e9")))),
+    # forwards unknown attributes to its stream (__getattr__), which pickle's load tripped on
+    "codecs.StreamReader": (lambda: _read(codecs.getreader("utf-8")(io.BytesIO("d\u00e9j\u00e0 vu".encode())), 2),
+                            lambda r: _text((r.read(), r.tell()))),
     "codecs.CodecInfo(unregistered)": (lambda: codecs.CodecInfo(str.upper, str.lower, name="upper"),
                                        lambda i: _text((i.name, i.encode("abc"), i._is_text_encoding))),
     # weak containers hold what is still alive (classes here), made again with new KeyedRefs
