@@ -19,7 +19,7 @@ import json
 import h5py
 import pytest
 
-from mpi_job_harness import Job, check_same_as_reference, pyckpt_mpirun, reference, restart_mpirun, run_with_kills
+from mpi_job_harness import Job, check_same_as_reference, pyckpt_mpirun, reference, restart_after, run_with_kills
 
 PROGRAM = "lowercase_irecv.py"
 
@@ -83,13 +83,6 @@ def test_restart_from_a_cut_with_irecvs(tmp_path, state):
                    if any(state in states for states in reissued_irecvs(path).values())), None)
     assert chosen is not None, f"none of {len(checkpoints)} checkpoints was cut with an irecv {state}"
     history = [f"restart from {chosen.name}, lowercase irecvs {reissued_irecvs(chosen)}"]
-    # As if the job had been killed right after that checkpoint.
-    for path in checkpoints:
-        if path.name > chosen.name:
-            path.unlink()
-    (directory / "latest").unlink()
-    (directory / "latest").symlink_to(chosen.name)
-    job = Job(restart_mpirun(directory, np_), work, "run1")
-    assert job.wait() == 0, job.describe()
+    job = restart_after(work, directory, chosen, np_)
     check_same_as_reference(ref, job, work, history, 1)
     print("; ".join(history))
