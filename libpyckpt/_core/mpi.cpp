@@ -35,7 +35,7 @@ namespace {
   X(set_capture_callbacks) X(set_wake_callback) X(world) X(write_comm) X(request_checkpoint) X(install_signal_trigger) X(set_triggers) \
   X(poll) X(checkpoint)                                                                                   \
   X(state_save) X(free) X(state_restore) X(comm_id) X(comm_from_id) X(type_id) X(type_from_id)            \
-  X(request_id) X(request_from_id) X(file_id) X(file_from_id) X(pending_requests) X(request_repost)      \
+  X(request_id) X(request_from_id) X(file_id) X(file_from_id) X(pending_requests) X(request_repost) X(request_expect_reissue) \
   X(win_id) X(win_from_id) X(windows) X(windows_recreate) X(windows_reopen) X(window_locate) X(window_address)               \
   X(set_site_callback) X(get_stats) X(channel_messages) X(last_error) X(alloc_mem_size)                 \
   X(compound_begin) X(compound_end) X(compound_active) X(mpi4py_contexts)
@@ -389,11 +389,14 @@ PyStructSequence_Field g_request_info_fields[] = {
     {"completed", "True if the request needs no re-post after a restart"},
     {"buf", "receive buffer address (int), None for sends and unbound receives"},
     {"bytes", "receive buffer size: count * extent of its datatype"},
+    {"comm", "a receive's communicator (stable id), 0 for the others"},
+    {"source", "the source a receive was posted with"},
+    {"tag", "the tag a receive was posted with"},
     {nullptr, nullptr},
 };
 PyStructSequence_Desc g_request_info_desc = {
     "pyckpt._core.RequestInfo", "A request the application holds, as mpi_pending_requests() lists it.",
-    g_request_info_fields, 5};
+    g_request_info_fields, 8};
 
 PyObject* py_mpi_pending_requests(PyObject*, PyObject*) {
   return guarded([] {
@@ -411,6 +414,9 @@ PyObject* py_mpi_pending_requests(PyObject*, PyObject*) {
       set(2, PyBool_FromLong(r.completed));
       set(3, r.buf != nullptr ? PyLong_FromVoidPtr(r.buf) : Py_NewRef(Py_None));
       set(4, PyLong_FromUnsignedLongLong(r.bytes));
+      set(5, PyLong_FromUnsignedLongLong(r.comm));
+      set(6, PyLong_FromLong(r.source));
+      set(7, PyLong_FromLong(r.tag));
       if (PyList_Append(list.get(), item.get()) < 0) throw PythonError{};
     }
     return list.release();
@@ -425,6 +431,13 @@ PyObject* py_mpi_request_repost(PyObject*, PyObject* args) {
     void* buf = address == Py_None ? nullptr : PyLong_AsVoidPtr(address);
     if (PyErr_Occurred()) throw PythonError{};
     check_rc(a.request_repost(u64_arg(id), buf), "pyckpt_mpi_request_repost");
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* py_mpi_request_expect_reissue(PyObject*, PyObject* id) {
+  return guarded([&]() -> PyObject* {
+    check_rc(api().request_expect_reissue(u64_arg(id)), "pyckpt_mpi_request_expect_reissue");
     Py_RETURN_NONE;
   });
 }
@@ -758,6 +771,8 @@ PyMethodDef g_mpi_functions[] = {
      "mpi_alloc_mem_size(address) -> size of the app's MPI_Alloc_mem block starting there, or None"},
     {"mpi_request_repost", py_mpi_request_repost, METH_VARARGS,
      "mpi_request_repost(id, address): re-post a pending receive into restored memory at address"},
+    {"mpi_request_expect_reissue", py_mpi_request_expect_reissue, METH_O,
+     "mpi_request_expect_reissue(id): the application's next MPI_Irecv re-issues receive id of the checkpoint"},
     {"mpi_channel_messages", py_mpi_channel_messages, METH_NOARGS,
      "mpi_channel_messages() -> [dict(comm, source, dest, tag, bytes)]: channel state in delivery order"},
     {"mpi_stats", py_mpi_stats, METH_NOARGS, "mpi_stats() -> dict of the interposer's counters"},

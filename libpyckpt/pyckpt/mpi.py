@@ -48,7 +48,8 @@ from .triggers import WAKE_SIGNAL  # the handler the interposer's waker runs (se
 MPI_STATE_BLOB = "mpi"           # mpi_wrap's state bytes (lineage, channel messages)
 # Requests posted again after a restart (pending receives, nonblocking
 # collectives the cut fell before): id -> (array key, byte offset) of the
-# receive buffer, or None if it has none.
+# receive buffer, or None if it has none; {"reissued": "pending"|"complete"}
+# for a receive of mpi4py's lowercase irecv, which the heap makes again.
 REQUESTS_BLOB = "mpi_requests"
 CHANNEL_BLOB = "mpi_channel"     # channel state, for `pyckpt inspect` (JSON list)
 WINDOWS_BLOB = "mpi_windows"     # RMA windows: id -> where their memory comes from at restart
@@ -175,14 +176,20 @@ def _on_safe_point(captured_state):
 
 # --- inside the cut, on every rank ---------------------------------------------
 
-def _locate_reposted(requests, arrays):
+def _locate_reposted(requests, arrays, reissued):
     """Receive buffers of the requests a restarted job posts again -- pending
     receives, nonblocking collectives the cut fell before (their send
     buffers are saved by the interposer) -- as (array key, byte offset) in
-    the captured NumPy arrays, None for a collective without one here."""
+    the captured NumPy arrays, None for a collective without one here.
+    A receive of mpi4py's lowercase irecv (`reissued`) is made again by the
+    heap, which re-issues the call (pyckpt.mpi_handles): {"reissued":
+    "pending"}, or "complete" if its message arrived before the cut."""
     bounds = [(key, *np.byte_bounds(a)) for key, a in arrays]
     located = {}
     for req in requests:
+        if req.id in reissued:
+            located[str(req.id)] = {"reissued": "complete" if req.completed else "pending"}
+            continue
         if req.completed:
             continue
         if req.buf is None:
@@ -194,8 +201,8 @@ def _locate_reposted(requests, arrays):
             what = "receive" if req.is_recv else "collective"
             raise UnsupportedStateError(
                 f"a nonblocking {what} (request {req.id}, {req.bytes} bytes) is pending into memory that is not a "
-                f"NumPy array of the program (e.g. mpi4py's lowercase irecv()); complete it before the checkpoint "
-                f"or receive into a NumPy array")
+                f"NumPy array of the program, nor the buffer of an mpi4py irecv() request the program holds; "
+                f"complete it before the checkpoint or receive into a NumPy array")
         located[str(req.id)] = (found[0], req.buf - found[1])
     return located
 
@@ -275,8 +282,13 @@ def _capture():
         captured_state = _core.capture_stack(session.base(), reissue_c_call=True)
         if not rollback and _in_compound_call(captured_state):
             return False
-    captured = state.capture(captured_state, True if trigger == "api" else None, session.options())
-    located = _locate_reposted(_core.mpi_pending_requests(), captured[1])
+    requests = _core.mpi_pending_requests()
+    mpi_handles.begin_cut_capture(requests)
+    try:
+        captured = state.capture(captured_state, True if trigger == "api" else None, session.options())
+    finally:
+        reissued = mpi_handles.end_cut_capture()
+    located = _locate_reposted(requests, captured[1], reissued)
     windows = _locate_windows(captured[1])
     blobs = {MPI_STATE_BLOB: _core.mpi_state_save(),
              REQUESTS_BLOB: json.dumps(located).encode(),
@@ -390,6 +402,8 @@ def _repost_requests(reader, rank):
     arrays = {}
 
     for ident, location in located.items():
+        if isinstance(location, dict):  # a lowercase irecv: the heap re-issues it
+            continue
         address = None
         if location is not None:
             key, offset = location

@@ -15,6 +15,9 @@ A communicator also keeps its error handler: mpi4py sets MPI_ERRORS_RETURN on
 every communicator it creates, but the interposer re-creates communicators
 itself at restart, where they inherit whatever their parent has then.
 MPI.memory objects (MPI.Alloc_mem) are captured by content: pyckpt.buffers.
+A request of mpi4py's lowercase comm.irecv() holds its receive buffer in the
+request object: it is pickled as the call that makes it again (see
+_reduce_lowercase_irecv).
 
 Attributes: the keyvals the program made (Comm/Win/Datatype.Create_keyval,
 which mpi4py lists in MPI._keyval_registry) are made again at restart with
@@ -25,6 +28,8 @@ pickled with it and set again when it is rebuilt. Predefined attributes
 (MPI.TAG_UB, ...) and mpi4py's own cached ones (its duplicate for pickled
 collectives, made again at first use) are not keyvals of the registry.
 """
+import gc
+
 from . import _core, buffers, container, heap, state
 from .errors import CheckpointFileError, UnsupportedStateError
 
@@ -228,6 +233,80 @@ def _set_keyval_functions(table):
         registry[kind][keyval].delete_fn = delete_fn
 
 
+# --- lowercase irecv ---------------------------------------------------------------
+# mpi4py's comm.irecv(buf, source, tag) posts MPI_Irecv into a buffer it keeps
+# in the request object (an MPI.memory: over a bytes object it allocated, 32
+# KiB without buf, or over the program's buf), and req.wait()/test() unpickle
+# the message from it. The program cannot reach that buffer, and only mpi4py
+# can give a request one, so a pending (or completed, not yet waited for)
+# lowercase irecv is pickled as the call, made again when the heap is read:
+# the interposer hands that call the request of the checkpoint
+# (pyckpt_mpi_request_expect_reissue): re-posted into mpi4py's new buffer if it
+# was pending at the cut, restored complete (the message already in the
+# buffer pickled with it) if it completed before the cut.
+
+class _CutRequests:
+    """The requests of the cut being captured (pyckpt.mpi sets them before
+    the heap is pickled): id -> pyckpt._core.RequestInfo, and the ids of the
+    receives pickled as a lowercase irecv made again."""
+    pending = None
+    reissued = set()
+
+
+_cut_requests = _CutRequests()
+
+
+def begin_cut_capture(requests):
+    """Before the heap of a cut is pickled: the pending requests the
+    interposer lists."""
+    _cut_requests.pending = {r.id: r for r in requests}
+    _cut_requests.reissued = set()
+
+
+def end_cut_capture():
+    """After the heap of a cut is pickled: the ids of the receives made again
+    by their lowercase irecv at restart (not re-posted by pyckpt.mpi)."""
+    reissued, _cut_requests.pending, _cut_requests.reissued = _cut_requests.reissued, None, set()
+    return reissued
+
+
+def _lowercase_irecv_buffer(request):
+    """The MPI.memory an mpi4py request made by comm.irecv() receives into,
+    None for any other request (mpi4py keeps the buffer in a field Python
+    cannot read; the garbage collector's view of the object lists it)."""
+    memory = _mpi().memory
+    return next((o for o in gc.get_referents(request) if type(o) is memory), None)
+
+
+def _reissued_irecv(ident, comm_id, source, tag, buf):
+    comm = _communicator_from_id(_mpi().Comm, comm_id)
+    _core.mpi_request_expect_reissue(ident)
+    request = comm.irecv(buf, source, tag)
+    if _core.mpi_request_id(request) != ident:
+        raise CheckpointFileError(f"the lowercase irecv (request {ident}, source {source}, tag {tag}) of the "
+                                  f"checkpoint was not made again: the interposer did not take the re-issued "
+                                  f"call as it")
+    return request
+
+
+def _reduce_lowercase_irecv(request, memory):
+    ident = _core.mpi_request_id(request)
+    info = _cut_requests.pending.get(ident) if _cut_requests.pending is not None else None
+    if info is None or not info.is_recv:
+        raise UnsupportedStateError(f"cannot capture {request!r}: a request of comm.irecv() that the interposer "
+                                    f"does not list as a receive of this checkpoint")
+    # mpi4py's own allocation (a bytes object the program cannot reach) is
+    # allocated again by the re-issued call; the program's buffer is pickled
+    # as the program's (identity kept).
+    own = type(memory.obj) is bytes
+    if info.completed:  # the message is in the buffer: keep it
+        buf = bytearray(memory) if own else memory
+    else:
+        buf = len(memory) if own else memory
+    _cut_requests.reissued.add(ident)
+    return _reissued_irecv, (ident, info.comm, info.source, info.tag, buf)
+
+
 def _reduce_handle(obj):
     MPI = _mpi()
     name = _predefined_equal(obj)
@@ -247,6 +326,10 @@ def _reduce_handle(obj):
         raise UnsupportedStateError(f"{type(obj).__name__} objects are captured only in a job run with "
                                     f"libpyckpt_mpi.so preloaded")
     cls = type(obj)
+    if isinstance(obj, MPI.Request) and obj != MPI.REQUEST_NULL:
+        memory = _lowercase_irecv_buffer(obj)
+        if memory is not None:
+            return _reduce_lowercase_irecv(obj, memory)
     if isinstance(obj, MPI.Message):
         # `msg = comm.mprobe(); msg.recv()` leaves the spent handle in `msg`.
         # A matched message not yet received is never in the heap at a cut

@@ -269,6 +269,13 @@ int pyckpt_mpi_request_repost(uint64_t id, void* buf) {
   });
 }
 
+int pyckpt_mpi_request_expect_reissue(uint64_t id) {
+  return guarded([&] {
+    running().requests.expect_reissue(id);
+    return PYCKPT_MPI_OK;
+  });
+}
+
 void pyckpt_mpi_compound_begin(int kind) {
   if (Runtime* rt = Runtime::get(); rt && internal_depth == 0 && rt->on_main_thread())
     rt->compound.begin(kind, rt->requests.next_id());

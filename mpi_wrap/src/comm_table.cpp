@@ -79,6 +79,15 @@ CommRec& CommTable::insert(std::unique_ptr<CommRec> rec) {
       PMPI_Comm_remote_group(rec->real, remote.out());
       rec->remote_world_ranks = world_ranks_of(remote.get());
     }
+    // Collective over the new communicator, whose members are all making
+    // it now. A split, not a dup: a dup would run the copy callbacks of the
+    // app's attributes.
+    // Its errors come back to the library, which runs the app's handler on
+    // the app's communicator (CollectiveOp::test).
+    if (!inter && rec->size > 1) {
+      check(PMPI_Comm_split(rec->real, 0, rec->rank, rec->shadow.out()), "MPI_Comm_split (shadow)");
+      PMPI_Comm_set_errhandler(rec->shadow.get(), MPI_ERRORS_RETURN);
+    }
     rec->sent.assign(rec->peers().size(), 0);
     rec->received.assign(rec->peers().size(), 0);
     by_handle_[rec->real] = rec.get();
@@ -154,6 +163,7 @@ void CommTable::forget_handle(MPI_Comm c) {
   // app must have completed them (MPI requires it before MPI_Comm_free).
   // Its counts stay until the next cut: its peers still exchange them.
   rec->real = MPI_COMM_NULL;
+  rec->shadow.reset();
   rec->freed = true;
 }
 

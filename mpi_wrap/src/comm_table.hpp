@@ -57,6 +57,11 @@ struct CommRec {
   std::uint64_t coll_seq = 0;     // collectives entered since last cut (kept when freed)
   std::uint64_t coll_target = 0;  // agreed cut point during a snapshot (Coordinator)
   std::uint64_t children = 0;     // comms created from this one (for child ids)
+  // The library's private copy of an intracommunicator of two or more ranks
+  // (made with it, freed with its handle): small blocking collectives run
+  // on it as the library's own point-to-point schedules (CollectiveOp).
+  // Only the library sends on it, so its traffic never meets the app's.
+  OwnedComm shadow;
   bool freed = false;             // kept while it is an ancestor in lineage
   // Made by Split_type (or from such a communicator): its members depend on
   // where the ranks run, so a restart on another placement re-creates it

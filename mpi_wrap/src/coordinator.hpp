@@ -11,6 +11,7 @@
 
 #include "blocking_call.hpp"
 #include "channel.hpp"
+#include "collective_op.hpp"
 #include "comm_table.hpp"
 #include "file_table.hpp"
 #include "icoll_table.hpp"
@@ -58,16 +59,17 @@ class Coordinator {
   // barrier, makers' messages): looks for an OFF notice whatever the poll
   // tick, so that a rank told checkpoints are off does not post one.
   void poll_before_meeting() { poll_slow(true); }
-  // Safe point in the spin loop of a blocking app call (its request is not
-  // complete yet). While no checkpoint is pending it looks for requests of
-  // other ranks (an Iprobe on the control comm, ~3x the cost of the Testall
-  // that drives the operation) only every 16th round, so the loop runs about
-  // as fast as MPI's own wait loop; detecting a REQ takes at most 15 more
-  // rounds (< 1 us). Pending or in progress: every round, as poll_blocked.
-  void poll_spin() {
+  // Safe point in the spin loop of a blocking app call (its operation is
+  // not complete yet): point-to-point calls and collectives. While no
+  // checkpoint is pending it looks for requests of other ranks (an Iprobe
+  // on the control comm, ~3x the cost of the Testall that drives the
+  // operation) only every 16th round, so the loop runs about as fast as
+  // MPI's own wait loop; detecting a REQ takes at most 15 more rounds
+  // (< 1 us). Pending or in progress: every round, as poll_blocked.
+  void poll_spin(bool cut_allowed = true) {
     if (!icolls_.empty()) progress_collectives();
     if (requested_.load(std::memory_order_relaxed) || phase_ != Phase::Idle || (++spin_tick_ & 15) == 0)
-      poll_slow(true);
+      poll_slow(cut_allowed);
   }
 
   // --- collectives and communicator creation -----------------------------
@@ -88,15 +90,19 @@ class Coordinator {
   //     posted once every member arrived, and then completes without any
   //     member's application code.
   enum class CollectiveKind { Synchronizing, TwoPhase };
-  // Runs an application's blocking collective on c: post() posts its
-  // nonblocking form. Returns MPI's code.
-  template <typename Post>
-  int collective(CommRec* c, CollectiveKind kind, Post post);
+  // Runs an application's blocking collective on c: start(op) starts its
+  // operation (a CollectiveOp: MPI's nonblocking form, or a schedule of the
+  // library's own on c's shadow) and returns MPI's code. Returns MPI's code
+  // of the collective.
+  template <typename Start>
+  int collective(CommRec* c, CollectiveKind kind, Start start);
   // Enter a blocking collective on c that has no nonblocking form: counts it
-  // and waits, serving the protocol, in an Ibarrier on c until all members
-  // arrived, so the blocking call that follows cannot wait for a rank parked
-  // in the protocol. creating: it makes a communicator; until end_creation()
-  // the rank is not ready for a cut (see coordinator.cpp).
+  // and waits, serving the protocol, in an MPI_Ibarrier on c until all
+  // members arrived, so the blocking call that follows cannot wait for a
+  // rank parked in the protocol. Not the shadow's barrier: with its faster
+  // fences, cuts of a fence loop were rarely agreed (doc/mpi.md, "Small
+  // collectives on the shadow"). creating: it makes a communicator; until
+  // end_creation() the rank is not ready for a cut (see coordinator.cpp).
   void synchronize(CommRec* c, bool creating = false);
   // The app's nonblocking collectives (IcollTable): each one posted (the
   // collective, then an Ibarrier on its communicator) counts as entered
@@ -377,29 +383,29 @@ class Coordinator {
 };
 
 // A blocking collective, cut as its kind requires (see CollectiveKind).
-template <typename Post>
-int Coordinator::collective(CommRec* c, CollectiveKind kind, Post post) {
+template <typename Start>
+int Coordinator::collective(CommRec* c, CollectiveKind kind, Start start) {
   poll();
   const bool synchronizing = kind == CollectiveKind::Synchronizing;
   if (!synchronizing && !off()) {
     // Phase 1: every member arrives. The rank is before the collective
     // (cut allowed) until the barrier completed and the target lets it pass
     // (or checkpoints are off: the barrier is left, see switch_off).
-    MPI_Request barrier;
-    int rc = PMPI_Ibarrier(c->real, &barrier);
+    CollectiveOp barrier;
+    int rc = barrier.start_barrier(*c);
     if (rc != MPI_SUCCESS) return rc;
     parked_on_ = c;
     for (int arrived = 0;;) {
-      if (!arrived) PMPI_Test(&barrier, &arrived, MPI_STATUS_IGNORE);
+      if (!arrived) barrier.test(&arrived);
       if ((arrived && may_count(*c)) || off()) break;
-      poll_blocked(/*cut_allowed=*/true);
+      poll_spin(/*cut_allowed=*/true);
     }
     parked_on_ = nullptr;
     ++c->coll_seq;
     ++collectives_;
   }
-  MPI_Request req;
-  int rc = post(&req);
+  CollectiveOp op;
+  int rc = start(op);
   if (rc != MPI_SUCCESS) return rc;
   // Synchronizing: counted when it completes in the app's view; until then
   // the rank is before it. TwoPhase: every member is in it, it completes
@@ -407,11 +413,11 @@ int Coordinator::collective(CommRec* c, CollectiveKind kind, Post post) {
   if (synchronizing) parked_on_ = c;
   for (int done = 0;;) {
     if (!done) {
-      rc = PMPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      rc = op.test(&done);
       if (rc != MPI_SUCCESS) break;
     }
     if (done && !(synchronizing && !may_count(*c))) break;
-    poll_blocked(/*cut_allowed=*/synchronizing);
+    poll_spin(/*cut_allowed=*/synchronizing);
   }
   if (synchronizing) {
     parked_on_ = nullptr;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace pyckpt::mpi {
 
@@ -78,7 +79,16 @@ const std::vector<pyckpt_mpi_request_info>& RequestTable::pending(const IcollTab
   pending_view_.clear();
   const auto add = [this](const ReqRec& rec) {
     if (rec.collective && !rec.complete) return;  // listed by the IcollTable
-    pyckpt_mpi_request_info info{rec.id, rec.is_recv ? 1 : 0, !rec.is_recv || rec.complete ? 1 : 0, rec.buf, 0};
+    pyckpt_mpi_request_info info{};
+    info.id = rec.id;
+    info.is_recv = rec.is_recv ? 1 : 0;
+    info.completed = !rec.is_recv || rec.complete ? 1 : 0;
+    info.buf = rec.buf;
+    if (rec.is_recv) {
+      info.comm = rec.comm ? rec.comm->id : 0;
+      info.source = rec.source;
+      info.tag = rec.tag;
+    }
     // A receive restored complete (or not yet re-posted) has no buffer here:
     // the upper layer restores its memory itself.
     if (rec.is_recv && rec.type != MPI_DATATYPE_NULL) {
@@ -139,6 +149,30 @@ MPI_Request RequestTable::repost(std::uint64_t id, void* buf) {
   }
   awaiting_repost_.erase(it);
   return request;
+}
+
+void RequestTable::expect_reissue(std::uint64_t id) {
+  const bool restored_complete = std::any_of(requests_.begin(), requests_.end(), [id](const auto& kv) {
+    return kv.second.id == id && kv.second.is_recv && kv.second.complete;
+  });
+  if (!restored_complete && !awaiting_repost_.contains(id))
+    throw Error(PYCKPT_MPI_EINVAL, "pyckpt_mpi_request_expect_reissue: request " + std::to_string(id) +
+                                       " is not a receive of the checkpoint");
+  reissue_ = id;
+}
+
+std::optional<MPI_Request> RequestTable::take_reissue(const ReqRec& call) {
+  const std::uint64_t id = std::exchange(reissue_, 0);
+  if (id == 0) return std::nullopt;
+  const auto same = [&call](const ReqRec& rec) {
+    return rec.comm && rec.comm->id == call.comm->id && rec.source == call.source && rec.tag == call.tag &&
+           rec.count == call.count && rec.type == call.type;
+  };
+  if (auto it = awaiting_repost_.find(id); it != awaiting_repost_.end())
+    return same(it->second) ? std::optional(repost(id, call.buf)) : std::nullopt;
+  for (const auto& [handle, rec] : requests_)
+    if (rec.id == id) return same(rec) ? std::optional(handle) : std::nullopt;
+  return std::nullopt;
 }
 
 std::map<std::uint64_t, const ReqRec*> RequestTable::by_id() const {

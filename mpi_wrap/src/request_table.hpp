@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -99,6 +100,14 @@ class RequestTable {
   // After restore: re-post receive id (pending at the cut) into buf, from
   // channel state if a drained message matches. Returns the new handle.
   MPI_Request repost(std::uint64_t id, void* buf);
+  // After restore: the app's next MPI_Irecv re-issues receive id (pending
+  // at the cut, or restored complete), see pyckpt_mpi_request_expect_reissue.
+  void expect_reissue(std::uint64_t id);
+  // In the app's MPI_Irecv (`call` its arguments): the request it re-issues
+  // (re-posted into call.buf if it was pending), or none if no re-issue is
+  // expected or the arguments differ from the record's (then it is posted
+  // as a new receive). Ends the expectation.
+  std::optional<MPI_Request> take_reissue(const ReqRec& call);
 
   // --- the state codec (Runtime::save/restore) ---------------------------
   // Every tracked request and every one awaiting re-post, by id.
@@ -116,6 +125,7 @@ class RequestTable {
   std::vector<pyckpt_mpi_request_info> pending_view_;  // what pending() hands out
   // Restored receives that were pending at the cut, waiting for repost().
   std::map<std::uint64_t, ReqRec> awaiting_repost_;
+  std::uint64_t reissue_ = 0;  // the receive the app's next MPI_Irecv re-issues, 0 none
 };
 
 }  // namespace pyckpt::mpi

@@ -32,28 +32,36 @@ void after_init() {
 
 using Kind = Coordinator::CollectiveKind;
 
-// A blocking collective as its nonblocking twin plus a progress loop, so a
-// rank waiting in it still serves the protocol; how a cut treats it depends
-// on its kind (Coordinator::CollectiveKind, doc/mpi.md). synchronizing():
-// whether this call completes on no member before all entered it; every
-// member computes the same answer from arguments MPI requires to agree.
-template <typename Synchronizing, typename Post>
-int run_collective(Runtime* rt, CommRec* c, Synchronizing synchronizing, Post post) {
+// A blocking collective as a nonblocking operation plus a progress loop,
+// so a rank waiting in it still serves the protocol; how a cut treats it
+// depends on its kind (Coordinator::CollectiveKind, doc/mpi.md).
+// synchronizing(): whether this call completes on no member before all
+// entered it; every member computes the same answer from arguments MPI
+// requires to agree. start(op, c) starts the operation (CollectiveOp).
+template <typename Synchronizing, typename Start>
+int run_collective(Runtime* rt, CommRec* c, Synchronizing synchronizing, Start start) {
   // On an intercommunicator no collective synchronizes all members: a
   // member completes once the remote group entered (MPI's barrier on an
   // intercommunicator included).
   const bool synchronizes = !c->inter() && synchronizing(*c);
-  return rt->coordinator.collective(c, synchronizes ? Kind::Synchronizing : Kind::TwoPhase, post);
+  return rt->coordinator.collective(c, synchronizes ? Kind::Synchronizing : Kind::TwoPhase,
+                                    [&](CollectiveOp& op) { return start(op, *c); });
 }
 
-template <typename Direct, typename Synchronizing, typename Post>
-int collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
+template <typename Direct, typename Synchronizing, typename Start>
+int collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Start start) {
   Runtime* rt = app_call();
   CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   // Checkpoints off: MPI's own blocking call (the other members may call it
   // untracked, e.g. from a thread of their own; Coordinator::switch_off).
   if (!c || rt->coordinator.off()) return direct();
-  return run_collective(rt, c, synchronizing, post);
+  return run_collective(rt, c, synchronizing, start);
+}
+
+// MPI's nonblocking form as the operation: post(&request) posts it.
+template <typename Post>
+auto nonblocking(Post post) {
+  return [post](CollectiveOp& op, const CommRec&) { return op.start_nonblocking(post); };
 }
 
 // Open MPI 4.1's nonblocking Bcast and Reduce on an intercommunicator
@@ -64,12 +72,12 @@ int collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post p
 // barrier on the intercommunicator that serves the protocol, then the
 // call; Coordinator::synchronize): a rank waiting in one for a peer that
 // computes is not cut before it.
-template <typename Direct, typename Synchronizing, typename Post>
-int rooted_collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Post post) {
+template <typename Direct, typename Synchronizing, typename Start>
+int rooted_collective(MPI_Comm comm, Direct direct, Synchronizing synchronizing, Start start) {
   Runtime* rt = app_call();
   CommRec* c = rt ? rt->comms.find(comm) : nullptr;
   if (!c || rt->coordinator.off()) return direct();
-  if (!c->inter()) return run_collective(rt, c, synchronizing, post);
+  if (!c->inter()) return run_collective(rt, c, synchronizing, start);
   rt->coordinator.synchronize(c);
   return direct();
 }
@@ -130,24 +138,47 @@ int MPI_Finalize(void) {
   int MPI_##name params {                                                                             \
     return collective(                                                                                \
         comm, [&] { return PMPI_##name args; }, [&]([[maybe_unused]] const CommRec& c_) { return synchronizing; },       \
-        [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                  \
+        nonblocking([&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); }));     \
   }
 #define PYCKPT_UNPAREN(...) __VA_ARGS__
-#define PYCKPT_ROOTED_COLLECTIVE(name, iname, params, args)                                        \
-  int MPI_##name params {                                                                           \
-    return rooted_collective(                                                                       \
-        comm, [&] { return PMPI_##name args; }, [&](const CommRec&) { return false; },            \
-        [&](MPI_Request* req_) { return PMPI_##iname(PYCKPT_UNPAREN args, req_); });                \
-  }
 
-PYCKPT_COLLECTIVE(Barrier, Ibarrier, (MPI_Comm comm), (comm), true)
-PYCKPT_ROOTED_COLLECTIVE(Bcast, Ibcast, (void* b, int n, MPI_Datatype t, int root, MPI_Comm comm),
-                         (b, n, t, root, comm))
-PYCKPT_ROOTED_COLLECTIVE(Reduce, Ireduce,
-                         (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm),
-                         (s, r, n, t, op, root, comm))
-PYCKPT_COLLECTIVE(Allreduce, Iallreduce, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
-                  (s, r, n, t, op, comm), s != MPI_IN_PLACE && n > 0)
+// Barrier, small Allreduces and Bcasts: the library's own schedules on the
+// communicator's shadow where it has one (CollectiveOp). They synchronize.
+int MPI_Barrier(MPI_Comm comm) {
+  return collective(
+      comm, [&] { return PMPI_Barrier(comm); }, [](const CommRec&) { return true; },
+      [](CollectiveOp& op, const CommRec& c) { return op.start_barrier(c); });
+}
+// On the shadow an Allreduce in place synchronizes too: the result reaches
+// the buffer only once it completed (CollectiveOp::start_allreduce).
+int MPI_Allreduce(const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm) {
+  bool on_shadow = false;  // decided with the kind (never on an intercommunicator: no shadow)
+  return collective(
+      comm, [&] { return PMPI_Allreduce(s, r, n, t, op, comm); },
+      [&](const CommRec& c) {
+        on_shadow = CollectiveOp::allreduce_on_shadow(c, s, r, n, t, op);
+        return on_shadow || (s != MPI_IN_PLACE && n > 0);
+      },
+      [&](CollectiveOp& o, const CommRec& c) {
+        if (on_shadow) return o.start_allreduce(c, s, r, n, t, op);
+        return o.start_nonblocking([&](MPI_Request* req) { return PMPI_Iallreduce(s, r, n, t, op, comm, req); });
+      });
+}
+int MPI_Bcast(void* b, int n, MPI_Datatype t, int root, MPI_Comm comm) {
+  bool on_shadow = false;  // decided with the kind (never on an intercommunicator: no shadow)
+  return rooted_collective(
+      comm, [&] { return PMPI_Bcast(b, n, t, root, comm); },
+      [&](const CommRec& c) { return on_shadow = CollectiveOp::bcast_on_shadow(c, n, t, root); },
+      [&](CollectiveOp& op, const CommRec& c) {
+        if (on_shadow) return op.start_bcast(c, b, n, t, root);
+        return op.start_nonblocking([&](MPI_Request* req) { return PMPI_Ibcast(b, n, t, root, comm, req); });
+      });
+}
+int MPI_Reduce(const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, int root, MPI_Comm comm) {
+  return rooted_collective(
+      comm, [&] { return PMPI_Reduce(s, r, n, t, op, root, comm); }, [](const CommRec&) { return false; },
+      nonblocking([&](MPI_Request* req) { return PMPI_Ireduce(s, r, n, t, op, root, comm, req); }));
+}
 PYCKPT_COLLECTIVE(Scan, Iscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),
                   (s, r, n, t, op, comm), false)
 PYCKPT_COLLECTIVE(Exscan, Iexscan, (const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm comm),

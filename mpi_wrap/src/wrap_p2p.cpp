@@ -254,8 +254,16 @@ int MPI_Irecv(void* buf, int count, MPI_Datatype type, int source, int tag, MPI_
   rt->coordinator.poll();
   CommRec* c = rt->comms.find(comm);
   if (!c) return PMPI_Irecv(buf, count, type, source, tag, comm, request);
-  rt->compound.on_untracked_operation();  // its completion is not logged
   const ReqRec rec{.is_recv = true, .comm = c, .buf = buf, .count = count, .type = type, .source = source, .tag = tag};
+  try {
+    if (auto reissued = rt->requests.take_reissue(rec)) {
+      *request = *reissued;
+      return MPI_SUCCESS;
+    }
+  } catch (const Error& e) {  // its re-post failed: as the app's own MPI_Irecv would have
+    return e.mpi_error != MPI_SUCCESS ? e.mpi_error : MPI_ERR_OTHER;
+  }
+  rt->compound.on_untracked_operation();  // its completion is not logged
   if (auto m = rt->channel.match(c->id, source, tag)) return rt->channel.deliver_as_request(*m, rec, rt->requests, request);
   int rc = PMPI_Irecv(buf, count, type, source, tag, comm, request);
   if (rc == MPI_SUCCESS) rt->requests.add(*request, rec);

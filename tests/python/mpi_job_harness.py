@@ -257,6 +257,20 @@ def run_with_kills(tmp_path, program, np_, args, *, interval, restarts, seed_nam
     return job, work, history
 
 
+def restart_after(work, directory, chosen, np_):
+    """Restarts the job of `directory` from its checkpoint `chosen` (a
+    path), as if it had been killed right after that checkpoint: the later
+    ones are removed and `latest` points to it. Returns the finished job."""
+    for path in directory.glob("ckpt.*.h5"):
+        if path.name > chosen.name:
+            path.unlink()
+    (directory / "latest").unlink()
+    (directory / "latest").symlink_to(chosen.name)
+    job = Job(restart_mpirun(directory, np_), work, "run1")
+    assert job.wait() == 0, job.describe()
+    return job
+
+
 def wrong_rank_count(work, directory, np_, program, args):
     """A restart with another rank count, by `pyckpt restart --mpirun` and by
     the job's own command, fails, names both counts, and leaves the

@@ -21,7 +21,7 @@ import subprocess
 import h5py
 
 from mpi_job_harness import (Job, check_same_as_reference, cli, latest_checkpoint, pyckpt_mpirun, reference,
-                             restart_mpirun, run_with_kills, wait_for_lines)
+                             restart_after, run_with_kills, wait_for_lines)
 
 PROGRAM = "buffers.py"
 NP = 4
@@ -71,14 +71,7 @@ def test_restart_with_receives_pending_into_the_map(tmp_path):
     chosen = next((path for path in sorted(directory.glob("ckpt.*.h5")) if _receives_pending_into_map(path)), None)
     assert chosen is not None, f"no checkpoint of {sorted(directory.glob('ckpt.*.h5'))} was cut with receives pending"
     history = [f"restart from {chosen.name}, ranks {_receives_pending_into_map(chosen)} had receives pending"]
-    # As if the job had been killed right after that checkpoint.
-    for path in directory.glob("ckpt.*.h5"):
-        if path.name > chosen.name:
-            path.unlink()
-    (directory / "latest").unlink()
-    (directory / "latest").symlink_to(chosen.name)
-    job = Job(restart_mpirun(directory, NP), work, "run1")
-    assert job.wait() == 0, job.describe()
+    job = restart_after(work, directory, chosen, NP)
     check_same_as_reference(ref, job, work, history, 1)
 
 

@@ -26,11 +26,11 @@ NONBLOCKING = ["ibarrier-late", "iallreduce-late", "ibcast-late", "ireduce-early
 # Pickled-object collectives made of two collectives (sizes, then data):
 # every member is cut at the same one of the pair and a restarted rank
 # re-issues the whole call. Not here: sendrecv, allreduce_obj, reduce_obj,
-# scan_obj, exscan_obj (rolled back at the cut: test_mpi_compound.py) and
-# irecv_obj (a lowercase irecv pending into mpi4py's own buffer fails each
-# attempt; doc/mpi.md, "Bounded latency").
+# scan_obj, exscan_obj (rolled back at the cut: test_mpi_compound.py).
 COMPOUND = ["bcast_obj", "gather_obj", "scatter_obj", "alltoall_obj"]
-LOOPS = ["probe", "iprobe", "waitany", "testany", "waitsome"]
+# irecv_obj: a lowercase comm.irecv(...).wait(), made again by its call at the
+# restart (test_mpi_lowercase_irecv.py has the master/worker shapes).
+LOOPS = ["probe", "iprobe", "waitany", "testany", "waitsome", "irecv_obj"]
 
 
 def _checkpoint_while_waiting_in(tmp_path, kind):

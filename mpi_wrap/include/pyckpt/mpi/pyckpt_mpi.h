@@ -231,16 +231,36 @@ int pyckpt_mpi_set_site_callback(pyckpt_mpi_site_fn site, void* user);
  * send buffer is saved by the library) and after a restart it must be
  * posted again, in posting order with the receives, by
  * pyckpt_mpi_request_repost(id, buf) with the restored receive buffer
- * (NULL if it has none). */
+ * (NULL if it has none).
+ *
+ * comm/source/tag: a receive's communicator (its stable id) and the source
+ * and tag it was posted with (wildcards as given); 0 for the others.
+ *
+ * A receive whose buffer the upper layer cannot restore at its place before
+ * its own memory is rebuilt (mpi4py's lowercase comm.irecv(), whose buffer
+ * mpi4py allocates and keeps in its request object) is made again by the
+ * application's own call instead: after pyckpt_mpi_request_expect_reissue(id),
+ * the next MPI_Irecv of the application, which must have the recorded
+ * communicator, source, tag, count and datatype, gets request id rather than
+ * a new one: re-posted into that call's buffer if it was pending at the cut
+ * (as pyckpt_mpi_request_repost would), the restored complete request if it
+ * completed before the cut (its data must then already be in that buffer).
+ * An MPI_Irecv with other arguments is posted as a new receive (the caller
+ * sees that pyckpt_mpi_request_id of its request is not id); the
+ * expectation ends with that call either way. */
 typedef struct pyckpt_mpi_request_info {
   uint64_t id;
   int32_t is_recv;
   int32_t completed;
   void* buf;
   uint64_t bytes;
+  uint64_t comm;
+  int32_t source;
+  int32_t tag;
 } pyckpt_mpi_request_info;
 int pyckpt_mpi_pending_requests(const pyckpt_mpi_request_info** out, size_t* n);
 int pyckpt_mpi_request_repost(uint64_t id, void* buf);
+int pyckpt_mpi_request_expect_reissue(uint64_t id);
 
 /* Memory the application allocated with MPI_Alloc_mem and has not freed:
  * returns 1 and its size if base is the start of such a block, else 0. */
