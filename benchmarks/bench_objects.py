@@ -24,7 +24,9 @@ same process, in an order that rotates from round to round:
 A first pickle.dumps, untimed, gives every instance its __dict__ object
 (CPython 3.11 creates it when pickling asks for it), so every measurement
 sees the heap in the same state. Ratios are medians of the per-round ratios
-to `pickle`; the load average is printed at the start and the end.
+to `pickle`, of the wall time (the pause the program sees) and of this
+process's CPU time (which a loaded machine disturbs less); the load average
+is printed at the start and the end.
 
 Run: PYTHONPATH=build/python /usr/bin/python3 benchmarks/bench_objects.py [--objects 100000 1000000] [--rounds 5]
 """
@@ -82,12 +84,16 @@ def build_heap(n_objects):
     return {"tree": tree, "records": records, "items": items}
 
 
+MEASURES = ["pickle", "pickle-nogc", "heap", "sync", "async"]
+
+
 def measure(heap, name, work):
-    """Seconds `name` takes on `heap` (see the module's docstring)."""
+    """(wall, CPU) seconds `name` takes on `heap` (see the module's
+    docstring); CPU: this process's, not a forked writer's."""
     target = os.path.join(work, name)
     if name == "pickle-nogc":
         gc.disable()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     try:
         if name in ("pickle", "pickle-nogc"):
             pickle.dumps(heap, protocol=5)
@@ -97,7 +103,7 @@ def measure(heap, name, work):
             pyckpt.checkpoint(target, asynchronous=False)
         elif name == "async":
             pyckpt.checkpoint(target, asynchronous=True)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - start_cpu
     finally:
         gc.enable()
         if name == "async" and not pyckpt.wait():
@@ -118,12 +124,15 @@ def run(n_objects, rounds, names, work):
         for name in names[r % len(names):] + names[:r % len(names)]:
             gc.collect()
             times[name].append(measure(heap, name, work))
-        print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items()), flush=True)
-    print(f"  medians of {rounds} rounds (ratio: median of the per-round ratios to pickle), load "
-          f"{os.getloadavg()[0]:.1f}:")
+        print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1][0]:.3f} s" for k, v in times.items()), flush=True)
+    print(f"  medians of {rounds} rounds, wall (the pause) and CPU time of this process; ratios: medians of the "
+          f"per-round ratios to pickle; load {os.getloadavg()[0]:.1f}:")
     for name in names:
-        ratio = statistics.median(x / y for x, y in zip(times[name], times["pickle"]))
-        print(f"    {name:<12} {statistics.median(times[name]):8.3f} s  {ratio:6.2f}x", flush=True)
+        walls, cpus = ([t[i] for t in times[name]] for i in (0, 1))
+        wall_ratio, cpu_ratio = (statistics.median(t[i] / p[i] for t, p in zip(times[name], times["pickle"]))
+                                 for i in (0, 1))
+        print(f"    {name:<12} wall {statistics.median(walls):8.3f} s {wall_ratio:6.2f}x   "
+              f"CPU {statistics.median(cpus):8.3f} s {cpu_ratio:6.2f}x", flush=True)
     HEAP = None
 
 
@@ -133,8 +142,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", default=os.environ.get("PYCKPT_BENCH_DIR"),
                         help="where the checkpoints are written (default: a temporary directory)")
+    parser.add_argument("--measure", nargs="+", choices=MEASURES, default=MEASURES,
+                        help="what to measure (pickle always)")
     args = parser.parse_args()
-    names = ["pickle", "pickle-nogc", "heap", "sync", "async"]
+    names = ["pickle"] + [name for name in MEASURES if name in args.measure and name != "pickle"]
     work = tempfile.mkdtemp(prefix="bench_objects.", dir=args.dir)
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
     try:

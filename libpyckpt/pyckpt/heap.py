@@ -984,7 +984,9 @@ class Pickler(pickle.Pickler):
                       f"levels of pickling the checkpoint stack holds")
         else:
             reason = str(exc) or type(exc).__name__
-        suggest_reducer = not isinstance(exc, RecursionError)
+        # A reducer that refuses what no reducer of the user's could save
+        # (an event loop) says so with suggest_reducer = False.
+        suggest_reducer = not isinstance(exc, RecursionError) and getattr(exc, "suggest_reducer", True)
         path = None if culprit is None else find_path(root, culprit)
         error = UnsupportedStateError(unsupported_message(path, culprit, reason, suggest_reducer))
         # For a caller that can name where the culprit is in its own terms

@@ -430,7 +430,9 @@ def _refuse_event_loop(state):
 
 
 def _refuse_loop_object(loop):
-    raise UnsupportedStateError(f"an asyncio event loop: {_EVENT_LOOP_ADVICE}")
+    error = UnsupportedStateError(f"an asyncio event loop: {_EVENT_LOOP_ADVICE}")
+    error.suggest_reducer = False  # the advice is what to do
+    raise error
 
 
 def _in_program_terms(error, state):
