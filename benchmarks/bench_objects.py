@@ -23,7 +23,11 @@ same process, in an order that rotates from round to round:
 
 A first pickle.dumps, untimed, gives every instance its __dict__ object
 (CPython 3.11 creates it when pickling asks for it), so every measurement
-sees the heap in the same state. Ratios are medians of the per-round ratios
+sees the heap in the same state. With --cold, each measurement gets a heap
+built for it instead, as a program that keeps making new objects gives each
+checkpoint: pickling then makes a container per instance, and the cyclic
+garbage collector runs while the pickler works (pickle's case; the
+checkpoint pickles with it off). Ratios are medians of the per-round ratios
 to `pickle`, of the wall time (the pause the program sees) and of this
 process's CPU time (which a loaded machine disturbs less); the load average
 is printed at the start and the end.
@@ -111,17 +115,21 @@ def measure(heap, name, work):
         shutil.rmtree(target, ignore_errors=True)
 
 
-def run(n_objects, rounds, names, work):
+def run(n_objects, rounds, names, work, cold):
     global HEAP
     started = time.perf_counter()
     HEAP = heap = build_heap(n_objects)
     built = time.perf_counter() - started
     size = len(pickle.dumps(heap, protocol=5))  # also makes every instance's __dict__ (see above)
     print(f"\n{n_objects:,} objects of user classes (built in {built:.1f} s), pickle {size / 2**20:.1f} MiB; "
-          f"load {os.getloadavg()[0]:.1f}", flush=True)
+          f"{'a new heap for each measurement (cold); ' if cold else ''}load {os.getloadavg()[0]:.1f}", flush=True)
     times = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            if cold:
+                HEAP = heap = None
+                gc.collect()
+                HEAP = heap = build_heap(n_objects)
             gc.collect()
             times[name].append(measure(heap, name, work))
         print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1][0]:.3f} s" for k, v in times.items()), flush=True)
@@ -142,6 +150,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", default=os.environ.get("PYCKPT_BENCH_DIR"),
                         help="where the checkpoints are written (default: a temporary directory)")
+    parser.add_argument("--cold", action="store_true",
+                        help="measure each on a heap built for it, whose instances have no __dict__ object yet")
     parser.add_argument("--measure", nargs="+", choices=MEASURES, default=MEASURES,
                         help="what to measure (pickle always)")
     args = parser.parse_args()
@@ -150,7 +160,7 @@ def main():
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
     try:
         for n in args.objects:
-            run(n, args.rounds, names, work)
+            run(n, args.rounds, names, work, args.cold)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
