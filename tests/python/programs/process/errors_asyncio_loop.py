@@ -5,14 +5,14 @@ the frame that runs the loop, and the program runs to its end unharmed."""
 import asyncio
 import sys
 
-STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 
 
 async def worker(name, steps, results):
     total = 0
     for i in range(steps):
         total += sum(range(2000 * (i + 1)))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.03)
     results[name] = total
 
 
