@@ -55,6 +55,7 @@ PyMODINIT_FUNC PyInit__core() {
   if (module == nullptr) return nullptr;
   if (pyckpt::core::init_errors() < 0 || pyckpt::core::add_container_api(module) < 0 ||
       pyckpt::core::add_interp_api(module) < 0 || pyckpt::core::add_mpi_api(module) < 0 ||
+      pyckpt::core::add_reduce_dispatch_api(module) < 0 ||
       pyckpt::core::add_triggers_api(module) < 0) {
     Py_DECREF(module);
     return nullptr;

@@ -17,6 +17,10 @@ int add_interp_api(PyObject* module);
 // the libraries a job preloads are.
 int add_mpi_api(PyObject* module);
 
+// reduce_dispatch.cpp: the heap pickler's reducer_override, deciding per type
+// in C (pyckpt.heap).
+int add_reduce_dispatch_api(PyObject* module);
+
 // triggers.cpp: when a serial program checkpoints (interval, signal, request
 // file), decided by a thread that never takes the GIL.
 int add_triggers_api(PyObject* module);

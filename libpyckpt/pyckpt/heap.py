@@ -5,10 +5,11 @@ the C pickler) plus a list of `(key, ndarray)` to be written as typed datasets;
 one memo, so identity (`a is b`) holds across everything it dumps. `Unpickler`
 rebuilds the graph from the stream and a function reading a fresh ndarray by key.
 
-What plain pickle cannot do is added in `Pickler.reducer_override`, which the C
-pickler only calls for objects that are not of a built-in container or atom type,
-and only once per object (the memo is checked first); the decision per type is
-cached, so the common case costs one dict lookup. See doc/heap.md.
+What plain pickle cannot do is added in the Pickler's reducer_override, which the
+C pickler only calls for objects that are not of a built-in container or atom
+type, and only once per object (the memo is checked first); the decision per type
+is cached by _core.ReduceDispatch, so the common case costs one dict lookup in C.
+See doc/heap.md.
 """
 import abc
 import builtins
@@ -486,8 +487,6 @@ class Pickler(pickle.Pickler):
     def __init__(self, file, *, user_dirs=None):
         super().__init__(file, protocol=PROTOCOL)
         self.arrays = []
-        self._last = None
-        self._dispatch = {}
         self._memo_laid_out = 0  # memo entries whose sets an earlier dump laid out
         self._module_kinds = {}
         self._namespaces = {}
@@ -506,35 +505,37 @@ class Pickler(pickle.Pickler):
         then the table layouts of the sets written whose order pickle would
         not reproduce. An object that cannot be captured raises
         UnsupportedStateError naming its type and its path from obj."""
-        self._last = None
+        # The C pickler calls reducer_override for every object that is not
+        # of a built-in atom or container type (every instance of the
+        # program's classes), the first time it meets it: the per-type
+        # decision (_resolve) is made in C. An instance attribute for this
+        # dump only: it refers back to the Pickler (its bound methods), a
+        # cycle that would keep the memo, every captured object, alive until
+        # the next garbage collection; an mmap with a buffer export could not
+        # be closed.
+        dispatch = self.reducer_override = _core.ReduceDispatch(self._resolve)
+        # Pickling an instance gives it a __dict__ object (CPython 3.11 keeps
+        # attributes inline until asked for it): one new container per
+        # instance, so the cyclic garbage collector would run again and again
+        # over the whole heap while the pickler works, half of the time of a
+        # deep graph. The capture frees nothing cyclic.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             # The C pickler recurses once per nesting level (a linked list of
             # 10^6 objects nests 3 * 10^6 deep): it runs on a stack of its own.
             root = (obj, random._inst, np.random.mtrand._rand, _SetLayouts())
             _core.call_on_large_stack(functools.partial(super().dump, root), _LARGE_STACK_BYTES)
         except Exception as exc:
-            raise self._unsupported(obj, exc) from exc
+            raise self._unsupported(obj, exc, dispatch.last) from exc
         finally:
-            # Its bound methods make the Pickler a reference cycle, which would
-            # keep the memo (every captured object) alive until the next
-            # garbage collection; an mmap with a buffer export cannot be closed.
-            self._dispatch.clear()
-
-    # Called by the C pickler for every object that is not None, a bool, int,
-    # float, str, bytes, dict, set, frozenset, list, tuple, bytearray or
-    # PickleBuffer, the first time it meets it.
-    def reducer_override(self, obj):
-        self._last = obj  # the culprit if its reduction fails
-        cls = type(obj)
-        try:
-            reduce = self._dispatch[cls]
-        except KeyError:
-            reduce = self._dispatch[cls] = self._resolve(cls)
-        if reduce is None:
-            return NotImplemented
-        return reduce(obj)
+            del self.reducer_override
+            if collecting:
+                gc.enable()
 
     def _resolve(self, cls):
+        """How instances of `cls` are reduced: a function of the instance
+        returning a reduce tuple, or None for pickle's own reduction."""
         for base in cls.__mro__:
             if base in _registry:
                 return _registry[base]
@@ -977,14 +978,15 @@ class Pickler(pickle.Pickler):
 
     # --- errors ----------------------------------------------------------------
 
-    def _unsupported(self, root, exc):
-        culprit = self._last
+    def _unsupported(self, root, exc, culprit):
         if isinstance(exc, RecursionError):
             reason = (f"the object graph is nested deeper than the {_core.large_stack_levels(_LARGE_STACK_BYTES):,} "
                       f"levels of pickling the checkpoint stack holds")
         else:
             reason = str(exc) or type(exc).__name__
-        suggest_reducer = not isinstance(exc, RecursionError)
+        # A reducer that refuses what no reducer of the user's could save
+        # (an event loop) says so with suggest_reducer = False.
+        suggest_reducer = not isinstance(exc, RecursionError) and getattr(exc, "suggest_reducer", True)
         path = None if culprit is None else find_path(root, culprit)
         error = UnsupportedStateError(unsupported_message(path, culprit, reason, suggest_reducer))
         # For a caller that can name where the culprit is in its own terms

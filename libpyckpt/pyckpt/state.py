@@ -78,11 +78,15 @@ def _encode_state(state):
 
 def _reduce_generator(gen):
     # A suspended generator's frame runs in its module's globals, which must
-    # come back as that module's dict, not as a copy of it.
+    # come back as that module's dict, not as a copy of it. Made first and
+    # filled afterwards: its state reaches its module, whose globals may hold
+    # the generator itself; rebuilt in one step, a second copy would be made
+    # for them, and its finalizer would run the generator's `finally` blocks
+    # while the checkpoint is read.
     gstate = _core.capture_generator(gen)
     if isinstance(gstate.globals, dict):
         gstate = _replaced(gstate, globals=_globals_marker(gstate.globals))
-    return _core.rebuild_generator, (gstate,)
+    return _core.new_generator, (gstate.code,), gstate, None, None, _core.fill_generator
 
 
 def _reduce_traceback(_tb):
@@ -91,8 +95,17 @@ def _reduce_traceback(_tb):
     return type(None), ()
 
 
+def _reduce_async_awaitable(awaitable):
+    # asend()/__anext__()/athrow()/aclose() of an async generator, made
+    # again on the rebuilt generator.
+    return _core.rebuild_async_awaitable, (_core.capture_async_awaitable(awaitable),)
+
+
 heap.register_reduce(types.GeneratorType, _reduce_generator)
 heap.register_reduce(types.CoroutineType, _reduce_generator)
+heap.register_reduce(types.AsyncGeneratorType, _reduce_generator)
+for _awaitable_type in _core.ASYNC_GENERATOR_AWAITABLES:
+    heap.register_reduce(_awaitable_type, _reduce_async_awaitable)
 heap.register_reduce(types.TracebackType, _reduce_traceback)
 
 
@@ -114,11 +127,72 @@ def _local_names(code, count):
     return names if len(names) == count else [f"slot{i}" for i in range(count)]
 
 
+class _ReprFull(Exception):
+    """The summary's text of a value is long enough."""
+
+
+# Built-in containers the summary writes itself: (opening, closing, the
+# repr of one that contains itself).
+_CONTAINER_REPR = {
+    list: ("[", "]", "[...]"),
+    tuple: ("(", ")", "(...)"),
+    dict: ("{", "}", "{...}"),
+    set: ("{", "}", "set(...)"),
+    frozenset: ("frozenset({", "})", "frozenset(...)"),
+}
+
+
 def _short_repr(value, limit=80):
+    """repr(value) cut to `limit` characters, at a cost that does not grow
+    with the value: the built-in containers (exact types) are written here
+    item by item until the text is long enough (repr() of a list of 10^6
+    objects would make all of its text to keep 80 characters), strings and
+    bytes are cut before their repr is made. Other objects' own __repr__ is
+    called (NumPy's abbreviates large arrays)."""
+    parts = []
+    length = 0
+
+    def emit(text):
+        nonlocal length
+        parts.append(text)
+        length += len(text)
+        if length > limit:
+            raise _ReprFull
+
+    def write(obj, active):
+        cls = type(obj)
+        if cls is str or cls is bytes:
+            emit(repr(obj[: limit + 1]))
+            return
+        brackets = _CONTAINER_REPR.get(cls)
+        if brackets is None or not obj:
+            emit(repr(obj))
+            return
+        opening, closing, recursive = brackets
+        if id(obj) in active:
+            emit(recursive)
+            return
+        active.add(id(obj))
+        emit(opening)
+        for i, item in enumerate(obj.items() if cls is dict else obj):
+            if i:
+                emit(", ")
+            if cls is dict:
+                write(item[0], active)
+                emit(": ")
+                item = item[1]
+            write(item, active)
+        emit("," if cls is tuple and len(obj) == 1 else "")
+        emit(closing)
+        active.discard(id(obj))
+
     try:
-        text = repr(value)
+        write(value, set())
+    except _ReprFull:
+        pass
     except Exception as exc:  # a broken __repr__ must not break a checkpoint
-        text = f"<{type(value).__name__}: repr failed: {exc!r}>"
+        parts = [f"<{type(value).__name__}: repr failed: {exc!r}>"]
+    text = "".join(parts)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -267,6 +341,7 @@ def capture(state, resume_result, options):
     must not change until the commit is done, which holds for a synchronous
     write and for a forked writer (its memory is a copy-on-write snapshot)."""
     _refuse_other_threads()
+    _refuse_event_loop(state)
     sys.stdout.flush()
     sys.stderr.flush()
     positions = _stream_positions()
@@ -323,6 +398,41 @@ def _refuse_other_threads():
         raise UnsupportedStateError(
             f"{which} is running: pyckpt captures only the main thread, and a restart would go on "
             f"without it; checkpoints are taken again once the program's other threads have ended")
+
+
+_EVENT_LOOP_ADVICE = ("event loops cannot be captured (the selector's epoll descriptor, the self-pipe sockets, "
+                      "the scheduled callbacks and the C tasks); checkpoint before asyncio.run() or after it "
+                      "returns, or drive the coroutines with send() (coroutines and async generators driven so "
+                      "are captured)")
+
+
+def _refuse_event_loop(state):
+    """A running asyncio event loop is refused before anything is pickled,
+    naming the program's frame that runs it (`asyncio.run(main())`); a
+    preemptive checkpoint is taken again once the loop has stopped. An event
+    loop that is not running but reachable is refused by the heap, named by
+    the variable that holds it."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return
+    heap.register_reduce(asyncio.BaseEventLoop, _refuse_loop_object)
+    loop = asyncio.events._get_running_loop()
+    if loop is None:
+        return
+    library = os.path.join(os.path.dirname(asyncio.__file__), "")
+    caller = None
+    for frame in state.frames:  # outermost first: the last frame before asyncio's own
+        if frame.code.co_filename.startswith(library):
+            break
+        caller = frame
+    where = f" (it runs under {_where(caller)})" if caller is not None else ""
+    raise UnsupportedStateError(f"the program is running the asyncio event loop {loop!r}{where}: {_EVENT_LOOP_ADVICE}")
+
+
+def _refuse_loop_object(loop):
+    error = UnsupportedStateError(f"an asyncio event loop: {_EVENT_LOOP_ADVICE}")
+    error.suggest_reducer = False  # the advice is what to do
+    raise error
 
 
 def _in_program_terms(error, state):

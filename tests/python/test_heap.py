@@ -474,6 +474,46 @@ def test_unsupported_object_names_path():
             heap.dumps({"globals": {"cfg": {"handler": holder}}})
 
 
+def test_capture_leaves_the_garbage_collector_as_it_was():
+    import gc
+    import socket
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            heap.dumps([object])
+            with socket.socket() as sock, pytest.raises(UnsupportedStateError):
+                heap.dumps([sock])
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
+
+
+def test_summary_repr_reads_what_it_shows():
+    """A local's summary (frames.json) is its repr cut to 80 characters, made
+    from as many items as those characters need, not from all of them."""
+    from pyckpt import state
+
+    class Counted:
+        calls = 0
+
+        def __repr__(self):
+            Counted.calls += 1
+            return "C"
+
+    items = [Counted() for _ in range(100_000)]
+    values = [items, (items,), {"k": items}, {1, 2}, frozenset({3}), (1,), [items, items], "x" * 500, b"y" * 500]
+    for value in values:
+        Counted.calls = 0
+        text = repr(value)
+        expected = text if len(text) <= 80 else text[:77] + "..."
+        Counted.calls = 0
+        assert state._short_repr(value) == expected
+        assert Counted.calls <= 40
+    recursive = [1]
+    recursive.append(recursive)
+    assert state._short_repr(recursive) == repr(recursive)
+
+
 def test_foreign_bytecode_refused():
     import importlib.util
     data, _ = heap.dumps(compile("x = 1", "<test>", "exec"))

@@ -5,6 +5,7 @@ from a signal handler / a timer thread; the state captured at the safe point
 is saved with the stand-in pickler of test_interp_resume and resumed in a
 fresh process; outputs must match.
 """
+import asyncio
 import sys
 import threading
 
@@ -116,7 +117,7 @@ def test_non_main_thread():
 def test_running_coroutine_refused_suspended_one_captured():
     """A stack with a running coroutine frame cannot be captured (a safe
     point waits until it suspends); a suspended coroutine object can, and
-    its rebuilt copy runs on from its `await`. Async generators are refused."""
+    its rebuilt copy runs on from its `await`."""
     async def coro():
         _core.capture_stack()
     c = coro()
@@ -145,11 +146,54 @@ def test_running_coroutine_refused_suspended_one_captured():
     assert done.value.value == 1111
     original.close()
 
-    async def agen():
+
+def test_async_generator_and_its_awaitables_captured_in_process():
+    """An async generator suspended in an `await` inside it, and the asend()
+    being iterated that drives it, are rebuilt and run on; one an event loop
+    iterates (it has the loop's finalizer) is refused, naming the loop."""
+    class Tick:
+        def __await__(self):
+            return (yield "tick")
+
+    async def numbers(start):
+        got = yield start
+        got += await Tick()
+        yield got
+
+    original = numbers(5)
+    with pytest.raises(StopIteration) as first:
+        original.__anext__().send(None)
+    assert first.value.value == 5
+    step = original.asend(10)
+    assert step.send(None) == "tick"
+    gstate = _core.capture_generator(original)
+    assert gstate.status == "suspended" and tuple(gstate.async_state) == (True, False, True)
+    copy = _core.rebuild_generator(gstate)
+    _format, kind, agen, argument, status = _core.capture_async_awaitable(step)
+    assert (kind, agen, argument, status) == ("asend", original, 10, "iter")
+    step_copy = _core.rebuild_async_awaitable((_format, kind, copy, argument, status))
+    assert type(copy) is type(original) and copy.ag_running
+    with pytest.raises(StopIteration) as second:
+        step_copy.send(100)
+    assert second.value.value == 110
+    with pytest.raises(RuntimeError, match="cannot reuse"):
+        step_copy.send(None)
+
+    async def looped():
         yield 1
-    a = agen()
-    with pytest.raises(UnsupportedStateError, match="async generators are not supported"):
-        _core.capture_generator(a)
+
+    async def first():  # iterated inside the running loop, which installs its hooks
+        return await looped_gen.__anext__()
+
+    looped_gen = looped()
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(first()) == 1
+        with pytest.raises(UnsupportedStateError, match="iterated by an event loop"):
+            _core.capture_generator(looped_gen)
+    finally:
+        loop.run_until_complete(looped_gen.aclose())
+        loop.close()
 
 
 def test_generator_capture_and_rebuild_in_process():

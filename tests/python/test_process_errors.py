@@ -12,7 +12,7 @@ import re
 import h5py
 import pytest
 
-from process_harness import CRASH_STATUS, PYCKPT_CLI, Outcome, Workspace, assert_same, crash_chain, uninterrupted
+from process_harness import CRASH_STATUS, PYCKPT_CLI, PYTHON, Outcome, Workspace, assert_same, crash_chain, uninterrupted
 
 C_FUNCTIONS = {  # kind: what the message must name, the innermost frame
     "sorted": ("built-in function sorted", "in key_fn"),
@@ -40,13 +40,34 @@ def test_checkpoint_under_c_function_raises(tmp_path, kind):
     ("asyncio", "inside coroutine coro"),
     ("coroutine", "inside coroutine coro"),
     ("async_generator", "inside async generator agen"),
+    ("event_loop", "loop in <module> at "),
 ])
 def test_unsupported_context_raises(tmp_path, kind, expected):
     ws = Workspace(tmp_path)
     run = ws.python("errors_unsupported", kind)
     assert run.returncode == 0 and run.stdout.startswith("UnsupportedStateError: "), run.describe()
     assert expected in run.stdout and run.stdout.endswith("continued\n"), run.describe()
+    if kind == "event_loop":  # no reducer of the user's could save it: what to do instead
+        assert "checkpoint before asyncio.run()" in run.stdout and "register_reducer" not in run.stdout, run.describe()
     assert not ws.checkpoint_files(), run.describe()
+
+
+def test_running_event_loop_refused_in_program_terms(tmp_path):
+    # An unmodified asyncio program under `pyckpt run --interval`: while its
+    # event loop runs, every checkpoint is refused, said once on stderr with
+    # the frame that runs the loop and what to do; the program is unharmed.
+    ws = Workspace(tmp_path)
+    reference = ws.run([PYTHON, ws.script("errors_asyncio_loop")])
+    assert reference.returncode == 0 and reference.stdout.startswith("results: "), reference.describe()
+    run = ws.run([PYCKPT_CLI, "run", "--sync", "--interval", "0.05", "--dir", ws.ckpt_dir,
+                  ws.script("errors_asyncio_loop")])
+    assert run.returncode == 0 and run.stdout == reference.stdout, run.describe()
+    refusals = [line for line in run.stderr.splitlines() if "asyncio event loop" in line]
+    assert len(refusals) == 1, run.describe()
+    assert re.search(r"^pyckpt: checkpoint failed: the program is running the asyncio event loop <\S+EventLoop "
+                     r"running=True .*> \(it runs under <module> at \S+/errors_asyncio_loop\.py:\d+\): event "
+                     r"loops cannot be captured .*drive the coroutines with send\(\)", refusals[0]), run.describe()
+    assert "Traceback" not in run.stderr, run.describe()
 
 
 def _program_traceback(run, root):

@@ -10,7 +10,7 @@ from process_harness import References, check_survives, programs
 
 LOOP_KINDS = ["range", "list", "enumerate", "zip", "dict_keys", "dict_values", "dict_items", "while", "nested"]
 # Programs that also run killed by SIGKILL right after their checkpoints.
-KILLED = {"frames_stack", "frames_generators", "frames_chain"}
+KILLED = {"frames_stack", "frames_generators", "frames_chain", "frames_async_generators"}
 STATUS = {"frames_exit_status": 3, "frames_uncaught": 1}
 
 CASES = [pytest.param(name, (), "exit", id=name) for name in programs("frames") if name != "frames_loops"]

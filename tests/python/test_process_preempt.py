@@ -20,6 +20,7 @@ CASES = [
     pytest.param("preempt_compute", ("60",), 14, {"sync": False}, id="compute-interval-async"),
     pytest.param("preempt_coroutines", ("100",), 15, {}, id="coroutines-interval"),
     pytest.param("preempt_imports", ("150",), 16, {}, id="imports-interval"),
+    pytest.param("preempt_async_generators", ("100",), 17, {}, id="async_generators-interval"),
 ]
 
 

@@ -47,6 +47,27 @@ PyObject* py_rebuild_generator(PyObject*, PyObject* state) {
   return guarded_ref([&] { return rebuild_generator(state); });
 }
 
+PyObject* py_new_generator(PyObject*, PyObject* code) {
+  return guarded_ref([&] { return new_generator(code); });
+}
+
+PyObject* py_fill_generator(PyObject*, PyObject* args) {
+  PyObject *gen, *state;
+  if (!PyArg_ParseTuple(args, "OO:fill_generator", &gen, &state)) return nullptr;
+  return guarded_ref([&] {
+    fill_generator(gen, state);
+    return Ref::borrow(Py_None);
+  });
+}
+
+PyObject* py_capture_async_awaitable(PyObject*, PyObject* awaitable) {
+  return guarded_ref([&] { return capture_async_awaitable(awaitable); });
+}
+
+PyObject* py_rebuild_async_awaitable(PyObject*, PyObject* state) {
+  return guarded_ref([&] { return rebuild_async_awaitable(state); });
+}
+
 PyObject* py_stack_depths(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* names[] = {"code", "live", nullptr};
   PyObject* code;
@@ -75,8 +96,20 @@ PyMethodDef g_methods[] = {
     {"resume_stack", py_resume_stack, METH_VARARGS,
      "resume_stack(state, result) -> object\n\nResumes captured frames; the innermost capture_stack() call returns\n"
      "`result`. Returns what the outermost frame returns."},
-    {"capture_generator", py_capture_generator, METH_O, "capture_generator(gen) -> state of a generator."},
-    {"rebuild_generator", py_rebuild_generator, METH_O, "rebuild_generator(state) -> a new generator."},
+    {"capture_generator", py_capture_generator, METH_O,
+     "capture_generator(gen) -> state of a generator, coroutine or async generator."},
+    {"rebuild_generator", py_rebuild_generator, METH_O,
+     "rebuild_generator(state) -> a new generator, coroutine or async generator:\n"
+     "fill_generator(new_generator(state.code), state)."},
+    {"new_generator", py_new_generator, METH_O,
+     "new_generator(code) -> a created generator, coroutine or async generator of `code`, to be filled."},
+    {"fill_generator", py_fill_generator, METH_VARARGS,
+     "fill_generator(gen, state): makes gen (of new_generator) the captured generator `state`."},
+    {"capture_async_awaitable", py_capture_async_awaitable, METH_O,
+     "capture_async_awaitable(awaitable) -> (format, kind, agen, argument, state) of an async generator's\n"
+     "asend()/__anext__() (kind 'asend') or athrow()/aclose() (kind 'athrow') awaitable."},
+    {"rebuild_async_awaitable", py_rebuild_async_awaitable, METH_O,
+     "rebuild_async_awaitable(state) -> the awaitable, made again on the (rebuilt) async generator."},
     {"stack_depths", as_method(py_stack_depths), METH_VARARGS | METH_KEYWORDS,
      "stack_depths(code, live=False) -> list: value-stack depth before each code unit (None where no\n"
      "instruction starts). `live` analyses the quickened bytecode in memory."},
@@ -104,6 +137,9 @@ int add_interp_api(PyObject* module) {
   if (g_null == nullptr) return -1;
   if (PyModule_AddObjectRef(module, "NULL", g_null) < 0) return -1;
   if (PyModule_AddStringConstant(module, "INTERP_FORMAT", state_format()) < 0) return -1;
+  Ref awaitable_types = Ref::steal(guarded_ref([] { return async_awaitable_types(); }));
+  if (!awaitable_types || PyModule_AddObjectRef(module, "ASYNC_GENERATOR_AWAITABLES", awaitable_types.get()) < 0)
+    return -1;
   if (PyModule_AddFunctions(module, g_methods) < 0) return -1;
   if (!backend_init(module) || !add_streams_api(module) || !add_sets_api(module) || !add_pickle_memo_api(module) ||
       !add_safepoint_api(module) || !add_large_stack_api(module))

@@ -70,7 +70,19 @@ Ref resume_stack(PyObject* state, PyObject* result);
 const void* frame_key(PyFrameObject* frame);
 
 Ref capture_generator(PyObject* gen);
+// A generator is rebuilt in two steps, so that its state may refer back to
+// it (a module whose globals hold it): made from its code, then filled.
+Ref new_generator(PyObject* code);
+void fill_generator(PyObject* gen, PyObject* state);
+// Both steps at once.
 Ref rebuild_generator(PyObject* state);
+// The asend()/__anext__()/athrow()/aclose() awaitable of an async generator
+// (async_awaitables.cpp).
+Ref capture_async_awaitable(PyObject* awaitable);
+Ref rebuild_async_awaitable(PyObject* state);
+// The types of those awaitables (a tuple), which the heap pickler reduces
+// with the two functions above.
+Ref async_awaitable_types();
 
 // Test hook: runs `callable()` with opcode tracing and compares the static
 // depth with the interpreter's stack pointer at every instruction.

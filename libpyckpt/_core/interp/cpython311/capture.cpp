@@ -54,6 +54,7 @@ PyStructSequence_Field g_generator_state_fields[] = {
     {"stack", "tuple: value stack of the suspended frame, or None"},
     {"offset", "byte offset execution continues at, or None"},
     {"exc", "the generator's handled exception, or None"},
+    {"async_state", "(hooks_inited, closed, running_async) of an async generator, else None"},
     {nullptr, nullptr},
 };
 PyStructSequence_Desc g_record_descs[] = {
@@ -373,40 +374,65 @@ Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
 
 // --- generators -------------------------------------------------------------
 
-// A coroutine object (async def) has a generator's layout (3.11's
-// _PyGenObject_HEAD): one that is not running is captured as a generator is,
-// and calling its code again makes a coroutine (rebuild_generator). Its frame
+namespace {
+
+// An async generator's flags (3.11's _PyGenObject_HEAD): whether the event
+// loop hooks ran (the first iteration), aclose() or the end was reached, and
+// whether an asend()/athrow() is iterating it (suspended in an `await`).
+Ref async_state(PyObject* obj) {
+  auto* ag = reinterpret_cast<PyAsyncGenObject*>(obj);
+  return check_new(Py_BuildValue("(NNN)", PyBool_FromLong(ag->ag_hooks_inited), PyBool_FromLong(ag->ag_closed),
+                                 PyBool_FromLong(ag->ag_running_async)));
+}
+
+}  // namespace
+
+// A coroutine object (async def) and an async generator (async def with
+// yield) have a generator's layout (3.11's _PyGenObject_HEAD): one that is
+// not running is captured as a generator is, and calling its code again
+// makes a coroutine or an async generator (rebuild_generator). Its frame
 // suspended in an `await` is at the YIELD_VALUE of the SEND loop, with the
 // awaited iterator on its value stack, as a generator's in `yield from`. A
-// generator made a coroutine by types.coroutine is a generator.
+// generator made a coroutine by types.coroutine is a generator. An async
+// generator also has flags (async_state); one whose first iteration ran an
+// event loop's hooks (sys.set_asyncgen_hooks: asyncio's) has that loop's
+// finalizer, which is refused with the loop.
 Ref capture_generator_impl(PyObject* obj) {
   const bool coroutine = PyCoro_CheckExact(obj);
-  if (!PyGen_CheckExact(obj) && !coroutine) {
-    if (PyAsyncGen_CheckExact(obj))
-      throw UnsupportedState{"cannot capture " + describe_object(obj) + ": async generators are not supported"};
-    PyErr_SetString(PyExc_TypeError, "capture_generator() needs a generator or a coroutine");
+  const bool async_gen = PyAsyncGen_CheckExact(obj);
+  if (!PyGen_CheckExact(obj) && !coroutine && !async_gen) {
+    PyErr_SetString(PyExc_TypeError, "capture_generator() needs a generator, a coroutine or an async generator");
     throw PythonError{};
   }
   auto* gen = reinterpret_cast<PyGenObject*>(obj);
   Frame* f = frame_of(gen);
   PyObject* code = reinterpret_cast<PyObject*>(gen->gi_code);
-  if (gen->gi_code->co_flags & (CO_ASYNC_GENERATOR | (coroutine ? 0 : CO_COROUTINE)))
+  if (gen->gi_code->co_flags & ((async_gen ? 0 : CO_ASYNC_GENERATOR) | (coroutine ? 0 : CO_COROUTINE)))
     throw UnsupportedState{"cannot capture generator " + describe_object(obj) + ": coroutine flags are not supported"};
+  if (async_gen && gen->gi_origin_or_finalizer != nullptr)
+    throw UnsupportedState{"cannot capture " + describe_object(obj) + ": it is iterated by an event loop (its finalizer " +
+                           describe_object(gen->gi_origin_or_finalizer) +
+                           ", set by sys.set_asyncgen_hooks, e.g. asyncio's), and event loops cannot be captured"};
+  Ref flags = async_gen ? async_state(obj) : Ref::borrow(Py_None);
   const char* status;
   switch (gen->gi_frame_state) {
     case FRAME_CREATED: status = "created"; break;
     case FRAME_SUSPENDED: status = "suspended"; break;
     case FRAME_EXECUTING:
-      if (coroutine)  // its frame is on the stack, which capture_stack() refuses (frame_kind)
-        throw UnsupportedState{"cannot capture " + describe_object(obj) + ": a running coroutine", false};
+      if (coroutine || async_gen)  // its frame is on the stack, which capture_stack() refuses (frame_kind)
+        throw UnsupportedState{"cannot capture " + describe_object(obj) + ": a running " +
+                                   (coroutine ? "coroutine" : "async generator"),
+                               false};
       // Its frame is on the stack: capture_stack() holds it, resume fills it.
       return as_record(Record::kGeneratorState,
-                       check_new(Py_BuildValue("(sOOOOsOOOO)", state_format(), code, Py_None, gen->gi_name,
-                                               gen->gi_qualname, "running", Py_None, Py_None, Py_None, Py_None)));
+                       check_new(Py_BuildValue("(sOOOOsOOOOO)", state_format(), code, Py_None, gen->gi_name,
+                                               gen->gi_qualname, "running", Py_None, Py_None, Py_None, Py_None,
+                                               Py_None)));
     default:
       return as_record(Record::kGeneratorState,
-                       check_new(Py_BuildValue("(sOOOOsOOOO)", state_format(), code, Py_None, gen->gi_name,
-                                               gen->gi_qualname, "completed", Py_None, Py_None, Py_None, Py_None)));
+                       check_new(Py_BuildValue("(sOOOOsOOOOO)", state_format(), code, Py_None, gen->gi_name,
+                                               gen->gi_qualname, "completed", Py_None, Py_None, Py_None, Py_None,
+                                               flags.get())));
   }
   // Suspended at YIELD_VALUE (or created at RETURN_GENERATOR): the next send
   // pushes its value and execution continues after prev_instr.
@@ -417,11 +443,11 @@ Ref capture_generator_impl(PyObject* obj) {
   if (next.start != resume_unit || next.depth != depth + 1)
     throw std::runtime_error("stack analysis disagrees with suspended generator " + describe_object(obj));
   return as_record(Record::kGeneratorState,
-                   check_new(Py_BuildValue("(sOOOOsNNiO)", state_format(), code, f->f_globals, gen->gi_name,
+                   check_new(Py_BuildValue("(sOOOOsNNiOO)", state_format(), code, f->f_globals, gen->gi_name,
                                            gen->gi_qualname, status,
                                            slots_tuple(f->localsplus, gen->gi_code->co_nlocalsplus).release(),
                                            slots_tuple(f->localsplus + gen->gi_code->co_nlocalsplus, depth).release(),
-                                           resume_unit * 2, or_none(gen->gi_exc_state.exc_value))));
+                                           resume_unit * 2, or_none(gen->gi_exc_state.exc_value), flags.get())));
 }
 
 }  // namespace pyckpt::core::interp::py311

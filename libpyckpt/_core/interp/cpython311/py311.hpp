@@ -75,7 +75,9 @@ const CodeInfo& code_info(PyCodeObject* co);
 // FrameRecord fields.
 enum FrameField { kCode, kKind, kGlobals, kLocals, kLocalsplus, kStack, kOffset, kLink, kExc, kGenerator, kFrameFields };
 // GeneratorState fields.
-enum GenField { kGenFormat, kGenCode, kGenGlobals, kGenName, kGenQualname, kGenStatus, kGenLocalsplus, kGenStack, kGenOffset, kGenExc, kGenFields };
+// kGenAsync was added after the others: states without it (older
+// checkpoints) are read as those of generators and coroutines.
+enum GenField { kGenFormat, kGenCode, kGenGlobals, kGenName, kGenQualname, kGenStatus, kGenLocalsplus, kGenStack, kGenOffset, kGenExc, kGenAsync, kGenFields };
 
 // The record types, created by init_records (capture.cpp) at module import.
 enum class Record { kStackState, kFrameRecord, kGeneratorState };
@@ -93,6 +95,11 @@ inline constexpr const char* kLinkSubscr = "subscr";    // thunk, placeholder
 inline constexpr const char* kLinkSend = "send";        // placeholder value to send
 
 std::string describe_frame(Frame* f);
+// ValueError("invalid interpreter state: ..."), thrown as PythonError
+// (resume.cpp): a state that is malformed or does not fit its code.
+[[noreturn]] void bad_state(const std::string& what);
+// Refuses a state captured by another interpreter format (its tag).
+void check_format(PyObject* tag);
 // Slot value <-> captured value (NULL becomes the marker).
 inline PyObject* to_state(PyObject* slot) { return slot ? slot : null_marker(); }
 inline PyObject* from_state(PyObject* value) { return value == null_marker() ? nullptr : value; }

@@ -18,6 +18,16 @@ namespace pyckpt::core::interp::py311 {
 
 bool init_capture();  // capture.cpp
 
+void bad_state(const std::string& what) {
+  PyErr_SetString(PyExc_ValueError, ("invalid interpreter state: " + what).c_str());
+  throw PythonError{};
+}
+
+void check_format(PyObject* tag) {
+  if (!PyUnicode_Check(tag) || PyUnicode_CompareWithASCIIString(tag, state_format()) != 0)
+    bad_state("captured by " + describe_object(tag) + ", this interpreter resumes " + state_format());
+}
+
 namespace {
 
 struct Resume {
@@ -48,11 +58,6 @@ PyObject* field(PyObject* record, int index) { return PyTuple_GET_ITEM(record, i
 bool is_kind(PyObject* record, const char* kind) { return PyUnicode_CompareWithASCIIString(field(record, kKind), kind) == 0; }
 std::string describe_record(PyObject* record) {
   return describe_code_at(field(record, kCode), static_cast<int>(PyLong_AsLong(field(record, kOffset))));
-}
-
-[[noreturn]] void bad_state(const std::string& what) {
-  PyErr_SetString(PyExc_ValueError, ("invalid interpreter state: " + what).c_str());
-  throw PythonError{};
 }
 
 // A function object for the code, globals and free-variable cells of a
@@ -87,6 +92,17 @@ Ref call_with_placeholders(PyObject* func) {
   }
   return Ref::steal(PyObject_Vectorcall(func, args.data() + 1, static_cast<size_t>(npos) | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                         kwnames.get()));
+}
+
+// Gives a generator's frame, made with placeholder globals (new_generator),
+// a function of the captured globals, which the frame borrows.
+void set_frame_globals(Frame* f, PyObject* globals, PyObject* localsplus) {
+  if (f->f_globals == globals) return;
+  Ref func = make_function(reinterpret_cast<PyObject*>(f->f_code), globals, localsplus);
+  auto* fn = reinterpret_cast<PyFunctionObject*>(func.release());
+  f->f_globals = fn->func_globals;
+  f->f_builtins = fn->func_builtins;
+  Py_SETREF(f->f_func, fn);
 }
 
 // Writes locals, value stack and position into a frame whose code matches.
@@ -178,16 +194,8 @@ void apply(Resume& r, Frame* f, PyThreadState* tstate) {
   const int offset = static_cast<int>(PyLong_AsLong(field(record, kOffset)));
   std::vector<Ref> operands = link_operands(r, k);
   check_frame_data(co, field(record, kLocalsplus), field(record, kStack), offset, operands.size());
-  PyObject* globals = field(record, kGlobals);
-  if (f->f_globals != globals) {
-    // A rebuilt running generator was made without its frame (and globals):
-    // give its frame a function of the captured globals, which it borrows.
-    Ref func = make_function(reinterpret_cast<PyObject*>(co), globals, field(record, kLocalsplus));
-    auto* fn = reinterpret_cast<PyFunctionObject*>(func.release());
-    f->f_globals = fn->func_globals;
-    f->f_builtins = fn->func_builtins;
-    Py_SETREF(f->f_func, fn);
-  }
+  // A rebuilt running generator was made without its frame (and globals).
+  set_frame_globals(f, field(record, kGlobals), field(record, kLocalsplus));
   fill_frame(f, field(record, kLocalsplus), field(record, kStack), operands, offset);
   // The thread's handled exception is owned by the outermost frame; each
   // generator brings its own (gen_send_ex2 made it the current item).
@@ -293,11 +301,6 @@ class ActiveResume {
   Ref saved_exc_;
 };
 
-void check_format(PyObject* tag) {
-  if (!PyUnicode_Check(tag) || PyUnicode_CompareWithASCIIString(tag, state_format()) != 0)
-    bad_state("captured by " + describe_object(tag) + ", this interpreter resumes " + state_format());
-}
-
 Ref resume_stack_impl(PyObject* state, PyObject* result) {
   if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 2) bad_state("expected (format, frames)");
   check_format(PyTuple_GET_ITEM(state, 0));
@@ -330,46 +333,89 @@ Ref resume_stack_impl(PyObject* state, PyObject* result) {
 
 // --- generators -------------------------------------------------------------
 
-Ref rebuild_generator_impl(PyObject* state) {
-  if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != kGenFields) bad_state("expected a generator state");
+// Finishes a created generator, coroutine or async generator, as its close()
+// (an async generator's aclose(), awaited) does: it becomes completed
+// without running any of its code.
+void close_created(PyObject* gen) {
+  if (!PyAsyncGen_CheckExact(gen)) {
+    check_new(PyObject_CallMethod(gen, "close", nullptr));
+    return;
+  }
+  Ref closing = check_new(PyObject_CallMethod(gen, "aclose", nullptr));
+  Ref yielded = Ref::steal(PyObject_CallMethod(closing.get(), "send", "O", Py_None));
+  if (yielded || !PyErr_ExceptionMatches(PyExc_StopIteration)) {
+    if (yielded) PyErr_SetString(PyExc_RuntimeError, "a created async generator did not close at once");
+    throw PythonError{};
+  }
+  PyErr_Clear();
+}
+
+// An async generator's flags (capture's async_state): (hooks_inited, closed, running_async).
+void set_async_state(PyObject* gen, PyObject* flags) {
+  if (!PyAsyncGen_CheckExact(gen)) {
+    if (flags != Py_None) bad_state("async generator flags for a generator that is not one");
+    return;
+  }
+  if (!PyTuple_Check(flags) || PyTuple_GET_SIZE(flags) != 3) bad_state("async generator without its flags");
+  int values[3];
+  for (int i = 0; i < 3; ++i) check_status(values[i] = PyObject_IsTrue(PyTuple_GET_ITEM(flags, i)));
+  auto* ag = reinterpret_cast<PyAsyncGenObject*>(gen);
+  ag->ag_hooks_inited = static_cast<char>(values[0]);
+  ag->ag_closed = static_cast<char>(values[1]);
+  ag->ag_running_async = static_cast<char>(values[2]);
+}
+
+// A generator, coroutine or async generator of `code`, created (not
+// started), its frame running in placeholder globals until fill_generator.
+Ref new_generator_impl(PyObject* code) {
+  if (!PyCode_Check(code) ||
+      !(reinterpret_cast<PyCodeObject*>(code)->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)))
+    bad_state("generator state without generator code");
+  Ref globals = check_new(PyDict_New());
+  check_status(PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()));
+  Ref func = make_function(code, globals.get(), nullptr);
+  Ref gen = call_with_placeholders(func.get());
+  if (!gen) throw PythonError{};
+  return gen;
+}
+
+// Makes `gen` (new_generator of the state's code) the captured generator.
+void fill_generator_impl(PyObject* gen, PyObject* state) {
+  // States of checkpoints written before async_state have one field less.
+  if (!PyTuple_Check(state) || (PyTuple_GET_SIZE(state) != kGenFields && PyTuple_GET_SIZE(state) != kGenAsync))
+    bad_state("expected a generator state");
   check_format(PyTuple_GET_ITEM(state, kGenFormat));
   PyObject* code = PyTuple_GET_ITEM(state, kGenCode);
   PyObject* status_obj = PyTuple_GET_ITEM(state, kGenStatus);
-  // Coroutine code (async def) makes a coroutine, whose layout is a generator's.
-  if (!PyCode_Check(code) || !PyUnicode_Check(status_obj) ||
-      !(reinterpret_cast<PyCodeObject*>(code)->co_flags & (CO_GENERATOR | CO_COROUTINE)))
-    bad_state("generator state without generator code");
+  PyObject* flags = PyTuple_GET_SIZE(state) > kGenAsync ? PyTuple_GET_ITEM(state, kGenAsync) : Py_None;
+  auto* g = reinterpret_cast<PyGenObject*>(gen);
+  if (!(PyGen_CheckExact(gen) || PyCoro_CheckExact(gen) || PyAsyncGen_CheckExact(gen)) ||
+      reinterpret_cast<PyObject*>(g->gi_code) != code || g->gi_frame_state != FRAME_CREATED ||
+      !PyUnicode_Check(status_obj))
+    bad_state("generator state does not fit its new generator");
   const std::string status = PyUnicode_AsUTF8(status_obj);
-  PyObject* localsplus = PyTuple_GET_ITEM(state, kGenLocalsplus);
-  const bool has_frame = status == "created" || status == "suspended";
-  Ref globals = Ref::borrow(PyTuple_GET_ITEM(state, kGenGlobals));
-  if (!PyDict_Check(globals.get())) {
-    // Finished generators keep no frame, hence no globals; any will do.
-    globals = check_new(PyDict_New());
-    check_status(PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()));
-  }
-  Ref func = make_function(code, globals.get(), has_frame ? localsplus : nullptr);
-  Ref gen = call_with_placeholders(func.get());
-  if (!gen) throw PythonError{};
-  check_status(PyObject_SetAttrString(gen.get(), "__name__", PyTuple_GET_ITEM(state, kGenName)));
-  check_status(PyObject_SetAttrString(gen.get(), "__qualname__", PyTuple_GET_ITEM(state, kGenQualname)));
-  auto* g = reinterpret_cast<PyGenObject*>(gen.get());
+  check_status(PyObject_SetAttrString(gen, "__name__", PyTuple_GET_ITEM(state, kGenName)));
+  check_status(PyObject_SetAttrString(gen, "__qualname__", PyTuple_GET_ITEM(state, kGenQualname)));
   if (status == "completed") {
-    check_new(PyObject_CallMethod(gen.get(), "close", nullptr));
-  } else if (has_frame) {
+    close_created(gen);
+  } else if (status == "created" || status == "suspended") {
+    PyObject* localsplus = PyTuple_GET_ITEM(state, kGenLocalsplus);
     PyObject* stack = PyTuple_GET_ITEM(state, kGenStack);
+    PyObject* globals = PyTuple_GET_ITEM(state, kGenGlobals);
     const int offset = static_cast<int>(PyLong_AsLong(PyTuple_GET_ITEM(state, kGenOffset)));
+    if (!PyDict_Check(globals)) bad_state("generator state without globals");
     // The next send pushes one value.
     check_frame_data(g->gi_code, localsplus, stack, offset, 1);
+    set_frame_globals(frame_of(g), globals, localsplus);
     std::vector<Ref> none;
     fill_frame(frame_of(g), localsplus, stack, none, offset);
     if (status == "suspended") g->gi_frame_state = FRAME_SUSPENDED;
     PyObject* exc = PyTuple_GET_ITEM(state, kGenExc);
     Py_XSETREF(g->gi_exc_state.exc_value, exc == Py_None ? nullptr : Py_NewRef(exc));
-  } else if (status != "running") {
+  } else if (status != "running") {  // running: its frame is filled by resume_stack
     bad_state("unknown generator status " + status);
   }
-  return gen;
+  if (status != "running") set_async_state(gen, flags);
 }
 
 }  // namespace
@@ -391,7 +437,14 @@ bool backend_init(PyObject* module) {
 }
 
 Ref resume_stack(PyObject* state, PyObject* result) { return py311::resume_stack_impl(state, result); }
-Ref rebuild_generator(PyObject* state) { return py311::rebuild_generator_impl(state); }
+Ref new_generator(PyObject* code) { return py311::new_generator_impl(code); }
+void fill_generator(PyObject* gen, PyObject* state) { py311::fill_generator_impl(gen, state); }
+Ref rebuild_generator(PyObject* state) {
+  if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) <= py311::kGenCode) py311::bad_state("expected a generator state");
+  Ref gen = new_generator(PyTuple_GET_ITEM(state, py311::kGenCode));
+  fill_generator(gen.get(), state);
+  return gen;
+}
 
 }  // namespace pyckpt::core::interp
 

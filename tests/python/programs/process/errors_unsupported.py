@@ -1,6 +1,7 @@
 """checkpoint() from a non-main thread, from a coroutine run by asyncio, from
-a coroutine driven by hand, from an async generator: a clear CheckpointError;
-the program goes on."""
+a coroutine driven by hand, from an async generator run by asyncio, with an
+asyncio event loop in a variable: a clear CheckpointError; the program goes
+on."""
 import asyncio
 import sys
 import threading
@@ -49,5 +50,9 @@ elif kind == "coroutine":
         pass
 elif kind == "async_generator":
     asyncio.run(consume())
+elif kind == "event_loop":
+    loop = asyncio.new_event_loop()  # not running: refused as an object of the heap
+    attempt()
+    loop.close()
 print(errors[0] if errors else "attempt did not run")
 print("continued")
