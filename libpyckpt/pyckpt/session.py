@@ -165,7 +165,7 @@ def checkpoint(directory=None, *, asynchronous=None):
     sorted() called); no checkpoint is written then.
     """
     if _session.job is not None:
-        return _session.job.checkpoint(directory)
+        return _session.job.checkpoint(directory, asynchronous)
     _refuse_unsupported_context(sys._getframe(1))
     captured_state = _core.capture_stack(_session.base)
     if captured_state is True:  # resumed: capture_stack returned resume_stack's result
@@ -179,7 +179,10 @@ def checkpoint(directory=None, *, asynchronous=None):
 def wait():
     """Waits until a checkpoint being written in the background is committed.
     Returns False if that write failed (the reason is on stderr; the previous
-    checkpoint is intact), True otherwise."""
+    checkpoint is intact), True otherwise. In an MPI job (asynchronous
+    checkpoints), rank 0 returns once every rank's part reached it."""
+    if _session.job is not None:
+        return _core.async_commit_wait() is not False
     return commit.wait()
 
 
