@@ -1226,8 +1226,9 @@ struct PendingCommit::Impl {
     }
   }
 
-  void run(double delay) {
-    if (delay > 0) std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+  // test_delay: after the file exists, before the data is written (a test
+  // sees the in-flight file and acts while the commit is pending).
+  void run(double test_delay) {
     if (root) {
       create();
     } else {
@@ -1235,6 +1236,7 @@ struct PendingCommit::Impl {
       cv.wait(lock, [&] { return offsets_known || abandoned; });
       if (abandoned) return;
     }
+    if (test_delay > 0) std::this_thread::sleep_for(std::chrono::duration<double>(test_delay));
     drain();
     if (!root) return;
     {
