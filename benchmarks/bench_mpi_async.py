@@ -116,7 +116,7 @@ def main():
         parser.error("--build is required")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as work:
-        cmd = [os.path.join(args.build, "bin", "pyckpt"), "mpirun", "--dir", os.path.join(work, "ckpt.d"),
+        cmd = [os.path.join(os.path.abspath(args.build), "bin", "pyckpt"), "mpirun", "--dir", os.path.join(work, "ckpt.d"),
                "--oversubscribe", "--bind-to", "none", "-np", str(args.np), os.path.abspath(__file__), "--worker",
                "--mib", str(args.mib), "--rounds", str(args.rounds), "--cuts", str(args.cuts)]
         proc = subprocess.run(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -148,11 +148,12 @@ struct WriterOptions {
   std::optional<Key> key;
 };
 
-// Memory an asynchronous commit copies the data into (commit_async). Kept
-// from one commit to the next, so that the copy does not pay the page
-// faults of fresh memory each time; once a commit no longer needs it, its
-// pages are handed back lazily (MADV_FREE: the kernel reclaims them only
-// under memory pressure, and the next copy reuses them if it did not).
+// Memory an asynchronous commit copies the data into (commit_async). Kept,
+// resident, from one commit to the next: the copy into memory touched before
+// runs at memcpy speed, into fresh memory it pays a page fault per page
+// (on the benchmark's VM 10-50x the copy itself; memory handed back with
+// MADV_FREE or MADV_DONTNEED faulted again). It grows to the largest
+// commit's data and is freed with the object.
 class StagingBuffer {
  public:
   StagingBuffer() = default;
@@ -161,8 +162,6 @@ class StagingBuffer {
   StagingBuffer& operator=(const StagingBuffer&) = delete;
   // At least `bytes` bytes (content undefined), valid until the next call.
   std::byte* reserve(std::size_t bytes);
-  // The content is no longer needed.
-  void release();
   std::size_t capacity() const { return size_; }
 
  private:
