@@ -627,6 +627,15 @@ struct CheckpointWriter::Impl {
     write_attr(file, "seconds_write", slowest_write);
   }
 
+  // Rank 0: the in-flight file, empty and private before any data lands in
+  // it (HDF5 truncates it and keeps its mode); also the probe that the
+  // directory takes files.
+  void create_in_flight_file(const fs::path& tmp) const {
+    const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) throw IoError(dir.path().string(), "", "cannot create " + tmp.filename().string() + ": " + errno_text(errno));
+    ::close(fd);
+  }
+
   // Rank 0: the key it authenticates the file with, and the directory.
   Key prepare_directory() const {
     Key key = options.key ? *options.key : Key::load_or_create(Key::default_path());
@@ -656,9 +665,7 @@ struct CheckpointWriter::Impl {
     agree(comm, attempt([&] {
       if (!root) return;
       key = prepare_directory();
-      const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-      if (fd < 0) throw IoError(dir.path().string(), "", "cannot create " + tmp.filename().string() + ": " + errno_text(errno));
-      ::close(fd);
+      create_in_flight_file(tmp);
     }));
 
     TmpFileGuard guard(tmp, root);
@@ -1044,6 +1051,10 @@ std::byte* StagingBuffer::reserve(std::size_t bytes) {
     throw IoError("", "", "cannot allocate " + std::to_string(size) + " bytes to copy the checkpoint's data into: " +
                               errno_text(errno));
   }
+  // Transparent huge pages where the kernel has them: the first copy into
+  // the new memory faults once per 2 MiB instead of once per 4 KiB (on the
+  // benchmark's VM 64 MiB took 0.04-0.27 s instead of 0.7-0.9 s). A hint.
+  ::madvise(p, size, MADV_HUGEPAGE);
   data_ = static_cast<std::byte*>(p);
   size_ = size;
   return data_;
@@ -1089,6 +1100,7 @@ struct PendingCommit::Impl {
     const auto& ranks = plan->ranks;
     std::vector<std::uint64_t> all;
     try {
+      w.create_in_flight_file(tmp);
       Hid file = in_context<IoError>(tmp.string(), "", [&] {
         return Writer::create_file(tmp, Comm::serial(), plan->header.user_block, plan->aligned);
       });

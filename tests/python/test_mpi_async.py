@@ -7,7 +7,8 @@ checkpoints").
   committed checkpoint and restarted (the same command, and `pyckpt restart
   --mpirun`, which must go on asynchronously): output identical to the
   uninterrupted run; the checkpoints verify, `pyckpt inspect` shows every
-  rank's traceback, and they record write_mode "async".
+  rank's traceback, and they record write_mode "async"; the checkpoint
+  pending when the job ends is committed (MPI_Finalize), none left in flight.
 * A rank killed while a checkpoint drains: the test makes the drain last
   (PYCKPT_TEST_DRAIN_DELAY, a test-only variable: each rank's thread waits
   that long after the file was created, before it writes), sees the
@@ -52,6 +53,11 @@ def test_async_killed_and_restarted(tmp_path, name):
     job, work, history = run_with_kills(tmp_path, program, np_, args, interval=interval, restarts=restarts,
                                         seed_name=f"async_{name}", after_kill=after_kill, extra=["--async"])
     check_same_as_reference(ref, job, work, history, len(restarts))
+    # The checkpoint pending when the last run ended was committed at
+    # MPI_Finalize, not left in flight.
+    left = sorted(p.name for p in (work / "ckpt.d").glob("*.tmp"))
+    assert not left, f"in-flight files left by the finished job: {left} ({'; '.join(history)})"
+    _checked_async(work / "ckpt.d", np_, program)
     print("; ".join(history))
 
 

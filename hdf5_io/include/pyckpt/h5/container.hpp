@@ -153,7 +153,8 @@ struct WriterOptions {
 // runs at memcpy speed, into fresh memory it pays a page fault per page
 // (on the benchmark's VM 10-50x the copy itself; memory handed back with
 // MADV_FREE or MADV_DONTNEED faulted again). It grows to the largest
-// commit's data and is freed with the object.
+// commit's data and is freed with the object. The first commit (and one
+// whose data outgrew it) pays the faults in the program's pause.
 class StagingBuffer {
  public:
   StagingBuffer() = default;
