@@ -327,7 +327,11 @@ def _hold_if_stopping(comm, epoch):
     file, pyckpt.slurm: it ends mpirun and requeues the job), or, under the
     SPANK plugin's --pyckpt-requeue, by a checkpoint signal (Slurm's
     time-limit signal): then rank 0 requeues the job itself, and Slurm ends
-    the ranks. Rank 0 alone decides: all ranks hold or none."""
+    the ranks. Rank 0 alone decides: all ranks hold or none. A job with
+    neither (no PYCKPT_END_FILE, no PYCKPT_SLURM_REQUEUE: the same on every
+    rank) is never asked, and spends no collective on it in the pause."""
+    if settings.end_file() is None and settings.slurm_requeue_max_restarts() is None:
+        return
     stop = comm.bcast(_stop_after_checkpoint() if _job.rank == 0 else None, root=0)
     if stop is None:
         return
