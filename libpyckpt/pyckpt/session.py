@@ -160,6 +160,9 @@ def checkpoint(directory=None, *, asynchronous=None):
     $PYCKPT_DIR, else ./pyckpt.d. asynchronous: return as soon as the state is
     captured and let a forked writer commit it (pyckpt.wait() waits for it);
     default: as `pyckpt run` was told (asynchronous unless --sync), else False.
+    In an MPI job (collective): asynchronous returns once every rank's data
+    is copied, and a thread of each rank writes it; default PYCKPT_ASYNC
+    (`pyckpt mpirun --async`; doc/mpi-jobs.md).
     Raises UnsupportedStateError if the process holds state that cannot be
     captured (e.g. this call is made from a function that a C function such as
     sorted() called); no checkpoint is written then.
