@@ -118,12 +118,5 @@ std::vector<std::vector<std::byte>> allgather_bytes(const Comm& comm, const std:
   return out;
 }
 
-std::uint64_t allreduce_sum(const Comm& comm, std::uint64_t value) {
-  if (!comm.is_mpi()) return value;
-  std::uint64_t out = value;
-  MPI_Allreduce(&value, &out, 1, MPI_UINT64_T, MPI_SUM, comm.get());
-  return out;
-}
-
 }  // namespace detail
 }  // namespace pyckpt::h5

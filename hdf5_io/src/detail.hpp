@@ -145,7 +145,6 @@ void create_private_directories(const std::filesystem::path& dir);
 // dataset; message prefixed with that rank when there are several ranks).
 void agree(const Comm& comm, std::exception_ptr local);
 std::vector<std::vector<std::byte>> allgather_bytes(const Comm& comm, const std::vector<std::byte>& mine);
-std::uint64_t allreduce_sum(const Comm& comm, std::uint64_t value);
 
 // Runs fn; an H5Failure becomes E naming file and dataset.
 template <class E, class Fn>

@@ -27,12 +27,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <optional>
 #include <set>
+#include <thread>
+#include <condition_variable>
+#include <mutex>
+#include <sys/mman.h>
 
 namespace fs = std::filesystem;
 
@@ -498,6 +504,145 @@ struct CheckpointWriter::Impl {
     }
   }
 
+  // What every rank knows once descriptors are exchanged (phase 1). The
+  // global plan points into `ranks`: a Plan is never copied.
+  struct Plan {
+    std::vector<RankMessage> ranks;
+    std::map<std::string, std::vector<SlabRef>> globals;
+    CheckpointHeader header;  // outline; rank 0 fills in the values at the end
+    bool aligned = false;     // some dataset starts on a kAlignment boundary
+    Plan() = default;
+    Plan(const Plan&) = delete;
+    Plan& operator=(const Plan&) = delete;
+  };
+
+  // 1. exchange (collective): every rank derives the same header outline,
+  // hence the same user block (H5Fcreate is collective in parallel).
+  // local_first: this rank's own preparation, whose failure is agreed on
+  // with the descriptors' (one agreement).
+  std::unique_ptr<Plan> exchange(CommitInfo& info, const std::function<void()>& local_first = {}) const {
+    auto plan = std::make_unique<Plan>();
+    std::vector<std::byte> mine;
+    agree(comm, attempt([&] {
+      if (local_first) local_first();
+      mine = describe();
+    }));
+    plan->ranks = decode_all(allgather_bytes(comm, mine));
+    plan->globals = plan_globals(plan->ranks);
+    for (std::size_t r = 0; r < plan->ranks.size(); ++r) {
+      for (const Entry& e : plan->ranks[r].entries) {
+        const std::uint64_t bytes = element_count(e.stored) * e.elsize();
+        info.bytes_total += bytes;
+        if (static_cast<int>(r) == comm.rank()) info.bytes_written += bytes;
+      }
+    }
+    plan->header = outline_header(plan->ranks, plan->globals);
+    for (const RankMessage& m : plan->ranks) {
+      for (const Entry& e : m.entries) plan->aligned = plan->aligned || e.dataset_bytes() >= kAlignThreshold;
+    }
+    plan->header.user_block = user_block_for(header_size(plan->header), plan->aligned ? kAlignment : 0);
+    return plan;
+  }
+
+  // The open objects of a file being made: datasets by rank and entry (all
+  // stay open for the checksum attributes), rank groups (for the timing
+  // attributes), global datasets by name.
+  struct Layout {
+    std::vector<std::vector<Hid>> dsets;
+    std::vector<Hid> rank_groups;
+    std::map<std::string, Hid> global_dsets;
+  };
+
+  // Root attributes, groups and datasets with their caller attributes
+  // (collective in parallel HDF5: every rank makes the same calls), then the
+  // metadata flushed: if the data phase fails (disk full) closing the file
+  // has nothing left to write (in HDF5 1.10 a failed H5Fclose leaves a
+  // dangling file ID that crashes the library when it shuts down at exit).
+  Layout create_layout(hid_t file, const Plan& plan, std::uint64_t bytes_total, const std::string& tmp_name) const {
+    Layout out;
+    write_root_attrs(file, plan.ranks, bytes_total);
+    Hid dcpl = plist_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate");
+    checked_status(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS), "H5Pset_layout");
+    // Every byte gets written; filling first would write it all twice.
+    checked_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time");
+    checked_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time");
+    Hid ranks_group = create_group(file, "ranks");
+    out.dsets.resize(plan.ranks.size());
+    out.rank_groups.resize(plan.ranks.size());
+    for (std::size_t r = 0; r < plan.ranks.size(); ++r) {
+      const int rank = static_cast<int>(r);
+      Hid g = create_group(ranks_group.get(), std::to_string(r));
+      for (const auto& [name, value] : plan.ranks[r].rank_attrs) write_attr(g.get(), name, value);
+      Hid blobs = create_group(g.get(), "blobs"), arrays = create_group(g.get(), "arrays");
+      out.rank_groups[r] = std::move(g);
+      out.dsets[r].resize(plan.ranks[r].entries.size());
+      for (std::size_t i = 0; i < plan.ranks[r].entries.size(); ++i) {
+        const Entry& e = plan.ranks[r].entries[i];
+        if (e.kind == EntryKind::Global) continue;
+        const std::string path = path_of(e, rank);
+        out.dsets[r][i] = in_context<IoError>(tmp_name, path, [&] {
+          return create_dataset(file, path, e, e.stored, dcpl.get());
+        });
+      }
+    }
+    Hid global_group = create_group(file, "global");
+    for (const auto& [name, slabs] : plan.globals) {
+      const std::string path = global_path(name);
+      in_context<IoError>(tmp_name, path, [&] {
+        const Entry& first = *slabs.front().entry;
+        out.global_dsets.emplace(name, create_dataset(file, path, first, first.global_stored, dcpl.get()));
+      });
+    }
+    checked_status(H5Fflush(file, H5F_SCOPE_GLOBAL), "flushing the file's metadata");
+    return out;
+  }
+
+  // Every dataset's checksum attribute and every global array's slab table,
+  // once all ranks' checksums are known; rank 0 also fills in the header.
+  static void write_checksums(Plan& plan, const Layout& layout, bool root) {
+    for (std::size_t r = 0; r < plan.ranks.size(); ++r) {
+      for (std::size_t i = 0; i < plan.ranks[r].entries.size(); ++i) {
+        if (plan.ranks[r].entries[i].kind != EntryKind::Global) {
+          write_u64_attr(layout.dsets[r][i].get(), kAttrChecksum, plan.ranks[r].entries[i].checksum);
+        }
+      }
+    }
+    for (const auto& [name, slabs] : plan.globals) write_slab_table(layout.global_dsets.at(name).get(), slabs);
+    if (root) fill_header(plan.header, plan.ranks, plan.globals, layout.dsets, layout.global_dsets);
+  }
+
+  // Every rank's timings (seconds_prepare, seconds_write) on its group, the
+  // slowest rank's on the root.
+  static void write_timings(hid_t file, Layout& layout, const std::vector<std::array<double, 2>>& timings) {
+    double slowest_prepare = 0, slowest_write = 0;
+    for (std::size_t r = 0; r < timings.size(); ++r) {
+      const auto [prepare, write] = timings[r];
+      write_attr(layout.rank_groups[r].get(), "seconds_prepare", prepare);
+      write_attr(layout.rank_groups[r].get(), "seconds_write", write);
+      slowest_prepare = std::max(slowest_prepare, prepare);
+      slowest_write = std::max(slowest_write, write);
+    }
+    layout.rank_groups.clear();
+    write_attr(file, "seconds_prepare", slowest_prepare);
+    write_attr(file, "seconds_write", slowest_write);
+  }
+
+  // Rank 0: the in-flight file, empty and private before any data lands in
+  // it (HDF5 truncates it and keeps its mode); also the probe that the
+  // directory takes files.
+  void create_in_flight_file(const fs::path& tmp) const {
+    const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) throw IoError(dir.path().string(), "", "cannot create " + tmp.filename().string() + ": " + errno_text(errno));
+    ::close(fd);
+  }
+
+  // Rank 0: the key it authenticates the file with, and the directory.
+  Key prepare_directory() const {
+    Key key = options.key ? *options.key : Key::load_or_create(Key::default_path());
+    dir.create();
+    return key;
+  }
+
   CommitInfo commit() {
     if (committed) throw UsageError(dir.file_for(epoch).string(), "", "commit() called twice");
     committed = true;
@@ -511,20 +656,7 @@ struct CheckpointWriter::Impl {
 
     // 1. exchange
     Stopwatch prepare_clock;
-    std::vector<std::byte> mine;
-    agree(comm, attempt([&] { mine = describe(); }));
-    std::vector<RankMessage> ranks = decode_all(allgather_bytes(comm, mine));
-    const auto globals = plan_globals(ranks);
-    for (const Entry& e : entries) info.bytes_written += element_count(e.stored) * e.elsize();
-    info.bytes_total = allreduce_sum(comm, info.bytes_written);
-    // Every rank derives the same header outline, hence the same user block
-    // (H5Fcreate is collective); rank 0 fills in the values at the end.
-    CheckpointHeader header = outline_header(ranks, globals);
-    bool aligned = false;
-    for (const RankMessage& m : ranks) {
-      for (const Entry& e : m.entries) aligned = aligned || e.dataset_bytes() >= kAlignThreshold;
-    }
-    header.user_block = user_block_for(header_size(header), aligned ? kAlignment : 0);
+    std::unique_ptr<Plan> plan = exchange(info);
     info.seconds_prepare = prepare_clock.seconds();
 
     // 3. the key, the directory and a probe of the file
@@ -532,11 +664,8 @@ struct CheckpointWriter::Impl {
     std::optional<Key> key;
     agree(comm, attempt([&] {
       if (!root) return;
-      key = options.key ? *options.key : Key::load_or_create(Key::default_path());
-      dir.create();
-      const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-      if (fd < 0) throw IoError(dir.path().string(), "", "cannot create " + tmp.filename().string() + ": " + errno_text(errno));
-      ::close(fd);
+      key = prepare_directory();
+      create_in_flight_file(tmp);
     }));
 
     TmpFileGuard guard(tmp, root);
@@ -544,57 +673,19 @@ struct CheckpointWriter::Impl {
       // 4. file, groups, datasets, attributes -- collective
       Hid file;
       agree(comm, attempt([&] {
-        file = in_context<IoError>(tmp_name, "", [&] { return create_file(tmp, comm, header.user_block, aligned); });
-      }));
-      // Datasets by rank and entry; all stay open for the checksum attributes.
-      const bool collective = comm.is_mpi() && options.collective_io;
-      std::vector<std::vector<Hid>> dsets(ranks.size());
-      std::vector<Hid> rank_groups(ranks.size());  // open for the timing attributes at the end
-      std::map<std::string, Hid> global_dsets;
-      agree(comm, attempt([&] {
-        in_context<IoError>(tmp_name, "", [&] {
-          write_root_attrs(file.get(), ranks, info.bytes_total);
-          Hid dcpl = plist_id(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate");
-          checked_status(H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS), "H5Pset_layout");
-          // Every byte gets written; filling first would write it all twice.
-          checked_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time");
-          checked_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time");
-          Hid ranks_group = create_group(file.get(), "ranks");
-          for (std::size_t r = 0; r < ranks.size(); ++r) {
-            const int rank = static_cast<int>(r);
-            Hid g = create_group(ranks_group.get(), std::to_string(r));
-            for (const auto& [name, value] : ranks[r].rank_attrs) write_attr(g.get(), name, value);
-            Hid blobs = create_group(g.get(), "blobs"), arrays = create_group(g.get(), "arrays");
-            rank_groups[r] = std::move(g);
-            dsets[r].resize(ranks[r].entries.size());
-            for (std::size_t i = 0; i < ranks[r].entries.size(); ++i) {
-              const Entry& e = ranks[r].entries[i];
-              if (e.kind == EntryKind::Global) continue;
-              const std::string path = path_of(e, rank);
-              dsets[r][i] = in_context<IoError>(tmp_name, path, [&] {
-                return create_dataset(file.get(), path, e, e.stored, dcpl.get());
-              });
-            }
-          }
-          Hid global_group = create_group(file.get(), "global");
-          for (const auto& [name, slabs] : globals) {
-            const std::string path = global_path(name);
-            in_context<IoError>(tmp_name, path, [&] {
-              const Entry& first = *slabs.front().entry;
-              global_dsets.emplace(name, create_dataset(file.get(), path, first, first.global_stored, dcpl.get()));
-            });
-          }
-          // Metadata goes out now, so that if the data phase fails (disk
-          // full) closing the file has nothing left to write: in HDF5 1.10 a
-          // failed H5Fclose leaves a dangling file ID that crashes the
-          // library when it shuts down at exit.
-          checked_status(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "flushing the file's metadata");
+        file = in_context<IoError>(tmp_name, "", [&] {
+          return create_file(tmp, comm, plan->header.user_block, plan->aligned);
         });
+      }));
+      const bool collective = comm.is_mpi() && options.collective_io;
+      Layout layout;
+      agree(comm, attempt([&] {
+        in_context<IoError>(tmp_name, "", [&] { layout = create_layout(file.get(), *plan, info.bytes_total, tmp_name); });
       }));
 
       // 4. raw data and checksums
       agree(comm, attempt([&] {
-        write_all_data(tmp, ranks, globals, dsets, global_dsets, collective);
+        write_all_data(tmp, plan->ranks, plan->globals, layout.dsets, layout.global_dsets, collective);
       }));
 
       // 5. checksum attributes, flush, close
@@ -602,42 +693,25 @@ struct CheckpointWriter::Impl {
         for (std::size_t i = 0; i < entries.size(); ++i) {
           if (entries[i].kind == EntryKind::Blob) entries[i].sha256 = sha256_of(views[i].data, views[i].bytes());
         }
-        exchange_checksums(ranks);
-        in_context<IoError>(tmp_name, "", [&] {
-          for (std::size_t r = 0; r < ranks.size(); ++r) {
-            for (std::size_t i = 0; i < ranks[r].entries.size(); ++i) {
-              if (ranks[r].entries[i].kind != EntryKind::Global) {
-                write_u64_attr(dsets[r][i].get(), kAttrChecksum, ranks[r].entries[i].checksum);
-              }
-            }
-          }
-          for (const auto& [name, slabs] : globals) write_slab_table(global_dsets.at(name).get(), slabs);
-          if (root) fill_header(header, ranks, globals, dsets, global_dsets);
-        });
+        exchange_checksums(plan->ranks);
+        in_context<IoError>(tmp_name, "", [&] { write_checksums(*plan, layout, root); });
       }));
-      dsets.clear();
-      global_dsets.clear();
+      layout.dsets.clear();
+      layout.global_dsets.clear();
       info.seconds_write = write_clock.seconds();
-      // Every rank's timings on its group, the slowest rank's on the root
-      // (attributes are written collectively: every rank learns them all).
+      // Attributes are written collectively: every rank learns them all.
       Encoder my_timings;
       my_timings.f64(info.seconds_prepare);
       my_timings.f64(info.seconds_write);
-      const std::vector<std::vector<std::byte>> timings = allgather_bytes(comm, my_timings.bytes());
+      std::vector<std::array<double, 2>> timings;
+      for (const std::vector<std::byte>& bytes : allgather_bytes(comm, my_timings.bytes())) {
+        Decoder dec(bytes);
+        const double prepare = dec.f64();
+        timings.push_back({prepare, dec.f64()});
+      }
       agree(comm, attempt([&] {
         in_context<IoError>(tmp_name, "", [&] {
-          double slowest_prepare = 0, slowest_write = 0;
-          for (std::size_t r = 0; r < ranks.size(); ++r) {
-            Decoder dec(timings[r]);
-            const double prepare = dec.f64(), write = dec.f64();
-            write_attr(rank_groups[r].get(), "seconds_prepare", prepare);
-            write_attr(rank_groups[r].get(), "seconds_write", write);
-            slowest_prepare = std::max(slowest_prepare, prepare);
-            slowest_write = std::max(slowest_write, write);
-          }
-          rank_groups.clear();
-          write_attr(file.get(), "seconds_prepare", slowest_prepare);
-          write_attr(file.get(), "seconds_write", slowest_write);
+          write_timings(file.get(), layout, timings);
           // In parallel this is MPI_File_sync: each rank's data reaches storage
           // even when ranks sit on different nodes.
           checked_status(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "flushing the file");
@@ -650,7 +724,7 @@ struct CheckpointWriter::Impl {
     Stopwatch commit_clock;
     agree(comm, attempt([&] {
       if (!root) return;
-      write_header(tmp, header, *key);
+      write_header(tmp, plan->header, *key);
       publish(tmp, info.path);
       guard.disarm();
     }));
@@ -905,6 +979,455 @@ struct CheckpointWriter::Impl {
     if (raw) raw->sync();
   }
 };
+
+// ------------------------------------------------------ asynchronous commit ---
+//
+// commit_async, on every rank: the descriptor exchange (phase 1) and a copy
+// of the rank's data into the staging buffer; the program goes on. Then:
+//   a. rank 0's thread creates the file alone (serial HDF5: the same layout
+//      a collective creation makes) and learns every dataset's offset;
+//   b. rank 0 sends every rank its offsets (Iscatterv);
+//   c. every rank's thread writes its copy with pwrite (RawFile, as the
+//      synchronous commit does), checksums it and syncs it;
+//   d. every rank sends rank 0 its outcome, checksums and timings (Igatherv);
+//   e. rank 0's thread opens the file again, writes the checksums and
+//      timings, closes it, writes the header and publishes -- or, if any
+//      rank failed, removes the file.
+// b and d are nonblocking collectives on a private duplicate of the
+// communicator, posted and tested by progress() on the caller's thread: the
+// thread makes no MPI call. Only rank 0's thread calls HDF5, and only while
+// the commit is pending, when the caller makes no HDF5 call of its own.
+
+namespace {
+
+// The failure text a rank reports to rank 0 (longer ones are cut).
+constexpr std::size_t kReportText = 512;
+
+// Bytes of a rank's report to rank 0 with n datasets: outcome, two timings,
+// the failure text, then per dataset its checksum and SHA-256.
+std::size_t report_bytes(std::size_t n) { return 3 * 8 + kReportText + n * (8 + 32); }
+
+// The communicator of asynchronous commits over `comm`: a duplicate, made
+// (collectively) by the first one and kept for the process's life, so that
+// later commits pay no MPI_Comm_dup in the program's pause. Commits over
+// one communicator are never pending together (one at a time), and nothing
+// else uses the duplicate. (A communicator freed and another made with the
+// same handle would find the old one's duplicate: pyckpt's write
+// communicator lives as long as the job.)
+MPI_Comm private_duplicate(MPI_Comm comm) {
+  static std::mutex mutex;
+  static std::map<MPI_Comm, MPI_Comm> duplicates;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto [it, made] = duplicates.emplace(comm, MPI_COMM_NULL);
+  if (made) MPI_Comm_dup(comm, &it->second);
+  return it->second;
+}
+
+std::string error_text(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+}  // namespace
+
+StagingBuffer::~StagingBuffer() {
+  if (data_ != nullptr) ::munmap(data_, size_);
+}
+
+std::byte* StagingBuffer::reserve(std::size_t bytes) {
+  if (bytes <= size_ && data_ != nullptr) return data_;
+  // A quarter more than asked, whole MiBs: the pickles of the next commit
+  // are a few bytes longer. mremap keeps the pages already touched.
+  constexpr std::size_t kMiB = std::size_t{1} << 20;
+  const std::size_t size = (bytes + bytes / 4 + kMiB - 1) / kMiB * kMiB;
+  void* p = data_ == nullptr ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                             : ::mremap(data_, size_, size, MREMAP_MAYMOVE);
+  if (p == MAP_FAILED) {
+    throw IoError("", "", "cannot allocate " + std::to_string(size) + " bytes to copy the checkpoint's data into: " +
+                              errno_text(errno));
+  }
+  // Transparent huge pages where the kernel has them: the first copy into
+  // the new memory faults once per 2 MiB instead of once per 4 KiB (on the
+  // benchmark's VM 64 MiB took 0.04-0.27 s instead of 0.7-0.9 s). A hint.
+  ::madvise(p, size, MADV_HUGEPAGE);
+  data_ = static_cast<std::byte*>(p);
+  size_ = size;
+  return data_;
+}
+
+struct PendingCommit::Impl {
+  using Writer = CheckpointWriter::Impl;
+  explicit Impl(const Writer& writer) : w(writer) {}
+  Writer w;  // its views are over the staging copies
+  std::unique_ptr<Writer::Plan> plan;
+  CommitInfo info;
+  std::optional<Key> key;  // rank 0
+  fs::path tmp;
+  bool root = false;
+  MPI_Comm comm = MPI_COMM_NULL;  // private_duplicate(): the exchanges b and d
+
+  // The caller's thread only.
+  enum class Step { Scatter, ScatterWait, Gather, GatherWait, Finishing, Over };
+  Step step = Step::Scatter;
+  std::vector<int> offset_counts, offset_displs, report_counts, report_displs;  // rank 0
+  std::vector<std::uint64_t> all_offsets;  // rank 0: per rank [status, offset per dataset]
+  std::vector<std::byte> report, reports;
+  MPI_Request request = MPI_REQUEST_NULL;
+
+  // Shared with the thread, under m.
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::uint64_t> offsets;  // this rank's [status, offset per dataset]
+  bool created = false;        // rank 0: all_offsets filled
+  bool offsets_known = false;
+  bool drained = false;        // this rank's data written (or failed): drain_error
+  bool gathered = false;       // rank 0: reports filled
+  bool abandoned = false;
+  bool finished = false;       // rank 0: committed, or failure says why not
+  std::string drain_error, failure;
+  std::thread thread;
+
+  bool mpi() const { return w.comm.is_mpi(); }
+  int size() const { return w.comm.size(); }
+
+  // a. Rank 0's thread: the file and every dataset's offset, or why not.
+  void create() {
+    const auto& ranks = plan->ranks;
+    std::vector<std::uint64_t> all;
+    try {
+      w.create_in_flight_file(tmp);
+      Hid file = in_context<IoError>(tmp.string(), "", [&] {
+        return Writer::create_file(tmp, Comm::serial(), plan->header.user_block, plan->aligned);
+      });
+      Writer::Layout layout;
+      in_context<IoError>(tmp.string(), "", [&] {
+        layout = w.create_layout(file.get(), *plan, info.bytes_total, tmp.string());
+      });
+      for (std::size_t r = 0; r < ranks.size(); ++r) {
+        all.push_back(0);  // created
+        for (std::size_t i = 0; i < ranks[r].entries.size(); ++i) {
+          const Entry& e = ranks[r].entries[i];
+          const hid_t dset = e.kind == EntryKind::Global ? layout.global_dsets.at(e.name).get() : layout.dsets[r][i].get();
+          const haddr_t base = H5Dget_offset(dset);
+          std::uint64_t at = 0;
+          if (base != HADDR_UNDEF) {
+            at = base;
+            if (e.kind == EntryKind::Global) {
+              at += static_cast<std::uint64_t>(byte_offset(e.offset, c_strides(e.global_stored, e.elsize())));
+            }
+          } else {
+            take_hdf5_message();
+          }
+          all.push_back(at);
+        }
+      }
+      layout = {};
+      in_context<IoError>(tmp.string(), "", [&] { file.close("closing the file"); });
+    } catch (...) {
+      // Every rank is told (status 1) and writes nothing; its report says so.
+      failure = error_text(std::current_exception());
+      all.clear();
+      for (std::size_t r = 0; r < ranks.size(); ++r) {
+        all.push_back(1);
+        all.insert(all.end(), ranks[r].entries.size(), 0);
+      }
+    }
+    std::lock_guard<std::mutex> lock(m);
+    all_offsets = std::move(all);
+    offsets.assign(all_offsets.begin(), all_offsets.begin() + 1 + static_cast<long>(ranks[0].entries.size()));
+    created = offsets_known = true;
+    cv.notify_all();
+  }
+
+  // c. This rank's copy into the file: checksums, blob digests, sync.
+  void drain() {
+    Stopwatch clock;
+    std::string error;
+    try {
+      if (offsets[0] != 0) throw IoError(tmp.string(), "", "rank 0 could not create the file");
+      RawFile raw(tmp);
+      for (std::size_t i = 0; i < w.entries.size(); ++i) {
+        Entry& e = w.entries[i];
+        const StoredView& v = w.views[i];
+        const std::string path = w.path_of(e, w.comm.rank());
+        Checksum sum;
+        if (v.bytes() != 0) raw.write(v.data, v.bytes(), offsets[1 + i], path, sum);
+        e.checksum = sum.digest();
+        if (e.kind == EntryKind::Blob) e.sha256 = sha256_of(v.data, v.bytes());
+      }
+      raw.sync();
+    } catch (...) {
+      error = error_text(std::current_exception());
+    }
+    std::lock_guard<std::mutex> lock(m);
+    info.seconds_write = clock.seconds();
+    drain_error = std::move(error);
+    drained = true;
+    cv.notify_all();
+  }
+
+  // e. Rank 0's thread, every report in: commit, or remove the file.
+  void finish() {
+    std::error_code ec;
+    if (!failure.empty()) {  // create() failed: nobody wrote
+      fs::remove(tmp, ec);
+      return;
+    }
+    std::vector<std::array<double, 2>> timings;
+    std::string why;
+    for (std::size_t r = 0, at = 0; r < plan->ranks.size(); ++r) {
+      codec::ByteReader dec(reports.data() + at, static_cast<std::size_t>(report_counts[r]));
+      at += static_cast<std::size_t>(report_counts[r]);
+      const auto failed = dec.get<std::uint64_t>();
+      const double prepare = dec.get_f64(), write = dec.get_f64();
+      timings.push_back({prepare, write});
+      const std::string text(reinterpret_cast<const char*>(dec.get_bytes(kReportText)), kReportText);
+      if (failed != 0 && why.empty()) why = "rank " + std::to_string(r) + ": " + text.substr(0, text.find('\0'));
+      for (Entry& e : plan->ranks[r].entries) {
+        e.checksum = dec.get<std::uint64_t>();
+        const std::byte* digest = dec.get_bytes(32);
+        if (e.kind == EntryKind::Blob) std::memcpy(e.sha256.emplace().data(), digest, 32);
+      }
+    }
+    try {
+      if (!why.empty()) throw IoError(w.dir.path().string(), "", "checkpoint " + std::to_string(w.epoch) + " failed on " + why);
+      in_context<IoError>(tmp.string(), "", [&] {
+        Hid fapl = plist_id(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate");
+        checked_status(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18), "H5Pset_libver_bounds");
+        checked_status(H5Pset_file_locking(fapl.get(), 0, 1), "H5Pset_file_locking");
+        Hid file = file_id(H5Fopen(tmp.c_str(), H5F_ACC_RDWR, fapl.get()), "cannot open the file again");
+        Writer::Layout layout;
+        layout.dsets.resize(plan->ranks.size());
+        for (std::size_t r = 0; r < plan->ranks.size(); ++r) {
+          layout.rank_groups.push_back(group_id(H5Gopen2(file.get(), rank_path(static_cast<int>(r)).c_str(), H5P_DEFAULT),
+                                                "H5Gopen2"));
+          for (const Entry& e : plan->ranks[r].entries) {
+            const std::string path = w.path_of(e, static_cast<int>(r));
+            if (e.kind == EntryKind::Global) {
+              layout.dsets[r].emplace_back();
+              if (layout.global_dsets.count(e.name) == 0) {
+                layout.global_dsets.emplace(e.name, dataset_id(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), "H5Dopen2"));
+              }
+            } else {
+              layout.dsets[r].push_back(dataset_id(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), "H5Dopen2"));
+            }
+          }
+        }
+        Writer::write_checksums(*plan, layout, true);
+        layout.dsets.clear();
+        layout.global_dsets.clear();
+        Writer::write_timings(file.get(), layout, timings);
+        file.close("closing the file");
+      });
+      Writer::write_header(tmp, plan->header, *key);
+      w.publish(tmp, info.path);
+    } catch (...) {
+      fs::remove(tmp, ec);
+      failure = error_text(std::current_exception());
+    }
+  }
+
+  // test_delay: after the file exists, before the data is written (a test
+  // sees the in-flight file and acts while the commit is pending).
+  void run(double test_delay) {
+    if (root) {
+      create();
+    } else {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return offsets_known || abandoned; });
+      if (abandoned) return;
+    }
+    if (test_delay > 0) std::this_thread::sleep_for(std::chrono::duration<double>(test_delay));
+    drain();
+    if (!root) return;
+    {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return gathered || abandoned; });
+      if (abandoned) return;
+    }
+    finish();
+    std::lock_guard<std::mutex> lock(m);
+    finished = true;
+    cv.notify_all();
+  }
+
+  // This rank's report to rank 0 (d), once drained.
+  void encode_report() {
+    codec::ByteWriter enc;
+    enc.put<std::uint64_t>(drain_error.empty() ? 0 : 1);
+    enc.put_f64(info.seconds_prepare);
+    enc.put_f64(info.seconds_write);
+    std::string text = drain_error.substr(0, kReportText - 1);
+    text.resize(kReportText, '\0');
+    enc.put_bytes(reinterpret_cast<const std::byte*>(text.data()), text.size());
+    for (const Entry& e : w.entries) {
+      enc.put<std::uint64_t>(e.checksum);
+      const Sha256Digest digest = e.sha256 ? *e.sha256 : Sha256Digest{};
+      enc.put_bytes(digest.data(), digest.size());
+    }
+    report = enc.take();
+  }
+
+  bool progress() {
+    if (step == Step::Scatter) {
+      if (root) {
+        std::lock_guard<std::mutex> lock(m);
+        if (!created) return false;
+      }
+      if (mpi()) {
+        const int mine = static_cast<int>(1 + w.entries.size());
+        if (!root) offsets.resize(static_cast<std::size_t>(mine));
+        MPI_Iscatterv(root ? all_offsets.data() : nullptr, root ? offset_counts.data() : nullptr,
+                      root ? offset_displs.data() : nullptr, MPI_UINT64_T, root ? MPI_IN_PLACE : offsets.data(),
+                      mine, MPI_UINT64_T, 0, comm, &request);
+      }
+      step = Step::ScatterWait;
+    }
+    if (step == Step::ScatterWait) {
+      if (mpi()) {
+        int done = 0;
+        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (!done) return false;
+      }
+      if (!root) {
+        std::lock_guard<std::mutex> lock(m);
+        offsets_known = true;
+        cv.notify_all();
+      }
+      step = Step::Gather;
+    }
+    if (step == Step::Gather) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        if (!drained) return false;
+        encode_report();
+      }
+      if (root) reports.resize(static_cast<std::size_t>(report_displs.back() + report_counts.back()));
+      if (mpi()) {
+        MPI_Igatherv(report.data(), static_cast<int>(report.size()), MPI_BYTE, root ? reports.data() : nullptr,
+                     root ? report_counts.data() : nullptr, root ? report_displs.data() : nullptr, MPI_BYTE, 0, comm,
+                     &request);
+      } else {
+        reports = report;
+      }
+      step = Step::GatherWait;
+    }
+    if (step == Step::GatherWait) {
+      if (mpi()) {
+        int done = 0;
+        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (!done) return false;
+      }
+      if (root) {
+        std::lock_guard<std::mutex> lock(m);
+        gathered = true;
+        cv.notify_all();
+      }
+      step = root ? Step::Finishing : Step::Over;
+    }
+    if (step == Step::Finishing) {
+      std::lock_guard<std::mutex> lock(m);
+      if (!finished) return false;
+      step = Step::Over;
+    }
+    if (thread.joinable()) thread.join();
+    return true;
+  }
+
+  ~Impl() {
+    if (thread.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        abandoned = true;
+        cv.notify_all();
+      }
+      thread.join();
+    }
+  }
+};
+
+PendingCommit::PendingCommit(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PendingCommit::~PendingCommit() = default;
+std::uint64_t PendingCommit::epoch() const { return impl_->w.epoch; }
+bool PendingCommit::progress() { return impl_->progress(); }
+
+CommitInfo PendingCommit::wait() {
+  Impl& p = *impl_;
+  while (!p.progress()) {
+    std::unique_lock<std::mutex> lock(p.m);
+    p.cv.wait_for(lock, std::chrono::microseconds(200));
+  }
+  const std::string& error = p.root ? p.failure : p.drain_error;
+  if (!error.empty()) throw IoError(p.w.dir.path().string(), "", error);
+  return p.info;
+}
+
+std::unique_ptr<PendingCommit> CheckpointWriter::commit_async(StagingBuffer& staging, double test_delay_seconds) {
+  Impl& w = *impl_;
+  if (w.committed) throw UsageError(w.dir.file_for(w.epoch).string(), "", "commit() called twice");
+  w.committed = true;
+  quiet_hdf5();
+  Stopwatch clock;
+  auto p = std::make_unique<PendingCommit::Impl>(w);
+  p->info.epoch = w.epoch;
+  p->info.path = w.dir.file_for(w.epoch);
+  p->tmp = w.dir.in_flight_file_for(w.epoch);
+  p->root = w.comm.rank() == 0;
+  std::byte* at = nullptr;
+  // The pause has few collective rounds: this rank's checks and
+  // preparation are agreed on with the descriptors.
+  p->plan = w.exchange(p->info, [&] {
+    if (w.options.collective_io) {
+      throw UsageError(w.dir.path().string(), "", "an asynchronous commit writes with pwrite, not collective MPI-IO");
+    }
+    for (const Entry& e : w.entries) {
+      if (e.kind == EntryKind::Global && !Impl::slab_is_contiguous_run(e.global_stored, e.stored)) {
+        throw UsageError(w.dir.path().string(), global_path(e.name),
+                         "an asynchronous commit writes only slabs that are one contiguous run of the array "
+                         "(blocks of rows)");
+      }
+    }
+    std::uint64_t total = 0;
+    for (const StoredView& v : w.views) total += v.bytes();
+    at = staging.reserve(total);
+    if (p->root) p->key = w.prepare_directory();
+  });
+  // The copy: from here on the program may change its memory.
+  for (StoredView& v : p->w.views) {
+    const Strides packed = c_strides(v.shape, v.elsize);
+    if (v.contiguous) {
+      std::memcpy(at, v.data, v.bytes());
+    } else if (v.bytes() != 0) {
+      copy_box(v.data, v.strides, at, packed, v.shape, v.elsize);
+    }
+    v.data = at;
+    v.strides = packed;
+    v.contiguous = true;
+    at += v.bytes();
+  }
+  if (w.comm.is_mpi()) p->comm = private_duplicate(w.comm.get());
+  if (p->root) {
+    for (const RankMessage& m : p->plan->ranks) {
+      const auto prev = [](const std::vector<int>& displs, const std::vector<int>& counts) {
+        return displs.empty() ? 0 : displs.back() + counts.back();
+      };
+      p->offset_displs.push_back(prev(p->offset_displs, p->offset_counts));
+      p->offset_counts.push_back(static_cast<int>(1 + m.entries.size()));
+      p->report_displs.push_back(prev(p->report_displs, p->report_counts));
+      p->report_counts.push_back(static_cast<int>(report_bytes(m.entries.size())));
+    }
+  }
+  p->info.seconds_prepare = clock.seconds();
+  PendingCommit::Impl* raw = p.get();
+  p->thread = std::thread([raw, test_delay_seconds] { raw->run(test_delay_seconds); });
+  raw->progress();
+  return std::unique_ptr<PendingCommit>(new PendingCommit(std::move(p)));
+}
 
 CheckpointWriter::CheckpointWriter(const CheckpointDir& dir, std::uint64_t epoch, Comm comm, WriterOptions options)
     : impl_(std::make_unique<Impl>(Impl{dir, epoch, comm, options, {}, {}, {}, {}, {}, {}, false})) {}

@@ -9,7 +9,9 @@
 
 #include <pyckpt/h5/container.hpp>
 
+#include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -446,6 +448,87 @@ PyObject* writer_commit(WriterObject* self, PyObject*) {
   });
 }
 
+// ------------------------------------------------- asynchronous commits ---
+
+// The one asynchronous commit of this process at a time (pyckpt.mpi's
+// checkpoints with PYCKPT_ASYNC) and the buffer its data was copied into,
+// kept for the next one. Reached from Python (Writer.commit_async,
+// async_commit_wait) and from the interposer's safe points (async_progress,
+// on the main thread, without the GIL): no Python object in here.
+struct AsyncCommits {
+  h5::StagingBuffer staging;
+  std::unique_ptr<h5::PendingCommit> pending;
+  std::string directory;
+  bool report = false;  // say on stderr when it committed (rank 0 of a PYCKPT_VERBOSE job)
+};
+AsyncCommits g_async;
+
+// Waits for the pending commit, if any, and says how it ended: a failure
+// always (the previous checkpoint stays `latest`), a commit when asked to.
+// False if it failed.
+bool end_async_commit() {
+  std::unique_ptr<h5::PendingCommit> pending = std::move(g_async.pending);
+  if (!pending) return true;
+  try {
+    const h5::CommitInfo info = pending->wait();
+    if (g_async.report) {
+      std::fprintf(stderr, "pyckpt: checkpoint %llu committed: %s (written after the program went on; rank 0's "
+                   "data in %.3f s)\n", static_cast<unsigned long long>(info.epoch), info.path.c_str(),
+                   info.seconds_write);
+    }
+    return true;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pyckpt: checkpoint %llu in %s failed: %s; the previous checkpoint stays `latest`\n",
+                 static_cast<unsigned long long>(pending->epoch()), g_async.directory.c_str(), e.what());
+    return false;
+  }
+}
+
+// The interposer's progress callback (pyckpt_mpi_set_progress_callback).
+int async_progress(int finishing, void*) {
+  if (!g_async.pending) return 0;
+  if (!finishing && !g_async.pending->progress()) return 1;
+  end_async_commit();
+  return 0;
+}
+
+PyObject* writer_commit_async(WriterObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"report", "test_delay", nullptr};
+  int report = 0;
+  double test_delay = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$pd:commit_async", const_cast<char**>(kwlist), &report,
+                                   &test_delay))
+    return nullptr;
+  return guarded([&]() -> PyObject* {
+    auto& state = writer_state(self);
+    if (g_async.pending) {
+      raise(error_classes().usage_error, "an asynchronous commit is still pending: async_commit_wait() first");
+    }
+    std::unique_ptr<h5::PendingCommit> pending;
+    without_gil([&] { pending = state.writer.commit_async(g_async.staging, test_delay); });
+    state.committed = true;
+    state.blobs.clear();  // copied
+    state.arrays.clear();
+    const std::uint64_t epoch = pending->epoch();
+    g_async.pending = std::move(pending);
+    g_async.directory = state.dir.path().string();
+    g_async.report = report != 0;
+    arm_mpi_progress(async_progress);
+    return PyLong_FromUnsignedLongLong(epoch);
+  });
+}
+
+PyObject* async_commit_wait(PyObject*, PyObject*) {
+  return guarded([&]() -> PyObject* {
+    if (!g_async.pending) Py_RETURN_NONE;
+    bool ok = false;
+    without_gil([&] {
+      run_mpi_internal([](void* out) { *static_cast<bool*>(out) = end_async_commit(); }, &ok);
+    });
+    return PyBool_FromLong(ok);
+  });
+}
+
 PyMethodDef writer_methods[] = {
     {"set_attribute", reinterpret_cast<PyCFunction>(writer_set_attribute), METH_VARARGS,
      "set_attribute(name, value): root attribute (rank 0's value is stored)."},
@@ -458,6 +541,12 @@ PyMethodDef writer_methods[] = {
     {"add_global_slab", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(writer_add_global_slab)),
      METH_VARARGS | METH_KEYWORDS,
      "add_global_slab(name, global_shape, offset, slab, attrs=None): this rank's part of a distributed array."},
+    {"commit_async", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(writer_commit_async)),
+     METH_VARARGS | METH_KEYWORDS,
+     "commit_async(*, report=False, test_delay=0.0) -> epoch: collective; returns once this rank's data is copied,\n"
+     "which a thread then writes while the program goes on (one pending at a time: async_commit_wait() ends it;\n"
+     "in an MPI job the interposer's safe points move it on). report: say on stderr when it committed.\n"
+     "test_delay: for tests, seconds the thread waits before writing."},
     {"commit", reinterpret_cast<PyCFunction>(writer_commit), METH_NOARGS,
      "commit() -> dict: collective write and atomic commit; returns path, sizes and timings."},
     {nullptr, nullptr, 0, nullptr},
@@ -956,6 +1045,10 @@ PyMethodDef container_functions[] = {
      "key_path() -> where the user's checkpoint key lives ($PYCKPT_KEY_FILE, else the config directory)"},
     {"key_id", as_method(key_id), METH_VARARGS | METH_KEYWORDS,
      "key_id(*, create=False) -> the id of the user's key (KeyFileError if there is none, unless create)"},
+    {"async_commit_wait", async_commit_wait, METH_NOARGS,
+     "async_commit_wait() -> None if no asynchronous commit is pending, else whether it committed (a failure\n"
+     "is said on stderr; the previous checkpoint stays `latest`). Waits for it; in an MPI job every rank's part\n"
+     "must reach rank 0 (each rank's next MPI call, safe point or wait sends it)."},
     {"dataset_path", dataset_path, METH_VARARGS,
      "dataset_path(rank, kind, name) -> HDF5 path of rank's 'blob' or 'array' `name` (escaped as stored)"},
     {nullptr, nullptr, 0, nullptr},

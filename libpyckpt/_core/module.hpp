@@ -27,6 +27,13 @@ int add_triggers_api(PyObject* module);
 
 // --- shared by the parts (module.cpp) ---------------------------------------
 
+// mpi.cpp, for container.cpp's asynchronous commits: arms the interposer's
+// progress callback (pyckpt_mpi_set_progress_callback) if the interposer is
+// loaded; and runs fn with this thread's MPI calls internal to it (not the
+// application's: not counted, not cut).
+void arm_mpi_progress(int (*progress)(int finishing, void* user));
+void run_mpi_internal(void (*fn)(void* user), void* user);
+
 // A PyStructSequence type named desc->name ("pyckpt._core.X"), added to the
 // module as X so that its instances pickle by reference. New reference, or
 // null with an error set.

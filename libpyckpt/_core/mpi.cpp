@@ -38,7 +38,8 @@ namespace {
   X(request_id) X(request_from_id) X(file_id) X(file_from_id) X(pending_requests) X(request_repost) X(request_expect_reissue) \
   X(win_id) X(win_from_id) X(windows) X(windows_recreate) X(windows_reopen) X(window_locate) X(window_address)               \
   X(set_site_callback) X(get_stats) X(channel_messages) X(last_error) X(alloc_mem_size)                 \
-  X(compound_begin) X(compound_end) X(compound_active) X(mpi4py_contexts)
+  X(compound_begin) X(compound_end) X(compound_active) X(mpi4py_contexts)                                \
+  X(set_progress_callback) X(internal_begin) X(internal_end)
 
 struct Api {
 #define PYCKPT_MPI_MEMBER(name) decltype(&pyckpt_mpi_##name) name = nullptr;
@@ -785,6 +786,20 @@ PyMethodDef g_mpi_functions[] = {
 };
 
 }  // namespace
+
+// g_api was loaded when the module was made (add_mpi_api).
+void arm_mpi_progress(int (*progress)(int finishing, void* user)) {
+  if (g_api.loaded) g_api.set_progress_callback(progress, nullptr);
+}
+
+void run_mpi_internal(void (*fn)(void* user), void* user) {
+  if (!g_api.loaded) return fn(user);
+  struct Scope {
+    Scope() { g_api.internal_begin(); }
+    ~Scope() { g_api.internal_end(); }
+  } scope;
+  fn(user);
+}
 
 int add_mpi_api(PyObject* module) {
   load_api();

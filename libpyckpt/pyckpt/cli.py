@@ -264,7 +264,7 @@ def _job_settings(args):
     here, or by the supervisor (a Slurm restart of a finished job is no
     error)."""
     args.dir = settings.directory(args.dir)
-    env = settings.job_environment(args.dir, args.keep, args.interval, args.signal)
+    env = settings.job_environment(args.dir, args.keep, args.interval, args.signal, args.asynchronous)
     from . import slurm
     requeue = None
     if args.slurm_requeue:
@@ -340,9 +340,10 @@ def _restart_mpirun(tokens):
     if not command:
         raise CheckpointError(f"{reader.file}: not written by an MPI job (no command recorded); "
                               f"use `pyckpt restart {directory}`")
-    # The restarted job checkpoints as the original did (interval, signal).
+    # The restarted job checkpoints as the original did (interval, signal, --async).
     env = settings.job_environment(directory, reader.attributes.get("keep", settings.DEFAULT_KEEP),
-                                   reader.attributes.get("interval") or None, reader.attributes.get("signal") or None)
+                                   reader.attributes.get("interval") or None, reader.attributes.get("signal") or None,
+                                   bool(reader.attributes.get("asynchronous", 0)))
     env.update(PYCKPT_RESTART="auto", PYTHONHASHSEED=reader.attributes.get("hash_seed", "random"))
     if env["PYTHONHASHSEED"] == "random":
         del env["PYTHONHASHSEED"]
@@ -412,6 +413,9 @@ def _add_job_options(p, launcher):
                    help=f"checkpoint when {launcher} or any rank receives this signal (default SIGUSR1)")
     p.add_argument("--keep", type=_count(1, "checkpoints kept"), default=settings.DEFAULT_KEEP, metavar="K",
                    help="committed checkpoints kept (default 2)")
+    p.add_argument("--async", dest="asynchronous", action="store_true",
+                   help="ranks stop only to capture their state and copy their data; a thread of each rank writes "
+                        "it while the job goes on (memory: one copy of each rank's arrays; doc/mpi-jobs.md)")
     p.add_argument("--slurm-requeue", action="store_true",
                    help="in a Slurm batch job (sbatch --requeue --signal=B:USR1@SECONDS, the script ending with "
                         f"`exec pyckpt {launcher} ...`): on the signal, checkpoint, end the job and requeue it; the "

@@ -14,18 +14,20 @@ import os
 import sys
 import time
 
-from . import _core, privacy
+from . import _core, privacy, settings
 from .errors import CheckpointFileError
 
 
 def commit_state(directory, epoch, trigger, captured, *, keep, seconds_stopped, forked=False, comm=None,
-                 extra_blobs=None, attributes=None, rank_attributes=None):
+                 extra_blobs=None, attributes=None, rank_attributes=None, asynchronous=False, report=False):
     """Writes what state.capture() returned as a checkpoint of `directory` and
     commits it; with an mpi4py `comm`, collectively (every rank its own
     state). epoch None: the container numbers it. seconds_stopped: how long
     the program has been stopped for this checkpoint when the write begins
     (forked: when the writer was forked, and the program went on). Returns
-    the commit information."""
+    the commit information. asynchronous (an MPI job's): returns once the
+    data is copied, {"epoch": ...}; a thread writes and commits it
+    (_core.async_commit_wait(); report: say on stderr when it committed)."""
     # Imported here, not with this module: pyckpt.state brings the heap and
     # NumPy, which a program under `pyckpt run` should not wait for at its
     # start (pyckpt.session imports this module).
@@ -36,7 +38,7 @@ def commit_state(directory, epoch, trigger, captured, *, keep, seconds_stopped, 
     writer.set_attribute("trigger", trigger)
     # With the container's own seconds_prepare/seconds_write, what `pyckpt
     # stats` tells the pause from (doc/format.md).
-    writer.set_attribute("write_mode", "forked" if forked else "inline")
+    writer.set_attribute("write_mode", "forked" if forked else "async" if asynchronous else "inline")
     writer.set_rank_attribute("seconds_stopped", seconds_stopped)
     for name, value in {**state.attributes(user_sources), **(attributes or {})}.items():
         writer.set_attribute(name, value)
@@ -51,6 +53,8 @@ def commit_state(directory, epoch, trigger, captured, *, keep, seconds_stopped, 
     refs = state.array_refs(summary)
     for key, array in arrays:
         add_array(writer, key, array, {"refs": refs[key]} if key in refs else None)
+    if asynchronous:
+        return {"epoch": writer.commit_async(report=report, test_delay=settings.test_drain_delay())}
     return writer.commit()
 
 

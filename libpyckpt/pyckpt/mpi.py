@@ -66,6 +66,7 @@ class _Job:
     directory = None
     keep = settings.DEFAULT_KEEP
     api_state = None     # frames captured by pyckpt.checkpoint() for the cut it starts
+    api_asynchronous = None  # its `asynchronous` argument (None: PYCKPT_ASYNC decides)
     line_state = None    # frames captured at the Python line this rank serves a cut from
     line_refused = False  # said once that this rank's stack cannot be captured at a line
     captured = None      # what capture() hands to write()
@@ -133,20 +134,23 @@ def _mpi4py_comm_types():
     return comm, intracomm
 
 
-def checkpoint(directory=None):
-    """pyckpt.checkpoint() in an MPI job: collective over all ranks. Returns
-    False after the checkpoint is committed, True in the restarted job."""
+def checkpoint(directory=None, asynchronous=None):
+    """pyckpt.checkpoint() in an MPI job: collective over all ranks (every
+    rank passes the same arguments). Returns False after the checkpoint is
+    committed -- asynchronous (default: PYCKPT_ASYNC): once every rank's data
+    is copied; pyckpt.wait() waits for the commit --, True in the restarted
+    job."""
     if directory is not None and os.path.abspath(directory) != _job.directory:
         raise CheckpointError(f"an MPI job checkpoints into its PYCKPT_DIR ({_job.directory}), "
                               f"not {directory}")
     captured_state = _core.capture_stack(session.base())
     if captured_state is True:
         return True
-    _job.api_state = captured_state
+    _job.api_state, _job.api_asynchronous = captured_state, asynchronous
     try:
         _core.mpi_checkpoint()
     finally:
-        _job.api_state = None
+        _job.api_state = _job.api_asynchronous = None
     return False
 
 
@@ -302,18 +306,26 @@ def _capture():
 
 
 def _write():
-    """Collective: every rank's captured state into one checkpoint file."""
+    """Collective: every rank's captured state into one checkpoint file; with
+    PYCKPT_ASYNC, every rank's data copied, and written by a thread of each
+    rank while the job goes on (committed by the interposer's safe points,
+    or at the latest by the next checkpoint or MPI_Finalize)."""
     stopped_at, trigger, captured, blobs, rank_attributes = _job.captured
     _job.captured = None
     MPI = mpi_handles._mpi()
     # Not COMM_WORLD: an application collective may be pending on it.
     comm = _core.mpi_write_comm(MPI.Comm)
-    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep,
+    # Epochs commit in order, and one copy of the data at a time.
+    _core.async_commit_wait()
+    asynchronous = settings.asynchronous() if _job.api_asynchronous is None else _job.api_asynchronous
+    report = _job.rank == 0 and settings.verbose()
+    info = commit.commit_state(_job.directory, None, trigger, captured, keep=_job.keep, asynchronous=asynchronous,
+                               report=report,
                                seconds_stopped=time.perf_counter() - stopped_at, comm=comm, extra_blobs=blobs,
                                attributes={"command": _job.command or sys.orig_argv[1:], "keep": _job.keep,
                                            **settings.job_triggers(), **slurm.environment_attributes()},
                                rank_attributes={**_placement(MPI), **slurm.rank_attributes(), **rank_attributes})
-    if _job.rank == 0 and settings.verbose():
+    if report and not asynchronous:
         print(f"pyckpt: checkpoint {info['epoch']} ({trigger}) committed: {info['path']}, "
               f"{time.perf_counter() - stopped_at:.3f} s after this rank stopped", file=sys.stderr, flush=True)
     _hold_if_stopping(comm, info["epoch"])
@@ -327,10 +339,15 @@ def _hold_if_stopping(comm, epoch):
     file, pyckpt.slurm: it ends mpirun and requeues the job), or, under the
     SPANK plugin's --pyckpt-requeue, by a checkpoint signal (Slurm's
     time-limit signal): then rank 0 requeues the job itself, and Slurm ends
-    the ranks. Rank 0 alone decides: all ranks hold or none."""
+    the ranks. Rank 0 alone decides: all ranks hold or none. A job with
+    neither (no PYCKPT_END_FILE, no PYCKPT_SLURM_REQUEUE: the same on every
+    rank) is never asked, and spends no collective on it in the pause."""
+    if settings.end_file() is None and settings.slurm_requeue_max_restarts() is None:
+        return
     stop = comm.bcast(_stop_after_checkpoint() if _job.rank == 0 else None, root=0)
     if stop is None:
         return
+    _core.async_commit_wait()  # an asynchronous checkpoint is committed before the job stops
     sys.stdout.flush()
     sys.stderr.flush()
     comm.Barrier()  # every rank flushed: nothing of theirs is printed after the stop

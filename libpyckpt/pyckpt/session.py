@@ -160,12 +160,15 @@ def checkpoint(directory=None, *, asynchronous=None):
     $PYCKPT_DIR, else ./pyckpt.d. asynchronous: return as soon as the state is
     captured and let a forked writer commit it (pyckpt.wait() waits for it);
     default: as `pyckpt run` was told (asynchronous unless --sync), else False.
+    In an MPI job (collective): asynchronous returns once every rank's data
+    is copied, and a thread of each rank writes it; default PYCKPT_ASYNC
+    (`pyckpt mpirun --async`; doc/mpi-jobs.md).
     Raises UnsupportedStateError if the process holds state that cannot be
     captured (e.g. this call is made from a function that a C function such as
     sorted() called); no checkpoint is written then.
     """
     if _session.job is not None:
-        return _session.job.checkpoint(directory)
+        return _session.job.checkpoint(directory, asynchronous)
     _refuse_unsupported_context(sys._getframe(1))
     captured_state = _core.capture_stack(_session.base)
     if captured_state is True:  # resumed: capture_stack returned resume_stack's result
@@ -179,7 +182,10 @@ def checkpoint(directory=None, *, asynchronous=None):
 def wait():
     """Waits until a checkpoint being written in the background is committed.
     Returns False if that write failed (the reason is on stderr; the previous
-    checkpoint is intact), True otherwise."""
+    checkpoint is intact), True otherwise. In an MPI job (asynchronous
+    checkpoints), rank 0 returns once every rank's part reached it."""
+    if _session.job is not None:
+        return _core.async_commit_wait() is not False
     return commit.wait()
 
 

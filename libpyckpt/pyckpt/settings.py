@@ -11,6 +11,11 @@ PYCKPT_DIR        checkpoint directory (default: the container's, ./pyckpt.d)
 PYCKPT_KEEP       committed checkpoints kept (default 2)
 PYCKPT_INTERVAL   seconds between preemptive checkpoints (default: none)
 PYCKPT_SIGNAL     signal that requests a checkpoint (default SIGUSR1; "none")
+PYCKPT_ASYNC      1: an MPI job's ranks go on once their data is copied, and a
+                  thread of each rank writes it (`pyckpt mpirun --async`)
+PYCKPT_TEST_DRAIN_DELAY for tests only: seconds the writing thread of an
+                  asynchronous MPI checkpoint waits before it writes, so that
+                  a test can kill a rank while a checkpoint drains
 PYCKPT_RESTART    auto | never: whether a preloaded rank resumes from the
                   directory's latest checkpoint (read by the preload library)
 PYCKPT_RESUME_DIR set by the preload library for `pyckpt resume-rank`
@@ -72,6 +77,14 @@ def signal_name():
     return None if name.lower() == "none" else canonical_signal(name)
 
 
+def asynchronous():
+    return os.environ.get("PYCKPT_ASYNC", "").lower() in ("1", "yes", "on", "true")
+
+
+def test_drain_delay():
+    return float(os.environ.get("PYCKPT_TEST_DRAIN_DELAY") or 0)
+
+
 def resume_directory():
     return os.environ.get("PYCKPT_RESUME_DIR")
 
@@ -114,7 +127,7 @@ def verbose():
     return bool(os.environ.get("PYCKPT_VERBOSE"))
 
 
-def job_environment(directory, keep, interval=None, signal_name=None):
+def job_environment(directory, keep, interval=None, signal_name=None, asynchronous=False):
     """The variables `pyckpt mpirun` and `pyckpt srun` export to the ranks
     (read back by the functions above in each rank)."""
     env = {"PYCKPT_DIR": os.path.abspath(directory), "PYCKPT_KEEP": str(keep),
@@ -124,6 +137,8 @@ def job_environment(directory, keep, interval=None, signal_name=None):
         env["PYCKPT_INTERVAL"] = str(interval)
     if signal_name:
         env["PYCKPT_SIGNAL"] = signal_name
+    if asynchronous:
+        env["PYCKPT_ASYNC"] = "1"
     env.update({name: os.environ[name] for name in (*DIAGNOSTICS, KEY_FILE_VARIABLE) if name in os.environ})
     return env
 
@@ -131,7 +146,8 @@ def job_environment(directory, keep, interval=None, signal_name=None):
 def job_triggers():
     """The trigger settings of this MPI job as given (recorded in its
     checkpoints, so that `pyckpt restart --mpirun` goes on the same way)."""
-    return {"interval": os.environ.get("PYCKPT_INTERVAL", ""), "signal": os.environ.get("PYCKPT_SIGNAL", "")}
+    return {"interval": os.environ.get("PYCKPT_INTERVAL", ""), "signal": os.environ.get("PYCKPT_SIGNAL", ""),
+            "asynchronous": int(asynchronous())}
 
 
 def canonical_signal(text):

@@ -10,8 +10,11 @@ read with plain reads, unless --trust.
 The pause is what the program saw: the rank was stopped for seconds_stopped
 until the write began (capture, and the fork of a forked writer), and an
 inline writer (MPI jobs, `pyckpt run --sync`, pyckpt.checkpoint()) keeps it
-stopped while it prepares and writes, seconds_prepare + seconds_write. The
-final fsync and renames come after the file is sealed and are in neither.
+stopped while it prepares and writes, seconds_prepare + seconds_write; an
+asynchronous MPI checkpoint (`pyckpt mpirun --async`) only while it
+exchanges descriptors and copies its data, seconds_prepare (a thread wrote
+the copy, seconds_write, while the program went on). The final fsync and
+renames come after the file is sealed and are in neither.
 """
 import math
 import os
@@ -34,7 +37,7 @@ def _rate(size, seconds):
     return size / seconds if seconds else None
 
 
-def _rank_stats(reader, rank, inline):
+def _rank_stats(reader, rank, mode):
     attrs = reader.rank_attributes(rank)
     payload = _rank_payload(reader, rank)
     write = attrs.get("seconds_write")  # absent in checkpoints of older pyckpt versions
@@ -42,7 +45,7 @@ def _rank_stats(reader, rank, inline):
     stopped = attrs.get("seconds_stopped")
     pause = None
     if stopped is not None and write is not None:
-        pause = stopped + (prepare + write if inline else 0.0)
+        pause = stopped + {"forked": 0.0, "async": prepare or 0.0}.get(mode, (prepare or 0.0) + write)
     return {"rank": rank, "bytes": payload, "seconds_stopped": stopped, "seconds_prepare": prepare,
             "seconds_write": write, "seconds_pause": pause, "bytes_per_second": _rate(payload, write)}
 
@@ -58,7 +61,7 @@ def checkpoint_stats(path, trust=False):
                 "bytes": header["file_size"], "authenticated": False, "reason": str(exc), "ranks": []}
     attrs = reader.attributes
     mode = attrs.get("write_mode")  # absent in checkpoints of older pyckpt versions
-    ranks = [_rank_stats(reader, rank, mode != "forked") for rank in range(reader.world_size)]
+    ranks = [_rank_stats(reader, rank, mode) for rank in range(reader.world_size)]
     pauses = [r["seconds_pause"] for r in ranks]
     write = attrs.get("seconds_write")
     return {"file": os.path.basename(reader.file), "epoch": reader.epoch, "world_size": reader.world_size,

@@ -71,6 +71,12 @@ int pyckpt_mpi_set_capture_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_w
   return PYCKPT_MPI_OK;
 }
 
+int pyckpt_mpi_set_progress_callback(pyckpt_mpi_progress_fn progress, void* user) {
+  callbacks.progress_user = user;
+  callbacks.progress = progress;
+  return PYCKPT_MPI_OK;
+}
+
 int pyckpt_mpi_world(int* rank, int* size) {
   return guarded([&] {
     const Runtime& rt = running();

@@ -86,9 +86,22 @@ void Coordinator::trace(const char* format, ...) const {
                line);
 }
 
+void Coordinator::progress_layer_above(bool finishing) {
+  if (in_cut_ || callbacks.progress == nullptr) return;
+  InternalScope internal;
+  int more = 0;
+  try {
+    more = callbacks.progress(finishing ? 1 : 0, callbacks.progress_user);
+  } catch (...) {
+    more = 0;  // a C++ layer above that threw: its work cannot go on
+  }
+  if (!more || finishing) callbacks.progress = nullptr;
+}
+
 void Coordinator::poll_slow(bool cut_allowed) {
   note_activity();
   if (in_cut_) return;
+  if (callbacks.progress != nullptr) progress_layer_above();
   InternalScope internal;
   try {
     step(cut_allowed);
@@ -779,6 +792,7 @@ void Coordinator::finish() {
     step(true);
   }
   while (ended_cuts_ < target) step(true);
+  if (callbacks.progress != nullptr) progress_layer_above(/*finishing=*/true);
 }
 
 bool Coordinator::serve_here() {

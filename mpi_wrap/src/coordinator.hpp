@@ -10,6 +10,7 @@
 #pragma once
 
 #include "blocking_call.hpp"
+#include "callbacks.hpp"
 #include "channel.hpp"
 #include "collective_op.hpp"
 #include "comm_table.hpp"
@@ -47,6 +48,7 @@ class Coordinator {
   // --- safe points -----------------------------------------------------------
   // Safe point: cheap unless a checkpoint is pending. May run a whole cut.
   void poll() {
+    if (callbacks.progress != nullptr) progress_layer_above();
     if (!icolls_.empty()) progress_collectives();
     if (requested_.load(std::memory_order_relaxed) || phase_ != Phase::Idle || (++poll_tick_ & 63) == 0)
       poll_slow(true);
@@ -67,6 +69,7 @@ class Coordinator {
   // MPI's own wait loop; detecting a REQ takes at most 15 more rounds
   // (< 1 us). Pending or in progress: every round, as poll_blocked.
   void poll_spin(bool cut_allowed = true) {
+    if (callbacks.progress != nullptr) progress_layer_above();
     if (!icolls_.empty()) progress_collectives();
     if (requested_.load(std::memory_order_relaxed) || phase_ != Phase::Idle || (++spin_tick_ & 15) == 0)
       poll_slow(cut_allowed);
@@ -259,6 +262,9 @@ class Coordinator {
   };
 
   void poll_slow(bool cut_allowed);
+  // The layer above's progress callback, armed (callbacks.hpp), outside a
+  // cut; finishing: at MPI_Finalize.
+  void progress_layer_above(bool finishing = false);
   void meet(const Makers& makers);
   bool wait_for(MPI_Request* reqs, int n);
   void take_requests();

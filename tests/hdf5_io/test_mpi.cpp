@@ -272,5 +272,99 @@ TEST(Mpi, RetentionKeepsTheLastTwo) {
   EXPECT_EQ(CheckpointReader(dir.path()).epoch(), 4u);
 }
 
+// commit_async: the program's memory may change as soon as it returns (the
+// file holds what it held at the call); nothing is committed until every
+// rank's data is written and rank 0 moved the commit on; the file is the
+// same self-describing, checksummed file a collective commit writes.
+TEST(Mpi, AsynchronousCommitWritesTheCopyAndCommitsOnlyWhenEveryRankReported) {
+  SharedDir shared;
+  const int rank = world_rank(), size = world_size();
+  CheckpointDir dir(shared.path() / "ckpt");
+  const std::int64_t v = rank;
+  {
+    CheckpointWriter w(dir, 1, Comm(MPI_COMM_WORLD));
+    w.add_array("v", view(&v, ElementType::integer(8), {}));
+    w.commit();
+  }
+  std::string pickle = "pickle of rank " + std::to_string(rank);
+  std::vector<double> u(1000 + 10 * static_cast<std::size_t>(rank));
+  for (std::size_t k = 0; k < u.size(); ++k) u[k] = rank * 1000.0 + static_cast<double>(k);
+  std::vector<double> wide(2 * u.size(), -1.0);  // every other element: a staged view
+  for (std::size_t k = 0; k < u.size(); ++k) wide[2 * k] = u[k];
+  const std::uint64_t n = 37, m = 11;
+  const auto [b, e] = rows_of(n, rank, size);
+  std::vector<std::int32_t> rows((e - b) * m);
+  for (std::uint64_t i = b; i < e; ++i)
+    for (std::uint64_t j = 0; j < m; ++j) rows[(i - b) * m + j] = static_cast<std::int32_t>(100 * i + j);
+
+  StagingBuffer staging;
+  std::unique_ptr<PendingCommit> pending;
+  {
+    CheckpointWriter w(dir, 2, Comm(MPI_COMM_WORLD));
+    w.set_attribute("write_mode", std::string("async"));
+    w.add_blob("pickle", as_bytes(pickle));
+    w.add_array("u", view(u.data(), ElementType::floating(8), {u.size()}));
+    w.add_array("strided", view(wide.data(), ElementType::floating(8), {u.size()}, {16}));
+    w.add_global_slab("g", {n, m}, {b, 0}, view(rows.data(), ElementType::integer(4), {e - b, m}));
+    pending = w.commit_async(staging);
+  }
+  EXPECT_EQ(pending->epoch(), 2u);
+  std::fill(u.begin(), u.end(), -7.0);
+  std::fill(wide.begin(), wide.end(), -7.0);
+  std::fill(rows.begin(), rows.end(), -7);
+  pickle.assign(pickle.size(), '#');
+  // Rank 0 commits only from progress() or wait(): not before this point.
+  EXPECT_EQ(CheckpointReader(dir.path()).epoch(), 1u);
+  MPI_Barrier(MPI_COMM_WORLD);
+  const CommitInfo info = pending->wait();
+  EXPECT_EQ(info.epoch, 2u);
+  EXPECT_TRUE(pending->progress());
+  pending.reset();
+  MPI_Barrier(MPI_COMM_WORLD);
+
+  CheckpointReader r(dir.path());
+  EXPECT_EQ(r.epoch(), 2u);
+  EXPECT_EQ(std::get<std::string>(r.attributes().at("write_mode")), "async");
+  for (const VerifyResult& checked : r.verify()) EXPECT_TRUE(checked.ok) << checked.dataset << ": " << checked.message;
+  for (int q = 0; q < size; ++q) {
+    SCOPED_TRACE("rank " + std::to_string(q));
+    const auto blob = r.read_blob(q, "pickle");
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(blob.data()), blob.size()), "pickle of rank " + std::to_string(q));
+    for (const char* name : {"u", "strided"}) {
+      std::vector<double> got(1000 + 10 * static_cast<std::size_t>(q));
+      r.read_array(q, name, dest(got.data(), ElementType::floating(8), {got.size()}));
+      for (std::size_t k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], q * 1000.0 + static_cast<double>(k)) << name;
+    }
+    EXPECT_TRUE(r.rank_attributes(q).count("seconds_write"));
+  }
+  std::vector<std::int32_t> all(n * m);
+  r.read_global_slab("g", {0, 0}, {n, m}, dest(all.data(), ElementType::integer(4), {n, m}));
+  for (std::uint64_t i = 0; i < n; ++i)
+    for (std::uint64_t j = 0; j < m; ++j) ASSERT_EQ(all[i * m + j], static_cast<std::int32_t>(100 * i + j));
+  EXPECT_TRUE(check_header(dir.path()).intact);
+}
+
+// What an asynchronous commit cannot write with pwrite is refused on every
+// rank before anything is written.
+TEST(Mpi, AsynchronousCommitRefusesSlabsThatAreNotBlocksOfRows) {
+  SharedDir shared;
+  const int rank = world_rank(), size = world_size();
+  CheckpointDir dir(shared.path());
+  const auto [b, e] = rows_of(9, rank, size);
+  std::vector<std::int32_t> cols(5 * (e - b), rank);
+  StagingBuffer staging;
+  CheckpointWriter w(dir, 1, Comm(MPI_COMM_WORLD));
+  w.add_global_slab("g", {5, 9}, {0, b}, view(cols.data(), ElementType::integer(4), {5, e - b}));
+  try {
+    w.commit_async(staging);
+    ADD_FAILURE() << "no exception";
+  } catch (const UsageError& error) {
+    EXPECT_TRUE(contains(error.what(), "blocks of rows")) << error.what();
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_TRUE(dir.list().empty());
+  EXPECT_TRUE(dir.in_flight_files().empty());
+}
+
 }  // namespace
 }  // namespace pyckpt::h5::testing

@@ -217,7 +217,7 @@ def kill_random_rank(job, directory, np_, rng, history):
 
 
 def run_with_kills(tmp_path, program, np_, args, *, interval, restarts, seed_name, max_delay=0.6,
-                   triggers=None, after_kill=None):
+                   triggers=None, after_kill=None, extra=()):
     """Runs `program` under pyckpt with checkpoints every `interval` s (None:
     no interval), kills a random rank after a committed checkpoint, and
     restarts as listed in `restarts` ("same": the same pyckpt mpirun command;
@@ -225,12 +225,13 @@ def run_with_kills(tmp_path, program, np_, args, *, interval, restarts, seed_nam
     the last. triggers(job, directory): called instead of waiting for the
     interval's checkpoint in the first run. after_kill(work, directory,
     number): called after kill `number` (1, 2, ...), before the restart.
+    extra: options of `pyckpt mpirun` (e.g. --async) and of mpirun.
     Returns (final job, directory of the outputs, history)."""
     rng = random.Random(f"{SEED}:{seed_name}")
     work = tmp_path / "run"
     work.mkdir()
     directory = work / "ckpt.d"
-    command = pyckpt_mpirun(directory, program, np_, args, interval)
+    command = pyckpt_mpirun(directory, program, np_, args, interval, extra)
     history = [f"seed {SEED}:{seed_name}"]
     started = time.monotonic()
     job = Job(command, work, "run0")

@@ -148,6 +148,60 @@ struct WriterOptions {
   std::optional<Key> key;
 };
 
+// Memory an asynchronous commit copies the data into (commit_async). Kept,
+// resident, from one commit to the next: the copy into memory touched before
+// runs at memcpy speed, into fresh memory it pays a page fault per page
+// (on the benchmark's VM 10-50x the copy itself; memory handed back with
+// MADV_FREE or MADV_DONTNEED faulted again). It grows to the largest
+// commit's data and is freed with the object. The first commit (and one
+// whose data outgrew it) pays the faults in the program's pause.
+class StagingBuffer {
+ public:
+  StagingBuffer() = default;
+  ~StagingBuffer();
+  StagingBuffer(const StagingBuffer&) = delete;
+  StagingBuffer& operator=(const StagingBuffer&) = delete;
+  // At least `bytes` bytes (content undefined), valid until the next call.
+  std::byte* reserve(std::size_t bytes);
+  std::size_t capacity() const { return size_; }
+
+ private:
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// A checkpoint being committed asynchronously (CheckpointWriter::commit_async):
+// the data was copied; a thread of this rank writes it to the file with
+// pwrite while the program goes on. What still needs MPI -- rank 0 sends
+// every rank its file offsets, every rank sends rank 0 its checksums and
+// outcome -- are nonblocking collectives on a private communicator, moved
+// on by progress() (the program's MPI calls, in pyckpt) or wait(). Rank 0's
+// thread creates the file (serial HDF5) and, once every rank reported,
+// writes the checksums, the header, and commits; if any rank failed, it
+// removes the file and the previous checkpoint stays `latest`. Destroying a
+// PendingCommit that is not over abandons it (its file is left in flight).
+class PendingCommit {
+ public:
+  ~PendingCommit();
+  PendingCommit(const PendingCommit&) = delete;
+  PendingCommit& operator=(const PendingCommit&) = delete;
+  std::uint64_t epoch() const;
+  // Moves the commit on without blocking (MPI_Test; its MPI calls are the
+  // caller's to mark internal). True once it is over on this rank: rank 0
+  // committed it or gave up, another rank's part reached rank 0.
+  bool progress();
+  // Blocks until progress() is true. Rank 0: throws the commit's failure
+  // (any rank's); another rank: its own failure. Returns this rank's
+  // figures (seconds_write: its drain).
+  CommitInfo wait();
+
+ private:
+  friend class CheckpointWriter;
+  struct Impl;
+  explicit PendingCommit(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // Collective writer of one checkpoint epoch. Every add_* call records a
 // pointer to caller memory; nothing is copied and nothing is written before
 // commit(), which all ranks of the communicator must call. Ranks may add
@@ -185,8 +239,19 @@ class CheckpointWriter {
   std::uint64_t epoch() const;
 
   CommitInfo commit();
+  // Collective, like commit(), but returns once this rank's data is copied
+  // into `staging` (which must outlive the PendingCommit); the program may
+  // then change its memory. Only one pending commit per directory at a
+  // time: wait for the previous one first (epochs commit in order). Writes
+  // only with pwrite, so it refuses WriterOptions::collective_io and global
+  // slabs that are not one contiguous run of their dataset (UsageError on
+  // every rank, nothing written). test_delay_seconds: for tests only, the
+  // drain waits this long before writing, so that a test can act while a
+  // commit is pending.
+  std::unique_ptr<PendingCommit> commit_async(StagingBuffer& staging, double test_delay_seconds = 0);
 
  private:
+  friend struct PendingCommit::Impl;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

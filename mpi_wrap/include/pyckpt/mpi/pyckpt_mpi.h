@@ -67,6 +67,20 @@ typedef int (*pyckpt_mpi_capture_fn)(void* user);
 typedef int (*pyckpt_mpi_write_fn)(void* user);
 int pyckpt_mpi_set_capture_callbacks(pyckpt_mpi_capture_fn capture, pyckpt_mpi_write_fn write, void* user);
 
+/* progress: work the write callback left running (an asynchronous commit:
+ * the data drains to the file while the application computes, and what it
+ * still needs of MPI are nonblocking operations the layer above tests).
+ * Setting it arms it: from then on it is called on the main thread at this
+ * rank's safe points outside a cut (the entry of intercepted calls, the
+ * progress loops of blocking ones, pyckpt_mpi_poll), with finishing = 0, and
+ * must not block; it returns nonzero while work remains, 0 when done (then it
+ * is not called again until set again). At MPI_Finalize, once any cut under
+ * way has ended, an armed callback is called once more with finishing = 1
+ * and completes its work before PMPI_Finalize (every rank does). Its MPI
+ * calls are internal. NULL disarms. */
+typedef int (*pyckpt_mpi_progress_fn)(int finishing, void* user);
+int pyckpt_mpi_set_progress_callback(pyckpt_mpi_progress_fn progress, void* user);
+
 /* This process's rank in MPI_COMM_WORLD and its size (after MPI_Init). */
 int pyckpt_mpi_world(int* rank, int* size);
 /* The communicator the write callback writes with: a private duplicate of
