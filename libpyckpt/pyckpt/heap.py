@@ -30,6 +30,7 @@ import re
 import struct
 import sys
 import sysconfig
+import _thread
 import threading
 import types
 import weakref
@@ -368,6 +369,18 @@ def _make_rlock(count):
     return lock
 
 
+def _make_rlock_owned(count, thread):
+    # Held by a captured thread (pyckpt.threads.Slot), which gives it to its
+    # new thread before any thread resumes.
+    lock = threading.RLock()
+    thread.owns(lock, count)
+    return lock
+
+
+def _new_thread(cls):
+    return cls.__new__(cls)
+
+
 def _dead_weakref():
     return weakref.ref(set())
 
@@ -387,6 +400,9 @@ for _module in (types, collections.abc):
             _NAMED_BUILTIN_TYPES.setdefault(_value, (_module.__name__, _name))
 for _value in (type(None), type(NotImplemented), type(...)):
     _NAMED_BUILTIN_TYPES.pop(_value, None)  # pickle has opcodes for these
+# The lock type (`_thread.lock`, a heap type), whose methods are on the
+# stack of a thread waiting in acquire() (pyckpt.threads).
+_NAMED_BUILTIN_TYPES[_thread.LockType] = ("_thread", "LockType")
 
 _DICT_VIEW_KINDS = {}
 _DICT_ITERATOR_KINDS = {}
@@ -439,10 +455,15 @@ class Pickler(pickle.Pickler):
 
     `user_dirs`: directories holding the user's own modules, whose module-level
     variables are captured with the checkpoint and which are reimported from
-    their file on restart; default: the directory of the __main__ script."""
+    their file on restart; default: the directory of the __main__ script.
 
-    def __init__(self, file, *, user_dirs=None):
+    `threads`: {ident: pyckpt.threads.Slot} of the other threads whose
+    stacks are captured with it; their Thread objects and the RLocks they
+    hold are captured (else refused)."""
+
+    def __init__(self, file, *, user_dirs=None, threads=None):
         super().__init__(file, protocol=PROTOCOL)
+        self._threads = threads or {}
         self.arrays = []
         self._last = None
         self._dispatch = {}
@@ -834,7 +855,11 @@ class Pickler(pickle.Pickler):
     def _reduce_thread(self, thread):
         if thread is threading.main_thread():
             return threading.main_thread, ()
-        raise UnsupportedStateError(f"thread {thread.name!r}: only the main thread is captured")
+        # Running ones are rebound to their new thread by pyckpt.threads; one
+        # not started or finished is only its attributes.
+        if thread.ident in self._threads or not thread.is_alive():
+            return _new_thread, (type(thread),), vars(thread)
+        raise UnsupportedStateError(f"thread {thread.name!r}: its stack is not captured with the checkpoint")
 
     def _reduce_lock(self, lock):
         return _make_lock, (lock.locked(),)
@@ -842,6 +867,8 @@ class Pickler(pickle.Pickler):
     def _reduce_rlock(self, lock):
         state, owner, count = _RLOCK_REPR.match(repr(lock)).groups()
         if state == "locked" and int(owner) != threading.get_ident():
+            if int(owner) in self._threads:
+                return _make_rlock_owned, (int(count), self._threads[int(owner)])
             raise UnsupportedStateError("an RLock held by another thread")
         return _make_rlock, (int(count),)
 
@@ -1030,10 +1057,10 @@ class Unpickler(pickle.Unpickler):
         return self.main_module
 
 
-def dumps(obj, *, user_dirs=None):
+def dumps(obj, *, user_dirs=None, threads=None):
     """Captures obj: returns (pickle bytes, [(key, ndarray) to write as datasets])."""
     buffer = io.BytesIO()
-    pickler = Pickler(buffer, user_dirs=user_dirs)
+    pickler = Pickler(buffer, user_dirs=user_dirs, threads=threads)
     pickler.dump(obj)
     return buffer.getvalue(), pickler.arrays
 

@@ -116,24 +116,6 @@ bool resumes_generator(PyObject* callable, PyObject* self, PyGenObject* gen) {
   return PyCFunction_Check(callable) && PyCFunction_GET_SELF(callable) == g;
 }
 
-// Group start of a CALL: [KW_NAMES] PRECALL CALL, each possibly with EXTENDED_ARG.
-const Instr& call_group_start(const CodeInfo& info, const Instr& call) {
-  const Instr* first = &call;
-  if (const Instr* p = info.prev(*first); p && p->opcode == PRECALL) first = p;
-  if (const Instr* p = info.prev(*first); p && p->opcode == KW_NAMES) first = p;
-  return *first;
-}
-
-// The CALL that `in` (PRECALL or CALL) belongs to, or nullptr.
-const Instr* call_of(const CodeInfo& info, const Instr& in) {
-  if (in.opcode == CALL) return &in;
-  if (in.opcode == PRECALL) {
-    const Instr* next = info.next(in);
-    if (next && next->opcode == CALL) return next;
-  }
-  return nullptr;
-}
-
 Pending parent_pending(Frame* parent, Frame* child) {
   const CodeInfo& info = code_info(parent->f_code);
   const Instr& in = info.at_unit(prev_unit(parent));
@@ -293,10 +275,7 @@ bool init_capture() {
   return g_builtin_next && g_gen_send && g_gen_next;
 }
 
-Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
-  if (!_PyOS_IsMainThread())
-    throw UnsupportedState{"cannot capture the stack of a thread other than the main thread"};
-  PyThreadState* tstate = PyThreadState_Get();
+Ref capture_frames(PyThreadState* tstate, PyObject* base_obj, CaptureMode mode, Frame* innermost) {
   Frame* base = nullptr;
   if (base_obj != nullptr && PyCode_Check(base_obj)) {
     // The outermost frame running this code: how `pyckpt run` names the
@@ -312,7 +291,7 @@ Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
     }
     base = reinterpret_cast<PyFrameObject*>(base_obj)->f_frame;
   } else {
-    base = resumed_root_frame();
+    base = resumed_root_frame(tstate);
   }
   // Innermost first; frames not yet past their prologue are not on the
   // Python-visible stack.
@@ -407,7 +386,11 @@ Ref capture_generator_impl(PyObject* obj) {
 namespace pyckpt::core::interp {
 
 Ref capture_stack(PyObject* base, CaptureMode mode) {
-  auto* innermost = PyThreadState_Get()->cframe->current_frame;
+  // Other threads are captured parked (park_threads), never by themselves.
+  if (!_PyOS_IsMainThread())
+    throw UnsupportedState{"cannot capture the stack of a thread other than the main thread"};
+  PyThreadState* tstate = PyThreadState_Get();
+  auto* innermost = tstate->cframe->current_frame;
   if (mode == CaptureMode::kReissueCall) {
     // Skip the frames run by the C function's callback: up to the most
     // recent frame entered from C, whose previous frame made the C call.
@@ -416,7 +399,7 @@ Ref capture_stack(PyObject* base, CaptureMode mode) {
     while (innermost != nullptr && _PyFrame_IsIncomplete(innermost)) innermost = innermost->previous;
     if (innermost == nullptr) throw UnsupportedState{"cannot capture the stack: no Python frame called into C"};
   }
-  return py311::capture_stack_impl(base, mode, innermost);
+  return py311::capture_frames(tstate, base, mode, innermost);
 }
 const void* frame_key(PyFrameObject* frame) { return frame->f_frame; }
 Ref capture_generator(PyObject* gen) { return py311::capture_generator_impl(gen); }

@@ -1,0 +1,335 @@
+// The other Python threads at a checkpoint (CPython 3.11): parked where they
+// wait in a call that can be re-issued, and captured there.
+//
+// While the main thread holds the GIL at its safe point, every other thread
+// is inside a C call that released the GIL (a lock's acquire, a sleep, a
+// read...) or waits for the GIL. A thread blocked in a C call stands with its
+// innermost frame at the CALL (or specialised PRECALL) of that function, and
+// 3.11 keeps the callable and its arguments on the value stack until the
+// call returns; so the frame is captured *inside* the call, which runs again
+// on resume (CaptureMode::kReissueCall). Only calls that have had no effect
+// until they return may run again: a lock's acquire (it takes the lock when
+// it returns, and the lock's Python-visible state -- `locked`, an RLock's
+// owner and count -- is set only then, with the GIL) and time.sleep (a wait
+// that starts over). A read, a write, a select may have consumed or produced
+// data the restarted thread would not see again: refused, naming the thread
+// and the function (a request waits, see safepoint.cpp).
+//
+// A parked thread must run no Python code until the checkpoint is written
+// (the main thread pickles the heap meanwhile, and may release the GIL while
+// doing so). Each other thread gets a C trace function (per thread state, as
+// 3.12's PyEval_SetTraceAllThreads sets it) and opcode events on its
+// innermost frame: when its call returns, the event before the next
+// instruction parks it, the GIL released, until release_threads(). Nothing
+// of the program's runs in the main thread between arming the threads and
+// capturing them (the garbage collector is off meanwhile), so no thread
+// slips through.
+#include "interp/cpython311/py311.hpp"
+#ifdef PYCKPT_INTERP_PY311
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace pyckpt::core::interp::py311 {
+namespace {
+
+// Modules/_threadmodule.c's lock objects (3.11), checked by init_threads().
+struct LockObject {
+  PyObject_HEAD
+  PyThread_type_lock lock_lock;
+  PyObject* in_weakreflist;
+  char locked;
+};
+struct RLockObject {
+  PyObject_HEAD
+  PyThread_type_lock rlock_lock;
+  unsigned long rlock_owner;
+  unsigned long rlock_count;
+  PyObject* in_weakreflist;
+};
+
+// The C functions a parked thread may be waiting in.
+struct Reissuable {
+  PyTypeObject* lock_type = nullptr;
+  PyTypeObject* rlock_type = nullptr;
+  std::vector<PyCFunction> lock_waits;   // _thread.lock: acquire, acquire_lock, __enter__
+  std::vector<PyCFunction> rlock_waits;  // _thread.RLock: acquire, __enter__
+  PyCFunction sleep = nullptr;           // time.sleep
+};
+Reissuable g_calls;
+
+// A thread state given the parking trace function, and what it had before.
+struct Armed {
+  PyThreadState* tstate;
+  unsigned long ident;
+  Py_tracefunc saved_func;
+  PyObject* saved_obj;    // owned
+  PyObject* frame;        // owned: its innermost frame object, or null
+  char saved_opcodes;
+};
+
+struct Parking {
+  std::vector<Armed> armed;
+  Ref captured;  // ((ident, StackState), ...) while the threads are parked
+  std::mutex mutex;
+  std::condition_variable released;
+  uint64_t generation = 0;  // bumped (under mutex) by each release
+};
+Parking& g_park = *new Parking;  // never destroyed (see safepoint.cpp)
+
+void update_tracing(PyThreadState* t) {
+  // _PyThreadState_UpdateTracingState: the flag the evaluator tests before each instruction.
+  const bool on = t->tracing == 0 && (t->c_tracefunc != nullptr || t->c_profilefunc != nullptr);
+  t->cframe->use_tracing = on ? 255 : 0;
+}
+
+// Sets the trace function of another thread state without _PyEval_SetTrace's
+// audit event: no Python code may run in between.
+void set_trace(PyThreadState* t, Py_tracefunc func, PyObject* obj) {
+  PyObject* old = t->c_traceobj;
+  t->c_traceobj = Py_XNewRef(obj);
+  t->c_tracefunc = func;
+  update_tracing(t);
+  Py_XDECREF(old);
+}
+
+int park_tracer(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
+  PyThreadState* t = PyThreadState_Get();
+  auto it = std::find_if(g_park.armed.begin(), g_park.armed.end(), [&](const Armed& a) { return a.tstate == t; });
+  if (it == g_park.armed.end()) return 0;
+  if (it->saved_func != nullptr && it->saved_func(it->saved_obj, frame, what, arg) < 0) return -1;
+  if (!g_park.captured) return 0;
+  uint64_t generation;
+  {
+    std::lock_guard lock(g_park.mutex);
+    generation = g_park.generation;
+  }
+  Py_BEGIN_ALLOW_THREADS
+  std::unique_lock lock(g_park.mutex);
+  g_park.released.wait(lock, [&] { return g_park.generation != generation; });
+  Py_END_ALLOW_THREADS
+  return 0;  // release_threads() gave the thread its own trace function back
+}
+
+bool alive(const Armed& a) {
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t; t = PyThreadState_Next(t))
+    if (t == a.tstate && t->thread_id == a.ident) return true;
+  return false;
+}
+
+void disarm_all() {
+  for (Armed& a : g_park.armed) {
+    if (alive(a)) set_trace(a.tstate, a.saved_func, a.saved_obj);
+    if (a.frame != nullptr) reinterpret_cast<PyFrameObject*>(a.frame)->f_trace_opcodes = a.saved_opcodes;
+    Py_XDECREF(a.saved_obj);
+    Py_XDECREF(a.frame);
+  }
+  g_park.armed.clear();
+}
+
+void arm_all(PyThreadState* self) {
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(self->interp); t; t = PyThreadState_Next(t)) {
+    if (t == self) continue;
+    g_park.armed.push_back({t, t->thread_id, t->c_tracefunc, Py_XNewRef(t->c_traceobj), nullptr, 0});
+    set_trace(t, park_tracer, nullptr);
+  }
+  // Opcode events on each innermost frame: the next instruction after the
+  // call returns is reported (a 'line' event would come only at the next line).
+  Ref frames = check_new(_PyThread_CurrentFrames());
+  for (Armed& a : g_park.armed) {
+    Ref ident = check_new(PyLong_FromUnsignedLong(a.ident));
+    PyObject* frame = PyDict_GetItemWithError(frames.get(), ident.get());
+    if (frame == nullptr) continue;
+    a.frame = Py_NewRef(frame);
+    a.saved_opcodes = reinterpret_cast<PyFrameObject*>(frame)->f_trace_opcodes;
+    reinterpret_cast<PyFrameObject*>(frame)->f_trace_opcodes = 1;
+  }
+}
+
+bool in(const std::vector<PyCFunction>& functions, PyCFunction f) {
+  return std::find(functions.begin(), functions.end(), f) != functions.end();
+}
+
+// Why the thread whose innermost frame is `f` cannot be parked there, or
+// nothing if it waits in a re-issuable call that has not returned.
+std::optional<std::string> not_waiting(Frame* f) {
+  if (f == nullptr) return "has no Python frame (it is starting or ending)";
+  if (_PyFrame_IsIncomplete(f)) return "is entering " + describe_frame(f);
+  const CodeInfo& info = code_info(f->f_code);
+  const Instr* call = call_of(info, info.at_unit(prev_unit(f)));
+  const std::string running = "is running Python code (at " + describe_frame(f) + ")";
+  if (call == nullptr) return running;
+  const int base = call_group_start(info, *call).depth - (call->oparg + 2);
+  PyObject** stack = f->localsplus + f->f_code->co_nlocalsplus;
+  // Below the arguments: NULL and the callable, or a method descriptor and
+  // its object. Once the call has returned, its result is there instead
+  // (never NULL, never a method descriptor for these calls), and the slots
+  // above are stale.
+  PyObject* below = stack[base];
+  PyCFunction function;
+  PyObject* self;
+  PyObject* callable;
+  if (below == nullptr) {
+    callable = stack[base + 1];
+    if (!PyCFunction_Check(callable)) return "is in a call of " + std::string(Py_TYPE(callable)->tp_name);
+    function = PyCFunction_GET_FUNCTION(callable);
+    self = PyCFunction_GET_SELF(callable);
+  } else if (Py_IS_TYPE(below, &PyMethodDescr_Type)) {
+    callable = below;
+    function = reinterpret_cast<PyMethodDescrObject*>(below)->d_method->ml_meth;
+    self = stack[base + 1];
+  } else {
+    return running;
+  }
+  if (function == g_calls.sleep) return std::nullopt;
+  // A lock that is free while a thread waits for it was released to that
+  // thread, which is about to return with it: not yet a waiting thread.
+  if (self != nullptr && Py_IS_TYPE(self, g_calls.lock_type) && in(g_calls.lock_waits, function)) {
+    if (reinterpret_cast<LockObject*>(self)->locked) return std::nullopt;
+    return "is taking a lock just released (at " + describe_frame(f) + ")";
+  }
+  if (self != nullptr && Py_IS_TYPE(self, g_calls.rlock_type) && in(g_calls.rlock_waits, function)) {
+    if (reinterpret_cast<RLockObject*>(self)->rlock_count > 0) return std::nullopt;
+    return "is taking an RLock just released (at " + describe_frame(f) + ")";
+  }
+  return "is in C function " + describe_object(callable) + " (at " + describe_frame(f) + "), which pyckpt cannot " +
+         "run again after a restart (only a lock's acquire and time.sleep are)";
+}
+
+// "thread 'name'" from threading's table, or how else to call it.
+std::string thread_name(unsigned long ident) {
+  Ref threading = Ref::steal(PyImport_GetModule(Ref::steal(PyUnicode_FromString("threading")).get()));
+  Ref active = threading ? Ref::steal(PyObject_GetAttrString(threading.get(), "_active")) : Ref();
+  Ref key = Ref::steal(PyLong_FromUnsignedLong(ident));
+  PyObject* thread = active && key && PyDict_Check(active.get()) ? PyDict_GetItem(active.get(), key.get()) : nullptr;
+  Ref name = thread ? Ref::steal(PyObject_GetAttrString(thread, "_name")) : Ref();
+  PyErr_Clear();
+  if (name && PyUnicode_Check(name.get())) return "thread '" + std::string(PyUnicode_AsUTF8(name.get())) + "'";
+  return "a thread started with _thread (ident " + std::to_string(ident) + ")";
+}
+
+// Disarms the threads unless the capture completed.
+class ParkAttempt {
+ public:
+  ParkAttempt() : gc_was_enabled_(PyGC_Disable()) {}
+  ~ParkAttempt() {
+    if (!done_) disarm_all();
+    if (gc_was_enabled_) PyGC_Enable();
+  }
+  void done() { done_ = true; }
+  ParkAttempt(const ParkAttempt&) = delete;
+  ParkAttempt& operator=(const ParkAttempt&) = delete;
+
+ private:
+  int gc_was_enabled_;
+  bool done_ = false;
+};
+
+[[noreturn]] void refuse(unsigned long ident, const std::string& why) {
+  throw UnsupportedState{"cannot capture " + thread_name(ident) + ": it " + why +
+                             "; pyckpt captures other threads while they wait (in a lock's acquire, "
+                             "Queue.get, Event.wait, time.sleep)",
+                         true};
+}
+
+Ref park_impl() {
+  if (g_park.captured) return g_park.captured;
+  PyThreadState* self = PyThreadState_Get();
+  std::vector<std::pair<unsigned long, std::string>> refusals;
+  Ref captured;
+  {
+    ParkAttempt attempt;
+    arm_all(self);
+    for (const Armed& a : g_park.armed)
+      if (auto why = not_waiting(a.tstate->cframe->current_frame)) refusals.emplace_back(a.ident, *why);
+    if (refusals.empty()) {
+      captured = check_new(PyTuple_New(static_cast<Py_ssize_t>(g_park.armed.size())));
+      for (size_t i = 0; i < g_park.armed.size(); ++i) {
+        const Armed& a = g_park.armed[i];
+        Ref stack;
+        try {
+          stack = capture_frames(a.tstate, nullptr, CaptureMode::kReissueCall, a.tstate->cframe->current_frame);
+        } catch (const UnsupportedState& e) {
+          refusals.emplace_back(a.ident, "cannot be captured: " + e.message);
+          break;
+        }
+        PyTuple_SET_ITEM(captured.get(), static_cast<Py_ssize_t>(i),
+                         check_new(Py_BuildValue("(kN)", a.ident, stack.release())).release());
+      }
+    }
+    if (refusals.empty()) {
+      g_park.captured = captured;
+      attempt.done();
+    }
+  }
+  // The threads are disarmed (or parked): naming them may run Python code.
+  if (!refusals.empty()) refuse(refusals.front().first, refusals.front().second);
+  return captured;
+}
+
+PyCFunction method_of(PyTypeObject* type, const char* name) {
+  PyObject* descr = PyDict_GetItemString(type->tp_dict, name);
+  if (descr == nullptr || !Py_IS_TYPE(descr, &PyMethodDescr_Type)) return nullptr;
+  return reinterpret_cast<PyMethodDescrObject*>(descr)->d_method->ml_meth;
+}
+
+}  // namespace
+
+bool init_threads() {
+  Ref thread_module = Ref::steal(PyImport_ImportModule("_thread"));
+  Ref time_module = Ref::steal(PyImport_ImportModule("time"));
+  if (!thread_module || !time_module) return false;
+  Ref lock = Ref::steal(PyObject_CallMethod(thread_module.get(), "allocate_lock", nullptr));
+  Ref rlock = Ref::steal(PyObject_CallMethod(thread_module.get(), "RLock", nullptr));
+  Ref sleep = Ref::steal(PyObject_GetAttrString(time_module.get(), "sleep"));
+  if (!lock || !rlock || !sleep) return false;
+  g_calls.lock_type = Py_TYPE(lock.get());
+  g_calls.rlock_type = Py_TYPE(rlock.get());
+  g_calls.lock_waits = {method_of(g_calls.lock_type, "acquire"), method_of(g_calls.lock_type, "acquire_lock"),
+                        method_of(g_calls.lock_type, "__enter__")};
+  g_calls.rlock_waits = {method_of(g_calls.rlock_type, "acquire"), method_of(g_calls.rlock_type, "__enter__")};
+  g_calls.sleep = PyCFunction_Check(sleep.get()) ? PyCFunction_GET_FUNCTION(sleep.get()) : nullptr;
+  // The mirrored layouts must agree with what the objects say of themselves.
+  auto* l = reinterpret_cast<LockObject*>(lock.get());
+  auto* r = reinterpret_cast<RLockObject*>(rlock.get());
+  bool layout = l->locked == 0 && r->rlock_count == 0;
+  Ref taken = Ref::steal(PyObject_CallMethod(lock.get(), "acquire", nullptr));
+  Ref taken_r = Ref::steal(PyObject_CallMethod(rlock.get(), "acquire", nullptr));
+  Ref taken_r2 = Ref::steal(PyObject_CallMethod(rlock.get(), "acquire", nullptr));
+  if (!taken || !taken_r || !taken_r2) return false;
+  layout = layout && l->locked == 1 && r->rlock_count == 2 && r->rlock_owner == PyThread_get_thread_ident();
+  const bool found = g_calls.sleep != nullptr &&
+                     std::find(g_calls.lock_waits.begin(), g_calls.lock_waits.end(), nullptr) == g_calls.lock_waits.end() &&
+                     std::find(g_calls.rlock_waits.begin(), g_calls.rlock_waits.end(), nullptr) == g_calls.rlock_waits.end();
+  if (!layout || !found) {
+    PyErr_SetString(PyExc_ImportError, "pyckpt._core: _thread's lock objects are not laid out as in CPython 3.11");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace pyckpt::core::interp::py311
+
+namespace pyckpt::core::interp {
+
+Ref park_threads() { return py311::park_impl(); }
+
+void release_threads() {
+  using py311::g_park;
+  if (!g_park.captured) return;
+  py311::disarm_all();
+  g_park.captured = Ref();
+  {
+    std::lock_guard lock(g_park.mutex);
+    ++g_park.generation;
+  }
+  g_park.released.notify_all();
+}
+
+}  // namespace pyckpt::core::interp
+
+#endif
