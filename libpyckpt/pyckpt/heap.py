@@ -10,6 +10,7 @@ pickler only calls for objects that are not of a built-in container or atom type
 and only once per object (the memo is checked first); the decision per type is
 cached, so the common case costs one dict lookup. See doc/heap.md.
 """
+import _thread
 import abc
 import builtins
 import collections
@@ -21,6 +22,7 @@ import importlib
 import importlib.util
 import io
 import itertools
+import logging
 import marshal
 import mmap
 import os
@@ -30,7 +32,6 @@ import re
 import struct
 import sys
 import sysconfig
-import _thread
 import threading
 import types
 import weakref
@@ -412,6 +413,9 @@ for _kind in ("keys", "values", "items"):
     _DICT_ITERATOR_KINDS[type(iter(getattr({}, _kind)()))] = (_kind, False)
     _DICT_ITERATOR_KINDS[type(reversed(getattr({}, _kind)()))] = (_kind, True)
 
+# What a program configures on a logging.Logger.
+_LOGGER_STATE = ("level", "handlers", "filters", "propagate", "disabled")
+
 _FILE_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO)
 
 # Module-level sentinels compared by identity (`f._field_type is _FIELD`): they
@@ -535,6 +539,8 @@ class Pickler(pickle.Pickler):
             _Call: self._reduce_call,
             functools._lru_cache_wrapper: self._reduce_lru_cache,
             struct.Struct: self._reduce_struct,
+            logging.Logger: self._reduce_logger,
+            logging.RootLogger: self._reduce_logger,
         }
         exact.update(dict.fromkeys(_DICT_VIEW_KINDS, self._reduce_dict_view))
         exact.update(dict.fromkeys(_DICT_ITERATOR_KINDS, self._reduce_dict_iterator))
@@ -871,6 +877,13 @@ class Pickler(pickle.Pickler):
                 return _make_rlock_owned, (int(count), self._threads[int(owner)])
             raise UnsupportedStateError("an RLock held by another thread")
         return _make_rlock, (int(count),)
+
+    def _reduce_logger(self, logger):
+        # The library's logger of that name, configured as the program left
+        # it (Logger.__reduce__ gives the name only: a restart would lose its
+        # handlers, such as a QueueHandler feeding a QueueListener thread).
+        name = None if isinstance(logger, logging.RootLogger) else logger.name
+        return logging.getLogger, (name,), {key: getattr(logger, key) for key in _LOGGER_STATE}
 
     def _reduce_struct(self, packer):
         return struct.Struct, (packer.format,)

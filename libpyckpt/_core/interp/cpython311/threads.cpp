@@ -155,13 +155,15 @@ bool in(const std::vector<PyCFunction>& functions, PyCFunction f) {
 }
 
 // Why the thread whose innermost frame is `f` cannot be parked there, or
-// nothing if it waits in a re-issuable call that has not returned.
+// nothing if it waits in a re-issuable call that has not returned. The
+// reasons do not depend on where exactly it runs: a refusal is reported once
+// per cause (pyckpt.session).
 std::optional<std::string> not_waiting(Frame* f) {
   if (f == nullptr) return "has no Python frame (it is starting or ending)";
-  if (_PyFrame_IsIncomplete(f)) return "is entering " + describe_frame(f);
+  const std::string running = "is running Python code";
+  if (_PyFrame_IsIncomplete(f)) return running;
   const CodeInfo& info = code_info(f->f_code);
   const Instr* call = call_of(info, info.at_unit(prev_unit(f)));
-  const std::string running = "is running Python code (at " + describe_frame(f) + ")";
   if (call == nullptr) return running;
   const int base = call_group_start(info, *call).depth - (call->oparg + 2);
   PyObject** stack = f->localsplus + f->f_code->co_nlocalsplus;
@@ -187,21 +189,18 @@ std::optional<std::string> not_waiting(Frame* f) {
   }
   if (function == g_calls.sleep) return std::nullopt;
   // A lock that is free while a thread waits for it was released to that
-  // thread, which is about to return with it: not yet a waiting thread.
-  if (self != nullptr && Py_IS_TYPE(self, g_calls.lock_type) && in(g_calls.lock_waits, function)) {
-    if (reinterpret_cast<LockObject*>(self)->locked) return std::nullopt;
-    return "is taking a lock just released (at " + describe_frame(f) + ")";
-  }
-  if (self != nullptr && Py_IS_TYPE(self, g_calls.rlock_type) && in(g_calls.rlock_waits, function)) {
-    if (reinterpret_cast<RLockObject*>(self)->rlock_count > 0) return std::nullopt;
-    return "is taking an RLock just released (at " + describe_frame(f) + ")";
-  }
+  // thread, which is about to return with it: it runs, it does not wait.
+  if (self != nullptr && Py_IS_TYPE(self, g_calls.lock_type) && in(g_calls.lock_waits, function))
+    return reinterpret_cast<LockObject*>(self)->locked ? std::nullopt : std::optional(running);
+  if (self != nullptr && Py_IS_TYPE(self, g_calls.rlock_type) && in(g_calls.rlock_waits, function))
+    return reinterpret_cast<RLockObject*>(self)->rlock_count > 0 ? std::nullopt : std::optional(running);
   return "is in C function " + describe_object(callable) + " (at " + describe_frame(f) + "), which pyckpt cannot " +
          "run again after a restart (only a lock's acquire and time.sleep are)";
 }
 
-// "thread 'name'" from threading's table, or how else to call it.
-std::string thread_name(unsigned long ident) {
+// "thread 'name'" from threading's table, or a thread started with _thread
+// named by the function it runs (its outermost frame but a resume's).
+std::string describe_thread(unsigned long ident, Frame* innermost, Frame* root) {
   Ref threading = Ref::steal(PyImport_GetModule(Ref::steal(PyUnicode_FromString("threading")).get()));
   Ref active = threading ? Ref::steal(PyObject_GetAttrString(threading.get(), "_active")) : Ref();
   Ref key = Ref::steal(PyLong_FromUnsignedLong(ident));
@@ -209,7 +208,14 @@ std::string thread_name(unsigned long ident) {
   Ref name = thread ? Ref::steal(PyObject_GetAttrString(thread, "_name")) : Ref();
   PyErr_Clear();
   if (name && PyUnicode_Check(name.get())) return "thread '" + std::string(PyUnicode_AsUTF8(name.get())) + "'";
-  return "a thread started with _thread (ident " + std::to_string(ident) + ")";
+  Frame* start = nullptr;
+  for (Frame* f = innermost; f != nullptr; f = f->previous) {
+    if (!_PyFrame_IsIncomplete(f)) start = f;
+    if (f == root) break;
+  }
+  if (start == nullptr) return "a thread started with _thread";
+  return "a thread started with _thread (running " + std::string(PyUnicode_AsUTF8(start->f_code->co_name)) +
+         "() of " + PyUnicode_AsUTF8(start->f_code->co_filename) + ")";
 }
 
 // Disarms the threads unless the capture completed.
@@ -229,8 +235,8 @@ class ParkAttempt {
   bool done_ = false;
 };
 
-[[noreturn]] void refuse(unsigned long ident, const std::string& why) {
-  throw UnsupportedState{"cannot capture " + thread_name(ident) + ": it " + why +
+[[noreturn]] void refuse(const std::string& thread, const std::string& why) {
+  throw UnsupportedState{"cannot capture " + thread + ": it " + why +
                              "; pyckpt captures other threads while they wait (in a lock's acquire, "
                              "Queue.get, Event.wait, time.sleep)",
                          true};
@@ -239,13 +245,20 @@ class ParkAttempt {
 Ref park_impl() {
   if (g_park.captured) return g_park.captured;
   PyThreadState* self = PyThreadState_Get();
-  std::vector<std::pair<unsigned long, std::string>> refusals;
+  struct Refusal {
+    unsigned long ident;
+    Frame* innermost;
+    Frame* root;
+    std::string why;
+  };
+  std::vector<Refusal> refusals;
   Ref captured;
   {
     ParkAttempt attempt;
     arm_all(self);
     for (const Armed& a : g_park.armed)
-      if (auto why = not_waiting(a.tstate->cframe->current_frame)) refusals.emplace_back(a.ident, *why);
+      if (auto why = not_waiting(a.tstate->cframe->current_frame))
+        refusals.push_back({a.ident, a.tstate->cframe->current_frame, resumed_root_frame(a.tstate), *why});
     if (refusals.empty()) {
       captured = check_new(PyTuple_New(static_cast<Py_ssize_t>(g_park.armed.size())));
       for (size_t i = 0; i < g_park.armed.size(); ++i) {
@@ -254,7 +267,8 @@ Ref park_impl() {
         try {
           stack = capture_frames(a.tstate, nullptr, CaptureMode::kReissueCall, a.tstate->cframe->current_frame);
         } catch (const UnsupportedState& e) {
-          refusals.emplace_back(a.ident, "cannot be captured: " + e.message);
+          refusals.push_back({a.ident, a.tstate->cframe->current_frame, resumed_root_frame(a.tstate),
+                              "cannot be captured: " + e.message});
           break;
         }
         PyTuple_SET_ITEM(captured.get(), static_cast<Py_ssize_t>(i),
@@ -266,8 +280,12 @@ Ref park_impl() {
       attempt.done();
     }
   }
-  // The threads are disarmed (or parked): naming them may run Python code.
-  if (!refusals.empty()) refuse(refusals.front().first, refusals.front().second);
+  // The threads are disarmed (or parked): naming them may run Python code
+  // (the refused thread waits for the GIL meanwhile: its frames stay).
+  if (!refusals.empty()) {
+    const Refusal& r = refusals.front();
+    refuse(describe_thread(r.ident, r.innermost, r.root), r.why);
+  }
   return captured;
 }
 
