@@ -1,8 +1,10 @@
 """A thread blocked in os.read() on a pipe (a C call pyckpt cannot run again
 after a restart) while the main thread computes: checkpoints are refused,
 naming the thread and the call. Then the main thread writes to the pipe,
-the reader ends, and a second phase computes without it.
-argv: STEPS [--api: try checkpoint() once while the reader waits]."""
+the reader ends, and a second phase computes without it. argv: STEPS (the
+first phase is 10 times longer, so that preemptive checkpoints have been
+refused for longer than pyckpt waits for the thread) [--api: try
+checkpoint() once while the reader waits]."""
 import os
 import sys
 import threading
@@ -16,7 +18,7 @@ reader = threading.Thread(target=lambda: got.append(os.read(r, 1)), name="reader
 reader.start()
 
 total = 0
-for step in range(steps):
+for step in range(10 * steps):
     for i in range(30000):
         total = (total * 31 + i) % 1000003
     if "--api" in sys.argv and step == 0:
