@@ -2,8 +2,9 @@
 worker pool idle in queue.Queue.get() between batches (with a collector
 waiting on an RLock-based Condition), a logging.handlers.QueueListener
 thread writing a log file, a monitor looping on Event.wait(0.05) and a
-heartbeat on time.sleep(0.02). Each is checkpointed with its threads parked
-in their waits (doc/interp.md, "Threads") and must print exactly what an
+heartbeat on time.sleep(0.02), and threads that compute all the time. Each
+is checkpointed with its threads parked in their waits, or at safe points
+of their own (doc/interp.md, "Threads"), and must print exactly what an
 uninterrupted run prints, as a restart chain (crash or SIGKILL after every
 checkpoint) and when killed at random under `pyckpt run --interval`. A
 thread in a C call that cannot be run again (os.read on a pipe) makes the
@@ -13,8 +14,10 @@ import pytest
 
 from process_harness import PYCKPT_CLI, PYTHON, References, Workspace, check_survives, preempted_run
 
-CHAINS = {"threads_pool": ("6", "--api"), "threads_logging": ("40", "--api"), "threads_monitor": ("40", "--api")}
-PREEMPTED = [("threads_pool", ("250",), 41), ("threads_logging", ("800",), 42), ("threads_monitor", ("600",), 43)]
+CHAINS = {"threads_pool": ("6", "--api"), "threads_logging": ("40", "--api"), "threads_monitor": ("40", "--api"),
+          "threads_compute": ("40", "--api")}
+PREEMPTED = [("threads_pool", ("250",), 41), ("threads_logging", ("800",), 42), ("threads_monitor", ("600",), 43),
+             ("threads_compute", ("300",), 44)]
 
 
 @pytest.fixture(scope="module")

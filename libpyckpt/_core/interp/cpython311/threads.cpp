@@ -15,6 +15,15 @@
 // data the restarted thread would not see again: refused, naming the thread
 // and the function (a request waits, see safepoint.cpp).
 //
+// A thread that runs Python code (or waits for the GIL to go on running) is
+// brought to a safe point of its own: the main thread releases the GIL for
+// a moment, and the thread, armed, captures its own stack at its next 'line'
+// or opcode event (where 3.11 saves its position and stack pointer, as for
+// the main thread's safe points) and parks there; on resume it runs on from
+// that instruction. A thread that has not come to a wait or a safe point
+// when the main thread takes the GIL back (it waits in os.read...) makes the
+// attempt fail: every thread is let go again.
+//
 // A parked thread must run no Python code until the checkpoint is written
 // (the main thread pickles the heap meanwhile, and may release the GIL while
 // doing so). Each other thread gets a C trace function (per thread state, as
@@ -28,6 +37,7 @@
 #ifdef PYCKPT_INTERP_PY311
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -70,6 +80,7 @@ struct Armed {
   PyObject* saved_obj;    // owned
   PyObject* frame;        // owned: its innermost frame object, or null
   char saved_opcodes;
+  Ref own;                // the stack it captured at a safe point of its own, if it came to one
 };
 
 struct Parking {
@@ -78,7 +89,14 @@ struct Parking {
   std::mutex mutex;
   std::condition_variable released;
   uint64_t generation = 0;  // bumped (under mutex) by each release
+  // While the main thread waits for running threads to come to safe points
+  // of their own (GIL-protected), and how many came (under mutex).
+  bool collecting = false;
+  std::condition_variable came;
+  size_t arrived = 0;
 };
+// How long the main thread lets running threads go on to a safe point.
+constexpr auto kCollectTime = std::chrono::milliseconds(20);
 Parking& g_park = *new Parking;  // never destroyed (see safepoint.cpp)
 
 void update_tracing(PyThreadState* t) {
@@ -97,22 +115,48 @@ void set_trace(PyThreadState* t, Py_tracefunc func, PyObject* obj) {
   Py_XDECREF(old);
 }
 
+// Captures the calling thread at this trace event, or nothing if it is no
+// safe point (a C function between its frames: it runs on to the next event).
+Ref capture_self(PyThreadState* t, PyFrameObject* frame) {
+  try {
+    return capture_frames(t, nullptr, CaptureMode::kAtTraceEvent, frame->f_frame);
+  } catch (const UnsupportedState&) {
+  } catch (const PythonError&) {
+    PyErr_Clear();
+  } catch (const std::exception&) {
+  }
+  return Ref();
+}
+
 int park_tracer(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
   PyThreadState* t = PyThreadState_Get();
   auto it = std::find_if(g_park.armed.begin(), g_park.armed.end(), [&](const Armed& a) { return a.tstate == t; });
   if (it == g_park.armed.end()) return 0;
   if (it->saved_func != nullptr && it->saved_func(it->saved_obj, frame, what, arg) < 0) return -1;
-  if (!g_park.captured) return 0;
+  if (g_park.collecting && !it->own && (what == PyTrace_LINE || what == PyTrace_OPCODE)) {
+    it->own = capture_self(t, frame);
+    if (!it->own) return 0;
+    {
+      std::lock_guard lock(g_park.mutex);
+      ++g_park.arrived;
+    }
+    g_park.came.notify_all();
+  } else if (!g_park.captured) {
+    return 0;
+  }
   uint64_t generation;
   {
     std::lock_guard lock(g_park.mutex);
     generation = g_park.generation;
   }
-  Py_BEGIN_ALLOW_THREADS
-  std::unique_lock lock(g_park.mutex);
-  g_park.released.wait(lock, [&] { return g_park.generation != generation; });
+  // The mutex is let go before the GIL is taken back (a thread holding the
+  // GIL may be waiting for it).
+  Py_BEGIN_ALLOW_THREADS {
+    std::unique_lock lock(g_park.mutex);
+    g_park.released.wait(lock, [&] { return g_park.generation != generation; });
+  }
   Py_END_ALLOW_THREADS
-  return 0;  // release_threads() gave the thread its own trace function back
+  return 0;  // disarm_all() gave the thread its own trace function back
 }
 
 bool alive(const Armed& a) {
@@ -121,6 +165,7 @@ bool alive(const Armed& a) {
   return false;
 }
 
+// Gives the threads their own trace functions back and lets the parked ones go.
 void disarm_all() {
   for (Armed& a : g_park.armed) {
     if (alive(a)) set_trace(a.tstate, a.saved_func, a.saved_obj);
@@ -129,12 +174,43 @@ void disarm_all() {
     Py_XDECREF(a.frame);
   }
   g_park.armed.clear();
+  g_park.collecting = false;
+  {
+    std::lock_guard lock(g_park.mutex);
+    ++g_park.generation;
+  }
+  g_park.released.notify_all();
+}
+
+// Releases the GIL until the `expected` running threads have come to safe
+// points of their own, or kCollectTime has passed.
+void let_running_threads_come(size_t expected) {
+  {
+    std::lock_guard lock(g_park.mutex);
+    g_park.arrived = 0;
+  }
+  g_park.collecting = true;
+  Py_BEGIN_ALLOW_THREADS {
+    std::unique_lock lock(g_park.mutex);  // let go before the GIL is taken back
+    g_park.came.wait_for(lock, kCollectTime, [&] { return g_park.arrived >= expected; });
+  }
+  Py_END_ALLOW_THREADS
+  g_park.collecting = false;
+}
+
+// A thread state of the interpreter that was not armed (started while the
+// armed ones ran), or null.
+PyThreadState* unarmed_thread(PyThreadState* self) {
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(self->interp); t; t = PyThreadState_Next(t))
+    if (t != self && std::none_of(g_park.armed.begin(), g_park.armed.end(), [&](const Armed& a) { return a.tstate == t; }))
+      return t;
+  return nullptr;
 }
 
 void arm_all(PyThreadState* self) {
   for (PyThreadState* t = PyInterpreterState_ThreadHead(self->interp); t; t = PyThreadState_Next(t)) {
     if (t == self) continue;
-    g_park.armed.push_back({t, t->thread_id, t->c_tracefunc, Py_XNewRef(t->c_traceobj), nullptr, 0});
+    g_park.armed.push_back({t, t->thread_id, t->c_tracefunc, Py_XNewRef(t->c_traceobj), nullptr, 0, Ref()});
     set_trace(t, park_tracer, nullptr);
   }
   // Opcode events on each innermost frame: the next instruction after the
@@ -256,13 +332,31 @@ Ref park_impl() {
   {
     ParkAttempt attempt;
     arm_all(self);
-    for (const Armed& a : g_park.armed)
-      if (auto why = not_waiting(a.tstate->cframe->current_frame))
-        refusals.push_back({a.ident, a.tstate->cframe->current_frame, resumed_root_frame(a.tstate), *why});
+    // Threads waiting in a re-issuable call, or parked at safe points of
+    // their own; the others are refused.
+    auto check = [&] {
+      refusals.clear();
+      for (const Armed& a : g_park.armed) {
+        if (a.own || !alive(a)) continue;  // one that ended meanwhile is not captured
+        if (auto why = not_waiting(a.tstate->cframe->current_frame))
+          refusals.push_back({a.ident, a.tstate->cframe->current_frame, resumed_root_frame(a.tstate), *why});
+      }
+    };
+    check();
+    if (!refusals.empty()) {
+      let_running_threads_come(refusals.size());
+      check();
+      if (PyThreadState* t = unarmed_thread(self))
+        refusals.push_back({t->thread_id, nullptr, nullptr, "was started while the other threads were being parked"});
+    }
     if (refusals.empty()) {
-      captured = check_new(PyTuple_New(static_cast<Py_ssize_t>(g_park.armed.size())));
-      for (size_t i = 0; i < g_park.armed.size(); ++i) {
-        const Armed& a = g_park.armed[i];
+      std::vector<std::pair<unsigned long, Ref>> stacks;
+      for (const Armed& a : g_park.armed) {
+        if (a.own) {
+          stacks.emplace_back(a.ident, a.own);
+          continue;
+        }
+        if (!alive(a)) continue;
         Ref stack;
         try {
           stack = capture_frames(a.tstate, nullptr, CaptureMode::kReissueCall, a.tstate->cframe->current_frame);
@@ -271,9 +365,12 @@ Ref park_impl() {
                               "cannot be captured: " + e.message});
           break;
         }
-        PyTuple_SET_ITEM(captured.get(), static_cast<Py_ssize_t>(i),
-                         check_new(Py_BuildValue("(kN)", a.ident, stack.release())).release());
+        stacks.emplace_back(a.ident, std::move(stack));
       }
+      captured = check_new(PyTuple_New(static_cast<Py_ssize_t>(stacks.size())));
+      for (size_t i = 0; i < stacks.size(); ++i)
+        PyTuple_SET_ITEM(captured.get(), static_cast<Py_ssize_t>(i),
+                         check_new(Py_BuildValue("(kO)", stacks[i].first, stacks[i].second.get())).release());
     }
     if (refusals.empty()) {
       g_park.captured = captured;
@@ -337,15 +434,9 @@ namespace pyckpt::core::interp {
 Ref park_threads() { return py311::park_impl(); }
 
 void release_threads() {
-  using py311::g_park;
-  if (!g_park.captured) return;
+  if (!py311::g_park.captured) return;
+  py311::g_park.captured = Ref();
   py311::disarm_all();
-  g_park.captured = Ref();
-  {
-    std::lock_guard lock(g_park.mutex);
-    ++g_park.generation;
-  }
-  g_park.released.notify_all();
 }
 
 }  // namespace pyckpt::core::interp
