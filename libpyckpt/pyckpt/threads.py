@@ -3,14 +3,15 @@
 
 At the checkpoint, pyckpt._core.park_threads() stops every other thread
 where it waits (a lock's acquire under Queue.get, Event.wait,
-Condition.wait, or time.sleep) and captures its stack there; the stacks go
+Condition.wait, or time.sleep), or at a safe point of its own if it runs,
+and captures its stack there; the stacks go
 into the same pickle as the main thread's, so the locks, queues and events
 the threads wait on are the very objects the program holds. At restart,
 resume() starts one new thread per captured one, gives it the RLocks its
 predecessor held and its threading.Thread object (ident, threading's table
 of running threads, join()), and resumes its stack, one thread after
-another; each goes on by running its wait again. Then the main thread
-resumes.
+another; each goes on by running its wait again (or from its safe point).
+Then the main thread resumes.
 """
 import _thread
 import threading

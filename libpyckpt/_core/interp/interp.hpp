@@ -62,12 +62,13 @@ Ref resume_stack(PyObject* state, PyObject* result, PyObject* on_rebuilt);
 
 // The other Python threads of the interpreter (threads.cpp; doc/interp.md,
 // "Threads"). park_threads() stops each of them where it waits in a call
-// that can be re-issued after a restart (a lock's acquire, time.sleep),
-// captures its stack there (the call re-issued on resume) and keeps it from
-// running Python code until release_threads(). Returns a tuple of (thread
-// ident, StackState); while parked, it returns the same tuple again. Throws a
-// transient UnsupportedState naming the thread if one is elsewhere (nothing
-// stays parked then). Main thread, GIL held.
+// that can be re-issued after a restart (a lock's acquire, time.sleep), or
+// lets a running one go on to a safe point of its own (the GIL released
+// meanwhile), captures its stack there and keeps it from running Python
+// code until release_threads(). Returns a tuple of (thread ident,
+// StackState); while parked, it returns the same tuple again. Throws a
+// transient UnsupportedState naming the thread if one comes to neither
+// (nothing stays parked then). Main thread, GIL held.
 Ref park_threads();
 void release_threads();
 

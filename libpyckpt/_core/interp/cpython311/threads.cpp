@@ -314,7 +314,7 @@ class ParkAttempt {
 [[noreturn]] void refuse(const std::string& thread, const std::string& why) {
   throw UnsupportedState{"cannot capture " + thread + ": it " + why +
                              "; pyckpt captures other threads while they wait (in a lock's acquire, "
-                             "Queue.get, Event.wait, time.sleep)",
+                             "Queue.get, Event.wait, time.sleep) or at a safe point of their own",
                          true};
 }
 
