@@ -96,7 +96,7 @@ struct Parking {
   size_t arrived = 0;
 };
 // How long the main thread lets running threads go on to a safe point.
-constexpr auto kCollectTime = std::chrono::milliseconds(20);
+constexpr auto kCollectTime = std::chrono::milliseconds(100);
 Parking& g_park = *new Parking;  // never destroyed (see safepoint.cpp)
 
 void update_tracing(PyThreadState* t) {

@@ -1,5 +1,6 @@
 """A progress monitor thread looping on Event.wait(0.05) and a heartbeat
-thread looping on time.sleep(0.02) while the main thread computes. What
+thread looping on time.sleep(0.02) with an RLock held (so a checkpoint
+finds the RLock held by a parked thread) while the main thread computes. What
 they record does not depend on timing (the monitor notes once that it saw
 the work halfway done; both note that they stopped), printed at the end.
 argv: STEPS [--api: checkpoint() every 10 steps]."""
@@ -15,6 +16,7 @@ progress = [0]
 stop = threading.Event()
 seen = []
 beats = [0]
+beat_lock = threading.RLock()
 
 
 def monitor():
@@ -28,8 +30,9 @@ def monitor():
 
 def heartbeat():
     while not stop.is_set():
-        time.sleep(0.02)
-        beats[0] += 1
+        with beat_lock:
+            time.sleep(0.02)
+            beats[0] += 1
     seen.append("heartbeat stopped")
 
 
@@ -52,5 +55,7 @@ while "monitor saw halfway" not in seen:
 stop.set()
 for t in threads:
     t.join()
-print(seen[0], sorted(seen[1:]), beats[0] > 0, [t.is_alive() for t in threads], threads[0].daemon)
+with beat_lock:
+    beating = beats[0] > 0
+print(seen[0], sorted(seen[1:]), beating, [t.is_alive() for t in threads], threads[0].daemon)
 print("done")
