@@ -86,6 +86,8 @@ def _bind(thread, ident):
         thread._set_native_id()
     with threading._active_limbo_lock:
         threading._active[ident] = thread
+        if not thread._started.is_set():  # captured before _bootstrap_inner took it out of _limbo
+            threading._limbo[thread] = thread
     if thread._tstate_lock is not None and not thread.daemon:
         with threading._shutdown_locks_lock:
             threading._shutdown_locks.add(thread._tstate_lock)
