@@ -1,9 +1,9 @@
 """The other threads at a checkpoint, at the interp API (pyckpt._core,
 doc/interp.md "Threads"): park_threads() captures a thread waiting in a
-lock's acquire or time.sleep inside that call, a running thread at a safe
-point of its own, refuses one in another C call naming it, and parked
-threads run no Python code until release_threads(); resume_stack() runs on
-any thread and says when its frames are rebuilt.
+lock's acquire (also in `with lock:`) or time.sleep inside that call, a
+running thread at a safe point of its own, refuses one in another C call
+naming it, and parked threads run no Python code until release_threads();
+resume_stack() runs on any thread and says when its frames are rebuilt.
 """
 import os
 import sys
@@ -47,13 +47,19 @@ def wait_until(predicate):
 
 
 def test_waiting_and_running_threads_are_captured(stop):
-    held = threading.Lock()
+    held, entered = threading.Lock(), threading.RLock()
     held.acquire()
-    started = threading.Barrier(4)
+    entered.acquire()
+    started = threading.Barrier(5)
 
     def waiter():
         started.wait()
         held.acquire()
+
+    def with_waiter():
+        started.wait()
+        with entered:
+            pass
 
     def sleeper():
         started.wait()
@@ -66,14 +72,14 @@ def test_waiting_and_running_threads_are_captured(stop):
         while not stop.is_set():
             total = (total * 31 + 1) % 1000003
 
-    for target in (waiter, sleeper, runner):
+    for target in (waiter, with_waiter, sleeper, runner):
         start(target, target.__name__)
     started.wait()
     wait_until(lambda: all(f.f_code.co_name != "wait" for i, f in sys._current_frames().items()
                            if i != threading.get_ident()))
     parked = parked_by_name()
     try:
-        assert set(parked) == {"waiter", "sleeper", "runner"}
+        assert set(parked) == {"waiter", "with_waiter", "sleeper", "runner"}
         for name, state in parked.items():
             innermost = state.frames[-1]
             assert innermost.link == ("none",), (name, innermost)
@@ -83,6 +89,9 @@ def test_waiting_and_running_threads_are_captured(stop):
         waiting = parked["waiter"].frames[-1]
         assert waiting.code.co_name == "waiter" and any(v is held for v in waiting.stack)
         assert parked["sleeper"].frames[-1].stack[-2:] == (time.sleep, 0.05)
+        # In `with entered:`, the RLock is back on the stack in place of its
+        # __exit__, for BEFORE_WITH to run again.
+        assert parked["with_waiter"].frames[-1].stack[-1] is entered
         # At a safe point of its own: a line of its loop (or of Event.is_set).
         assert parked["runner"].frames[3].code.co_name == "runner"
         assert _core.park_threads() is _core.park_threads()  # parked: the same capture

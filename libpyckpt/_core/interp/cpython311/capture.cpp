@@ -77,6 +77,7 @@ struct Pending {
   int keep;            // captured value-stack items
   const char* link;    // kLink*
   int link_arg = -1;   // oparg-derived count for call links
+  PyObject* top = nullptr;  // stands for the captured stack's top item (BEFORE_WITH)
 };
 
 PyObject* code_obj(Frame* f) { return reinterpret_cast<PyObject*>(f->f_code); }
@@ -207,6 +208,19 @@ Pending innermost_pending(Frame* f, CaptureMode mode) {
       const Instr& first = call_group_start(info, *call);
       return {first.start, first.depth, kLinkNone};
     }
+    if (in.opcode == BEFORE_WITH) {
+      // In `with manager:`, calling a C __enter__: BEFORE_WITH has put the
+      // manager's bound __exit__ in its place; the manager goes back, and
+      // BEFORE_WITH runs again.
+      PyObject* exit = f->localsplus[f->f_code->co_nlocalsplus + in.depth - 1];
+      PyObject* manager = PyCFunction_Check(exit) ? PyCFunction_GET_SELF(exit)
+                          : PyMethod_Check(exit)  ? PyMethod_GET_SELF(exit)
+                                                  : nullptr;
+      if (manager == nullptr)
+        throw UnsupportedState{"cannot capture frame " + describe_frame(f) + ": its with statement's __exit__ is " +
+                               describe_object(exit)};
+      return {in.start, in.depth, kLinkNone, -1, manager};
+    }
     throw UnsupportedState{"cannot capture frame " + describe_frame(f) + ": it is not calling a C function (" +
                            opname(in.opcode) + ")"};
   }
@@ -236,9 +250,14 @@ Ref frame_state(Frame* f, const Pending& p, PyObject* exc) {
   const char* kind = frame_kind(f);
   const bool is_module = kind[0] == 'm';
   PyObject* gen = reinterpret_cast<PyObject*>(generator_of(f));
+  Ref stack = slots_tuple(f->localsplus + co->co_nlocalsplus, p.keep);
+  if (p.top != nullptr && p.keep > 0) {
+    PyObject* replaced = PyTuple_GET_ITEM(stack.get(), p.keep - 1);
+    PyTuple_SET_ITEM(stack.get(), p.keep - 1, Py_NewRef(p.top));
+    Py_DECREF(replaced);
+  }
   return as_record(Record::kFrameRecord, check_new(Py_BuildValue("(OsOONNiNOO)", co, kind, f->f_globals, is_module ? or_none(f->f_locals) : Py_None,
-                                 slots_tuple(f->localsplus, co->co_nlocalsplus).release(),
-                                 slots_tuple(f->localsplus + co->co_nlocalsplus, p.keep).release(),
+                                 slots_tuple(f->localsplus, co->co_nlocalsplus).release(), stack.release(),
                                  p.resume_unit * 2, link_tuple(p).release(), or_none(exc), or_none(gen))));
 }
 

@@ -68,6 +68,8 @@ struct Reissuable {
   PyTypeObject* rlock_type = nullptr;
   std::vector<PyCFunction> lock_waits;   // _thread.lock: acquire, acquire_lock, __enter__
   std::vector<PyCFunction> rlock_waits;  // _thread.RLock: acquire, __enter__
+  PyCFunction lock_exit = nullptr;       // __exit__ of each: on the stack in `with lock:`
+  PyCFunction rlock_exit = nullptr;
   PyCFunction sleep = nullptr;           // time.sleep
 };
 Reissuable g_calls;
@@ -226,7 +228,7 @@ void arm_all(PyThreadState* self) {
   }
 }
 
-bool in(const std::vector<PyCFunction>& functions, PyCFunction f) {
+bool one_of(const std::vector<PyCFunction>& functions, PyCFunction f) {
   return std::find(functions.begin(), functions.end(), f) != functions.end();
 }
 
@@ -239,10 +241,24 @@ std::optional<std::string> not_waiting(Frame* f) {
   const std::string running = "is running Python code";
   if (_PyFrame_IsIncomplete(f)) return running;
   const CodeInfo& info = code_info(f->f_code);
-  const Instr* call = call_of(info, info.at_unit(prev_unit(f)));
+  const Instr& in = info.at_unit(prev_unit(f));
+  PyObject** stack = f->localsplus + f->f_code->co_nlocalsplus;
+  if (in.opcode == BEFORE_WITH) {
+    // `with lock:` waiting in the lock's __enter__ (BEFORE_WITH does not
+    // check the eval breaker: a thread stands there only inside the call),
+    // the manager replaced by its bound __exit__ on the stack.
+    PyObject* exit = stack[in.depth - 1];
+    PyObject* lock = PyCFunction_Check(exit) ? PyCFunction_GET_SELF(exit) : nullptr;
+    if (lock != nullptr && Py_IS_TYPE(lock, g_calls.lock_type) && PyCFunction_GET_FUNCTION(exit) == g_calls.lock_exit)
+      return reinterpret_cast<LockObject*>(lock)->locked ? std::nullopt : std::optional(running);
+    if (lock != nullptr && Py_IS_TYPE(lock, g_calls.rlock_type) && PyCFunction_GET_FUNCTION(exit) == g_calls.rlock_exit)
+      return reinterpret_cast<RLockObject*>(lock)->rlock_count > 0 ? std::nullopt : std::optional(running);
+    return "is in the __enter__ of " + describe_object(reinterpret_cast<PyObject*>(Py_TYPE(exit))) + " (at " +
+           describe_frame(f) + "), which pyckpt cannot run again after a restart";
+  }
+  const Instr* call = call_of(info, in);
   if (call == nullptr) return running;
   const int base = call_group_start(info, *call).depth - (call->oparg + 2);
-  PyObject** stack = f->localsplus + f->f_code->co_nlocalsplus;
   // Below the arguments: NULL and the callable, or a method descriptor and
   // its object. Once the call has returned, its result is there instead
   // (never NULL, never a method descriptor for these calls), and the slots
@@ -266,9 +282,9 @@ std::optional<std::string> not_waiting(Frame* f) {
   if (function == g_calls.sleep) return std::nullopt;
   // A lock that is free while a thread waits for it was released to that
   // thread, which is about to return with it: it runs, it does not wait.
-  if (self != nullptr && Py_IS_TYPE(self, g_calls.lock_type) && in(g_calls.lock_waits, function))
+  if (self != nullptr && Py_IS_TYPE(self, g_calls.lock_type) && one_of(g_calls.lock_waits, function))
     return reinterpret_cast<LockObject*>(self)->locked ? std::nullopt : std::optional(running);
-  if (self != nullptr && Py_IS_TYPE(self, g_calls.rlock_type) && in(g_calls.rlock_waits, function))
+  if (self != nullptr && Py_IS_TYPE(self, g_calls.rlock_type) && one_of(g_calls.rlock_waits, function))
     return reinterpret_cast<RLockObject*>(self)->rlock_count > 0 ? std::nullopt : std::optional(running);
   return "is in C function " + describe_object(callable) + " (at " + describe_frame(f) + "), which pyckpt cannot " +
          "run again after a restart (only a lock's acquire and time.sleep are)";
@@ -407,6 +423,8 @@ bool init_threads() {
   g_calls.lock_waits = {method_of(g_calls.lock_type, "acquire"), method_of(g_calls.lock_type, "acquire_lock"),
                         method_of(g_calls.lock_type, "__enter__")};
   g_calls.rlock_waits = {method_of(g_calls.rlock_type, "acquire"), method_of(g_calls.rlock_type, "__enter__")};
+  g_calls.lock_exit = method_of(g_calls.lock_type, "__exit__");
+  g_calls.rlock_exit = method_of(g_calls.rlock_type, "__exit__");
   g_calls.sleep = PyCFunction_Check(sleep.get()) ? PyCFunction_GET_FUNCTION(sleep.get()) : nullptr;
   // The mirrored layouts must agree with what the objects say of themselves.
   auto* l = reinterpret_cast<LockObject*>(lock.get());
@@ -417,7 +435,7 @@ bool init_threads() {
   Ref taken_r2 = Ref::steal(PyObject_CallMethod(rlock.get(), "acquire", nullptr));
   if (!taken || !taken_r || !taken_r2) return false;
   layout = layout && l->locked == 1 && r->rlock_count == 2 && r->rlock_owner == PyThread_get_thread_ident();
-  const bool found = g_calls.sleep != nullptr &&
+  const bool found = g_calls.sleep != nullptr && g_calls.lock_exit != nullptr && g_calls.rlock_exit != nullptr &&
                      std::find(g_calls.lock_waits.begin(), g_calls.lock_waits.end(), nullptr) == g_calls.lock_waits.end() &&
                      std::find(g_calls.rlock_waits.begin(), g_calls.rlock_waits.end(), nullptr) == g_calls.rlock_waits.end();
   if (!layout || !found) {

@@ -1,6 +1,8 @@
 """A progress monitor thread looping on Event.wait(0.05) and a heartbeat
 thread looping on time.sleep(0.02) with an RLock held (so a checkpoint
-finds the RLock held by a parked thread) while the main thread computes. What
+finds the RLock held by a parked thread), and a reader of the heartbeat's
+count that waits for that RLock in `with` (BEFORE_WITH), while the main
+thread computes. What
 they record does not depend on timing (the monitor notes once that it saw
 the work halfway done; both note that they stopped), printed at the end.
 argv: STEPS [--api: checkpoint() every 10 steps]."""
@@ -36,8 +38,16 @@ def heartbeat():
     seen.append("heartbeat stopped")
 
 
+def reader():
+    read = 0
+    while not stop.wait(0.01):
+        with beat_lock:
+            read = max(read, beats[0])
+    seen.append("reader stopped")
+
+
 threads = [threading.Thread(target=monitor, name="monitor", daemon=True),
-           threading.Thread(target=heartbeat, name="heartbeat")]
+           threading.Thread(target=heartbeat, name="heartbeat"), threading.Thread(target=reader, name="reader")]
 for t in threads:
     t.start()
 
