@@ -125,10 +125,15 @@ def _state():
 
 def _write(captured_state, trigger, resume_result, directory=None, asynchronous=False):
     stopped_at = time.perf_counter()
-    captured = _state().capture(captured_state, resume_result, _session.options(), with_threads=True)
-    directory = _session.resolved_directory(directory)
-    lock.hold(directory)  # a plain `python3 app.py`: from its first checkpoint on
-    return commit.write(captured, directory, trigger, _session.keep, stopped_at, asynchronous)
+    try:
+        captured = _state().capture(captured_state, resume_result, _session.options(), with_threads=True)
+        directory = _session.resolved_directory(directory)
+        lock.hold(directory)  # a plain `python3 app.py`: from its first checkpoint on
+        return commit.write(captured, directory, trigger, _session.keep, stopped_at, asynchronous)
+    finally:
+        # The other threads stay parked until the arrays, the program's own
+        # memory, are written (or a forked writer has its snapshot of them).
+        _core.release_threads()
 
 
 _ASYNC_FLAGS = {0x80: "coroutine", 0x100: "coroutine", 0x200: "async generator"}  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR

@@ -265,15 +265,13 @@ def capture(state, resume_result, options, with_threads=False):
     way (pyckpt.session). The arrays are the program's own (zero-copy): they
     must not change until the commit is done, which holds for a synchronous
     write and for a forked writer (its memory is a copy-on-write snapshot).
-    with_threads: the other threads are parked and captured (pyckpt.threads;
-    released again before this returns); else a running one is refused."""
+    with_threads: the other threads are parked and captured (pyckpt.threads),
+    and stay parked until the caller's _core.release_threads() -- once the
+    arrays are written, for the same reason; else a running one is refused."""
     if not with_threads:
         _refuse_other_threads()
         return _capture(state, resume_result, options, [])
-    try:
-        return _capture(state, resume_result, options, threads.park())
-    finally:
-        _core.release_threads()
+    return _capture(state, resume_result, options, threads.park())
 
 
 def _capture(state, resume_result, options, parked):
