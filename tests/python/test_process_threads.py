@@ -16,8 +16,10 @@ from process_harness import PYCKPT_CLI, PYTHON, References, Workspace, check_sur
 
 CHAINS = {"threads_pool": ("6", "--api"), "threads_logging": ("40", "--api"), "threads_monitor": ("40", "--api"),
           "threads_compute": ("40", "--api")}
-PREEMPTED = [("threads_pool", ("250",), 41), ("threads_logging", ("800",), 42), ("threads_monitor", ("600",), 43),
-             ("threads_compute", ("300",), 44)]
+# (program, args, seed, synchronous commit: else a forked writer, forked while the threads are parked)
+PREEMPTED = [("threads_pool", ("250",), 41, True), ("threads_logging", ("800",), 42, True),
+             ("threads_monitor", ("600",), 43, True), ("threads_compute", ("300",), 44, True),
+             ("threads_compute", ("300",), 45, False)]
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +34,12 @@ def test_restart_chain(tmp_path, references, name, crash):
     assert reference.stdout.endswith("done\n"), reference.describe()
 
 
-@pytest.mark.parametrize("name,args,seed", PREEMPTED)
-def test_killed_at_random_and_restarted(tmp_path, name, args, seed):
+@pytest.mark.parametrize("name,args,seed,sync", PREEMPTED)
+def test_killed_at_random_and_restarted(tmp_path, name, args, seed, sync):
     reference = Workspace(tmp_path / "ref").run([PYTHON, f"{name}.py", *args])
     assert reference.returncode == 0 and reference.stdout.endswith("done\n"), reference.describe()
-    outcome = preempted_run(tmp_path / "run", name, *args, seed=seed, interval="0.1", kill_times=(0.3, 1.0))
+    outcome = preempted_run(tmp_path / "run", name, *args, seed=seed, interval="0.1", kill_times=(0.3, 1.0),
+                            sync=sync)
     assert outcome.checkpoints >= 1, "no restart resumed a checkpoint:\n" + outcome.describe()
     assert outcome.returncode == 0, outcome.describe()
     assert outcome.stdout == reference.stdout, "output differs\n" + outcome.describe()
