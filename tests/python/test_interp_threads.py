@@ -3,7 +3,9 @@ doc/interp.md "Threads"): park_threads() captures a thread waiting in a
 lock's acquire (also in `with lock:`) or time.sleep inside that call, a
 running thread at a safe point of its own, refuses one in another C call
 naming it, and parked threads run no Python code until release_threads();
-resume_stack() runs on any thread and says when its frames are rebuilt.
+pickled with the program's objects, a waiting thread's lock is the one in
+its Condition's _waiters; resume_stack() runs on any thread and says when
+its frames are rebuilt.
 """
 import os
 import sys
@@ -97,6 +99,8 @@ def test_waiting_and_running_threads_are_captured(stop):
         assert _core.park_threads() is _core.park_threads()  # parked: the same capture
     finally:
         _core.release_threads()
+        held.release()
+        entered.release()
 
 
 def test_parked_threads_run_no_python_code(stop):
@@ -157,3 +161,36 @@ def test_resume_on_another_thread_says_when_rebuilt():
     thread.start()
     thread.join()
     assert log == ["rebuilt", ("resumed", "resumer")] and results == ["inner done"]
+
+
+def test_condition_waiters_are_the_locks_the_threads_wait_on(stop):
+    """One pickle (one memo) for the threads' stacks and the program's
+    objects: after loading, the lock a thread waits on in Condition.wait is
+    the very lock in the Condition's _waiters, which notify() releases."""
+    from pyckpt import heap, state
+
+    cond = threading.Condition(threading.Lock())
+
+    def wait():
+        with cond:
+            cond.wait()
+
+    waiting = threading.Thread(target=wait, name="waiting", daemon=True)
+    waiting._stderr = None  # it would be pytest's capture of stderr, which cannot be pickled
+    waiting.start()
+    wait_until(lambda: len(cond._waiters) == 1)
+    parked = threads.park()
+    try:
+        root = {"cond": cond, "threads": [(slot, thread, state._encode_state(stack))
+                                          for slot, thread, stack in parked if thread is waiting]}
+        data, arrays = heap.dumps(root, threads={slot.ident: slot for slot, _, _ in parked})
+    finally:
+        _core.release_threads()
+    with cond:
+        cond.notify()
+    restored = heap.loads(data, dict(arrays).__getitem__)
+    (_, thread, stack), = restored["threads"]
+    frame = next(f for f in stack.frames if f.code.co_name == "wait" and f.code.co_filename == threading.__file__)
+    waiter = frame.localsplus[frame.code.co_varnames.index("waiter")]
+    assert waiter is restored["cond"]._waiters[0] and waiter.locked()
+    assert restored["cond"]._lock is not cond._lock and thread.name == "waiting"
