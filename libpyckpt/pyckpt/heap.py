@@ -11,6 +11,7 @@ type, and only once per object (the memo is checked first); the decision per typ
 is cached by _core.ReduceDispatch, so the common case costs one dict lookup in C.
 See doc/heap.md.
 """
+import _thread
 import abc
 import builtins
 import codecs
@@ -23,6 +24,7 @@ import importlib
 import importlib.util
 import io
 import itertools
+import logging
 import marshal
 import mmap
 import os
@@ -403,6 +405,18 @@ def _make_rlock(count):
     return lock
 
 
+def _make_rlock_owned(count, thread):
+    # Held by a captured thread (pyckpt.threads.Slot), which gives it to its
+    # new thread before any thread resumes.
+    lock = threading.RLock()
+    thread.owns(lock, count)
+    return lock
+
+
+def _new_thread(cls):
+    return cls.__new__(cls)
+
+
 def _dead_weakref():
     return weakref.ref(set())
 
@@ -428,6 +442,9 @@ for _module in (types, collections.abc):
             _NAMED_BUILTIN_TYPES.setdefault(_value, (_module.__name__, _name))
 for _value in (type(None), type(NotImplemented), type(...)):
     _NAMED_BUILTIN_TYPES.pop(_value, None)  # pickle has opcodes for these
+# The lock type (`_thread.lock`, a heap type), whose methods are on the
+# stack of a thread waiting in acquire() (pyckpt.threads).
+_NAMED_BUILTIN_TYPES[_thread.LockType] = ("_thread", "LockType")
 
 _DICT_VIEW_KINDS = {}
 _DICT_ITERATOR_KINDS = {}
@@ -436,6 +453,9 @@ for _kind in ("keys", "values", "items"):
         _DICT_VIEW_KINDS[type(getattr(_mapping, _kind)())] = _kind
     _DICT_ITERATOR_KINDS[type(iter(getattr({}, _kind)()))] = (_kind, False)
     _DICT_ITERATOR_KINDS[type(reversed(getattr({}, _kind)()))] = (_kind, True)
+
+# What a program configures on a logging.Logger.
+_LOGGER_STATE = ("level", "handlers", "filters", "propagate", "disabled")
 
 _FILE_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom, io.FileIO)
 
@@ -482,10 +502,15 @@ class Pickler(pickle.Pickler):
 
     `user_dirs`: directories holding the user's own modules, whose module-level
     variables are captured with the checkpoint and which are reimported from
-    their file on restart; default: the directory of the __main__ script."""
+    their file on restart; default: the directory of the __main__ script.
 
-    def __init__(self, file, *, user_dirs=None):
+    `threads`: {ident: pyckpt.threads.Slot} of the other threads whose
+    stacks are captured with it; their Thread objects and the RLocks they
+    hold are captured (else refused)."""
+
+    def __init__(self, file, *, user_dirs=None, threads=None):
         super().__init__(file, protocol=PROTOCOL)
+        self._threads = threads or {}
         self.arrays = []
         self._memo_laid_out = 0  # memo entries whose sets an earlier dump laid out
         self._module_kinds = {}
@@ -566,6 +591,8 @@ class Pickler(pickle.Pickler):
             _SetLayouts: self._reduce_set_layouts,
             functools._lru_cache_wrapper: self._reduce_lru_cache,
             struct.Struct: self._reduce_struct,
+            logging.Logger: self._reduce_logger,
+            logging.RootLogger: self._reduce_logger,
         }
         exact.update(dict.fromkeys(_DICT_VIEW_KINDS, self._reduce_dict_view))
         exact.update(dict.fromkeys(_DICT_ITERATOR_KINDS, self._reduce_dict_iterator))
@@ -915,7 +942,11 @@ class Pickler(pickle.Pickler):
     def _reduce_thread(self, thread):
         if thread is threading.main_thread():
             return threading.main_thread, ()
-        raise UnsupportedStateError(f"thread {thread.name!r}: only the main thread is captured")
+        # Running ones are rebound to their new thread by pyckpt.threads; one
+        # not started or finished is only its attributes.
+        if thread.ident in self._threads or not thread.is_alive():
+            return _new_thread, (type(thread),), vars(thread)
+        raise UnsupportedStateError(f"thread {thread.name!r}: its stack is not captured with the checkpoint")
 
     def _reduce_lock(self, lock):
         return _make_lock, (lock.locked(),)
@@ -923,8 +954,17 @@ class Pickler(pickle.Pickler):
     def _reduce_rlock(self, lock):
         state, owner, count = _RLOCK_REPR.match(repr(lock)).groups()
         if state == "locked" and int(owner) != threading.get_ident():
+            if int(owner) in self._threads:
+                return _make_rlock_owned, (int(count), self._threads[int(owner)])
             raise UnsupportedStateError("an RLock held by another thread")
         return _make_rlock, (int(count),)
+
+    def _reduce_logger(self, logger):
+        # The library's logger of that name, configured as the program left
+        # it (Logger.__reduce__ gives the name only: a restart would lose its
+        # handlers, such as a QueueHandler feeding a QueueListener thread).
+        name = None if isinstance(logger, logging.RootLogger) else logger.name
+        return logging.getLogger, (name,), {key: getattr(logger, key) for key in _LOGGER_STATE}
 
     def _reduce_struct(self, packer):
         return struct.Struct, (packer.format,)
@@ -1153,10 +1193,10 @@ class Unpickler(pickle.Unpickler):
         return self.main_module
 
 
-def dumps(obj, *, user_dirs=None):
+def dumps(obj, *, user_dirs=None, threads=None):
     """Captures obj: returns (pickle bytes, [(key, ndarray) to write as datasets])."""
     buffer = io.BytesIO()
-    pickler = Pickler(buffer, user_dirs=user_dirs)
+    pickler = Pickler(buffer, user_dirs=user_dirs, threads=threads)
     pickler.dump(obj)
     return buffer.getvalue(), pickler.arrays
 

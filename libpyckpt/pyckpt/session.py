@@ -16,7 +16,7 @@ import threading
 import time
 import types
 
-from . import _core, commit, lock, settings
+from . import _core, commit, lock, settings, threads
 from .errors import AuthenticationError, CheckpointError, CheckpointFileError, UnsupportedStateError
 from .triggers import Triggers
 
@@ -125,10 +125,15 @@ def _state():
 
 def _write(captured_state, trigger, resume_result, directory=None, asynchronous=False):
     stopped_at = time.perf_counter()
-    captured = _state().capture(captured_state, resume_result, _session.options())
-    directory = _session.resolved_directory(directory)
-    lock.hold(directory)  # a plain `python3 app.py`: from its first checkpoint on
-    return commit.write(captured, directory, trigger, _session.keep, stopped_at, asynchronous)
+    try:
+        captured = _state().capture(captured_state, resume_result, _session.options(), with_threads=True)
+        directory = _session.resolved_directory(directory)
+        lock.hold(directory)  # a plain `python3 app.py`: from its first checkpoint on
+        return commit.write(captured, directory, trigger, _session.keep, stopped_at, asynchronous)
+    finally:
+        # The other threads stay parked until the arrays, the program's own
+        # memory, are written (or a forked writer has its snapshot of them).
+        _core.release_threads()
 
 
 _ASYNC_FLAGS = {0x80: "coroutine", 0x100: "coroutine", 0x200: "async generator"}  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR
@@ -262,7 +267,7 @@ def start_program(run, *args):
         _core.set_safe_point_callback(_session.job.on_safe_point, base=_session.base)
     else:
         lock.hold(_session.resolved_directory())
-        _core.set_safe_point_callback(_on_safe_point, base=_session.base)
+        _core.set_safe_point_callback(_on_safe_point, base=_session.base, threads=True)
         # Imported before the program starts: a first checkpoint that paid
         # for these imports (0.1-0.5 s) would often come too late for a
         # program killed soon after its start.
@@ -426,4 +431,7 @@ def restart(reader, rank=0, preloaded=None):
     # (before the frames are resumed, after the program ended), in every
     # restart of a restart chain.
     _session.base = root["state"].frames[0].code
-    return start_program(_core.resume_stack, root["state"], root["resume_result"])
+    # The other threads first, each waiting again where it waited (pyckpt.threads).
+    threads.resume(root.get("threads", ()))
+    main_state = threads.remap_owner(root["state"], root.get("ident"), threading.get_ident())
+    return start_program(_core.resume_stack, main_state, root["resume_result"])

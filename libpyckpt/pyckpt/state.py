@@ -14,6 +14,9 @@ as FrameRecords) and the objects it reaches into
 - root attributes that describe the program (Python/NumPy versions, hash
   seed, digests of its sources).
 
+The other Python threads are parked and captured with the main thread's
+stack, in the same pickle (pyckpt.threads), and resumed before it.
+
 Restore reads them back into this process and hands over the frames to
 resume (pyckpt.session runs them).
 """
@@ -27,7 +30,7 @@ import types
 
 import numpy as np
 
-from . import _core, heap, settings, sources
+from . import _core, heap, settings, sources, threads
 from .container import ArrayLoader
 from .errors import CheckpointFileError, UnsupportedStateError
 
@@ -332,16 +335,25 @@ def register_root_extension(name, capture):
     _root_extensions[name] = capture
 
 
-def capture(state, resume_result, options):
+def capture(state, resume_result, options, with_threads=False):
     """Pickles the process state: (pickle bytes, [(key, ndarray)], summary
     bytes, the user's sources: pyckpt.sources.current(), read here, in the
     program's process, not in a forked writer).
     options: what a restarted process needs to go on checkpointing the same
     way (pyckpt.session). The arrays are the program's own (zero-copy): they
     must not change until the commit is done, which holds for a synchronous
-    write and for a forked writer (its memory is a copy-on-write snapshot)."""
-    _refuse_other_threads()
+    write and for a forked writer (its memory is a copy-on-write snapshot).
+    with_threads: the other threads are parked and captured (pyckpt.threads),
+    and stay parked until the caller's _core.release_threads() -- once the
+    arrays are written, for the same reason; else a running one is refused."""
     _refuse_event_loop(state)
+    if not with_threads:
+        _refuse_other_threads()
+        return _capture(state, resume_result, options, [])
+    return _capture(state, resume_result, options, threads.park())
+
+
+def _capture(state, resume_result, options, parked):
     sys.stdout.flush()
     sys.stderr.flush()
     positions = _stream_positions()
@@ -359,16 +371,19 @@ def capture(state, resume_result, options):
         "streams": positions,
         "stdin": stdin_position(),
         "extensions": {name: capture() for name, capture in _root_extensions.items()},
+        # The other threads, and the main thread's ident (pyckpt.threads.remap_owner).
+        "threads": [(slot, thread, _encode_state(stack)) for slot, thread, stack in parked],
+        "ident": threading.get_ident(),
     }
     try:
-        data, arrays = heap.dumps(root)
+        data, arrays = heap.dumps(root, threads={slot.ident: slot for slot, _, _ in parked})
     except UnsupportedStateError as exc:
         raise _in_program_terms(exc, state) from exc.__cause__
     return data, arrays, json.dumps(_summary(state, arrays, positions)).encode(), sources.current()
 
 
 def _refuse_other_threads():
-    """Only the main thread is captured. A checkpoint taken while another
+    """Where threads are not captured (an MPI job), a checkpoint taken while another
     Python thread of the program runs would restart without it, and a
     program that waits for it (a lock it releases, a join) would wait
     forever: refused, naming the thread. Threads started with _thread

@@ -33,10 +33,30 @@ PyObject* py_capture_stack(PyObject*, PyObject* args, PyObject* kwargs) {
   return guarded_ref([&] { return capture_stack(base, mode); });
 }
 
-PyObject* py_resume_stack(PyObject*, PyObject* args) {
-  PyObject *state, *result;
-  if (!PyArg_ParseTuple(args, "OO:resume_stack", &state, &result)) return nullptr;
-  return guarded_ref([&] { return resume_stack(state, result); });
+PyObject* py_resume_stack(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* names[] = {"state", "result", "on_rebuilt", nullptr};
+  PyObject *state, *result, *on_rebuilt = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:resume_stack", const_cast<char**>(names), &state, &result,
+                                   &on_rebuilt))
+    return nullptr;
+  if (on_rebuilt != Py_None && !PyCallable_Check(on_rebuilt)) {
+    PyErr_SetString(PyExc_TypeError, "resume_stack(): on_rebuilt must be callable or None");
+    return nullptr;
+  }
+  return guarded_ref([&] { return resume_stack(state, result, on_rebuilt); });
+}
+
+PyObject* py_park_threads(PyObject*, PyObject*) {
+  if (!_PyOS_IsMainThread()) {
+    PyErr_SetString(PyExc_RuntimeError, "park_threads() must be called from the main thread");
+    return nullptr;
+  }
+  return guarded_ref([&] { return park_threads(); });
+}
+
+PyObject* py_release_threads(PyObject*, PyObject*) {
+  release_threads();
+  Py_RETURN_NONE;
 }
 
 PyObject* py_capture_generator(PyObject*, PyObject* gen) {
@@ -93,9 +113,16 @@ PyMethodDef g_methods[] = {
      "frame, or the outermost resumed frame) down to the caller. With reissue_c_call, down to the frame\n"
      "that called the C function through which this code was entered; on resume that frame runs the\n"
      "same C call again (resume_stack's result is unused). See doc/interp.md."},
-    {"resume_stack", py_resume_stack, METH_VARARGS,
-     "resume_stack(state, result) -> object\n\nResumes captured frames; the innermost capture_stack() call returns\n"
-     "`result`. Returns what the outermost frame returns."},
+    {"resume_stack", as_method(py_resume_stack), METH_VARARGS | METH_KEYWORDS,
+     "resume_stack(state, result, on_rebuilt=None) -> object\n\nResumes captured frames on the calling thread; the\n"
+     "innermost capture_stack() call returns `result`. Returns what the outermost frame returns.\n"
+     "on_rebuilt() is called once the frames are rebuilt (another thread's resume may start then)."},
+    {"park_threads", py_park_threads, METH_NOARGS,
+     "park_threads() -> ((ident, StackState), ...)\n\nStops every other Python thread where it waits in a call\n"
+     "that can be re-issued (a lock's acquire, time.sleep), captures its stack there, and keeps it from\n"
+     "running Python code until release_threads(). UnsupportedStateError naming the thread if one is\n"
+     "elsewhere. Main thread only. See doc/interp.md, Threads."},
+    {"release_threads", py_release_threads, METH_NOARGS, "release_threads(): lets the parked threads go on."},
     {"capture_generator", py_capture_generator, METH_O,
      "capture_generator(gen) -> state of a generator, coroutine or async generator."},
     {"rebuild_generator", py_rebuild_generator, METH_O,

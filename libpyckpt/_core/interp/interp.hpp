@@ -63,8 +63,22 @@ Ref stack_depths(PyObject* code, bool live);
 // with kReissueCall down to the frame whose C call led to the capture.
 Ref capture_stack(PyObject* base, CaptureMode mode);
 
-// Resumes a captured stack; returns what the outermost frame returns.
-Ref resume_stack(PyObject* state, PyObject* result);
+// Resumes a captured stack on the calling thread; returns what the outermost
+// frame returns. on_rebuilt (a callable, or null) is called once the frames
+// are rebuilt, just before the innermost one goes on.
+Ref resume_stack(PyObject* state, PyObject* result, PyObject* on_rebuilt);
+
+// The other Python threads of the interpreter (threads.cpp; doc/interp.md,
+// "Threads"). park_threads() stops each of them where it waits in a call
+// that can be re-issued after a restart (a lock's acquire, time.sleep), or
+// lets a running one go on to a safe point of its own (the GIL released
+// meanwhile), captures its stack there and keeps it from running Python
+// code until release_threads(). Returns a tuple of (thread ident,
+// StackState); while parked, it returns the same tuple again. Throws a
+// transient UnsupportedState naming the thread if one comes to neither
+// (nothing stays parked then). Main thread, GIL held.
+Ref park_threads();
+void release_threads();
 
 // The interpreter frame behind a frame object (UnsupportedState::blocking_frame).
 const void* frame_key(PyFrameObject* frame);

@@ -8,7 +8,17 @@
 // other threads. The trace function captures at a line event (the only place
 // besides a call where CPython saves the stack pointer and the position);
 // when a C function sits between two Python frames it keeps waiting.
+//
+// With `threads`, the other Python threads are parked and captured at the
+// same safe point (park_threads, doc/interp.md "Threads"), and released once
+// the callback returns. A thread that is not waiting in a re-issuable call
+// (it computes, or reads a socket) makes the request wait too: tried again
+// every millisecond, for at most kThreadPatience; then the callback gets the
+// refusal, which names the thread, and the next request tries anew.
 #include <atomic>
+#include <chrono>
+
+#include <optional>
 
 #include "interp/errors.hpp"
 #include "interp/interp.hpp"
@@ -16,11 +26,20 @@
 namespace pyckpt::core::interp {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+constexpr auto kThreadRetry = std::chrono::milliseconds(1);
+constexpr auto kThreadPatience = std::chrono::seconds(1);
+
 // Main-thread state, protected by the GIL.
 struct SafePoint {
   Ref callback;
   Ref base;                 // frame object: outermost frame to capture
+  bool threads = false;     // park and capture the other threads too
   bool armed = false;
+  // Since when a thread keeps the request waiting (unset: none does), and
+  // when to try again.
+  std::optional<Clock::time_point> threads_refused_since;
+  Clock::time_point next_thread_try;
   // While the frame that made the last attempt fail runs, retrying is futile
   // (and a full stack walk per line event would be costly).
   const void* blocked_by = nullptr;
@@ -36,6 +55,7 @@ void disarm() {
   if (!g_sp.armed) return;
   g_sp.armed = false;
   g_sp.blocked_by = nullptr;
+  g_sp.threads_refused_since.reset();
   Ref obj = std::move(g_sp.saved_obj);
   PyEval_SetTrace(g_sp.saved_func, obj.get());
   g_sp.saved_func = nullptr;
@@ -58,11 +78,18 @@ int tracer(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
     return 0;
   }
   if (what != PyTrace_LINE) return 0;
+  if (g_sp.threads_refused_since && Clock::now() < g_sp.next_thread_try) return 0;
   Ref state;
   try {
     state = capture_stack(g_sp.base.get(), CaptureMode::kAtTraceEvent);
+    if (g_sp.threads) park_threads();
   } catch (const UnsupportedState& e) {
-    if (e.transient) {  // not a safe point yet
+    if (e.transient && e.blocking_frame == nullptr && g_sp.threads) {  // another thread is not waiting
+      const auto now = Clock::now();
+      if (!g_sp.threads_refused_since) g_sp.threads_refused_since = now;
+      g_sp.next_thread_try = now + kThreadRetry;
+      if (now - *g_sp.threads_refused_since < kThreadPatience) return 0;
+    } else if (e.transient) {  // not a safe point yet
       g_sp.blocked_by = e.blocking_frame;
       return 0;
     }
@@ -80,7 +107,9 @@ int tracer(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
     return -1;
   }
   disarm();
-  return deliver(std::move(state));
+  const int status = deliver(std::move(state));
+  release_threads();  // if the callback has not
+  return status;
 }
 
 void arm() {
@@ -124,10 +153,12 @@ PyObject* py_cancel(PyObject*, PyObject*) {
 PyObject* py_pending(PyObject*, PyObject*) { return PyBool_FromLong(g_sp.armed || g_posted); }
 
 PyObject* py_set_callback(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* names[] = {"callback", "base", nullptr};
+  static const char* names[] = {"callback", "base", "threads", nullptr};
   PyObject* callback;
   PyObject* base = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:set_safe_point_callback", const_cast<char**>(names), &callback, &base))
+  int threads = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$p:set_safe_point_callback", const_cast<char**>(names), &callback,
+                                   &base, &threads))
     return nullptr;
   if (callback != Py_None && !PyCallable_Check(callback)) {
     PyErr_SetString(PyExc_TypeError, "set_safe_point_callback(): callback must be callable or None");
@@ -139,6 +170,7 @@ PyObject* py_set_callback(PyObject*, PyObject* args, PyObject* kwargs) {
   }
   g_sp.callback = callback == Py_None ? Ref() : Ref::borrow(callback);
   g_sp.base = base == Py_None ? Ref() : Ref::borrow(base);
+  g_sp.threads = threads != 0;
   Py_RETURN_NONE;
 }
 
@@ -149,9 +181,10 @@ PyMethodDef g_methods[] = {
     {"cancel_safe_point", py_cancel, METH_NOARGS, "cancel_safe_point(): drop a pending request (main thread)."},
     {"safe_point_pending", py_pending, METH_NOARGS, "safe_point_pending() -> bool"},
     {"set_safe_point_callback", as_method(py_set_callback), METH_VARARGS | METH_KEYWORDS,
-     "set_safe_point_callback(callback, base=None): callback(state) runs at the safe point with the\n"
-     "captured stack (capture_stack format, innermost frame resumes at its instruction), or\n"
-     "callback(error) with an UnsupportedStateError if the stack can never be captured."},
+     "set_safe_point_callback(callback, base=None, *, threads=False): callback(state) runs at the safe\n"
+     "point with the captured stack (capture_stack format, innermost frame resumes at its instruction),\n"
+     "or callback(error) with an UnsupportedStateError if the stack can never be captured. With threads,\n"
+     "the other threads are parked meanwhile (park_threads() returns their stacks)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

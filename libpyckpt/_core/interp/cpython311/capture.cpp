@@ -78,6 +78,7 @@ struct Pending {
   int keep;            // captured value-stack items
   const char* link;    // kLink*
   int link_arg = -1;   // oparg-derived count for call links
+  PyObject* top = nullptr;  // stands for the captured stack's top item (BEFORE_WITH)
 };
 
 PyObject* code_obj(Frame* f) { return reinterpret_cast<PyObject*>(f->f_code); }
@@ -136,24 +137,6 @@ bool resumes_generator(PyObject* callable, PyObject* self, PyGenObject* gen) {
   if (callable == nullptr || gen == nullptr) return false;
   if (callable == g_builtin_next || callable == g_gen_send || callable == g_gen_next) return self == g;
   return PyCFunction_Check(callable) && PyCFunction_GET_SELF(callable) == g;
-}
-
-// Group start of a CALL: [KW_NAMES] PRECALL CALL, each possibly with EXTENDED_ARG.
-const Instr& call_group_start(const CodeInfo& info, const Instr& call) {
-  const Instr* first = &call;
-  if (const Instr* p = info.prev(*first); p && p->opcode == PRECALL) first = p;
-  if (const Instr* p = info.prev(*first); p && p->opcode == KW_NAMES) first = p;
-  return *first;
-}
-
-// The CALL that `in` (PRECALL or CALL) belongs to, or nullptr.
-const Instr* call_of(const CodeInfo& info, const Instr& in) {
-  if (in.opcode == CALL) return &in;
-  if (in.opcode == PRECALL) {
-    const Instr* next = info.next(in);
-    if (next && next->opcode == CALL) return next;
-  }
-  return nullptr;
 }
 
 Pending parent_pending(Frame* parent, Frame* child) {
@@ -247,6 +230,19 @@ Pending innermost_pending(Frame* f, CaptureMode mode) {
       const Instr& first = call_group_start(info, *call);
       return {first.start, first.depth, kLinkNone};
     }
+    if (in.opcode == BEFORE_WITH) {
+      // In `with manager:`, calling a C __enter__: BEFORE_WITH has put the
+      // manager's bound __exit__ in its place; the manager goes back, and
+      // BEFORE_WITH runs again.
+      PyObject* exit = f->localsplus[f->f_code->co_nlocalsplus + in.depth - 1];
+      PyObject* manager = PyCFunction_Check(exit) ? PyCFunction_GET_SELF(exit)
+                          : PyMethod_Check(exit)  ? PyMethod_GET_SELF(exit)
+                                                  : nullptr;
+      if (manager == nullptr)
+        throw UnsupportedState{"cannot capture frame " + describe_frame(f) + ": its with statement's __exit__ is " +
+                               describe_object(exit)};
+      return {in.start, in.depth, kLinkNone, -1, manager};
+    }
     throw UnsupportedState{"cannot capture frame " + describe_frame(f) + ": it is not calling a C function (" +
                            opname(in.opcode) + ")"};
   }
@@ -276,9 +272,14 @@ Ref frame_state(Frame* f, const Pending& p, PyObject* exc) {
   const char* kind = frame_kind(f);
   const bool is_module = kind[0] == 'm';
   PyObject* gen = reinterpret_cast<PyObject*>(generator_of(f));
+  Ref stack = slots_tuple(f->localsplus + co->co_nlocalsplus, p.keep);
+  if (p.top != nullptr && p.keep > 0) {
+    PyObject* replaced = PyTuple_GET_ITEM(stack.get(), p.keep - 1);
+    PyTuple_SET_ITEM(stack.get(), p.keep - 1, Py_NewRef(p.top));
+    Py_DECREF(replaced);
+  }
   return as_record(Record::kFrameRecord, check_new(Py_BuildValue("(OsOONNiNOO)", co, kind, f->f_globals, is_module ? or_none(f->f_locals) : Py_None,
-                                 slots_tuple(f->localsplus, co->co_nlocalsplus).release(),
-                                 slots_tuple(f->localsplus + co->co_nlocalsplus, p.keep).release(),
+                                 slots_tuple(f->localsplus, co->co_nlocalsplus).release(), stack.release(),
                                  p.resume_unit * 2, link_tuple(p).release(), or_none(exc), or_none(gen))));
 }
 
@@ -315,10 +316,7 @@ bool init_capture() {
   return g_builtin_next && g_gen_send && g_gen_next;
 }
 
-Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
-  if (!_PyOS_IsMainThread())
-    throw UnsupportedState{"cannot capture the stack of a thread other than the main thread"};
-  PyThreadState* tstate = PyThreadState_Get();
+Ref capture_frames(PyThreadState* tstate, PyObject* base_obj, CaptureMode mode, Frame* innermost) {
   Frame* base = nullptr;
   if (base_obj != nullptr && PyCode_Check(base_obj)) {
     // The outermost frame running this code: how `pyckpt run` names the
@@ -334,7 +332,7 @@ Ref capture_stack_impl(PyObject* base_obj, CaptureMode mode, Frame* innermost) {
     }
     base = reinterpret_cast<PyFrameObject*>(base_obj)->f_frame;
   } else {
-    base = resumed_root_frame();
+    base = resumed_root_frame(tstate);
   }
   // Innermost first; frames not yet past their prologue are not on the
   // Python-visible stack.
@@ -455,7 +453,11 @@ Ref capture_generator_impl(PyObject* obj) {
 namespace pyckpt::core::interp {
 
 Ref capture_stack(PyObject* base, CaptureMode mode) {
-  auto* innermost = PyThreadState_Get()->cframe->current_frame;
+  // Other threads are captured parked (park_threads), never by themselves.
+  if (!_PyOS_IsMainThread())
+    throw UnsupportedState{"cannot capture the stack of a thread other than the main thread"};
+  PyThreadState* tstate = PyThreadState_Get();
+  auto* innermost = tstate->cframe->current_frame;
   if (mode == CaptureMode::kReissueCall) {
     // Skip the frames run by the C function's callback: up to the most
     // recent frame entered from C, whose previous frame made the C call.
@@ -464,7 +466,7 @@ Ref capture_stack(PyObject* base, CaptureMode mode) {
     while (innermost != nullptr && _PyFrame_IsIncomplete(innermost)) innermost = innermost->previous;
     if (innermost == nullptr) throw UnsupportedState{"cannot capture the stack: no Python frame called into C"};
   }
-  return py311::capture_stack_impl(base, mode, innermost);
+  return py311::capture_frames(tstate, base, mode, innermost);
 }
 const void* frame_key(PyFrameObject* frame) { return frame->f_frame; }
 Ref capture_generator(PyObject* gen) { return py311::capture_generator_impl(gen); }

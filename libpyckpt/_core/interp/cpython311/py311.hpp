@@ -66,6 +66,24 @@ CodeInfo analyse(PyCodeObject* co, std::span<const _Py_CODEUNIT> units);
 // The cached analysis of the live bytecode.
 const CodeInfo& code_info(PyCodeObject* co);
 
+// Group start of a CALL: [KW_NAMES] PRECALL CALL, each possibly with EXTENDED_ARG.
+inline const Instr& call_group_start(const CodeInfo& info, const Instr& call) {
+  const Instr* first = &call;
+  if (const Instr* p = info.prev(*first); p && p->opcode == PRECALL) first = p;
+  if (const Instr* p = info.prev(*first); p && p->opcode == KW_NAMES) first = p;
+  return *first;
+}
+
+// The CALL that `in` (PRECALL or CALL) belongs to, or nullptr.
+inline const Instr* call_of(const CodeInfo& info, const Instr& in) {
+  if (in.opcode == CALL) return &in;
+  if (in.opcode == PRECALL) {
+    const Instr* next = info.next(in);
+    if (next && next->opcode == CALL) return next;
+  }
+  return nullptr;
+}
+
 // --- shared by capture and resume ------------------------------------------
 
 // Captured states are named tuples (PyStructSequence types of pyckpt._core,
@@ -104,9 +122,13 @@ void check_format(PyObject* tag);
 inline PyObject* to_state(PyObject* slot) { return slot ? slot : null_marker(); }
 inline PyObject* from_state(PyObject* value) { return value == null_marker() ? nullptr : value; }
 
-// The frame (f_code, exc_info item) of the resume currently in progress, for
-// the default capture base; nullptr if none.
-Frame* resumed_root_frame();
+// The outermost frame of the resume in progress on thread `tstate`, for the
+// default capture base; nullptr if none.
+Frame* resumed_root_frame(PyThreadState* tstate);
+
+// Captures the frames of thread `tstate` (the current one, or a thread parked
+// by threads.cpp) from `base` (see capture_stack) down to `innermost`.
+Ref capture_frames(PyThreadState* tstate, PyObject* base, CaptureMode mode, Frame* innermost);
 
 }  // namespace pyckpt::core::interp::py311
 

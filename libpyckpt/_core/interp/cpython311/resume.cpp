@@ -8,15 +8,23 @@
 // installed only while the chain is being rebuilt, overwrites the child's
 // fresh frame (locals, value stack, position, handled exception) with the
 // captured state before the default evaluator runs it.
+//
+// Each thread has its own resume (the main thread's, and one per thread
+// restored by pyckpt.threads); the hook is per interpreter, so the chains
+// are rebuilt one at a time: a resume refuses to start while another
+// thread's chain is being rebuilt, and on_rebuilt tells the restore driver
+// that this one's is (the thread then runs, or waits in its re-issued call).
 #include "interp/cpython311/py311.hpp"
 #ifdef PYCKPT_INTERP_PY311
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
 namespace pyckpt::core::interp::py311 {
 
 bool init_capture();  // capture.cpp
+bool init_threads();  // threads.cpp
 
 void bad_state(const std::string& what) {
   PyErr_SetString(PyExc_ValueError, ("invalid interpreter state: " + what).c_str());
@@ -31,7 +39,10 @@ void check_format(PyObject* tag) {
 namespace {
 
 struct Resume {
+  PyThreadState* tstate = nullptr;  // the thread it runs on
   Ref state;
+  Ref on_rebuilt;                  // called once the innermost frame is filled, or null
+  bool hook_installed = false;
   std::vector<PyObject*> records;  // borrowed from `state`
   PyObject* result = nullptr;      // borrowed from the caller of resume_stack
   size_t next = 0;                 // the record the hook applies next
@@ -44,8 +55,14 @@ struct Resume {
   std::vector<std::pair<size_t, PyGenObject*>> generators;
 };
 
-Resume* g_active = nullptr;
+// This thread's resume, if one is running on it.
+thread_local Resume* g_active = nullptr;
+// Every running resume (GIL-protected): the root frames, per thread.
+std::vector<Resume*> g_resumes;
+// The resume whose chain is being rebuilt (its hook installed), if any.
+Resume* g_rebuilding = nullptr;
 _PyFrameEvalFunction g_previous_eval = nullptr;
+PyObject* eval_hook(PyThreadState* tstate, Frame* f, int throwflag);
 PyTypeObject* g_thunk_type = nullptr;
 
 struct Thunk {
@@ -179,10 +196,20 @@ std::vector<Ref> link_operands(Resume& r, size_t k) {
   return ops;
 }
 
-void uninstall_hook() {
+void install_hook(Resume& r) {
   PyInterpreterState* interp = PyInterpreterState_Get();
-  if (g_previous_eval != nullptr) _PyInterpreterState_SetEvalFrameFunc(interp, g_previous_eval);
+  g_previous_eval = _PyInterpreterState_GetEvalFrameFunc(interp);
+  _PyInterpreterState_SetEvalFrameFunc(interp, eval_hook);
+  r.hook_installed = true;
+  g_rebuilding = &r;
+}
+
+void uninstall_hook(Resume& r) {
+  if (!r.hook_installed) return;
+  _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), g_previous_eval);
   g_previous_eval = nullptr;
+  r.hook_installed = false;
+  g_rebuilding = nullptr;
 }
 
 // Applies record r.next to the frame about to be evaluated.
@@ -205,7 +232,15 @@ void apply(Resume& r, Frame* f, PyThreadState* tstate) {
   }
   if (k == 0) r.root = f;
   r.expect_call = false;
-  if (++r.next == r.records.size()) uninstall_hook();
+  if (++r.next == r.records.size()) {
+    uninstall_hook(r);
+    if (r.on_rebuilt) {
+      // Another thread's resume may start now; an error of the callback is
+      // not the resumed program's.
+      Ref ignored = Ref::steal(PyObject_CallNoArgs(r.on_rebuilt.get()));
+      if (!ignored) PyErr_WriteUnraisable(r.on_rebuilt.get());
+    }
+  }
 }
 
 bool matches(const Resume& r, Frame* f) {
@@ -278,14 +313,14 @@ class ActiveResume {
  public:
   explicit ActiveResume(Resume& r)
       : r_(r), tstate_(PyThreadState_Get()), saved_exc_(Ref::borrow(tstate_->exc_info->exc_value)) {
-    PyInterpreterState* interp = PyInterpreterState_Get();
-    g_previous_eval = _PyInterpreterState_GetEvalFrameFunc(interp);
-    _PyInterpreterState_SetEvalFrameFunc(interp, eval_hook);
+    install_hook(r);
     g_active = &r;
+    g_resumes.push_back(&r);
     for (auto& [index, gen] : r.generators) gen->gi_frame_state = FRAME_SUSPENDED;
   }
   ~ActiveResume() {
-    if (g_previous_eval != nullptr) uninstall_hook();
+    uninstall_hook(r_);
+    g_resumes.erase(std::find(g_resumes.begin(), g_resumes.end(), &r_));
     // Generators the resume never reached (it failed) are placeholders again.
     for (auto& [index, gen] : r_.generators)
       if (index >= r_.next && gen->gi_frame_state == FRAME_SUSPENDED) gen->gi_frame_state = FRAME_CREATED;
@@ -301,17 +336,24 @@ class ActiveResume {
   Ref saved_exc_;
 };
 
-Ref resume_stack_impl(PyObject* state, PyObject* result) {
+Ref resume_stack_impl(PyObject* state, PyObject* result, PyObject* on_rebuilt) {
   if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 2) bad_state("expected (format, frames)");
   check_format(PyTuple_GET_ITEM(state, 0));
   PyObject* frames = PyTuple_GET_ITEM(state, 1);
   if (!PyTuple_Check(frames) || PyTuple_GET_SIZE(frames) == 0) bad_state("no frames");
   if (g_active != nullptr) {
-    PyErr_SetString(PyExc_RuntimeError, "resume_stack() is already running in this process");
+    PyErr_SetString(PyExc_RuntimeError, "resume_stack() is already running in this thread");
+    throw PythonError{};
+  }
+  if (g_rebuilding != nullptr) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "resume_stack(): another thread's frames are being rebuilt; resume threads one after another");
     throw PythonError{};
   }
   Resume r;
+  r.tstate = PyThreadState_Get();
   r.state = Ref::borrow(state);
+  if (on_rebuilt != nullptr && on_rebuilt != Py_None) r.on_rebuilt = Ref::borrow(on_rebuilt);
   r.result = result;
   for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(frames); ++i) {
     PyObject* record = PyTuple_GET_ITEM(frames, i);
@@ -420,7 +462,11 @@ void fill_generator_impl(PyObject* gen, PyObject* state) {
 
 }  // namespace
 
-Frame* resumed_root_frame() { return g_active ? g_active->root : nullptr; }
+Frame* resumed_root_frame(PyThreadState* tstate) {
+  for (Resume* r : g_resumes)
+    if (r->tstate == tstate) return r->root;
+  return nullptr;
+}
 bool is_resume_thunk(PyObject* obj) { return Py_TYPE(obj) == g_thunk_type; }
 
 }  // namespace pyckpt::core::interp::py311
@@ -431,12 +477,14 @@ const char* state_format() { return "cpython-3.11"; }
 
 bool backend_init(PyObject* module) {
   using namespace py311;
-  if (!init_opcode_tables() || !init_capture() || !init_records(module)) return false;
+  if (!init_opcode_tables() || !init_capture() || !init_threads() || !init_records(module)) return false;
   g_thunk_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &g_thunk_spec, nullptr));
   return g_thunk_type != nullptr;
 }
 
-Ref resume_stack(PyObject* state, PyObject* result) { return py311::resume_stack_impl(state, result); }
+Ref resume_stack(PyObject* state, PyObject* result, PyObject* on_rebuilt) {
+  return py311::resume_stack_impl(state, result, on_rebuilt);
+}
 Ref new_generator(PyObject* code) { return py311::new_generator_impl(code); }
 void fill_generator(PyObject* gen, PyObject* state) { py311::fill_generator_impl(gen, state); }
 Ref rebuild_generator(PyObject* state) {
