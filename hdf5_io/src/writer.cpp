@@ -984,19 +984,22 @@ struct CheckpointWriter::Impl {
 //
 // commit_async, on every rank: the descriptor exchange (phase 1) and a copy
 // of the rank's data into the staging buffer; the program goes on. Then:
-//   a. rank 0's thread creates the file alone (serial HDF5: the same layout
-//      a collective creation makes) and learns every dataset's offset;
+//   a. rank 0 creates the file alone, in commit_async (serial HDF5: the
+//      same layout a collective creation makes), and learns every
+//      dataset's offset;
 //   b. rank 0 sends every rank its offsets (Iscatterv);
 //   c. every rank's thread writes its copy with pwrite (RawFile, as the
 //      synchronous commit does), checksums it and syncs it;
 //   d. every rank sends rank 0 its outcome, checksums and timings (Igatherv);
-//   e. rank 0's thread opens the file again, writes the checksums and
-//      timings, closes it, writes the header and publishes -- or, if any
-//      rank failed, removes the file.
+//   e. rank 0, in the progress() that sees every report in, opens the file
+//      again, writes the checksums and timings, closes it, writes the
+//      header and publishes -- or, if any rank failed, removes the file.
 // b and d are nonblocking collectives on a private duplicate of the
 // communicator, posted and tested by progress() on the caller's thread: the
-// thread makes no MPI call. Only rank 0's thread calls HDF5, and only while
-// the commit is pending, when the caller makes no HDF5 call of its own.
+// thread makes no MPI call and no HDF5 call: libhdf5 is not thread-safe, and
+// the program (h5py) goes on calling it while the data drains. (A version
+// whose rank-0 thread made a and e crashed in H5Pcreate, 2 runs in 5 of
+// hdf5_io.mpi.np4, while the caller opened a checkpoint.)
 
 namespace {
 
@@ -1086,16 +1089,18 @@ struct PendingCommit::Impl {
   bool created = false;        // rank 0: all_offsets filled
   bool offsets_known = false;
   bool drained = false;        // this rank's data written (or failed): drain_error
-  bool gathered = false;       // rank 0: reports filled
   bool abandoned = false;
-  bool finished = false;       // rank 0: committed, or failure says why not
   std::string drain_error, failure;
   std::thread thread;
 
   bool mpi() const { return w.comm.is_mpi(); }
   int size() const { return w.comm.size(); }
 
-  // a. Rank 0's thread: the file and every dataset's offset, or why not.
+  // a. Rank 0, on the calling thread before the drain thread starts: the
+  // file and every dataset's offset, or why not. Every HDF5 call of an
+  // asynchronous commit (here and in finish()) runs on the thread that
+  // calls commit_async/progress/wait: libhdf5 is not thread-safe, and the
+  // program (h5py) or pyckpt may call it there while the data drains.
   void create() {
     const auto& ranks = plan->ranks;
     std::vector<std::uint64_t> all;
@@ -1171,7 +1176,7 @@ struct PendingCommit::Impl {
     cv.notify_all();
   }
 
-  // e. Rank 0's thread, every report in: commit, or remove the file.
+  // e. Rank 0, in progress() once every report is in: commit, or remove the file.
   void finish() {
     std::error_code ec;
     if (!failure.empty()) {  // create() failed: nobody wrote
@@ -1235,25 +1240,13 @@ struct PendingCommit::Impl {
   // test_delay: after the file exists, before the data is written (a test
   // sees the in-flight file and acts while the commit is pending).
   void run(double test_delay) {
-    if (root) {
-      create();
-    } else {
+    {
       std::unique_lock<std::mutex> lock(m);
       cv.wait(lock, [&] { return offsets_known || abandoned; });
       if (abandoned) return;
     }
     if (test_delay > 0) std::this_thread::sleep_for(std::chrono::duration<double>(test_delay));
     drain();
-    if (!root) return;
-    {
-      std::unique_lock<std::mutex> lock(m);
-      cv.wait(lock, [&] { return gathered || abandoned; });
-      if (abandoned) return;
-    }
-    finish();
-    std::lock_guard<std::mutex> lock(m);
-    finished = true;
-    cv.notify_all();
   }
 
   // This rank's report to rank 0 (d), once drained.
@@ -1323,16 +1316,10 @@ struct PendingCommit::Impl {
         MPI_Test(&request, &done, MPI_STATUS_IGNORE);
         if (!done) return false;
       }
-      if (root) {
-        std::lock_guard<std::mutex> lock(m);
-        gathered = true;
-        cv.notify_all();
-      }
       step = root ? Step::Finishing : Step::Over;
     }
     if (step == Step::Finishing) {
-      std::lock_guard<std::mutex> lock(m);
-      if (!finished) return false;
+      finish();  // every rank has drained (the gather needs their reports)
       step = Step::Over;
     }
     if (thread.joinable()) thread.join();
@@ -1423,6 +1410,7 @@ std::unique_ptr<PendingCommit> CheckpointWriter::commit_async(StagingBuffer& sta
     }
   }
   p->info.seconds_prepare = clock.seconds();
+  if (p->root) p->create();
   PendingCommit::Impl* raw = p.get();
   p->thread = std::thread([raw, test_delay_seconds] { raw->run(test_delay_seconds); });
   raw->progress();

@@ -175,9 +175,11 @@ class StagingBuffer {
 // pwrite while the program goes on. What still needs MPI -- rank 0 sends
 // every rank its file offsets, every rank sends rank 0 its checksums and
 // outcome -- are nonblocking collectives on a private communicator, moved
-// on by progress() (the program's MPI calls, in pyckpt) or wait(). Rank 0's
-// thread creates the file (serial HDF5) and, once every rank reported,
-// writes the checksums, the header, and commits; if any rank failed, it
+// on by progress() (the program's MPI calls, in pyckpt) or wait(). Rank 0
+// creates the file (serial HDF5) in commit_async and, in the progress() that
+// sees every rank's report, writes the checksums, the header, and commits:
+// the threads make no HDF5 call (libhdf5 is not thread-safe, and the program
+// may call it meanwhile). If any rank failed, rank 0
 // removes the file and the previous checkpoint stays `latest`. Destroying a
 // PendingCommit that is not over abandons it (its file is left in flight).
 class PendingCommit {
