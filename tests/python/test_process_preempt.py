@@ -18,7 +18,7 @@ CASES = [
     pytest.param("preempt_compute", ("200",), 13, {"interval": None, "signal_name": "SIGUSR2", "signal_period": 0.1},
                  id="compute-signal"),
     pytest.param("preempt_compute", ("60",), 14, {"sync": False}, id="compute-interval-async"),
-    pytest.param("preempt_coroutines", ("100",), 15, {}, id="coroutines-interval"),
+    pytest.param("preempt_coroutines", ("300",), 15, {}, id="coroutines-interval"),
     pytest.param("preempt_imports", ("150",), 16, {}, id="imports-interval"),
     pytest.param("preempt_async_generators", ("100",), 17, {}, id="async_generators-interval"),
 ]
