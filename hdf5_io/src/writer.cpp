@@ -1086,7 +1086,6 @@ struct PendingCommit::Impl {
   std::mutex m;
   std::condition_variable cv;
   std::vector<std::uint64_t> offsets;  // this rank's [status, offset per dataset]
-  bool created = false;        // rank 0: all_offsets filled
   bool offsets_known = false;
   bool drained = false;        // this rank's data written (or failed): drain_error
   bool abandoned = false;
@@ -1145,7 +1144,7 @@ struct PendingCommit::Impl {
     std::lock_guard<std::mutex> lock(m);
     all_offsets = std::move(all);
     offsets.assign(all_offsets.begin(), all_offsets.begin() + 1 + static_cast<long>(ranks[0].entries.size()));
-    created = offsets_known = true;
+    offsets_known = true;
     cv.notify_all();
   }
 
@@ -1266,12 +1265,16 @@ struct PendingCommit::Impl {
     report = enc.take();
   }
 
+  // The pending exchange (request) is complete; always, without MPI.
+  bool exchanged() {
+    if (!mpi()) return true;
+    int done = 0;
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    return done != 0;
+  }
+
   bool progress() {
     if (step == Step::Scatter) {
-      if (root) {
-        std::lock_guard<std::mutex> lock(m);
-        if (!created) return false;
-      }
       if (mpi()) {
         const int mine = static_cast<int>(1 + w.entries.size());
         if (!root) offsets.resize(static_cast<std::size_t>(mine));
@@ -1282,11 +1285,7 @@ struct PendingCommit::Impl {
       step = Step::ScatterWait;
     }
     if (step == Step::ScatterWait) {
-      if (mpi()) {
-        int done = 0;
-        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-        if (!done) return false;
-      }
+      if (!exchanged()) return false;
       if (!root) {
         std::lock_guard<std::mutex> lock(m);
         offsets_known = true;
@@ -1311,11 +1310,7 @@ struct PendingCommit::Impl {
       step = Step::GatherWait;
     }
     if (step == Step::GatherWait) {
-      if (mpi()) {
-        int done = 0;
-        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-        if (!done) return false;
-      }
+      if (!exchanged()) return false;
       step = root ? Step::Finishing : Step::Over;
     }
     if (step == Step::Finishing) {
